@@ -1,0 +1,400 @@
+//! The interpreter registry: which interpreters are alive, who is attached to each, and the
+//! handshake that ends one.
+//!
+//! The model follows PEP 788. A thread that wants to run code in an interpreter first takes a
+//! guard ([`Registry::attach`]); while any guard is held the interpreter cannot end. Ending
+//! ([`Registry::end`]) moves the interpreter to [`Status::Ending`], which refuses new guards, and
+//! waits until the existing ones are released; a bounded wait that runs out puts the interpreter
+//! back to [`Status::Alive`] and names the holders instead of letting CPython abort. The FFI edge
+//! then calls `Py_EndInterpreter` and reports [`Registry::ended`].
+//!
+//! Interpreters the toolkit did not create (Python code can call `_interpreters.create()`) enter
+//! through [`Registry::observe`], which registers them on first entry. The end of the main
+//! interpreter means the runtime was finalised: the epoch advances, so IDs that CPython hands out
+//! again after a re-initialisation get new keys.
+//!
+//! All state sits behind one lock; the only lock-free read is the fast-path flag
+//! [`Registry::only_main_seen`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::id::{Epoch, InterpreterId, InterpreterKey};
+use crate::seed::{SeededBug, Seeds};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Condvar, Instant, Mutex};
+
+/// Where an interpreter is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Running; guards can be taken.
+    Alive,
+    /// An end has begun: no new guards; waiting for the held ones to be released.
+    Ending,
+    /// Ended; its objects and thread states are gone.
+    Ended,
+}
+
+/// Identifies one attach guard in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GuardId(pub u64);
+
+/// Who holds a guard: a description of the thread, used to name holders in errors and to refuse
+/// an end requested by a thread that itself holds a guard (it would wait for itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The thread, as the FFI edge describes it (name and ID).
+    pub thread: String,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "thread {}", self.thread)
+    }
+}
+
+/// What [`Registry::observe`] learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// The interpreter's key.
+    pub key: InterpreterKey,
+    /// True the first time this interpreter is seen: the FFI edge installs its end observer then.
+    pub first_entry: bool,
+}
+
+/// Why a guard was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachRefused {
+    /// The registry has never seen this interpreter.
+    Unknown(InterpreterKey),
+    /// The interpreter is ending: PEP 788 refuses new guards from that point on.
+    Ending(InterpreterKey),
+    /// The interpreter has ended.
+    Ended(InterpreterKey),
+}
+
+impl fmt::Display for AttachRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachRefused::Unknown(k) => write!(
+                f,
+                "cannot attach to {k}: interpsafe has never seen it; enter it once from Python \
+                 (import _interpsafe) or create it with interpsafe::SubInterpreter"
+            ),
+            AttachRefused::Ending(k) => write!(
+                f,
+                "cannot attach to {k}: it is being ended; attach before the end begins or use \
+                 another interpreter"
+            ),
+            AttachRefused::Ended(k) => write!(
+                f,
+                "cannot attach to {k}: it has ended; its objects are gone, send data instead of \
+                 handles to outlive it"
+            ),
+        }
+    }
+}
+
+/// Why an end was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndRefused {
+    /// The registry has never seen this interpreter.
+    Unknown(InterpreterKey),
+    /// Another end is already in progress.
+    AlreadyEnding(InterpreterKey),
+    /// The interpreter has already ended.
+    AlreadyEnded(InterpreterKey),
+    /// The calling thread holds a guard on the interpreter, so waiting would never finish.
+    CallerHolds {
+        /// The interpreter.
+        key: InterpreterKey,
+        /// The calling thread.
+        holder: Holder,
+    },
+    /// The bounded wait ran out while guards were still held; the interpreter stays alive.
+    Busy {
+        /// The interpreter.
+        key: InterpreterKey,
+        /// How long the end waited.
+        waited: Duration,
+        /// The guards still held when the wait ran out.
+        holders: Vec<Holder>,
+    },
+}
+
+impl fmt::Display for EndRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndRefused::Unknown(k) => write!(f, "cannot end {k}: interpsafe has never seen it"),
+            EndRefused::AlreadyEnding(k) => {
+                write!(f, "cannot end {k}: another thread is already ending it")
+            }
+            EndRefused::AlreadyEnded(k) => write!(f, "cannot end {k}: it has already ended"),
+            EndRefused::CallerHolds { key, holder } => write!(
+                f,
+                "cannot end {key}: the calling {holder} is itself attached to it and would wait \
+                 for itself; drop its attach guard first"
+            ),
+            EndRefused::Busy { key, waited, holders } => {
+                write!(f, "cannot end {key}: still held after {waited:?} by ")?;
+                for (i, h) in holders.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{h}")?;
+                }
+                f.write_str("; release those attach guards, or wait longer")
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    status: Status,
+    /// An opaque address the FFI edge needs to attach (the `PyInterpreterState*`), valid while
+    /// the interpreter has not ended.
+    handle: usize,
+    holders: Vec<(GuardId, Holder)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    epoch: Epoch,
+    entries: BTreeMap<InterpreterKey, Entry>,
+    next_guard: u64,
+}
+
+impl State {
+    fn entry_mut(&mut self, key: InterpreterKey) -> Option<&mut Entry> {
+        self.entries.get_mut(&key)
+    }
+
+    /// The runtime was finalised (or re-initialised behind our back): every interpreter of the
+    /// current epoch has ended, and IDs start again in the next one.
+    fn advance_epoch(&mut self) {
+        let epoch = self.epoch;
+        for (_, entry) in self.entries.range_mut(epoch_range(epoch)) {
+            entry.status = Status::Ended;
+            entry.holders.clear();
+        }
+        self.epoch = Epoch(epoch.0 + 1);
+    }
+}
+
+fn epoch_range(epoch: Epoch) -> std::ops::RangeInclusive<InterpreterKey> {
+    InterpreterKey { epoch, id: InterpreterId(i64::MIN) }
+        ..=InterpreterKey { epoch, id: InterpreterId(i64::MAX) }
+}
+
+/// The registry of interpreters, their attach guards and their ends.
+#[derive(Debug)]
+pub struct Registry {
+    state: Mutex<State>,
+    /// Notified whenever a guard is released or an interpreter's status changes.
+    changed: Condvar,
+    /// Set once any interpreter other than main has been observed; never cleared.
+    second_seen: AtomicBool,
+    seeds: Seeds,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry at epoch 0.
+    pub fn new() -> Self {
+        Registry::with_seeds(Seeds::none())
+    }
+
+    /// An empty registry with seeded bugs (only switchable under `--cfg interpsafe_loom`).
+    pub fn with_seeds(seeds: Seeds) -> Self {
+        Registry {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            second_seen: AtomicBool::new(false),
+            seeds,
+        }
+    }
+
+    /// Records that code is running in interpreter `id` (whose address is `handle`) and returns
+    /// its key, registering it on first entry.
+    ///
+    /// An ID already seen as ended in the current epoch can only mean that the runtime was
+    /// finalised and initialised again without the registry seeing the main interpreter end: the
+    /// epoch advances, so the new interpreter never shares a key with the old one.
+    pub fn observe(&self, id: InterpreterId, handle: usize) -> Observation {
+        let mut st = self.state.lock();
+        let mut key = InterpreterKey { epoch: st.epoch, id };
+        if let Some(entry) = st.entries.get(&key) {
+            if entry.status != Status::Ended {
+                return Observation { key, first_entry: false };
+            }
+            st.advance_epoch();
+            key.epoch = st.epoch;
+        }
+        st.entries.insert(key, Entry { status: Status::Alive, handle, holders: Vec::new() });
+        if !id.is_main() {
+            // Release pairs with the Acquire of a fast path that then looks the owner up.
+            self.second_seen.store(true, Ordering::Release);
+        }
+        Observation { key, first_entry: true }
+    }
+
+    /// The status of `key`, or `None` if it was never seen.
+    pub fn status(&self, key: InterpreterKey) -> Option<Status> {
+        self.state.lock().entries.get(&key).map(|e| e.status)
+    }
+
+    /// The key the registry would give interpreter `id` now, if it has seen it in this epoch.
+    pub fn lookup(&self, id: InterpreterId) -> Option<InterpreterKey> {
+        let st = self.state.lock();
+        let key = InterpreterKey { epoch: st.epoch, id };
+        st.entries.contains_key(&key).then_some(key)
+    }
+
+    /// The current runtime epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.state.lock().epoch
+    }
+
+    /// True while no interpreter other than main has ever been observed: the single-interpreter
+    /// fast path. One relaxed load; it turns false for good at the first other interpreter.
+    #[inline]
+    pub fn only_main_seen(&self) -> bool {
+        !self.second_seen.load(Ordering::Relaxed)
+    }
+
+    /// Takes a guard on `key` for `holder` and returns the interpreter's handle with it. While the
+    /// guard is held the interpreter cannot end.
+    pub fn attach(
+        &self,
+        key: InterpreterKey,
+        holder: Holder,
+    ) -> Result<(GuardId, usize), AttachRefused> {
+        let mut st = self.state.lock();
+        let entry = st.entry_mut(key).ok_or(AttachRefused::Unknown(key))?;
+        match entry.status {
+            Status::Alive => {}
+            Status::Ending => return Err(AttachRefused::Ending(key)),
+            Status::Ended => return Err(AttachRefused::Ended(key)),
+        }
+        if self.seeds.active(SeededBug::AttachCheckThenAct) {
+            // The seeded bug: let go of the lock between the check and the act.
+            drop(st);
+            st = self.state.lock();
+        }
+        let guard = GuardId(st.next_guard);
+        st.next_guard += 1;
+        let entry = st.entry_mut(key).ok_or(AttachRefused::Unknown(key))?;
+        entry.holders.push((guard, holder));
+        Ok((guard, entry.handle))
+    }
+
+    /// Releases a guard taken by [`Registry::attach`]; unknown guards are ignored.
+    pub fn detach(&self, key: InterpreterKey, guard: GuardId) {
+        let mut st = self.state.lock();
+        if let Some(entry) = st.entry_mut(key) {
+            entry.holders.retain(|(g, _)| *g != guard);
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// The holders of guards on `key` right now.
+    pub fn holders(&self, key: InterpreterKey) -> Vec<Holder> {
+        let st = self.state.lock();
+        st.entries
+            .get(&key)
+            .map(|e| e.holders.iter().map(|(_, h)| h.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Begins ending `key` on behalf of `caller`: refuses new guards, then waits until every held
+    /// guard is released, at most `timeout` if one is given. On `Ok` the interpreter is
+    /// [`Status::Ending`] with no holders and the caller must end it and report
+    /// [`Registry::ended`] (or [`Registry::abandon_end`] if ending failed). On a timeout the
+    /// interpreter goes back to [`Status::Alive`] and the error names the holders.
+    pub fn end(
+        &self,
+        key: InterpreterKey,
+        caller: &Holder,
+        timeout: Option<Duration>,
+    ) -> Result<(), EndRefused> {
+        let start = Instant::now();
+        let mut st = self.state.lock();
+        let entry = st.entry_mut(key).ok_or(EndRefused::Unknown(key))?;
+        match entry.status {
+            Status::Alive => {}
+            Status::Ending => return Err(EndRefused::AlreadyEnding(key)),
+            Status::Ended => return Err(EndRefused::AlreadyEnded(key)),
+        }
+        if entry.holders.iter().any(|(_, h)| h == caller) {
+            return Err(EndRefused::CallerHolds { key, holder: caller.clone() });
+        }
+        entry.status = Status::Ending;
+        let mut woken = false;
+        loop {
+            let entry = st.entry_mut(key).ok_or(EndRefused::Unknown(key))?;
+            if entry.status == Status::Ended {
+                // Observed ending by other means (its end observer ran) while we waited.
+                return Err(EndRefused::AlreadyEnded(key));
+            }
+            let skip = woken && self.seeds.active(SeededBug::EndSkipsRecheck);
+            if entry.holders.is_empty() || skip {
+                return Ok(());
+            }
+            match timeout {
+                None => self.changed.wait(&mut st),
+                Some(budget) => match start.remaining(budget) {
+                    Some(left) => {
+                        self.changed.wait_for(&mut st, left);
+                    }
+                    None => {
+                        let entry = st.entry_mut(key).ok_or(EndRefused::Unknown(key))?;
+                        entry.status = Status::Alive;
+                        let holders = entry.holders.iter().map(|(_, h)| h.clone()).collect();
+                        drop(st);
+                        self.changed.notify_all();
+                        return Err(EndRefused::Busy { key, waited: budget, holders });
+                    }
+                },
+            }
+            woken = true;
+        }
+    }
+
+    /// Ending failed after [`Registry::end`] succeeded: the interpreter is alive again.
+    pub fn abandon_end(&self, key: InterpreterKey) {
+        let mut st = self.state.lock();
+        if let Some(entry) = st.entry_mut(key) {
+            if entry.status == Status::Ending {
+                entry.status = Status::Alive;
+            }
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Reports that `key` has ended (idempotent). The end of the main interpreter means the
+    /// runtime was finalised: every interpreter of the epoch is ended and the epoch advances.
+    pub fn ended(&self, key: InterpreterKey) {
+        let mut st = self.state.lock();
+        if let Some(entry) = st.entry_mut(key) {
+            entry.status = Status::Ended;
+            entry.holders.clear();
+        }
+        if key.id.is_main() && key.epoch == st.epoch {
+            st.advance_epoch();
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+}
+
+#[cfg(all(test, not(interpsafe_loom)))]
+mod tests;

@@ -1,0 +1,52 @@
+//! Seeded-bug hooks: deliberate protocol bugs that loom-tests plant to prove its models can fail.
+//!
+//! Each protocol asks [`Seeds::active`] at the one place where its bug would go. In a normal
+//! build [`Seeds`] is zero-sized and `active` is a constant `false`, so the hooks compile away;
+//! under `--cfg interpsafe_loom` a model can switch one bug on with [`Seeds::with`].
+
+/// A deliberate bug in one protocol. Every variant names the protocol and the mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeededBug {
+    /// Registry: `attach` checks that the interpreter is alive, releases the lock and records the
+    /// holder in a second critical section (check-then-act), so an `end` can slip in between and
+    /// end the interpreter under an attached thread.
+    AttachCheckThenAct,
+    /// Registry: `end` does not re-check the holder list after a wake-up, so a holder that
+    /// attached before the end began is ignored.
+    EndSkipsRecheck,
+}
+
+/// The set of seeded bugs switched on for one protocol instance.
+#[derive(Debug, Clone, Default)]
+pub struct Seeds {
+    #[cfg(interpsafe_loom)]
+    active: Vec<SeededBug>,
+}
+
+impl Seeds {
+    /// No seeded bug: the protocol as shipped.
+    pub fn none() -> Self {
+        Seeds::default()
+    }
+
+    /// Switches `bug` on (only under `--cfg interpsafe_loom`).
+    #[cfg(interpsafe_loom)]
+    pub fn with(mut self, bug: SeededBug) -> Self {
+        self.active.push(bug);
+        self
+    }
+
+    /// Whether `bug` is switched on; a constant `false` outside loom builds.
+    #[inline(always)]
+    pub fn active(&self, bug: SeededBug) -> bool {
+        #[cfg(interpsafe_loom)]
+        {
+            self.active.contains(&bug)
+        }
+        #[cfg(not(interpsafe_loom))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The toolkit's error type: every misuse names the interpreters involved and what to do instead.
+
+use std::fmt;
+
+use interpsafe_protocol::{AttachRefused, EndRefused, InterpreterKey};
+
+/// Everything that can go wrong when creating, attaching to, running in or ending an interpreter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The registry refused an attach guard (unknown, ending or ended interpreter).
+    Attach(AttachRefused),
+    /// The registry refused to end an interpreter (busy, already ending, caller holds a guard).
+    End(EndRefused),
+    /// An operation needs a thread attached to an interpreter and none is.
+    NotAttached {
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// `Py_NewInterpreterFromConfig` failed.
+    CreateFailed {
+        /// CPython's message.
+        detail: String,
+    },
+    /// CPython could not allocate a thread state for the interpreter.
+    ThreadState {
+        /// The interpreter.
+        interpreter: InterpreterKey,
+    },
+    /// Python code raised an exception.
+    Python {
+        /// The interpreter the code ran in.
+        interpreter: InterpreterKey,
+        /// The exception, formatted as `Type: message`.
+        message: String,
+    },
+    /// A closure run in an interpreter panicked; the interpreter itself is still usable.
+    Panicked {
+        /// The interpreter the closure ran in.
+        interpreter: InterpreterKey,
+        /// The panic payload, if it was a string.
+        message: String,
+    },
+    /// The interpreter's worker thread is gone (it ended, or failed to start).
+    WorkerGone {
+        /// The interpreter.
+        interpreter: InterpreterKey,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Attach(e) => e.fmt(f),
+            Error::End(e) => e.fmt(f),
+            Error::NotAttached { operation } => write!(
+                f,
+                "{operation} needs a thread attached to an interpreter, and this thread is not; \
+                 use interpsafe::attach or SubInterpreter::run"
+            ),
+            Error::CreateFailed { detail } => {
+                write!(f, "creating a subinterpreter failed: {detail}")
+            }
+            Error::ThreadState { interpreter } => {
+                write!(f, "CPython could not allocate a thread state for {interpreter}")
+            }
+            Error::Python { interpreter, message } => {
+                write!(f, "Python code in {interpreter} raised {message}")
+            }
+            Error::Panicked { interpreter, message } => {
+                write!(f, "a closure running in {interpreter} panicked: {message}")
+            }
+            Error::WorkerGone { interpreter } => write!(
+                f,
+                "the worker thread of {interpreter} is gone; the interpreter has ended or never \
+                 started"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<AttachRefused> for Error {
+    fn from(e: AttachRefused) -> Self {
+        Error::Attach(e)
+    }
+}
+
+impl From<EndRefused> for Error {
+    fn from(e: EndRefused) -> Self {
+        Error::End(e)
+    }
+}

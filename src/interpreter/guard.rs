@@ -1,0 +1,170 @@
+//! Attaching any thread to a chosen interpreter: the PEP 788 contract, emulated on 3.12/3.13.
+//!
+//! PEP 788 splits the job in two, and so does this module:
+//! - an [`InterpreterGuard`] keeps one interpreter from ending while it is held (the registry
+//!   refuses to let an end proceed, and refuses new guards once an end has begun);
+//! - [`InterpreterGuard::attach`] runs a closure with the calling thread attached to that
+//!   interpreter: a fresh thread state from `PyThreadState_New`, swapped in with
+//!   `PyEval_RestoreThread`, then cleared and deleted (`PyThreadState_DeleteCurrent`), and the
+//!   thread state the thread had before, if any, swapped back. Deleting matters:
+//!   `Py_EndInterpreter` aborts the process while any other thread state of the interpreter
+//!   exists.
+//!
+//! A closure (not a guard object) delimits the attachment so that nested attachments unwind in
+//! order, even on panic. A thread already attached to the chosen interpreter runs the closure in
+//! place.
+
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::ptr::null_mut;
+
+use interpsafe_protocol::{GuardId, InterpreterKey};
+
+use super::python_code;
+use super::runtime::registry;
+use super::thread_label::current_holder;
+use crate::pyo3_compat::ffi;
+use crate::Error;
+
+/// Keeps an interpreter from ending while held; attach through it with [`InterpreterGuard::attach`].
+///
+/// It is `Send`: PEP 788 lets one thread take a guard and another use it. Dropping it releases
+/// the hold (and wakes an end waiting for it).
+#[derive(Debug)]
+pub struct InterpreterGuard {
+    key: InterpreterKey,
+    guard: GuardId,
+    interp: *mut ffi::PyInterpreterState,
+}
+
+// SAFETY: the guard is a registry token plus the interpreter's address. The address is only
+// dereferenced by CPython inside `attach`, on the thread that calls it, and the held guard keeps
+// the interpreter from ending meanwhile; nothing in the guard is tied to the creating thread.
+unsafe impl Send for InterpreterGuard {}
+
+impl InterpreterGuard {
+    /// Takes a guard on `key`. Fails with [`Error::Attach`] if the interpreter is unknown, is
+    /// being ended, or has ended.
+    pub fn new(key: InterpreterKey) -> Result<Self, Error> {
+        let (guard, handle) = registry().attach(key, current_holder())?;
+        Ok(InterpreterGuard { key, guard, interp: handle as *mut ffi::PyInterpreterState })
+    }
+
+    /// The interpreter this guard holds.
+    pub fn key(&self) -> InterpreterKey {
+        self.key
+    }
+
+    /// Runs `f` with the calling thread attached to this guard's interpreter, then restores the
+    /// thread's previous state (attached elsewhere, or not attached).
+    pub fn attach<R>(&self, f: impl FnOnce(&Attached<'_>) -> R) -> Result<R, Error> {
+        // SAFETY: the held guard keeps `interp` from ending, so it is a live interpreter.
+        unsafe { with_thread_state(self.interp, self.key, f) }
+    }
+}
+
+impl Drop for InterpreterGuard {
+    fn drop(&mut self) {
+        registry().detach(self.key, self.guard);
+    }
+}
+
+/// Attaches the calling thread to `key` for the duration of `f`: an [`InterpreterGuard`] plus
+/// [`InterpreterGuard::attach`].
+pub fn attach<R>(key: InterpreterKey, f: impl FnOnce(&Attached<'_>) -> R) -> Result<R, Error> {
+    InterpreterGuard::new(key)?.attach(f)
+}
+
+/// Proof, inside an attach closure, that this thread is attached to [`Attached::key`].
+///
+/// Not `Send`: it describes the calling thread.
+#[derive(Debug)]
+pub struct Attached<'a> {
+    key: InterpreterKey,
+    _thread_bound: PhantomData<(&'a (), *mut ())>,
+}
+
+impl Attached<'_> {
+    pub(crate) fn new(key: InterpreterKey) -> Self {
+        Attached { key, _thread_bound: PhantomData }
+    }
+
+    /// The interpreter this thread is attached to.
+    pub fn key(&self) -> InterpreterKey {
+        self.key
+    }
+
+    /// Executes Python statements in this interpreter's `__main__`.
+    pub fn exec(&self, code: &CStr) -> Result<(), Error> {
+        // SAFETY: an `Attached` exists only while this thread is attached to `key`.
+        unsafe { python_code::exec(self.key, code) }
+    }
+
+    /// Evaluates a Python expression in `__main__` and returns its `str()`.
+    pub fn eval(&self, expr: &CStr) -> Result<String, Error> {
+        // SAFETY: an `Attached` exists only while this thread is attached to `key`.
+        unsafe { python_code::eval_str(self.key, expr) }
+    }
+}
+
+/// Restores the thread to its previous state when an attachment ends, also on unwind.
+struct SwapBack {
+    fresh: *mut ffi::PyThreadState,
+    previous: *mut ffi::PyThreadState,
+}
+
+impl Drop for SwapBack {
+    fn drop(&mut self) {
+        // SAFETY: `fresh` is the thread state this thread attached in `with_thread_state`, and
+        // attachments nest (closures), so it is the current one: clearing needs it attached and
+        // DeleteCurrent deletes it and detaches. `previous`, if any, was detached by
+        // PyEval_SaveThread on this thread and is restored exactly once.
+        unsafe {
+            ffi::PyThreadState_Clear(self.fresh);
+            ffi::PyThreadState_DeleteCurrent();
+            if !self.previous.is_null() {
+                ffi::PyEval_RestoreThread(self.previous);
+            }
+        }
+    }
+}
+
+/// Runs `f` attached to `interp` with a fresh thread state (or in place if the thread is already
+/// attached to it).
+///
+/// # Safety
+/// `interp` must be a live interpreter that cannot end while this runs.
+pub(crate) unsafe fn with_thread_state<R>(
+    interp: *mut ffi::PyInterpreterState,
+    key: InterpreterKey,
+    f: impl FnOnce(&Attached<'_>) -> R,
+) -> Result<R, Error> {
+    // SAFETY: PyThreadState_GetUnchecked may be called in any state.
+    let current = unsafe { ffi::PyThreadState_GetUnchecked() };
+    // SAFETY: a non-NULL current thread state is attached to this thread and alive.
+    if !current.is_null() && unsafe { ffi::PyThreadState_GetInterpreter(current) } == interp {
+        return Ok(f(&Attached::new(key)));
+    }
+    let previous = if current.is_null() {
+        null_mut()
+    } else {
+        // SAFETY: this thread is attached (current is non-NULL); detaching it releases that
+        // interpreter's GIL (or lets a free-threaded stop-the-world proceed).
+        unsafe { ffi::PyEval_SaveThread() }
+    };
+    // SAFETY: `interp` is live (caller's contract); PyThreadState_New does not need an attached
+    // thread state (PyGILState_Ensure relies on the same).
+    let fresh = unsafe { ffi::PyThreadState_New(interp) };
+    if fresh.is_null() {
+        if !previous.is_null() {
+            // SAFETY: `previous` was detached just above on this thread.
+            unsafe { ffi::PyEval_RestoreThread(previous) };
+        }
+        return Err(Error::ThreadState { interpreter: key });
+    }
+    // SAFETY: `fresh` belongs to this thread and is not attached anywhere; the thread is
+    // detached, so attaching (and taking `interp`'s GIL on a GIL build) is allowed.
+    unsafe { ffi::PyEval_RestoreThread(fresh) };
+    let _swap_back = SwapBack { fresh, previous };
+    Ok(f(&Attached::new(key)))
+}

@@ -1,0 +1,27 @@
+//! Interpreters: who they are, how code gets into one, and how one ends.
+//!
+//! The model: every interpreter is named by an [`InterpreterKey`](crate::InterpreterKey), the
+//! value of `PyInterpreterState_GetID` plus the runtime epoch. The process keeps one
+//! [`Registry`](crate::protocol::Registry) (see [`runtime`]) that learns of an interpreter the
+//! first time toolkit code runs in it, whoever created it, and sees it end through an observer
+//! stored in the interpreter's own dict.
+//!
+//! Code gets into an interpreter in two ways:
+//! - [`SubInterpreter::run`]: the interpreter's own worker thread runs a closure (PEP 734 style);
+//! - [`attach`] / [`InterpreterGuard::attach`]: any thread attaches to a chosen interpreter with a
+//!   fresh thread state and detaches again, deleting it (the PEP 788 contract, emulated with
+//!   `PyThreadState_New` and thread-state swaps on 3.12 and 3.13). The guard keeps the interpreter
+//!   from ending while it is held. `PyGILState_Ensure` is never used: on a fresh thread it binds
+//!   the main interpreter, otherwise whichever interpreter the thread used last.
+
+mod end_observer;
+mod entry_module;
+mod guard;
+mod python_code;
+pub mod runtime;
+mod subinterpreter;
+mod thread_label;
+
+pub use guard::{attach, Attached, InterpreterGuard};
+pub use runtime::{current_interpreter, initialize, main_interpreter};
+pub use subinterpreter::{Isolation, SubInterpreter};

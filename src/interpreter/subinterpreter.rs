@@ -1,0 +1,223 @@
+//! Subinterpreters created by the toolkit, each on a dedicated OS thread that runs closures.
+//!
+//! [`Isolation::OwnGil`] is the PEP 684 configuration (`gil = OWN_GIL`, its own obmalloc,
+//! `check_multi_interp_extensions = 1`): interpreters run truly in parallel on a GIL build.
+//! [`Isolation::SharedGil`] is the legacy configuration (`Py_NewInterpreter`'s), which Ceph's
+//! manager and mod_wsgi use. On a free-threaded build there is no GIL to own or share, and the
+//! legacy config forces `check_multi_interp_extensions` on, so the two differ only on GIL builds.
+//!
+//! The worker thread creates the interpreter with no thread state of its own
+//! (`Py_NewInterpreterFromConfig` then copies the main interpreter's config), keeps its thread
+//! state detached between closures so other threads can attach, and ends the interpreter when
+//! asked, after the registry has seen every attach guard released.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use interpsafe_protocol::{InterpreterId, InterpreterKey};
+
+use super::guard::Attached;
+use super::runtime::{enter, initialize, registry};
+use super::thread_label::current_holder;
+use crate::pyo3_compat::ffi;
+use crate::Error;
+
+/// How a new subinterpreter relates to the GIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// PEP 684: its own GIL and allocator; only multi-phase-init extensions that declare
+    /// per-interpreter-GIL support can be imported.
+    OwnGil,
+    /// The legacy kind (`Py_NewInterpreter`): shares the main interpreter's GIL and allocator.
+    SharedGil,
+}
+
+impl Isolation {
+    fn config(self) -> ffi::PyInterpreterConfig {
+        match self {
+            Isolation::OwnGil => ffi::PyInterpreterConfig {
+                use_main_obmalloc: 0,
+                allow_fork: 0,
+                allow_exec: 0,
+                allow_threads: 1,
+                allow_daemon_threads: 0,
+                check_multi_interp_extensions: 1,
+                gil: ffi::PyInterpreterConfig_OWN_GIL,
+            },
+            Isolation::SharedGil => ffi::_PyInterpreterConfig_LEGACY_INIT,
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&Attached<'_>) + Send>;
+
+enum Message {
+    Run(Job),
+    End(Sender<()>),
+}
+
+/// A subinterpreter with its own worker thread. Ends when [`SubInterpreter::end`] is called or
+/// when dropped (waiting, like PEP 788, until every attach guard is released).
+#[derive(Debug)]
+pub struct SubInterpreter {
+    key: InterpreterKey,
+    isolation: Isolation,
+    messages: Option<Sender<Message>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// The worker's thread state, handed between its own calls only.
+struct WorkerState(*mut ffi::PyThreadState);
+
+impl SubInterpreter {
+    /// Creates a subinterpreter on a new thread (initialising the runtime first if needed).
+    pub fn new(isolation: Isolation) -> Result<Self, Error> {
+        initialize();
+        let (ready_tx, ready_rx) = bounded::<Result<InterpreterKey, Error>>(1);
+        let (messages, inbox) = unbounded::<Message>();
+        let worker = std::thread::Builder::new()
+            .name(format!("interpsafe-{isolation:?}"))
+            .spawn(move || worker_main(isolation, ready_tx, inbox))
+            .map_err(|e| Error::CreateFailed { detail: format!("cannot spawn its thread: {e}") })?;
+        match ready_rx.recv() {
+            Ok(Ok(key)) => Ok(SubInterpreter {
+                key,
+                isolation,
+                messages: Some(messages),
+                worker: Some(worker),
+            }),
+            Ok(Err(e)) => {
+                let _ = worker.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = worker.join();
+                Err(Error::CreateFailed { detail: "its thread exited during creation".into() })
+            }
+        }
+    }
+
+    /// This interpreter's key.
+    pub fn key(&self) -> InterpreterKey {
+        self.key
+    }
+
+    /// How it was configured.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Runs `f` on the interpreter's worker thread, attached to it, and waits for the result.
+    /// A panic in `f` is caught and returned as [`Error::Panicked`].
+    pub fn run<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&Attached<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let gone = Error::WorkerGone { interpreter: self.key };
+        let messages = self.messages.as_ref().ok_or_else(|| gone.clone())?;
+        let (tx, rx) = bounded(1);
+        let key = self.key;
+        let job: Job = Box::new(move |attached| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(attached))).map_err(|payload| {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                Error::Panicked { interpreter: key, message }
+            });
+            let _ = tx.send(outcome);
+        });
+        messages.send(Message::Run(job)).map_err(|_| gone.clone())?;
+        rx.recv().map_err(|_| gone)?
+    }
+
+    /// Ends the interpreter: waits until every attach guard on it is released (at most `timeout`
+    /// if given, then fails naming the holders and leaves it running), then has the worker call
+    /// `Py_EndInterpreter`. Ending twice is a no-op.
+    pub fn end(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let Some(messages) = self.messages.as_ref() else {
+            return Ok(());
+        };
+        registry().end(self.key, &current_holder(), timeout)?;
+        let (done_tx, done_rx) = bounded(1);
+        if messages.send(Message::End(done_tx)).is_err() || done_rx.recv().is_err() {
+            registry().abandon_end(self.key);
+            return Err(Error::WorkerGone { interpreter: self.key });
+        }
+        self.messages = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SubInterpreter {
+    fn drop(&mut self) {
+        if self.end(None).is_err() {
+            // Ending would wait for this very thread (it holds a guard) or the worker is gone.
+            // Leave the interpreter running rather than abort: keep its worker parked for the
+            // life of the process.
+            if let Some(messages) = self.messages.take() {
+                std::mem::forget(messages);
+            }
+        }
+    }
+}
+
+fn worker_main(
+    isolation: Isolation,
+    ready: Sender<Result<InterpreterKey, Error>>,
+    inbox: Receiver<Message>,
+) {
+    let config = isolation.config();
+    let mut tstate: *mut ffi::PyThreadState = std::ptr::null_mut();
+    // SAFETY: the runtime is initialised (SubInterpreter::new) and this new thread has no thread
+    // state, which Py_NewInterpreterFromConfig accepts: it copies the main interpreter's config
+    // and leaves the new thread state attached to this thread.
+    let status = unsafe { ffi::Py_NewInterpreterFromConfig(&mut tstate, &config) };
+    // SAFETY: PyStatus_Exception only reads the status value.
+    if unsafe { ffi::PyStatus_Exception(status) } != 0 || tstate.is_null() {
+        let detail = if status.err_msg.is_null() {
+            "Py_NewInterpreterFromConfig failed".to_string()
+        } else {
+            // SAFETY: a failed PyStatus carries a static NUL-terminated message.
+            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        };
+        let _ = ready.send(Err(Error::CreateFailed { detail }));
+        return;
+    }
+    // SAFETY: tstate is attached to the new interpreter on this thread.
+    let key = unsafe {
+        let interp = ffi::PyThreadState_GetInterpreter(tstate);
+        enter(InterpreterId(ffi::PyInterpreterState_GetID(interp)), interp)
+    };
+    let state = WorkerState(tstate);
+    // SAFETY: detach so that other threads can attach between closures.
+    unsafe { ffi::PyEval_SaveThread() };
+    let _ = ready.send(Ok(key));
+    for message in inbox.iter() {
+        // SAFETY: the worker's own thread state, detached by this thread just before.
+        unsafe { ffi::PyEval_RestoreThread(state.0) };
+        match message {
+            Message::Run(job) => {
+                job(&Attached::new(key));
+                // SAFETY: attached just above on this thread.
+                unsafe { ffi::PyEval_SaveThread() };
+            }
+            Message::End(done) => {
+                // SAFETY: the registry's end handshake returned, so no attach guard is held and
+                // no other thread state made by the toolkit exists; this thread state is current,
+                // which Py_EndInterpreter requires, and it is gone afterwards.
+                unsafe { ffi::Py_EndInterpreter(state.0) };
+                registry().ended(key);
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! interpsafe: how PyO3-style bindings can stay memory-safe with free-threaded CPython and with
+//! many subinterpreters that each own a GIL.
+//!
+//! A `pyo3::Py<T>` is `Send + Sync` and carries no trace of the interpreter that made it, so
+//! nothing stops it from crossing into another subinterpreter, where using or dropping it is
+//! undefined behaviour. This crate is the ground the research stands on:
+//!
+//! - [`interpreter`]: interpreter identity ([`InterpreterKey`]: CPython's ID plus a runtime epoch),
+//!   own-GIL and legacy shared-GIL [`SubInterpreter`]s on dedicated threads, and attaching any
+//!   thread to a chosen interpreter with a guard that keeps it from ending (PEP 788, emulated on
+//!   3.13).
+//! - [`protocol`]: the pyo3-free concurrency protocols (the interpreter registry first), written
+//!   over one sync facade so loom can check them.
+//! - [`results`]: the one JSON schema every machine-readable result is written in.
+//! - [`pyo3_compat`]: the only module that knows which PyO3 version is in use.
+//!
+//! Misuse is reported as an [`Error`] naming the interpreters involved; library code does not
+//! panic on misuse.
+
+pub mod error;
+pub mod interpreter;
+pub mod pyo3_compat;
+
+pub use error::Error;
+pub use interpreter::{
+    attach, current_interpreter, initialize, Attached, Isolation, InterpreterGuard,
+    SubInterpreter,
+};
+pub use interpsafe_protocol as protocol;
+pub use interpsafe_protocol::{Epoch, InterpreterId, InterpreterKey};
+pub use interpsafe_results as results;
