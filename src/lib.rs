@@ -12,11 +12,13 @@
 //! - [`protocol`]: the pyo3-free concurrency protocols (the interpreter registry first), written
 //!   over one sync facade so loom can check them.
 //! - [`results`]: the one JSON schema every machine-readable result is written in.
+//! - [`environment`]: the interpreter build, PyO3 version and machine stamped on every record.
 //! - [`pyo3_compat`]: the only module that knows which PyO3 version is in use.
 //!
 //! Misuse is reported as an [`Error`] naming the interpreters involved; library code does not
 //! panic on misuse.
 
+pub mod environment;
 pub mod error;
 pub mod interpreter;
 pub mod pyo3_compat;

@@ -1,1 +1,22 @@
-//! results
+//! The one schema for every machine-readable result interpsafe writes.
+//!
+//! Hazard verdicts, bench figures, handle sizes and the Send/Sync table are all [`ResultRecord`]s:
+//! one [`Environment`] (interpreter build and exact version, PyO3 version, machine) plus the
+//! figure itself ([`RecordData`]). Every record carries its environment, so files from different
+//! builds and machines (a CI matrix) can be merged without losing where a number came from.
+//! Producers write a [`ResultFile`]; the report and the docs generator read them back with
+//! [`ResultFile::read`]. A file whose `schema` differs from [`SCHEMA`] is refused, never guessed
+//! at.
+
+mod environment;
+mod file;
+mod record;
+
+pub use environment::{Environment, InterpreterBuild, Machine};
+pub use file::{ResultFile, SchemaError};
+pub use record::{
+    BenchFigure, HandleSize, HazardVerdict, RecordData, ResultRecord, SendSyncCell, Verdict,
+};
+
+/// The schema identifier written into every file; bump the number on incompatible changes.
+pub const SCHEMA: &str = "interpsafe-results/1";

@@ -1,0 +1,117 @@
+//! The records: one variant per kind of result.
+
+use serde::{Deserialize, Serialize};
+
+use crate::environment::Environment;
+
+/// One result with the environment it was produced in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    /// Where it was produced.
+    pub environment: Environment,
+    /// What was found.
+    #[serde(flatten)]
+    pub data: RecordData,
+}
+
+/// What a record reports, tagged by `kind` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordData {
+    /// A hazard scenario run against one strategy.
+    Hazard(HazardVerdict),
+    /// A benchmark figure.
+    Bench(BenchFigure),
+    /// The size of a handle type.
+    HandleSize(HandleSize),
+    /// One cell of the Send/Sync model.
+    SendSync(SendSyncCell),
+}
+
+/// What happened when a hazard met a strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The misuse does not compile (shown by a compile-fail test).
+    CompileError {
+        /// The compile-fail case that shows it.
+        case: String,
+    },
+    /// A clear runtime error; the process survives.
+    RuntimeError {
+        /// The error's message.
+        message: String,
+    },
+    /// Not caught: a crash, a corruption report, a wrong result or silence.
+    Undetected {
+        /// What was observed (signal, sanitizer report, wrong interpreter, leak).
+        how: String,
+    },
+    /// The hazard cannot arise under this strategy or build.
+    NotApplicable {
+        /// Why.
+        why: String,
+    },
+}
+
+/// A hazard verdict: scenario, strategy, what happened and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HazardVerdict {
+    /// The hazard's catalogue ID (`H1` .. `H12`).
+    pub hazard: String,
+    /// The strategy's name.
+    pub strategy: String,
+    /// Own- or shared-GIL subinterpreters, where that matters.
+    pub isolation: Option<String>,
+    /// What the run showed.
+    pub observed: Verdict,
+    /// What the strategy declares; a difference fails the suite.
+    pub expected: Verdict,
+}
+
+/// One benchmark figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchFigure {
+    /// The operation measured (`bind`, `clone_drop`, ...).
+    pub operation: String,
+    /// The strategy's name.
+    pub strategy: String,
+    /// Threads driving the operation.
+    pub threads: u32,
+    /// Interpreters involved.
+    pub interpreters: u32,
+    /// Wall-clock nanoseconds per operation (criterion's point estimate).
+    pub ns_per_op: Option<f64>,
+    /// Instructions per operation (callgrind), when counted.
+    pub instructions_per_op: Option<f64>,
+    /// Throughput relative to one thread, for scaling runs.
+    pub scaling: Option<f64>,
+}
+
+/// The size of one handle type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleSize {
+    /// The strategy's name.
+    pub strategy: String,
+    /// The type, as `std::any::type_name` spells it.
+    pub type_name: String,
+    /// `size_of::<T>()`.
+    pub size: usize,
+    /// `size_of::<Option<T>>()`.
+    pub option_size: usize,
+}
+
+/// One cell of the Send/Sync model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendSyncCell {
+    /// The wrapper type.
+    pub type_name: String,
+    /// The rule set: `gil`, `free-threaded` or `own-gil`.
+    pub rules: String,
+    /// Whether it is `Send` under those rules.
+    pub send: bool,
+    /// Whether it is `Sync` under those rules.
+    pub sync: bool,
+    /// How the cell is enforced (static assertion, compile-fail case).
+    pub enforced_by: String,
+}
