@@ -40,6 +40,27 @@ pub enum Error {
         /// The panic payload, if it was a string.
         message: String,
     },
+    /// A handle owned by one interpreter was used while attached to another.
+    CrossInterpreter {
+        /// The interpreter that owns the handle's object.
+        owner: InterpreterKey,
+        /// The interpreter the thread is attached to.
+        current: Option<InterpreterKey>,
+        /// What was attempted (`bind`, `clone`, `load`, `receive`).
+        operation: &'static str,
+    },
+    /// A handle's owner interpreter has ended: its object is gone.
+    OwnerEnded {
+        /// The interpreter that owned the handle's object.
+        owner: InterpreterKey,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// A once-cell's initialiser re-entered the same cell on the same thread.
+    Reentrant {
+        /// The once-cell's message (names the interpreter).
+        message: String,
+    },
     /// The interpreter's worker thread is gone (it ended, or failed to start).
     WorkerGone {
         /// The interpreter.
@@ -69,6 +90,27 @@ impl fmt::Display for Error {
             Error::Panicked { interpreter, message } => {
                 write!(f, "a closure running in {interpreter} panicked: {message}")
             }
+            Error::CrossInterpreter { owner, current, operation } => {
+                match current {
+                    Some(current) => write!(
+                        f,
+                        "{operation}: the handle belongs to {owner} but this thread is attached to \
+                         {current}; attach to {owner} to use it (interpsafe::attach), or send \
+                         the data across as a Shareable value instead of a handle"
+                    ),
+                    None => write!(
+                        f,
+                        "{operation}: the handle belongs to {owner} and this thread is not \
+                         attached; attach to {owner} first (interpsafe::attach)"
+                    ),
+                }
+            }
+            Error::OwnerEnded { owner, operation } => write!(
+                f,
+                "{operation}: the handle belongs to {owner}, which has ended, so its object is \
+                 gone; keep data that must outlive an interpreter as Shareable values"
+            ),
+            Error::Reentrant { message } => f.write_str(message),
             Error::WorkerGone { interpreter } => write!(
                 f,
                 "the worker thread of {interpreter} is gone; the interpreter has ended or never \

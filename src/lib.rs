@@ -9,6 +9,8 @@
 //!   own-GIL and legacy shared-GIL [`SubInterpreter`]s on dedicated threads, and attaching any
 //!   thread to a chosen interpreter with a guard that keeps it from ending (PEP 788, emulated on
 //!   3.13).
+//! - [`strategy`]: the competing handle designs behind one [`Strategy`] trait (unchecked,
+//!   tagged, scoped, branded, affine).
 //! - [`protocol`]: the pyo3-free concurrency protocols (the interpreter registry first), written
 //!   over one sync facade so loom can check them.
 //! - [`results`]: the one JSON schema every machine-readable result is written in.
@@ -21,9 +23,16 @@
 pub mod environment;
 pub mod error;
 pub mod interpreter;
+pub mod object;
+pub mod ops;
 pub mod pyo3_compat;
+mod release;
+pub mod strategy;
+pub mod tag;
 
 pub use error::Error;
+pub use object::ObjRef;
+pub use strategy::Strategy;
 pub use interpreter::{
     attach, current_interpreter, initialize, Attached, Isolation, InterpreterGuard,
     SubInterpreter,

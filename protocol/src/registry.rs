@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::id::{Epoch, InterpreterId, InterpreterKey};
 use crate::seed::{SeededBug, Seeds};
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Condvar, Instant, Mutex};
 
 /// Where an interpreter is in its life.
@@ -196,6 +196,8 @@ pub struct Registry {
     changed: Condvar,
     /// Set once any interpreter other than main has been observed; never cleared.
     second_seen: AtomicBool,
+    /// A lock-free copy of the current epoch, written under the lock whenever it advances.
+    epoch_now: AtomicU64,
     seeds: Seeds,
 }
 
@@ -217,6 +219,7 @@ impl Registry {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             second_seen: AtomicBool::new(false),
+            epoch_now: AtomicU64::new(0),
             seeds,
         }
     }
@@ -235,6 +238,7 @@ impl Registry {
                 return Observation { key, first_entry: false };
             }
             st.advance_epoch();
+            self.epoch_now.store(st.epoch.0, Ordering::Relaxed);
             key.epoch = st.epoch;
         }
         st.entries.insert(key, Entry { status: Status::Alive, handle, holders: Vec::new() });
@@ -260,6 +264,15 @@ impl Registry {
     /// The current runtime epoch.
     pub fn epoch(&self) -> Epoch {
         self.state.lock().epoch
+    }
+
+    /// The current epoch without taking the lock (one relaxed load): for hot-path checks that
+    /// compare a handle's tag with the current interpreter. It can lag an epoch change made by
+    /// another thread, which only matters across a runtime re-initialisation, when no thread can
+    /// be running toolkit code.
+    #[inline]
+    pub fn epoch_relaxed(&self) -> Epoch {
+        Epoch(self.epoch_now.load(Ordering::Relaxed))
     }
 
     /// True while no interpreter other than main has ever been observed: the single-interpreter
@@ -390,6 +403,7 @@ impl Registry {
         }
         if key.id.is_main() && key.epoch == st.epoch {
             st.advance_epoch();
+            self.epoch_now.store(st.epoch.0, Ordering::Relaxed);
         }
         drop(st);
         self.changed.notify_all();

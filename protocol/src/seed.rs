@@ -14,6 +14,23 @@ pub enum SeededBug {
     /// Registry: `end` does not re-check the holder list after a wake-up, so a holder that
     /// attached before the end began is ignored.
     EndSkipsRecheck,
+    /// Decref pool: `defer` checks that the owner's queue is open, releases the lock and pushes
+    /// in a second critical section (check-then-act), so a `close` can slip in between: the
+    /// object lands in a closed queue, where it is neither released nor counted as discarded.
+    DecrefDeferCheckThenAct,
+    /// Decref pool: `take` hands out every queued object whatever its owner, like PyO3's one
+    /// process-wide pool drained by whichever interpreter attaches next (PyO3 #4570), so objects
+    /// are released in the wrong interpreter.
+    DecrefTakeAnyOwner,
+    /// Once-cell: after the initialiser returns, its value is stored without re-checking whether
+    /// another thread stored one meanwhile, so two different values are handed out for one
+    /// interpreter.
+    OnceNoRecheckAfterInit,
+    /// Once-cell: the initialiser runs while the cell's lock is held, so an initialiser that
+    /// re-enters the cell (or waits for a thread that does) deadlocks. loom reports the deadlock
+    /// by panicking with the lock held, and the guard's drop during unwinding panics again, which
+    /// aborts the process: a model of this bug has to run in a child process.
+    OnceInitUnderLock,
 }
 
 /// The set of seeded bugs switched on for one protocol instance.

@@ -8,7 +8,7 @@ use std::ffi::{c_void, CStr};
 
 use interpsafe_protocol::InterpreterKey;
 
-use super::runtime::registry;
+use super::runtime::{decref_pool, registry};
 use crate::pyo3_compat::ffi;
 
 const CAPSULE_NAME: &CStr = c"interpsafe.end_observer";
@@ -24,6 +24,9 @@ unsafe extern "C" fn on_interpreter_end(capsule: *mut ffi::PyObject) {
     // SAFETY: `install` stored a `Box<InterpreterKey>` as the pointer and only this destructor,
     // run once, takes it back.
     let key = unsafe { Box::from_raw(ptr.cast::<InterpreterKey>()) };
+    // Ended by someone other than the toolkit (or after the toolkit closed its queue): what is
+    // still queued cannot be released safely mid-teardown, so it is discarded and counted.
+    decref_pool().discard_ended(*key);
     registry().ended(*key);
 }
 

@@ -166,5 +166,7 @@ pub(crate) unsafe fn with_thread_state<R>(
     // detached, so attaching (and taking `interp`'s GIL on a GIL build) is allowed.
     unsafe { ffi::PyEval_RestoreThread(fresh) };
     let _swap_back = SwapBack { fresh, previous };
+    // SAFETY: attached to `key` just above: release what was deferred for it.
+    unsafe { crate::release::drain_for(key) };
     Ok(f(&Attached::new(key)))
 }

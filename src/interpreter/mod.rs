@@ -14,6 +14,7 @@
 //!   from ending while it is held. `PyGILState_Ensure` is never used: on a fresh thread it binds
 //!   the main interpreter, otherwise whichever interpreter the thread used last.
 
+mod detach;
 mod end_observer;
 mod entry_module;
 mod guard;

@@ -7,17 +7,49 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use interpsafe_protocol::{InterpreterId, InterpreterKey, Registry};
+use interpsafe_protocol::{DecrefPool, InterpreterId, InterpreterKey, Registry};
 
 use super::guard::with_thread_state;
 use super::{end_observer, entry_module};
 use crate::pyo3_compat::{self, ffi};
+use crate::tag::Tag;
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
+static DECREF_POOL: OnceLock<DecrefPool> = OnceLock::new();
 
 /// The registry every interpreter of this process is recorded in.
 pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::new)
+}
+
+/// The per-interpreter deferred-decref pool of the checked strategies.
+pub fn decref_pool() -> &'static DecrefPool {
+    DECREF_POOL.get_or_init(DecrefPool::new)
+}
+
+/// The owner tag of the interpreter this thread is attached to, if any: the per-access check of
+/// the tagged strategy.
+///
+/// While no interpreter other than main has ever entered toolkit code, this is one relaxed load
+/// plus the attached check; otherwise `PyThreadState_GetUnchecked`, `PyThreadState_GetInterpreter`
+/// and `PyInterpreterState_GetID`. No cache is kept: thread-state and interpreter addresses are
+/// reused after deletion, so an address alone cannot key one.
+#[inline]
+pub(crate) fn current_tag() -> Option<Tag> {
+    // SAFETY: PyThreadState_GetUnchecked may be called in any state; NULL means not attached.
+    let tstate = unsafe { ffi::PyThreadState_GetUnchecked() };
+    if tstate.is_null() {
+        return None;
+    }
+    let reg = registry();
+    if reg.only_main_seen() {
+        // Every way into toolkit code observes its interpreter first, so while the flag is clear
+        // an attached thread running toolkit code is attached to main.
+        return Some(Tag::from_parts(reg.epoch_relaxed(), 0));
+    }
+    // SAFETY: tstate is this thread's attached thread state, alive during the calls.
+    let id = unsafe { ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate)) };
+    Some(Tag::from_parts(reg.epoch_relaxed(), id))
 }
 
 /// Initialises the embedded runtime if nobody has (registering the `_interpsafe` builtin module

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use interpsafe_protocol::{InterpreterId, InterpreterKey};
 
+use super::detach::detached;
 use super::guard::Attached;
 use super::runtime::{enter, initialize, registry};
 use super::thread_label::current_holder;
@@ -81,7 +82,7 @@ impl SubInterpreter {
             .name(format!("interpsafe-{isolation:?}"))
             .spawn(move || worker_main(isolation, ready_tx, inbox))
             .map_err(|e| Error::CreateFailed { detail: format!("cannot spawn its thread: {e}") })?;
-        match ready_rx.recv() {
+        match detached(|| ready_rx.recv()) {
             Ok(Ok(key)) => Ok(SubInterpreter {
                 key,
                 isolation,
@@ -89,11 +90,11 @@ impl SubInterpreter {
                 worker: Some(worker),
             }),
             Ok(Err(e)) => {
-                let _ = worker.join();
+                let _ = detached(|| worker.join());
                 Err(e)
             }
             Err(_) => {
-                let _ = worker.join();
+                let _ = detached(|| worker.join());
                 Err(Error::CreateFailed { detail: "its thread exited during creation".into() })
             }
         }
@@ -132,7 +133,7 @@ impl SubInterpreter {
             let _ = tx.send(outcome);
         });
         messages.send(Message::Run(job)).map_err(|_| gone.clone())?;
-        rx.recv().map_err(|_| gone)?
+        detached(|| rx.recv()).map_err(|_| gone)?
     }
 
     /// Ends the interpreter: waits until every attach guard on it is released (at most `timeout`
@@ -142,15 +143,16 @@ impl SubInterpreter {
         let Some(messages) = self.messages.as_ref() else {
             return Ok(());
         };
-        registry().end(self.key, &current_holder(), timeout)?;
+        let holder = current_holder();
+        detached(|| registry().end(self.key, &holder, timeout))?;
         let (done_tx, done_rx) = bounded(1);
-        if messages.send(Message::End(done_tx)).is_err() || done_rx.recv().is_err() {
+        if messages.send(Message::End(done_tx)).is_err() || detached(|| done_rx.recv()).is_err() {
             registry().abandon_end(self.key);
             return Err(Error::WorkerGone { interpreter: self.key });
         }
         self.messages = None;
         if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+            let _ = detached(|| worker.join());
         }
         Ok(())
     }
@@ -205,11 +207,16 @@ fn worker_main(
         unsafe { ffi::PyEval_RestoreThread(state.0) };
         match message {
             Message::Run(job) => {
+                // SAFETY: attached to `key` just above: release what was deferred for it.
+                unsafe { crate::release::drain_for(key) };
                 job(&Attached::new(key));
                 // SAFETY: attached just above on this thread.
                 unsafe { ffi::PyEval_SaveThread() };
             }
             Message::End(done) => {
+                // SAFETY: attached to `key`, which has not ended: release what was deferred for
+                // it and close its queue, so later drops of its handles are discarded.
+                unsafe { crate::release::close_for(key) };
                 // SAFETY: the registry's end handshake returned, so no attach guard is held and
                 // no other thread state made by the toolkit exists; this thread state is current,
                 // which Py_EndInterpreter requires, and it is gone afterwards.

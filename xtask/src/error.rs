@@ -17,6 +17,7 @@ pub const EXIT_USAGE: i32 = 2;
 pub struct Error {
     message: String,
     exit_code: i32,
+    self_explanatory: bool,
 }
 
 impl Error {
@@ -25,6 +26,7 @@ impl Error {
         Error {
             message: message.into(),
             exit_code: EXIT_FAILURE,
+            self_explanatory: false,
         }
     }
 
@@ -33,6 +35,7 @@ impl Error {
         Error {
             message: message.into(),
             exit_code: EXIT_USAGE,
+            self_explanatory: false,
         }
     }
 
@@ -45,8 +48,22 @@ impl Error {
     pub fn reword(self, f: impl FnOnce(&str) -> String) -> Self {
         Error {
             message: f(&self.message),
-            exit_code: self.exit_code,
+            ..self
         }
+    }
+
+    /// Marks the message as the whole story (e.g. "source cannot be fetched"), so a failed stage
+    /// does not dump its log after it.
+    pub fn self_explanatory(self) -> Self {
+        Error {
+            self_explanatory: true,
+            ..self
+        }
+    }
+
+    /// Whether the message is the whole story (see [`Error::self_explanatory`]).
+    pub fn is_self_explanatory(&self) -> bool {
+        self.self_explanatory
     }
 
     /// The message shown to the user.

@@ -1,1 +1,164 @@
-fn main() {}
+//! `cargo xtask`: builds the CPython interpreter matrix and runs interpsafe's tests across it.
+//!
+//! Run `cargo xtask help` for the commands. Interpreters are built from Debian source packages
+//! into a cache outside the checkout (`$INTERPSAFE_CACHE`, else `~/.cache/interpsafe`) and
+//! selected by name (`--python 3.13t`) or by path (`--python /path/to/python`).
+
+#![forbid(unsafe_code)]
+
+mod clock;
+mod error;
+mod host;
+mod paths;
+mod python;
+mod stage;
+mod step;
+mod test;
+#[cfg(test)]
+mod testdir;
+
+use std::process::ExitCode;
+
+use error::Error;
+use paths::Cache;
+
+/// The usage text printed by `cargo xtask help` and on a wrong command line.
+fn usage() -> String {
+    let mut known = String::new();
+    for k in python::names::KNOWN {
+        let default = if k.default { " (default)" } else { "" };
+        known.push_str(&format!("  {:<11} {}{default}\n", k.name, k.summary));
+    }
+    format!(
+        "usage: cargo xtask <command> [args]
+
+commands:
+  python install [NAME]...  build and install interpreters into the cache (default: the default set)
+  python list               known interpreters and their state here; interpreters found on PATH
+  test [--python SPEC]...   run every test stage against each interpreter (default: the default set)
+  bench                     benchmarks (not implemented yet)
+  hazards                   hazard suite (not implemented yet)
+  docs                      documentation checks (not implemented yet)
+  help                      this text
+
+SPEC is a known NAME or a path to a python executable (anything containing '/').
+Known names:
+{known}
+Cache: ${} if set, else ~/.cache/interpsafe (interpreters in <cache>/python/NAME, logs in <cache>/logs).
+",
+        paths::CACHE_ENV
+    )
+}
+
+/// The message for a command that exists but is not written yet.
+fn not_implemented(command: &str, issue: u32) -> Error {
+    Error::new(format!(
+        "`{command}`: not implemented yet: tracked in issue {issue}"
+    ))
+}
+
+/// Dispatches the command line (without the program name).
+fn run(args: &[String]) -> Result<(), Error> {
+    let Some((command, rest)) = args.split_first() else {
+        print!("{}", usage());
+        return Ok(());
+    };
+    match command.as_str() {
+        "help" | "--help" | "-h" => {
+            print!("{}", usage());
+            Ok(())
+        }
+        "python" => match rest.split_first() {
+            Some((sub, names)) if sub == "install" => {
+                python::install::install_command(names, &Cache::from_env()?)
+            }
+            Some((sub, extra)) if sub == "list" => {
+                if let Some(arg) = extra.first() {
+                    return Err(Error::usage(format!(
+                        "`python list` takes no arguments (got `{arg}`)"
+                    )));
+                }
+                python::list::list_command(&Cache::from_env()?);
+                Ok(())
+            }
+            Some((sub, _)) => Err(Error::usage(format!(
+                "unknown `python` subcommand `{sub}`; use `python install [NAME]...` or `python list`"
+            ))),
+            None => Err(Error::usage(
+                "`python` needs a subcommand: `python install [NAME]...` or `python list`",
+            )),
+        },
+        "test" => test::test_command(rest, &Cache::from_env()?),
+        "bench" => Err(not_implemented("bench", 6)),
+        "hazards" => Err(not_implemented("hazards", 5)),
+        "docs" => Err(not_implemented("docs", 3)),
+        other => Err(Error::usage(format!(
+            "unknown command `{other}`; run `cargo xtask help` for the list"
+        ))),
+    }
+}
+
+/// The command line as UTF-8 strings, or a usage error naming the bad argument.
+fn args() -> Result<Vec<String>, Error> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string().map_err(|bad| {
+                Error::usage(format!(
+                    "argument {} is not valid UTF-8; xtask names and paths must be UTF-8",
+                    bad.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
+
+fn main() -> ExitCode {
+    match args().and_then(|a| run(&a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_commands_name_their_issue() {
+        for (cmd, issue) in [("bench", "6"), ("hazards", "5"), ("docs", "3")] {
+            let err = run(&[cmd.to_string()]).unwrap_err();
+            assert_eq!(err.exit_code(), 1);
+            assert!(err
+                .message()
+                .ends_with(&format!("tracked in issue {issue}")));
+        }
+    }
+
+    #[test]
+    fn bad_command_lines_are_usage_errors() {
+        for args in [
+            &["frobnicate"][..],
+            &["python"],
+            &["python", "remove"],
+            &["python", "list", "x"],
+        ] {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            assert_eq!(run(&args).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+        let err = run(&["python".into(), "install".into(), "3.12x".into()]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.message().contains("3.13t, 3.13"));
+    }
+
+    #[test]
+    fn usage_lists_every_known_name() {
+        let text = usage();
+        for k in python::names::KNOWN {
+            assert!(text.contains(k.name));
+        }
+    }
+}

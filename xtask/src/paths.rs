@@ -12,10 +12,7 @@ pub const CACHE_ENV: &str = "INTERPSAFE_CACHE";
 /// The root of the cargo workspace (the parent of the `xtask` crate).
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .unwrap_or(manifest_dir)
-        .to_path_buf()
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 /// The cache that holds fetched sources, build trees, logs and installed interpreters.

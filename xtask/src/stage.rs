@@ -58,11 +58,6 @@ impl StageLog {
         })
     }
 
-    /// The path of the log file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Writes a line of xtask's own commentary into the log.
     ///
     /// Log writes are best effort: a full disk shows up in the commands' own failures.
@@ -93,7 +88,10 @@ impl StageLog {
         if status.success() {
             Ok(())
         } else {
-            Err(Error::new(format!("`{step}` failed ({})", describe(status))))
+            Err(Error::new(format!(
+                "`{step}` failed ({})",
+                describe(status)
+            )))
         }
     }
 
@@ -141,7 +139,10 @@ fn describe(status: ExitStatus) -> String {
 /// Runs `work` as the stage `stage` of job `label`, logging to `log_path`.
 ///
 /// Prints `[label] stage ... ` then `done in 1.2s`, or `FAILED after 1.2s` followed by the last
-/// [`TAIL_LINES`] lines of the log and its path. The error returned names the stage and the log.
+/// [`TAIL_LINES`] lines of the log (unless the error [is self-explanatory]). The error returned
+/// names the stage and the log.
+///
+/// [is self-explanatory]: Error::is_self_explanatory
 pub fn logged<T>(
     label: &str,
     stage: &str,
@@ -160,7 +161,9 @@ pub fn logged<T>(
         }
         Err(err) => {
             println!("FAILED after {elapsed}");
-            print_tail(log_path);
+            if !err.is_self_explanatory() {
+                print_tail(log_path);
+            }
             Err(err.reword(|msg| {
                 format!(
                     "[{label}] {stage} failed: {msg}\n  full log: {}",
@@ -179,7 +182,11 @@ pub fn print_tail(path: &Path) {
     };
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(TAIL_LINES);
-    println!("    --- last {} lines of {} ---", lines.len() - start, path.display());
+    println!(
+        "    --- last {} lines of {} ---",
+        lines.len() - start,
+        path.display()
+    );
     for line in &lines[start..] {
         println!("    | {line}");
     }
@@ -190,7 +197,8 @@ pub fn print_tail(path: &Path) {
 fn read_tail(path: &Path, max_bytes: u64) -> Option<String> {
     let mut file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(max_bytes))).ok()?;
+    file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)))
+        .ok()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
@@ -282,7 +290,12 @@ pub fn run_streamed(stage: &Stage) -> StageResult {
 
 /// Prints the summary table of `results` and the total elapsed time.
 pub fn print_summary(results: &[StageResult], total: Duration) {
-    let name_w = results.iter().map(|r| r.name.len()).max().unwrap_or(0).max(5);
+    let name_w = results
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let py_w = results
         .iter()
         .map(|r| r.python.as_deref().map_or(1, str::len))
@@ -291,20 +304,24 @@ pub fn print_summary(results: &[StageResult], total: Duration) {
         .max(6);
     println!();
     println!("summary:");
-    println!("  {:name_w$}  {:py_w$}  {:6}  {:>8}  detail", "stage", "python", "result", "time");
+    println!(
+        "  {:name_w$}  {:py_w$}  {:6}  {:>8}  detail",
+        "stage", "python", "result", "time"
+    );
     for r in results {
         let (verdict, detail) = match &r.outcome {
             Outcome::Ok => ("ok", ""),
             Outcome::Failed(why) => ("FAILED", why.as_str()),
         };
         let detail = detail.lines().next().unwrap_or("");
-        println!(
+        let row = format!(
             "  {:name_w$}  {:py_w$}  {:6}  {:>8}  {detail}",
             r.name,
             r.python.as_deref().unwrap_or("-"),
             verdict,
             clock::secs(r.elapsed),
         );
+        println!("{}", row.trim_end());
     }
     let failed = results.iter().filter(|r| !r.ok()).count();
     println!(

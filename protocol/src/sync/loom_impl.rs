@@ -67,6 +67,48 @@ impl Condvar {
     }
 }
 
+/// A reader-writer lock without poisoning (loom's, adapted).
+#[derive(Debug)]
+pub struct RwLock<T>(loom::sync::RwLock<T>);
+
+/// Shared access to the value of a read-locked [`RwLock`].
+pub type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+
+/// Exclusive access to the value of a write-locked [`RwLock`].
+pub type RwLockWriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+
+impl<T> RwLock<T> {
+    /// Creates an unlocked reader-writer lock holding `value`.
+    pub fn new(value: T) -> Self {
+        RwLock(loom::sync::RwLock::new(value))
+    }
+
+    /// Locks for shared reading, blocking while a writer holds the lock.
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks for exclusive writing, blocking while anyone else holds the lock.
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: Default> Default for RwLock<T> {
+    fn default() -> Self {
+        RwLock::new(T::default())
+    }
+}
+
+/// The identity of a (loom) thread, comparable and cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ThreadTag(loom::thread::ThreadId);
+
+/// The identity of the calling (loom) thread.
+pub fn current_thread() -> ThreadTag {
+    ThreadTag(loom::thread::current().id())
+}
+
 /// loom has no clock: deadlines never pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Instant;

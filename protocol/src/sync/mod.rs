@@ -1,7 +1,8 @@
 //! The one sync facade: every shared-state primitive the protocols use comes from here.
 //!
-//! Normally these are parking_lot's lock and condition variable and std's atomics; under
-//! `--cfg interpsafe_loom` they are loom's, with the same API (tokio's `src/loom/` is the model).
+//! Normally these are parking_lot's mutex, reader-writer lock and condition variable, std's atomics
+//! and std's thread identity ([`current_thread`]); under `--cfg interpsafe_loom` they are loom's,
+//! with the same API (tokio's `src/loom/` is the model).
 //! Protocol code names only this module, never loom, std::sync or parking_lot directly.
 //!
 //! The API follows parking_lot: no lock poisoning, and a condition variable waits on a

@@ -50,6 +50,42 @@ impl Condvar {
     }
 }
 
+/// A reader-writer lock without poisoning.
+#[derive(Debug, Default)]
+pub struct RwLock<T>(parking_lot::RwLock<T>);
+
+/// Shared access to the value of a read-locked [`RwLock`].
+pub type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+
+/// Exclusive access to the value of a write-locked [`RwLock`].
+pub type RwLockWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+impl<T> RwLock<T> {
+    /// Creates an unlocked reader-writer lock holding `value`.
+    pub fn new(value: T) -> Self {
+        RwLock(parking_lot::RwLock::new(value))
+    }
+
+    /// Locks for shared reading, blocking while a writer holds the lock.
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.0.read()
+    }
+
+    /// Locks for exclusive writing, blocking while anyone else holds the lock.
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.0.write()
+    }
+}
+
+/// The identity of a thread, comparable and cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ThreadTag(std::thread::ThreadId);
+
+/// The identity of the calling thread.
+pub fn current_thread() -> ThreadTag {
+    ThreadTag(std::thread::current().id())
+}
+
 /// A monotonic clock reading; loom has no clock, so deadlines go through the facade too.
 #[derive(Debug, Clone, Copy)]
 pub struct Instant(std::time::Instant);

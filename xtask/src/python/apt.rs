@@ -193,8 +193,7 @@ impl PrivateApt {
             })
         })?;
         let stamp = self.stamp();
-        fs::write(&stamp, "apt-get update succeeded\n")
-            .map_err(|e| Error::io("write", &stamp, &e))
+        fs::write(&stamp, "apt-get update succeeded\n").map_err(|e| Error::io("write", &stamp, &e))
     }
 
     /// The Debian versions of `package` that the indexes list; `Err(reason)` inside `Ok` if
@@ -328,12 +327,16 @@ mod tests {
 
     #[test]
     fn first_error_line_prefers_e_lines() {
-        let stderr = "W: something\nE: Failed to fetch http://m/x.tar.xz  404  Not Found\nE: Failed\n";
+        let stderr =
+            "W: something\nE: Failed to fetch http://m/x.tar.xz  404  Not Found\nE: Failed\n";
         assert_eq!(
             first_error_line(stderr, "", "exit status 100"),
             "E: Failed to fetch http://m/x.tar.xz 404 Not Found"
         );
         assert_eq!(first_error_line("W: odd\n", "", "x"), "W: odd");
-        assert_eq!(first_error_line("", "", "exit status 100"), "exit status 100");
+        assert_eq!(
+            first_error_line("", "", "exit status 100"),
+            "exit status 100"
+        );
     }
 }

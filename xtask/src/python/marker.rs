@@ -69,6 +69,7 @@ impl Marker {
                 .map(str::to_string)
                 .ok_or_else(|| format!("field `{key}` missing or not a string"))
         };
+        let name = string("name")?;
         let flags = value
             .get("configure_flags")
             .and_then(Value::as_array)
@@ -79,7 +80,7 @@ impl Marker {
             })
             .ok_or("field `configure_flags` missing or not a list of strings")?;
         Ok(Marker {
-            name: string("name")?,
+            name,
             version: string("version")?,
             source_package: string("source_package")?,
             debian_source_version: string("debian_source_version")?,
@@ -97,7 +98,7 @@ impl Marker {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstallState {
     /// A complete install.
-    Installed(Marker),
+    Installed(Box<Marker>),
     /// The directory exists but holds no complete install; the text says why.
     Interrupted(String),
     /// Nothing there.
@@ -115,11 +116,12 @@ pub fn state(prefix: &Path) -> InstallState {
         Err(_) => return InstallState::Interrupted(format!("no {MARKER_FILE}")),
     };
     match Marker::from_json(&text) {
-        Ok(marker) if host::is_executable(&marker.executable) => InstallState::Installed(marker),
-        Ok(marker) => InstallState::Interrupted(format!(
-            "{} is missing",
-            marker.executable.display()
-        )),
+        Ok(marker) if host::is_executable(&marker.executable) => {
+            InstallState::Installed(Box::new(marker))
+        }
+        Ok(marker) => {
+            InstallState::Interrupted(format!("{} is missing", marker.executable.display()))
+        }
         Err(why) => InstallState::Interrupted(format!("unreadable {MARKER_FILE}: {why}")),
     }
 }
@@ -172,17 +174,21 @@ mod tests {
         let exe = bin.join("python3.13t");
         fs::write(&exe, "#!/bin/sh\n").unwrap();
         fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(matches!(state(&prefix), InstallState::Interrupted(why) if why.contains(MARKER_FILE)));
+        assert!(
+            matches!(state(&prefix), InstallState::Interrupted(why) if why.contains(MARKER_FILE))
+        );
 
         fs::write(prefix.join(MARKER_FILE), "{ half a marker").unwrap();
         assert!(matches!(state(&prefix), InstallState::Interrupted(_)));
 
         let marker = sample(exe.clone());
         write(&prefix, &marker).unwrap();
-        assert_eq!(state(&prefix), InstallState::Installed(marker));
+        assert_eq!(state(&prefix), InstallState::Installed(Box::new(marker)));
         assert!(!prefix.join(format!("{MARKER_FILE}.tmp")).exists());
 
         fs::remove_file(&exe).unwrap();
-        assert!(matches!(state(&prefix), InstallState::Interrupted(why) if why.contains("missing")));
+        assert!(
+            matches!(state(&prefix), InstallState::Interrupted(why) if why.contains("missing"))
+        );
     }
 }

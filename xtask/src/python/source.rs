@@ -15,7 +15,8 @@ use crate::paths::Cache;
 use crate::stage::StageLog;
 
 /// What to do on a machine where the source cannot be fetched.
-pub const FETCH_HINT: &str = "on GitHub Actions use --python /path/to/python from actions/setup-python";
+pub const FETCH_HINT: &str =
+    "on GitHub Actions use --python /path/to/python from actions/setup-python";
 
 /// An upstream source tarball in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,7 @@ pub fn cannot_fetch(why: &str) -> Error {
     Error::new(format!(
         "source cannot be fetched on this machine ({why}); {FETCH_HINT}"
     ))
+    .self_explanatory()
 }
 
 /// The file recording which Debian version a cached tarball came from.
@@ -98,9 +100,14 @@ pub fn fetch(
     }
     let apt = PrivateApt::prepare(cache)?;
     apt.update_if_stale(log)?;
-    let versions = apt.versions(package, log)?.map_err(|why| cannot_fetch(&why))?;
+    let versions = apt
+        .versions(package, log)?
+        .map_err(|why| cannot_fetch(&why))?;
     let order = candidate_order(&versions, known.preferred_upstream);
-    log.note(&format!("candidate versions, in order: {}", order.join(" ")));
+    log.note(&format!(
+        "candidate versions, in order: {}",
+        order.join(" ")
+    ));
 
     let src_dir = cache.src_dir();
     fs::create_dir_all(&src_dir).map_err(|e| Error::io("create directory", &src_dir, &e))?;
@@ -188,9 +195,10 @@ mod tests {
 
     #[test]
     fn cannot_fetch_message_says_what_to_do() {
-        let msg = cannot_fetch("apt-get source answered: E: Failed to fetch x 404 Not Found")
-            .to_string();
-        assert!(msg.starts_with("source cannot be fetched on this machine (apt-get source answered: E:"));
+        let msg =
+            cannot_fetch("apt-get source answered: E: Failed to fetch x 404 Not Found").to_string();
+        assert!(msg
+            .starts_with("source cannot be fetched on this machine (apt-get source answered: E:"));
         assert!(msg.ends_with("use --python /path/to/python from actions/setup-python"));
     }
 

@@ -1,0 +1,168 @@
+//! `affine`: handles are `!Send` (PyO3's `unsendable`, generalised); crossing threads needs an
+//! explicit checked transfer.
+//!
+//! The handle is one pointer and cannot move to another thread, so no thread check is needed
+//! at all (PyO3's `unsendable` checks a `ThreadId` on every access because a pyclass is reachable
+//! from Python on any thread; a Rust-side handle is not). Moving to another thread goes through
+//! [`Affine::send`], which records the sending scope's interpreter, and [`Affine::receive`],
+//! which refuses a different one.
+//!
+//! What it misses: one thread can run several interpreters in turn. A handle made while attached
+//! to interpreter A, kept by the thread, and used after the thread attaches to B is bound and
+//! dropped in B without any check. `!Send` proves "same thread", never "same interpreter"; the
+//! hazard suite shows the cases.
+
+use std::ptr::NonNull;
+use std::marker::PhantomData;
+
+use interpsafe_protocol::InterpreterKey;
+
+use super::tagged::{mismatch, once_for, TaggedHandle, TaggedOnce};
+use super::Strategy;
+use crate::interpreter::runtime::current_tag;
+use crate::interpreter::Attached;
+use crate::object::{ObjRef, RawStrong};
+use crate::pyo3_compat::ffi;
+use crate::tag::Tag;
+use crate::Error;
+
+/// Thread-affine handles with a checked transfer.
+#[derive(Debug)]
+pub enum Affine {}
+
+/// An affine scope: the interpreter at entry (used by transfers and once-cells).
+#[derive(Debug)]
+pub struct AffineScope<'s> {
+    key: InterpreterKey,
+    tag: Tag,
+    _not_send: PhantomData<(&'s (), *mut ())>,
+}
+
+/// A strong handle that cannot leave its thread: one pointer.
+#[derive(Debug)]
+pub struct AffineHandle {
+    obj: RawStrong,
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// A handle on its way to another thread, with the interpreter it came from.
+#[derive(Debug)]
+pub struct AffineTransfer {
+    inner: TaggedHandle,
+}
+
+impl Drop for AffineHandle {
+    fn drop(&mut self) {
+        // SAFETY: PyThreadState_GetUnchecked may be called in any state.
+        let attached = !unsafe { ffi::PyThreadState_GetUnchecked() }.is_null();
+        if attached {
+            // SAFETY: `!Send` keeps the handle on its thread, and this assumes the thread is
+            // still attached to the interpreter that made it. That is the design's blind spot
+            // (a thread can run several interpreters in turn), measured by the hazard suite.
+            unsafe { ffi::Py_DECREF(self.obj.ptr().as_ptr()) };
+        }
+        // Not attached: the owner is unknown, so the reference is leaked rather than released
+        // somewhere wrong.
+    }
+}
+
+impl AffineHandle {
+    fn from_raw(obj: RawStrong) -> Self {
+        AffineHandle { obj, _not_send: PhantomData }
+    }
+
+    fn into_tagged(self, owner: Tag) -> TaggedHandle {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so its reference moves out exactly once into a handle
+        // tagged with the interpreter the caller vouches for.
+        unsafe { TaggedHandle::adopt(std::ptr::read(&this.obj).into_raw(), owner) }
+    }
+}
+
+impl Strategy for Affine {
+    const NAME: &'static str = "affine";
+    const SUMMARY: &'static str =
+        "handles are !Send; moving to another thread is a checked transfer";
+
+    type Scope<'s> = AffineScope<'s>;
+    type Ref<'s, 'a>
+        = ObjRef<'a>
+    where
+        's: 'a;
+    type Handle<'s> = AffineHandle;
+    type Stored = TaggedHandle;
+    type Sent = AffineTransfer;
+    type Once = TaggedOnce;
+
+    fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
+        let tag = current_tag().unwrap_or(Tag::from_key(at.key()));
+        f(&AffineScope { key: at.key(), tag, _not_send: PhantomData })
+    }
+
+    fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
+        scope.key
+    }
+
+    unsafe fn adopt<'s>(scope: &Self::Scope<'s>, obj: NonNull<ffi::PyObject>) -> Self::Handle<'s> {
+        let _ = scope;
+        // SAFETY: the caller hands over a new reference owned by the scope's interpreter.
+        AffineHandle::from_raw(unsafe { RawStrong::adopt(obj) })
+    }
+
+    #[inline]
+    fn bind<'s, 'a>(_scope: &'a Self::Scope<'s>, handle: &'a Self::Handle<'s>) -> Result<Self::Ref<'s, 'a>, Error> {
+        // SAFETY: same thread (the handle is !Send); assumed same interpreter, unchecked.
+        Ok(unsafe { handle.obj.borrow() })
+    }
+
+    fn to_handle<'s, 'a>(_scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
+        AffineHandle::from_raw(RawStrong::new(obj))
+    }
+
+    #[inline]
+    fn clone_handle<'s>(
+        _scope: &Self::Scope<'s>,
+        handle: &Self::Handle<'s>,
+    ) -> Result<Self::Handle<'s>, Error> {
+        // SAFETY: as in bind.
+        Ok(AffineHandle::from_raw(RawStrong::new(unsafe { handle.obj.borrow() })))
+    }
+
+    fn store<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
+        handle.into_tagged(scope.tag)
+    }
+
+    fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
+        if stored.tag() != scope.tag {
+            return Err(mismatch(stored.tag(), Some(scope.tag), "load"));
+        }
+        let (ptr, _) = stored.into_raw();
+        // SAFETY: checked: the stored handle belongs to the scope's interpreter.
+        Ok(AffineHandle::from_raw(unsafe { RawStrong::adopt(ptr) }))
+    }
+
+    fn send<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
+        AffineTransfer { inner: handle.into_tagged(scope.tag) }
+    }
+
+    fn receive<'s>(scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
+        if sent.inner.tag() != scope.tag {
+            return Err(mismatch(sent.inner.tag(), Some(scope.tag), "receive"));
+        }
+        Self::load(scope, sent.inner)
+    }
+
+    fn once<'s, 'a>(
+        cell: &'a Self::Once,
+        scope: &'a Self::Scope<'s>,
+        init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
+        // SAFETY: attached to the scope's interpreter for the scope's borrow.
+        unsafe { once_for(cell, scope.key, || init(scope).map(|h| h.into_tagged(scope.tag))) }
+    }
+
+    #[inline]
+    fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
+        r
+    }
+}

@@ -1,0 +1,182 @@
+//! `branded`: a generative lifetime brand names one interpreter; mixing brands does not compile.
+//!
+//! [`Branded::enter`] runs its closure with a [`BrandScope<'s>`] whose `'s` is fresh (the
+//! closure is `for<'s>`) and invariant, so no two scopes share a brand. Handles and borrowed
+//! objects carry the brand; every operation takes the scope of the same brand, so using an
+//! object of one scope with another scope's token is a type error, found at compile time (the
+//! GhostCell / generativity technique). Inside the brand nothing is checked at run time and a
+//! handle is one pointer, 8 bytes. Storing a handle outside the brand turns it into a
+//! [`TaggedHandle`] (the scope's interpreter, known since entry, becomes its tag: no lookup);
+//! bringing it back in compares that tag with the scope once.
+//!
+//! Why an unchecked drop is sound here:
+//! - a `BrandedHandle<'s>` cannot outlive the scope closure (its type names `'s`);
+//! - it is not `Send`, so it cannot reach another thread, nor a nested attach to another
+//!   interpreter (attach closures must be `Send`);
+//! - it is not `'static`, so it cannot be parked in a thread-local.
+//!
+//! So whenever it is dropped the thread is attached to the brand's interpreter. Raw C-API thread-state swaps inside the scope are outside this argument.
+
+use std::ptr::NonNull;
+use std::marker::PhantomData;
+
+use interpsafe_protocol::InterpreterKey;
+
+use super::tagged::{mismatch, once_for, TaggedHandle, TaggedOnce};
+use super::Strategy;
+use crate::interpreter::runtime::current_tag;
+use crate::interpreter::Attached;
+use crate::object::{ObjRef, RawStrong};
+use crate::pyo3_compat::ffi;
+use crate::tag::Tag;
+use crate::Error;
+
+/// Invariant in `'s`, and neither `Send` nor `Sync`.
+type Brand<'s> = PhantomData<(fn(&'s ()) -> &'s (), *mut ())>;
+
+/// Lifetime-branded handles: compile-time checks, runtime check only at the storage boundary.
+#[derive(Debug)]
+pub enum Branded {}
+
+/// The brand's token: proof of being attached to one interpreter, named by `'s`.
+#[derive(Debug)]
+pub struct BrandScope<'s> {
+    key: InterpreterKey,
+    tag: Tag,
+    _brand: Brand<'s>,
+}
+
+impl BrandScope<'_> {
+    /// The interpreter this brand names.
+    pub fn key(&self) -> InterpreterKey {
+        self.key
+    }
+}
+
+/// A strong handle branded with `'s`: one pointer.
+#[derive(Debug)]
+pub struct BrandedHandle<'s> {
+    obj: RawStrong,
+    _brand: Brand<'s>,
+}
+
+/// A borrowed object branded with `'s`.
+#[derive(Debug, Clone, Copy)]
+pub struct BrandedRef<'s, 'a> {
+    obj: ObjRef<'a>,
+    _brand: Brand<'s>,
+}
+
+impl<'s, 'a> BrandedRef<'s, 'a> {
+    /// The object, for raw operations.
+    pub fn obj(self) -> ObjRef<'a> {
+        self.obj
+    }
+}
+
+impl Drop for BrandedHandle<'_> {
+    fn drop(&mut self) {
+        // SAFETY: by the brand argument in the module docs, the thread is attached to the
+        // brand's interpreter, which owns the reference.
+        unsafe { ffi::Py_DECREF(self.obj.ptr().as_ptr()) };
+    }
+}
+
+impl<'s> BrandedHandle<'s> {
+    fn from_raw(obj: RawStrong) -> Self {
+        BrandedHandle { obj, _brand: PhantomData }
+    }
+}
+
+impl Strategy for Branded {
+    const NAME: &'static str = "branded";
+    const SUMMARY: &'static str =
+        "a generative lifetime brand names the interpreter; checked once at the storage boundary";
+
+    type Scope<'s> = BrandScope<'s>;
+    type Ref<'s, 'a>
+        = BrandedRef<'s, 'a>
+    where
+        's: 'a;
+    type Handle<'s> = BrandedHandle<'s>;
+    type Stored = TaggedHandle;
+    type Sent = TaggedHandle;
+    type Once = TaggedOnce;
+
+    fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
+        let tag = current_tag().unwrap_or(Tag::from_key(at.key()));
+        f(&BrandScope { key: at.key(), tag, _brand: PhantomData })
+    }
+
+    fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
+        scope.key
+    }
+
+    unsafe fn adopt<'s>(scope: &Self::Scope<'s>, obj: NonNull<ffi::PyObject>) -> Self::Handle<'s> {
+        let _ = scope;
+        // SAFETY: the caller hands over a new reference owned by the scope's interpreter.
+        BrandedHandle::from_raw(unsafe { RawStrong::adopt(obj) })
+    }
+
+    #[inline]
+    fn bind<'s, 'a>(
+        _scope: &'a Self::Scope<'s>,
+        handle: &'a Self::Handle<'s>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
+        // SAFETY: same brand, so the handle belongs to the scope's interpreter, where the thread
+        // is attached for the scope's borrow.
+        Ok(BrandedRef { obj: unsafe { handle.obj.borrow() }, _brand: PhantomData })
+    }
+
+    fn to_handle<'s, 'a>(_scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
+        BrandedHandle::from_raw(RawStrong::new(obj.obj))
+    }
+
+    #[inline]
+    fn clone_handle<'s>(
+        _scope: &Self::Scope<'s>,
+        handle: &Self::Handle<'s>,
+    ) -> Result<Self::Handle<'s>, Error> {
+        // SAFETY: attached to the brand's interpreter (see Drop); borrowed only for the incref.
+        Ok(BrandedHandle::from_raw(RawStrong::new(unsafe { handle.obj.borrow() })))
+    }
+
+    fn store<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
+        let handle = std::mem::ManuallyDrop::new(handle);
+        // SAFETY: `handle` is never dropped, so its reference moves out exactly once, into a
+        // handle tagged with the brand's interpreter, which owns it.
+        unsafe { TaggedHandle::adopt(std::ptr::read(&handle.obj).into_raw(), scope.tag) }
+    }
+
+    fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
+        if stored.tag() != scope.tag {
+            return Err(mismatch(stored.tag(), Some(scope.tag), "load into brand"));
+        }
+        let (ptr, _) = stored.into_raw();
+        // SAFETY: checked: the stored handle's owner is the brand's interpreter.
+        Ok(BrandedHandle::from_raw(unsafe { RawStrong::adopt(ptr) }))
+    }
+
+    fn send<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
+        Self::store(scope, handle)
+    }
+
+    fn receive<'s>(scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
+        Self::load(scope, sent)
+    }
+
+    fn once<'s, 'a>(
+        cell: &'a Self::Once,
+        scope: &'a Self::Scope<'s>,
+        init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
+        // SAFETY: attached to the brand's interpreter for the scope's borrow.
+        let obj = unsafe { once_for(cell, scope.key, || init(scope).map(|h| Self::store(scope, h))) }?;
+        Ok(BrandedRef { obj, _brand: PhantomData })
+    }
+
+    #[inline]
+    fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
+        r.obj
+    }
+}

@@ -1,0 +1,138 @@
+//! The competing handle designs, each a whole policy behind one trait.
+//!
+//! A [`Strategy`] decides how a persistent handle to a Python object is held, bound, cloned,
+//! dropped, stored outside any scope, sent to another thread, and how per-interpreter statics
+//! (once-cells holding interned strings, type objects, exception types) are kept. The hazard
+//! suite, the loom models and the benches are generic over it, so a new proposal is one new file
+//! plus one line in [`for_each_strategy!`](crate::for_each_strategy).
+//!
+//! | strategy | handle | check |
+//! |---|---|---|
+//! | [`Unchecked`] | today's `Py<T>`: a pointer, `Send + Sync`, process-global statics | none |
+//! | [`Tagged`] | pointer + owner tag | every bind reads the current interpreter (one flag load while only main exists) |
+//! | [`Scoped`] | pointer + owner tag | the scope reads the interpreter once; binds compare with it |
+//! | [`Branded`] | pointer, with a generative lifetime brand | compile time; once when a stored handle comes back in |
+//! | [`Affine`] | pointer, `!Send` | compile time for threads; a checked transfer between threads |
+//!
+//! Scopes are entered with a closure that is generic over the brand lifetime `'s`
+//! (`for<'s> FnOnce(&Scope<'s>)`), so brands are generative: two scopes never share one. Attach
+//! closures must be `Send` (as PyO3's `allow_threads` closures must be `Ungil`), which keeps
+//! `!Send` handles out of a nested attachment to another interpreter.
+
+mod affine;
+mod branded;
+mod scoped;
+mod tagged;
+mod unchecked;
+
+use std::ffi::CStr;
+use std::ptr::NonNull;
+
+use interpsafe_protocol::InterpreterKey;
+
+pub use affine::{Affine, AffineHandle, AffineScope, AffineTransfer};
+pub use branded::{Branded, BrandedHandle, BrandedRef, BrandScope};
+pub use scoped::{Scoped, ScopedScope};
+pub use tagged::{Tagged, TaggedHandle, TaggedOnce, TaggedScope};
+pub use unchecked::{Unchecked, UncheckedHandle, UncheckedOnce, UncheckedScope};
+
+use crate::interpreter::Attached;
+use crate::object::{eval_new, ObjRef};
+use crate::pyo3_compat::ffi;
+use crate::Error;
+
+/// One design for interpreter-safe handles and statics.
+pub trait Strategy: Sized + 'static {
+    /// The name used in reports and on the command line.
+    const NAME: &'static str;
+    /// One line on what it checks and when.
+    const SUMMARY: &'static str;
+
+    /// Proof that the thread is attached to one interpreter, as much of it as this strategy
+    /// keeps; `'s` is the brand for strategies that use one.
+    type Scope<'s>;
+    /// A borrowed object handed out by [`Strategy::bind`].
+    type Ref<'s, 'a>: Copy
+    where
+        's: 'a;
+    /// A persistent strong handle, usable in scopes of brand `'s`.
+    type Handle<'s>;
+    /// The form kept outside any scope: struct fields, statics, channels.
+    type Stored: Send + Sync + 'static;
+    /// The form that moves a handle to another thread.
+    type Sent: Send + 'static;
+    /// A per-interpreter (or, for the baseline, process-global) once-cell holding an object.
+    type Once: Default + Send + Sync;
+
+    /// Enters a scope on the attached thread.
+    fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R;
+
+    /// The interpreter the scope was entered in.
+    fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey;
+
+    /// Wraps a new reference produced in the scope's interpreter.
+    ///
+    /// # Safety
+    /// `obj` must be a strong reference the caller hands over, owned by the scope's interpreter.
+    unsafe fn adopt<'s>(scope: &Self::Scope<'s>, obj: NonNull<ffi::PyObject>) -> Self::Handle<'s>;
+
+    /// Evaluates a Python expression in the scope's interpreter and returns a handle to it.
+    fn eval<'s>(scope: &Self::Scope<'s>, expr: &CStr) -> Result<Self::Handle<'s>, Error> {
+        // SAFETY: a scope exists only while its thread is attached; the result is new.
+        let obj = unsafe { eval_new(expr) }
+            .map_err(|message| Error::Python { interpreter: Self::key(scope), message })?;
+        // SAFETY: `eval_new` returned a new reference in the scope's interpreter.
+        Ok(unsafe { Self::adopt(scope, obj) })
+    }
+
+    /// Binds a handle for use in the current interpreter: the check, if this strategy has one.
+    fn bind<'s, 'a>(
+        scope: &'a Self::Scope<'s>,
+        handle: &'a Self::Handle<'s>,
+    ) -> Result<Self::Ref<'s, 'a>, Error>;
+
+    /// A new strong handle to a borrowed object.
+    fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s>;
+
+    /// Clones a handle (a new strong reference: an incref, which must happen in the owner).
+    fn clone_handle<'s>(
+        scope: &Self::Scope<'s>,
+        handle: &Self::Handle<'s>,
+    ) -> Result<Self::Handle<'s>, Error>;
+
+    /// Turns a handle into the storable form.
+    fn store<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored;
+
+    /// Brings a stored handle back into a scope.
+    fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error>;
+
+    /// Prepares a handle to move to another thread.
+    fn send<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent;
+
+    /// Receives a handle sent from another thread.
+    fn receive<'s>(scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error>;
+
+    /// Gets the once-cell's object for the scope's interpreter, initialising it with `init` if
+    /// it is empty there.
+    fn once<'s, 'a>(
+        cell: &'a Self::Once,
+        scope: &'a Self::Scope<'s>,
+        init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
+    ) -> Result<Self::Ref<'s, 'a>, Error>;
+
+    /// The raw object behind a borrowed reference, for the operations in [`crate::ops`].
+    fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a>;
+}
+
+/// Calls `$m!(Type)` once per registered strategy: the one registration list that the hazard
+/// suite, the benches and the report iterate over. Adding a strategy is one line here.
+#[macro_export]
+macro_rules! for_each_strategy {
+    ($m:ident) => {
+        $m!($crate::strategy::Unchecked);
+        $m!($crate::strategy::Tagged);
+        $m!($crate::strategy::Scoped);
+        $m!($crate::strategy::Branded);
+        $m!($crate::strategy::Affine);
+    };
+}

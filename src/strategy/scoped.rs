@@ -1,0 +1,124 @@
+//! `scoped`: an attach scope reads the current interpreter once; binds inside compare with it.
+//!
+//! Handles are [`TaggedHandle`]s (16 bytes). Entering the scope costs the interpreter lookup
+//! that `tagged` pays on every bind; each bind is then a compare against the scope's value, with
+//! no libpython call.
+//!
+//! What if code inside the scope switches interpreters? A nested attach runs a `Send` closure,
+//! which cannot capture this scope (it is not `Send`), so toolkit code cannot bind through a
+//! stale scope. Raw C-API thread-state swaps inside the scope are outside that argument: the
+//! scope would then vouch for an interpreter the thread has left. The tagged strategy re-reads
+//! the interpreter on every bind and has no such gap; that is the price difference the benches
+//! measure.
+
+use std::ptr::NonNull;
+use std::marker::PhantomData;
+
+use interpsafe_protocol::InterpreterKey;
+
+use super::tagged::{once_for, TaggedHandle, TaggedOnce};
+use super::Strategy;
+use crate::interpreter::runtime::current_tag;
+use crate::interpreter::Attached;
+use crate::object::ObjRef;
+use crate::tag::Tag;
+use crate::pyo3_compat::ffi;
+use crate::Error;
+
+/// Owner-tagged handles checked against a per-scope reading of the interpreter.
+#[derive(Debug)]
+pub enum Scoped {}
+
+/// A scope that read the current interpreter once, at entry.
+#[derive(Debug)]
+pub struct ScopedScope<'s> {
+    key: InterpreterKey,
+    tag: Tag,
+    _not_send: PhantomData<(&'s (), *mut ())>,
+}
+
+impl Strategy for Scoped {
+    const NAME: &'static str = "scoped";
+    const SUMMARY: &'static str =
+        "the scope reads the interpreter once; binds compare with it (no FFI per bind)";
+
+    type Scope<'s> = ScopedScope<'s>;
+    type Ref<'s, 'a>
+        = ObjRef<'a>
+    where
+        's: 'a;
+    type Handle<'s> = TaggedHandle;
+    type Stored = TaggedHandle;
+    type Sent = TaggedHandle;
+    type Once = TaggedOnce;
+
+    fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
+        let tag = current_tag().unwrap_or(Tag::from_key(at.key()));
+        f(&ScopedScope { key: at.key(), tag, _not_send: PhantomData })
+    }
+
+    fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
+        scope.key
+    }
+
+    unsafe fn adopt<'s>(scope: &Self::Scope<'s>, obj: NonNull<ffi::PyObject>) -> Self::Handle<'s> {
+        let _ = scope;
+        // SAFETY: the caller hands over a new reference owned by the scope's interpreter.
+        unsafe { TaggedHandle::adopt(obj, scope.tag) }
+    }
+
+    #[inline]
+    fn bind<'s, 'a>(
+        scope: &'a Self::Scope<'s>,
+        handle: &'a Self::Handle<'s>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
+        handle.check(Some(scope.tag), "bind")?;
+        // SAFETY: the scope's interpreter is the owner, and the thread stays attached to it for
+        // the scope's borrow (see the module docs for the raw C-API caveat).
+        Ok(unsafe { handle.borrow_checked() })
+    }
+
+    fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
+        TaggedHandle::new(obj, scope.tag)
+    }
+
+    #[inline]
+    fn clone_handle<'s>(
+        scope: &Self::Scope<'s>,
+        handle: &Self::Handle<'s>,
+    ) -> Result<Self::Handle<'s>, Error> {
+        handle.check(Some(scope.tag), "clone")?;
+        // SAFETY: attached to the owner (checked against the scope).
+        Ok(unsafe { handle.clone_checked() })
+    }
+
+    fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
+        handle
+    }
+
+    fn load<'s>(_scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
+        Ok(stored)
+    }
+
+    fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
+        handle
+    }
+
+    fn receive<'s>(_scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
+        Ok(sent)
+    }
+
+    fn once<'s, 'a>(
+        cell: &'a Self::Once,
+        scope: &'a Self::Scope<'s>,
+        init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
+        // SAFETY: attached to the scope's interpreter for the scope's borrow.
+        unsafe { once_for(cell, scope.tag.key(), || init(scope)) }
+    }
+
+    #[inline]
+    fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
+        r
+    }
+}

@@ -1,0 +1,261 @@
+//! `tagged`: every handle records its owner interpreter; every bind compares it with the
+//! current one.
+//!
+//! The handle is a pointer plus a [`Tag`] (interpreter ID and runtime epoch in one word): 16
+//! bytes. `bind` reads the current interpreter each time, trusting nothing about the scope:
+//! while no interpreter other than main has ever entered toolkit code that is one relaxed flag
+//! load (see [`current_tag`](crate::interpreter::runtime)); with several interpreters it is
+//! `PyThreadState_GetUnchecked` and two more out-of-line libpython calls. Drops outside the owner
+//! are deferred to the owner's pool. Once-cells are per interpreter.
+//!
+//! The fast path is sound because every way into toolkit code from an interpreter (the
+//! toolkit's attach, a subinterpreter's worker, the `_interpsafe` module's exec slot, first-entry
+//! registration) observes that interpreter in the registry, which sets the flag before any code
+//! in a second interpreter can hold a scope.
+
+use std::ptr::NonNull;
+use std::marker::PhantomData;
+
+use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce};
+
+use super::Strategy;
+use crate::interpreter::runtime::{current_tag, registry};
+use crate::interpreter::Attached;
+use crate::object::{ObjRef, RawStrong};
+use crate::pyo3_compat::ffi;
+use crate::release::release;
+use crate::tag::Tag;
+use crate::Error;
+
+/// Owner-tagged handles checked on every bind.
+#[derive(Debug)]
+pub enum Tagged {}
+
+/// A tagged scope: the interpreter at entry, used only to word errors and key once-cells.
+#[derive(Debug)]
+pub struct TaggedScope<'s> {
+    pub(crate) key: InterpreterKey,
+    _brand: PhantomData<&'s ()>,
+}
+
+/// A strong handle that knows its owner interpreter. Also the stored form of the scoped,
+/// branded and affine strategies.
+#[derive(Debug)]
+pub struct TaggedHandle {
+    obj: RawStrong,
+    owner: Tag,
+}
+
+// SAFETY: the handle can move to any thread: every use is checked against its owner (bind
+// compares, drop defers to the owner's pool), so no other thread's interpreter ever touches it.
+unsafe impl Send for TaggedHandle {}
+// SAFETY: shared access only reads the pointer and the tag; the same checks apply.
+unsafe impl Sync for TaggedHandle {}
+
+impl Drop for TaggedHandle {
+    fn drop(&mut self) {
+        release(self.owner, self.obj.ptr());
+    }
+}
+
+impl TaggedHandle {
+    /// Takes a new strong reference to `obj`, owned by `owner`.
+    pub(crate) fn new(obj: ObjRef<'_>, owner: Tag) -> Self {
+        TaggedHandle { obj: RawStrong::new(obj), owner }
+    }
+
+    /// Adopts a new reference owned by `owner`.
+    ///
+    /// # Safety
+    /// `ptr` is a strong reference the caller hands over, owned by `owner`.
+    pub(crate) unsafe fn adopt(ptr: std::ptr::NonNull<ffi::PyObject>, owner: Tag) -> Self {
+        // SAFETY: caller's contract.
+        TaggedHandle { obj: unsafe { RawStrong::adopt(ptr) }, owner }
+    }
+
+    /// The owner interpreter.
+    pub fn owner(&self) -> InterpreterKey {
+        self.owner.key()
+    }
+
+    /// The owner tag.
+    pub(crate) fn tag(&self) -> Tag {
+        self.owner
+    }
+
+    /// The object's address.
+    pub fn addr(&self) -> usize {
+        self.obj.addr()
+    }
+
+    /// Borrows the object after the caller has checked the owner.
+    ///
+    /// # Safety
+    /// The thread must be attached to the owner for `'a`.
+    pub(crate) unsafe fn borrow_checked<'a>(&'a self) -> ObjRef<'a> {
+        // SAFETY: caller's contract.
+        unsafe { self.obj.borrow() }
+    }
+
+    /// Checks that the thread is attached to `current` and that it is this handle's owner.
+    pub(crate) fn check(&self, current: Option<Tag>, operation: &'static str) -> Result<(), Error> {
+        match current {
+            Some(tag) if tag == self.owner => Ok(()),
+            Some(tag) => Err(mismatch(self.owner, Some(tag), operation)),
+            None => Err(Error::NotAttached { operation }),
+        }
+    }
+
+    /// A new strong reference with the same owner; the caller has checked the owner.
+    ///
+    /// # Safety
+    /// The thread must be attached to the owner.
+    pub(crate) unsafe fn clone_checked(&self) -> Self {
+        // SAFETY: caller's contract; the incref produces the adopted reference.
+        unsafe {
+            ffi::Py_INCREF(self.obj.ptr().as_ptr());
+            TaggedHandle::adopt(self.obj.ptr(), self.owner)
+        }
+    }
+
+    /// Gives up the reference without releasing it.
+    pub(crate) fn into_raw(self) -> (std::ptr::NonNull<ffi::PyObject>, Tag) {
+        let owner = self.owner;
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the reference moves out exactly once.
+        let obj = unsafe { std::ptr::read(&this.obj) };
+        (obj.into_raw(), owner)
+    }
+}
+
+/// The error for a handle of `owner` used while attached to `current`.
+pub(crate) fn mismatch(owner: Tag, current: Option<Tag>, operation: &'static str) -> Error {
+    let owner = owner.key();
+    match registry().status(owner) {
+        Some(interpsafe_protocol::Status::Ended) => Error::OwnerEnded { owner, operation },
+        _ => Error::CrossInterpreter { owner, current: current.map(Tag::key), operation },
+    }
+}
+
+/// A per-interpreter once-cell.
+#[derive(Debug, Default)]
+pub struct TaggedOnce {
+    pub(crate) cells: PerInterpreterOnce<usize>,
+}
+
+/// Shared by the checked strategies: the once-cell's object for `key`, initialised by `init` on
+/// first use there. A losing racer's value is released in `key`, where the thread is attached.
+///
+/// # Safety
+/// The thread must be attached to `key` for `'a`.
+pub(crate) unsafe fn once_for<'a>(
+    cell: &'a TaggedOnce,
+    key: InterpreterKey,
+    init: impl FnOnce() -> Result<TaggedHandle, Error>,
+) -> Result<ObjRef<'a>, Error> {
+    let addr = match cell.cells.get(key) {
+        Some(addr) => addr,
+        None => {
+            let init = cell
+                .cells
+                .get_or_try_init(key, || init().map(|h| h.into_raw().0.as_ptr() as usize))
+                .map_err(|e| match e {
+                    interpsafe_protocol::OnceError::Init { error, .. } => error,
+                    other => Error::Reentrant { message: other.to_string() },
+                })?;
+            if let Some(loser) = init.loser {
+                // SAFETY: the loser's reference was made in `key`, where the thread is attached.
+                unsafe { ffi::Py_DECREF(loser as *mut ffi::PyObject) };
+            }
+            init.value
+        }
+    };
+    // SAFETY: the cell owns a strong reference in `key` for as long as `key` lives, and the
+    // thread is attached to `key` for `'a` (caller's contract).
+    Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) })
+}
+
+impl Strategy for Tagged {
+    const NAME: &'static str = "tagged";
+    const SUMMARY: &'static str =
+        "handles carry their owner; every bind reads the current interpreter (flag fast path)";
+
+    type Scope<'s> = TaggedScope<'s>;
+    type Ref<'s, 'a>
+        = ObjRef<'a>
+    where
+        's: 'a;
+    type Handle<'s> = TaggedHandle;
+    type Stored = TaggedHandle;
+    type Sent = TaggedHandle;
+    type Once = TaggedOnce;
+
+    fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
+        f(&TaggedScope { key: at.key(), _brand: PhantomData })
+    }
+
+    fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
+        scope.key
+    }
+
+    unsafe fn adopt<'s>(scope: &Self::Scope<'s>, obj: NonNull<ffi::PyObject>) -> Self::Handle<'s> {
+        let _ = scope;
+        // SAFETY: the caller hands over a new reference owned by the scope's interpreter.
+        unsafe { TaggedHandle::adopt(obj, Tag::from_key(scope.key)) }
+    }
+
+    #[inline]
+    fn bind<'s, 'a>(
+        _scope: &'a Self::Scope<'s>,
+        handle: &'a Self::Handle<'s>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
+        handle.check(current_tag(), "bind")?;
+        // SAFETY: checked just above: attached to the owner.
+        Ok(unsafe { handle.borrow_checked() })
+    }
+
+    fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
+        TaggedHandle::new(obj, current_tag().unwrap_or(Tag::from_key(scope.key)))
+    }
+
+    #[inline]
+    fn clone_handle<'s>(
+        _scope: &Self::Scope<'s>,
+        handle: &Self::Handle<'s>,
+    ) -> Result<Self::Handle<'s>, Error> {
+        handle.check(current_tag(), "clone")?;
+        // SAFETY: checked just above: attached to the owner.
+        Ok(unsafe { handle.clone_checked() })
+    }
+
+    fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
+        handle
+    }
+
+    fn load<'s>(_scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
+        Ok(stored)
+    }
+
+    fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
+        handle
+    }
+
+    fn receive<'s>(_scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
+        Ok(sent)
+    }
+
+    fn once<'s, 'a>(
+        cell: &'a Self::Once,
+        scope: &'a Self::Scope<'s>,
+        init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
+        let current = current_tag().ok_or(Error::NotAttached { operation: "once-cell" })?;
+        // SAFETY: attached to `current` for the scope's borrow.
+        unsafe { once_for(cell, current.key(), || init(scope)) }
+    }
+
+    #[inline]
+    fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
+        r
+    }
+}

@@ -1,0 +1,50 @@
+//! The owner tag a checked handle carries: an [`InterpreterKey`] packed into one `u64`.
+//!
+//! The ID takes the low 48 bits and the runtime epoch the high 16, so a tagged handle is a
+//! pointer plus one word (16 bytes, and `Option` of it too, through the pointer's niche). The
+//! packing is exact below 2^48 interpreters per runtime and 2^16 runtime re-initialisations per
+//! process; beyond that epochs wrap.
+
+use interpsafe_protocol::{Epoch, InterpreterId, InterpreterKey};
+
+const ID_BITS: u32 = 48;
+const ID_MASK: u64 = (1 << ID_BITS) - 1;
+
+/// An interpreter key packed into one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag(u64);
+
+impl Tag {
+    /// Packs `key`.
+    #[inline]
+    pub fn from_key(key: InterpreterKey) -> Self {
+        Tag::from_parts(key.epoch, key.id.0)
+    }
+
+    /// Packs an epoch and a raw interpreter ID.
+    #[inline]
+    pub fn from_parts(epoch: Epoch, id: i64) -> Self {
+        Tag((epoch.0 << ID_BITS) | (id as u64 & ID_MASK))
+    }
+
+    /// Unpacks the key.
+    pub fn key(self) -> InterpreterKey {
+        InterpreterKey { epoch: Epoch(self.0 >> ID_BITS), id: InterpreterId((self.0 & ID_MASK) as i64) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_and_unpacks() {
+        for (e, id) in [(0, 0), (0, 7), (3, 1 << 40), (65535, (1 << 48) - 1)] {
+            let key = InterpreterKey { epoch: Epoch(e), id: InterpreterId(id) };
+            assert_eq!(Tag::from_key(key).key(), key);
+        }
+        let a = InterpreterKey { epoch: Epoch(0), id: InterpreterId(1) };
+        let b = InterpreterKey { epoch: Epoch(1), id: InterpreterId(1) };
+        assert_ne!(Tag::from_key(a), Tag::from_key(b));
+    }
+}

@@ -1,0 +1,248 @@
+//! Interpreter selection shared by every command: `--python 3.13t` or `--python /path/to/python`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::install;
+use super::names::{self, KnownPython};
+use crate::error::Error;
+use crate::host;
+use crate::paths::{self, Cache};
+use crate::step::Step;
+
+/// The Python snippet that reports an interpreter's facts as one JSON object.
+const QUERY: &str = "import json, platform, sys, sysconfig\n\
+print(json.dumps({'version': platform.python_version(), 'sys_version': sys.version, \
+'py_gil_disabled': sysconfig.get_config_var('Py_GIL_DISABLED'), \
+'abiflags': getattr(sys, 'abiflags', ''), 'libdir': sysconfig.get_config_var('LIBDIR')}))";
+
+/// What an interpreter says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The exact version, e.g. `3.13.15` (`platform.python_version()`).
+    pub version: String,
+    /// `sys.version`.
+    pub sys_version: String,
+    /// `sysconfig.get_config_var('Py_GIL_DISABLED')`.
+    pub py_gil_disabled: Option<i64>,
+    /// `sys.abiflags`.
+    pub abiflags: String,
+    /// `sysconfig.get_config_var('LIBDIR')`, where `libpython` lives.
+    pub libdir: Option<PathBuf>,
+}
+
+impl Facts {
+    /// Whether the interpreter is a free-threaded build.
+    pub fn free_threaded(&self) -> bool {
+        self.py_gil_disabled == Some(1)
+    }
+
+    /// `major.minor`, e.g. `3.13`.
+    pub fn series(&self) -> String {
+        self.version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+/// Parses the JSON printed by [`QUERY`].
+pub fn parse_facts(text: &str) -> Result<Facts, String> {
+    let value: Value = serde_json::from_str(text.trim()).map_err(|e| format!("not JSON: {e}"))?;
+    let string = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
+    Ok(Facts {
+        version: string("version").ok_or("no `version`")?,
+        sys_version: string("sys_version").unwrap_or_default(),
+        py_gil_disabled: value.get("py_gil_disabled").and_then(Value::as_i64),
+        abiflags: string("abiflags").unwrap_or_default(),
+        libdir: string("libdir").map(PathBuf::from),
+    })
+}
+
+/// Runs `executable` (with the extra environment `env`) and asks for its [`Facts`].
+pub fn query(executable: &Path, env: &[(&str, &str)]) -> Result<Facts, Error> {
+    let mut step = Step::new(executable).args(["-c", QUERY]);
+    for (k, v) in env {
+        step = step.env(k, v);
+    }
+    let out = step.command().output().map_err(|e| {
+        Error::new(format!(
+            "cannot run {} ({e}); is it a Python executable?",
+            executable.display()
+        ))
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("no error output");
+        return Err(Error::new(format!(
+            "{} failed to report its version ({}): {last}",
+            executable.display(),
+            out.status
+        )));
+    }
+    parse_facts(&String::from_utf8_lossy(&out.stdout)).map_err(|why| {
+        Error::new(format!(
+            "{} answered the version query oddly ({why}); is it CPython 3?",
+            executable.display()
+        ))
+    })
+}
+
+/// A Python interpreter selected for a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    /// The name used for target directories and output: the known name, or `path-3.11[t]`.
+    pub name: String,
+    /// The executable (absolute path), passed on as `PYO3_PYTHON`.
+    pub executable: PathBuf,
+    /// The exact version, e.g. `3.13.15`.
+    pub version: String,
+    /// Whether it is a free-threaded build.
+    pub free_threaded: bool,
+    /// Where its `libpython` lives, if known.
+    pub libdir: Option<PathBuf>,
+    /// Environment the interpreter needs at run time (e.g. `ASAN_OPTIONS` for sanitizer builds).
+    pub env: Vec<(String, String)>,
+}
+
+impl Interpreter {
+    /// The cargo target directory for builds against this interpreter: `<workspace>/target/py-NAME`.
+    pub fn target_dir(&self) -> PathBuf {
+        paths::target_dir(&format!("py-{}", self.name))
+    }
+}
+
+/// The name given to an interpreter selected by path: `path-3.11`, or `path-3.13t` if free-threaded.
+pub fn path_name(facts: &Facts) -> String {
+    let t = if facts.free_threaded() { "t" } else { "" };
+    format!("path-{}{t}", facts.series())
+}
+
+/// A parsed `--python` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    /// One of the [`names::KNOWN`] interpreters.
+    Known(&'static KnownPython),
+    /// An interpreter given by path.
+    Path(PathBuf),
+}
+
+/// Parses a `--python` value: a path if it contains `/`, else a known name (exit code 2 if not).
+pub fn parse_spec(spec: &str) -> Result<Spec, Error> {
+    if spec.contains('/') {
+        Ok(Spec::Path(PathBuf::from(spec)))
+    } else {
+        names::lookup(spec).map(Spec::Known)
+    }
+}
+
+/// Selects the interpreter `spec`, installing a known one if it is not installed yet.
+///
+/// The entry point for commands taking one `--python`; `test` parses all its specs first
+/// (so a typo fails before any build) and then uses [`resolve_spec`].
+#[allow(
+    dead_code,
+    reason = "entry point for the bench and hazards commands (issues 5, 6)"
+)]
+pub fn resolve(spec: &str) -> Result<Interpreter, Error> {
+    let spec = parse_spec(spec)?;
+    resolve_spec(&spec, &Cache::from_env()?)
+}
+
+/// Selects the interpreter of an already parsed `spec`, installing a known one if needed.
+pub fn resolve_spec(spec: &Spec, cache: &Cache) -> Result<Interpreter, Error> {
+    match spec {
+        Spec::Known(known) => {
+            let marker = install::ensure_installed(known, cache)?;
+            Ok(Interpreter {
+                name: known.name.to_string(),
+                executable: marker.executable,
+                version: marker.version,
+                free_threaded: marker.py_gil_disabled == Some(1),
+                libdir: Some(cache.python_dir(known.name).join("lib")),
+                env: known
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            })
+        }
+        Spec::Path(path) => {
+            let executable = absolute(path)?;
+            if !host::is_executable(&executable) {
+                return Err(Error::new(format!(
+                    "--python {}: no executable file there; pass the path of a python executable",
+                    path.display()
+                )));
+            }
+            let facts = query(&executable, &[])?;
+            Ok(Interpreter {
+                name: path_name(&facts),
+                executable,
+                version: facts.version.clone(),
+                free_threaded: facts.free_threaded(),
+                libdir: facts.libdir.clone(),
+                env: Vec::new(),
+            })
+        }
+    }
+}
+
+/// `path` made absolute against the current directory (not canonicalized: venv links stay).
+fn absolute(path: &Path) -> Result<PathBuf, Error> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .map_err(|e| Error::new(format!("cannot resolve {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::EXIT_USAGE;
+
+    #[test]
+    fn specs_are_names_or_paths() {
+        assert!(matches!(parse_spec("3.13t"), Ok(Spec::Known(k)) if k.name == "3.13t"));
+        assert_eq!(
+            parse_spec("./venv/bin/python").unwrap(),
+            Spec::Path(PathBuf::from("./venv/bin/python"))
+        );
+        let err = parse_spec("python3").unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(err.message().contains("3.13t, 3.13, 3.13-asan"));
+    }
+
+    #[test]
+    fn facts_parse_and_name_paths() {
+        let facts = parse_facts(
+            r#"{"version": "3.13.15", "sys_version": "3.13.15 (main) [GCC]", "py_gil_disabled": 1,
+                "abiflags": "t", "libdir": "/p/lib"}"#,
+        )
+        .unwrap();
+        assert!(facts.free_threaded());
+        assert_eq!(path_name(&facts), "path-3.13t");
+        let old = parse_facts(r#"{"version": "3.11.2", "py_gil_disabled": null, "libdir": null}"#)
+            .unwrap();
+        assert!(!old.free_threaded());
+        assert_eq!(path_name(&old), "path-3.11");
+        assert!(parse_facts("Python 2.7").is_err());
+    }
+
+    #[test]
+    fn missing_path_is_a_clear_error() {
+        let spec = Spec::Path(PathBuf::from("/nonexistent/bin/python3"));
+        let err = resolve_spec(&spec, &Cache::at("/nonexistent-cache")).unwrap_err();
+        assert!(err.message().contains("no executable file there"));
+    }
+}

@@ -1,0 +1,14 @@
+//! CPython interpreters: the known names, fetching and building them, selecting one.
+
+pub mod apt;
+pub mod build;
+pub mod debversion;
+pub mod deps;
+pub mod discover;
+pub mod install;
+pub mod interpreter;
+pub mod list;
+pub mod marker;
+pub mod names;
+pub mod probe;
+pub mod source;

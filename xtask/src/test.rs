@@ -1,0 +1,245 @@
+//! `test`: every test stage, against each selected interpreter.
+//!
+//! Stages (each summarised as `stage <name> [<python>]: ok|FAILED in <secs>s`; a failure does
+//! not stop the others):
+//! 1. per interpreter, `test`: `cargo test --workspace --exclude loom-tests --exclude xtask` with
+//!    `PYO3_PYTHON` and `CARGO_TARGET_DIR=target/py-NAME` (unit tests, doctests, interp-tests);
+//! 2. `xtask`: `cargo test -p xtask` (no Python involved, default target dir);
+//! 3. `loom`: `cargo test -p loom-tests --release` with `--cfg interpsafe_loom`, in `target/loom`;
+//! 4. `compile-fail`, if `compile-fail/` exists: its tests against the first interpreter.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::paths::{self, Cache};
+use crate::python::interpreter::{self, Interpreter, Spec};
+use crate::python::names;
+use crate::stage::{self, Stage, StageResult};
+use crate::step::Step;
+
+/// Default for `LOOM_MAX_PREEMPTIONS` when the environment does not set it.
+pub const LOOM_MAX_PREEMPTIONS: &str = "3";
+
+/// The `--python` values of a `test` command line; an unknown option is a usage error.
+pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
+    let mut pythons = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--python" {
+            match rest.next() {
+                Some(spec) => pythons.push(spec.clone()),
+                None => {
+                    return Err(Error::usage(
+                        "--python needs a value: a known name (e.g. 3.13t) or a path to a python executable",
+                    ))
+                }
+            }
+        } else if let Some(spec) = arg.strip_prefix("--python=") {
+            pythons.push(spec.to_string());
+        } else {
+            return Err(Error::usage(format!(
+                "unknown argument `{arg}` for `test`; usage: cargo xtask test [--python SPEC]..."
+            )));
+        }
+    }
+    Ok(pythons)
+}
+
+/// Runs the `test` command with the arguments after `test`.
+pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
+    let mut specs = parse_args(args)?;
+    if specs.is_empty() {
+        specs = names::defaults()
+            .iter()
+            .map(|k| k.name.to_string())
+            .collect();
+    }
+    let parsed: Vec<(String, Spec)> = specs
+        .iter()
+        .map(|s| interpreter::parse_spec(s).map(|p| (s.clone(), p)))
+        .collect::<Result<_, _>>()?;
+
+    let start = Instant::now();
+    let mut results: Vec<StageResult> = Vec::new();
+    let mut pythons: Vec<Interpreter> = Vec::new();
+    for (text, spec) in &parsed {
+        let t = Instant::now();
+        match interpreter::resolve_spec(spec, cache) {
+            Ok(py) => pythons.push(py),
+            Err(err) => {
+                eprintln!("error: {err}");
+                let r = StageResult::not_run("install", Some(text), err.to_string(), t.elapsed());
+                println!("{r}");
+                results.push(r);
+            }
+        }
+    }
+    for py in &pythons {
+        results.push(stage::run_streamed(&workspace_stage(py)));
+    }
+    results.push(stage::run_streamed(&xtask_stage()));
+    results.push(stage::run_streamed(&loom_stage()));
+    if paths::workspace_root().join("compile-fail").is_dir() {
+        match pythons.first() {
+            Some(py) => results.push(stage::run_streamed(&compile_fail_stage(py))),
+            None => results.push(StageResult::not_run(
+                "compile-fail",
+                None,
+                "no interpreter installed".to_string(),
+                Duration::ZERO,
+            )),
+        }
+    }
+    stage::print_summary(&results, start.elapsed());
+    let failed = results.iter().filter(|r| !r.ok()).count();
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "{failed} of {} stages failed (see the summary above)",
+            results.len()
+        )))
+    }
+}
+
+/// `cargo` as invoked by `cargo xtask` (`$CARGO`), else `cargo` from PATH, run at the workspace root.
+pub fn cargo() -> Step {
+    Step::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
+        .current_dir(paths::workspace_root())
+}
+
+/// `step` set up to build and run against `py`: `PYO3_PYTHON`, its own target dir, its
+/// `libpython` directory on `LD_LIBRARY_PATH`, and the interpreter's runtime environment.
+pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
+    let mut step = step
+        .env("PYO3_PYTHON", &py.executable)
+        .env("CARGO_TARGET_DIR", target_dir);
+    if let Some(libdir) = &py.libdir {
+        let mut dirs = vec![libdir.clone()];
+        if let Some(old) = env::var_os("LD_LIBRARY_PATH") {
+            dirs.extend(env::split_paths(&old));
+        }
+        if let Ok(joined) = env::join_paths(dirs) {
+            step = step.env("LD_LIBRARY_PATH", joined);
+        }
+    }
+    for (k, v) in &py.env {
+        step = step.env(k, v);
+    }
+    step
+}
+
+/// Stage 1: the workspace's tests (all but loom and xtask) against `py`.
+pub fn workspace_stage(py: &Interpreter) -> Stage {
+    let step = cargo().args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "loom-tests",
+        "--exclude",
+        "xtask",
+    ]);
+    Stage {
+        name: "test".to_string(),
+        python: Some(py.name.clone()),
+        step: with_python(step, py, &py.target_dir()),
+    }
+}
+
+/// Stage 2: xtask's own tests (no Python involved).
+pub fn xtask_stage() -> Stage {
+    Stage {
+        name: "xtask".to_string(),
+        python: None,
+        step: cargo().args(["test", "-p", "xtask"]),
+    }
+}
+
+/// Stage 3: the loom models, in release mode with `--cfg interpsafe_loom`.
+pub fn loom_stage() -> Stage {
+    let rustflags = match env::var("RUSTFLAGS") {
+        Ok(flags) if !flags.trim().is_empty() => format!("{flags} --cfg interpsafe_loom"),
+        _ => "--cfg interpsafe_loom".to_string(),
+    };
+    let preemptions =
+        env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| LOOM_MAX_PREEMPTIONS.to_string());
+    Stage {
+        name: "loom".to_string(),
+        python: None,
+        step: cargo()
+            .args(["test", "-p", "loom-tests", "--release"])
+            .env("RUSTFLAGS", rustflags)
+            .env("LOOM_MAX_PREEMPTIONS", preemptions)
+            .env("CARGO_TARGET_DIR", paths::target_dir("loom")),
+    }
+}
+
+/// Stage 4: the compile-fail tests against `py` (the first interpreter).
+pub fn compile_fail_stage(py: &Interpreter) -> Stage {
+    let step = cargo().args(["test", "--manifest-path", "compile-fail/Cargo.toml"]);
+    Stage {
+        name: "compile-fail".to_string(),
+        python: Some(py.name.clone()),
+        step: with_python(
+            step,
+            py,
+            &paths::target_dir(&format!("compile-fail-{}", py.name)),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn py() -> Interpreter {
+        Interpreter {
+            name: "3.13t".into(),
+            executable: PathBuf::from("/c/python/3.13t/bin/python3.13t"),
+            version: "3.13.15".into(),
+            free_threaded: true,
+            libdir: None,
+            env: vec![],
+        }
+    }
+
+    #[test]
+    fn parses_python_options() {
+        let args: Vec<String> = ["--python", "3.13t", "--python=/usr/bin/python3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(parse_args(&args).unwrap(), ["3.13t", "/usr/bin/python3"]);
+        assert_eq!(parse_args(&["--python".into()]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse_args(&["--fast".into()]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn stages_carry_interpreter_and_target_dir() {
+        let py = py();
+        assert_eq!(py.target_dir(), paths::target_dir("py-3.13t"));
+        let s = workspace_stage(&py).step.to_string();
+        assert!(
+            s.contains("PYO3_PYTHON=/c/python/3.13t/bin/python3.13t"),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("test --workspace --exclude loom-tests --exclude xtask"),
+            "{s}"
+        );
+        let s = compile_fail_stage(&py).step.to_string();
+        assert!(s.contains("target/compile-fail-3.13t"), "{s}");
+        let s = loom_stage().step.to_string();
+        assert!(s.contains("--cfg interpsafe_loom"), "{s}");
+        assert!(s.contains("target/loom"), "{s}");
+        assert!(s.ends_with("test -p loom-tests --release"), "{s}");
+    }
+}
