@@ -2,7 +2,8 @@
 //!
 //! Everything here is plain Rust over one sync facade ([`sync`]): the interpreter registry with its
 //! attach guards and end-of-life handshake ([`registry`]), and the per-interpreter runtime pieces:
-//! the deferred-decref pool ([`decref_pool`]) and once-cells ([`once_cell`]). State lives in
+//! the deferred-decref pool ([`decref_pool`]) and once-cells ([`once_cell`]); and the pyclass
+//! borrow flag as PyO3 runs it on free-threaded builds ([`borrow_flag`]). State lives in
 //! instances, never in statics or `Once`, so a loom model can build a fresh protocol per
 //! interleaving. The FFI edge (the `interpsafe`
 //! crate) owns the process-wide instance and does the CPython calls.
@@ -11,6 +12,7 @@
 //! [`seed`] hooks become switchable, so loom-tests can plant one bug at a time and check that the
 //! model finds it.
 
+pub mod borrow_flag;
 pub mod decref_pool;
 pub mod id;
 pub mod once_cell;
@@ -18,6 +20,7 @@ pub mod registry;
 pub mod seed;
 pub mod sync;
 
+pub use borrow_flag::{BorrowFlag, BorrowRefused, EXCLUSIVE};
 pub use decref_pool::{DecrefPool, Deferred, PoolStats};
 pub use id::{Epoch, InterpreterId, InterpreterKey};
 pub use once_cell::{ForgetRefused, Init, OnceError, PerInterpreterOnce};

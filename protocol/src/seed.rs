@@ -7,6 +7,9 @@
 /// A deliberate bug in one protocol. Every variant names the protocol and the mistake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeededBug {
+    /// Borrow flag: the exclusive borrow loads the flag, sees 0 and stores the sentinel as two
+    /// steps, so two threads can both take it (or one with a shared borrow in between).
+    BorrowFlagLoadThenStore,
     /// Registry: `attach` checks that the interpreter is alive, releases the lock and records the
     /// holder in a second critical section (check-then-act), so an `end` can slip in between and
     /// end the interpreter under an attached thread.
