@@ -27,6 +27,7 @@ pub mod object;
 pub mod ops;
 pub mod pyo3_compat;
 mod release;
+pub mod shared_objects;
 pub mod strategy;
 pub mod tag;
 

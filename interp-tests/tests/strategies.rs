@@ -279,3 +279,56 @@ fn handle_sizes() {
     assert_eq!(size_of::<Option<BrandedHandle<'static>>>(), 8);
     assert_eq!(size_of::<AffineHandle>(), 8);
 }
+
+/// Brings handles to `exprs`, made in `a`, into `b` through `S`; true where the bind succeeded.
+fn usable_elsewhere<S: Strategy>(a: &SubInterpreter, b: &SubInterpreter, exprs: &[&'static CStr]) -> Vec<bool> {
+    let exprs: Vec<&'static CStr> = exprs.to_vec();
+    let stored: Vec<S::Stored> = attach(a.key(), move |at| {
+        S::enter(at, |scope| exprs.iter().map(|e| S::store(scope, S::eval(scope, e).unwrap())).collect())
+    })
+    .unwrap();
+    attach(b.key(), move |at| {
+        S::enter(at, |scope| {
+            stored
+                .into_iter()
+                .map(|s| match S::load(scope, s) {
+                    Ok(h) => S::bind(scope, &h).is_ok(),
+                    Err(_) => false,
+                })
+                .collect()
+        })
+    })
+    .unwrap()
+}
+
+#[test]
+fn shared_static_objects_are_never_foreign_and_interned_strings_are() {
+    let a = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let b = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let shared: &[&'static CStr] = &[
+        c"None", c"True", c"False", c"...", c"NotImplemented", c"-5", c"256", c"()", c"''",
+        c"b''", c"'a'", c"'\\xe9'", c"b'z'", c"int", c"ValueError", c"type",
+    ];
+    for (name, ok) in [
+        (Tagged::NAME, usable_elsewhere::<Tagged>(&a, &b, shared)),
+        (Scoped::NAME, usable_elsewhere::<Scoped>(&a, &b, shared)),
+        (Branded::NAME, usable_elsewhere::<Branded>(&a, &b, shared)),
+        (Affine::NAME, usable_elsewhere::<Affine>(&a, &b, shared)),
+    ] {
+        for (expr, ok) in shared.iter().zip(ok) {
+            assert!(ok, "{name}: shared object {expr:?} reported as foreign");
+        }
+    }
+    // Owned by a, even where immortal (interned strings on 3.13t): foreign in b.
+    let owned: &[&'static CStr] = &[c"__import__('sys').intern('interpsafe_probe_name')", c"257", c"object()", c"'ab'"];
+    for (name, ok) in [
+        (Tagged::NAME, usable_elsewhere::<Tagged>(&a, &b, owned)),
+        (Scoped::NAME, usable_elsewhere::<Scoped>(&a, &b, owned)),
+        (Branded::NAME, usable_elsewhere::<Branded>(&a, &b, owned)),
+        (Affine::NAME, usable_elsewhere::<Affine>(&a, &b, owned)),
+    ] {
+        for (expr, ok) in owned.iter().zip(ok) {
+            assert!(!ok, "{name}: {expr:?} of interpreter a was accepted in b");
+        }
+    }
+}

@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 
 use interpsafe_protocol::InterpreterKey;
 
-use super::tagged::{mismatch, once_for, TaggedHandle, TaggedOnce};
+use super::tagged::{once_for, TaggedHandle, TaggedOnce};
 use super::Strategy;
 use crate::interpreter::runtime::current_tag;
 use crate::interpreter::Attached;
@@ -133,9 +133,7 @@ impl Strategy for Affine {
     }
 
     fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
-        if stored.tag() != scope.tag {
-            return Err(mismatch(stored.tag(), Some(scope.tag), "load"));
-        }
+        stored.check(Some(scope.tag), "load")?;
         let (ptr, _) = stored.into_raw();
         // SAFETY: checked: the stored handle belongs to the scope's interpreter.
         Ok(AffineHandle::from_raw(unsafe { RawStrong::adopt(ptr) }))
@@ -146,9 +144,7 @@ impl Strategy for Affine {
     }
 
     fn receive<'s>(scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
-        if sent.inner.tag() != scope.tag {
-            return Err(mismatch(sent.inner.tag(), Some(scope.tag), "receive"));
-        }
+        sent.inner.check(Some(scope.tag), "receive")?;
         Self::load(scope, sent.inner)
     }
 

@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 
 use interpsafe_protocol::InterpreterKey;
 
-use super::tagged::{mismatch, once_for, TaggedHandle, TaggedOnce};
+use super::tagged::{once_for, TaggedHandle, TaggedOnce};
 use super::Strategy;
 use crate::interpreter::runtime::current_tag;
 use crate::interpreter::Attached;
@@ -149,9 +149,7 @@ impl Strategy for Branded {
     }
 
     fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
-        if stored.tag() != scope.tag {
-            return Err(mismatch(stored.tag(), Some(scope.tag), "load into brand"));
-        }
+        stored.check(Some(scope.tag), "load into brand")?;
         let (ptr, _) = stored.into_raw();
         // SAFETY: checked: the stored handle's owner is the brand's interpreter.
         Ok(BrandedHandle::from_raw(unsafe { RawStrong::adopt(ptr) }))

@@ -78,11 +78,6 @@ impl TaggedHandle {
         self.owner.key()
     }
 
-    /// The owner tag.
-    pub(crate) fn tag(&self) -> Tag {
-        self.owner
-    }
-
     /// The object's address.
     pub fn addr(&self) -> usize {
         self.obj.addr()
@@ -97,13 +92,27 @@ impl TaggedHandle {
         unsafe { self.obj.borrow() }
     }
 
-    /// Checks that the thread is attached to `current` and that it is this handle's owner.
+    /// Checks that the thread is attached to `current` and that the object may be used there:
+    /// `current` is its owner, or it is one of the runtime's shared objects.
+    #[inline]
     pub(crate) fn check(&self, current: Option<Tag>, operation: &'static str) -> Result<(), Error> {
         match current {
             Some(tag) if tag == self.owner => Ok(()),
-            Some(tag) => Err(mismatch(self.owner, Some(tag), operation)),
-            None => Err(Error::NotAttached { operation }),
+            _ => self.check_slow(current, operation),
         }
+    }
+
+    #[cold]
+    fn check_slow(&self, current: Option<Tag>, operation: &'static str) -> Result<(), Error> {
+        let Some(tag) = current else {
+            return Err(Error::NotAttached { operation });
+        };
+        // SAFETY: attached (current is Some); the handle's strong reference keeps the object
+        // alive, and a foreign object's address and type flags may be read from any thread.
+        if unsafe { crate::shared_objects::is_shared(self.obj.ptr().as_ptr()) } {
+            return Ok(());
+        }
+        Err(mismatch(self.owner, Some(tag), operation))
     }
 
     /// A new strong reference with the same owner; the caller has checked the owner.
