@@ -56,6 +56,13 @@ pub enum Error {
         /// What was attempted.
         operation: &'static str,
     },
+    /// An object of a type that cannot cross interpreters as data.
+    NotShareable {
+        /// Its type's name.
+        type_name: String,
+        /// The interpreter it is in.
+        interpreter: InterpreterKey,
+    },
     /// A once-cell's initialiser re-entered the same cell on the same thread.
     Reentrant {
         /// The once-cell's message (names the interpreter).
@@ -109,6 +116,12 @@ impl fmt::Display for Error {
                 f,
                 "{operation}: the handle belongs to {owner}, which has ended, so its object is \
                  gone; keep data that must outlive an interpreter as Shareable values"
+            ),
+            Error::NotShareable { type_name, interpreter } => write!(
+                f,
+                "an object of type '{type_name}' in {interpreter} cannot be sent to another \
+                 interpreter; shareable values are None, bool, int, float, str, bytes and tuples \
+                 of them (PEP 734): convert it to those, or pickle it"
             ),
             Error::Reentrant { message } => f.write_str(message),
             Error::WorkerGone { interpreter } => write!(

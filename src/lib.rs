@@ -11,6 +11,8 @@
 //!   3.13).
 //! - [`strategy`]: the competing handle designs behind one [`Strategy`] trait (unchecked,
 //!   tagged, scoped, branded, affine).
+//! - [`share`]: sending data ([`share::Shareable`]) between interpreters, the legitimate way
+//!   across.
 //! - [`protocol`]: the pyo3-free concurrency protocols (the interpreter registry first), written
 //!   over one sync facade so loom can check them.
 //! - [`results`]: the one JSON schema every machine-readable result is written in.
@@ -27,6 +29,7 @@ pub mod object;
 pub mod ops;
 pub mod pyo3_compat;
 mod release;
+pub mod share;
 pub mod shared_objects;
 pub mod strategy;
 pub mod tag;
