@@ -24,6 +24,7 @@
 
 pub mod environment;
 pub mod error;
+pub mod exceptions;
 pub mod interpreter;
 pub mod object;
 pub mod ops;

@@ -22,7 +22,7 @@
 mod affine;
 mod branded;
 mod scoped;
-mod tagged;
+pub(crate) mod tagged;
 mod unchecked;
 
 use std::ffi::CStr;
