@@ -34,6 +34,7 @@ pub mod share;
 pub mod shared_objects;
 pub mod strategy;
 pub mod tag;
+pub mod type_object;
 
 pub use error::Error;
 pub use object::ObjRef;

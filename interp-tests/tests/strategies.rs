@@ -332,3 +332,56 @@ fn shared_static_objects_are_never_foreign_and_interned_strings_are() {
         }
     }
 }
+
+fn type_objects<S: Strategy>() -> (usize, usize, usize) {
+    static SPEC: interpsafe::type_object::TypeSpec =
+        interpsafe::type_object::TypeSpec { name: c"interpsafe_tests.Probe" };
+    let a = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let b = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let cell: Arc<S::Once> = Arc::new(Default::default());
+    let in_interp = |key| {
+        let cell = cell.clone();
+        attach(key, move |at| {
+            S::enter(at, |scope| {
+                let ty = SPEC.get::<S>(&cell, scope).unwrap();
+                let ty_addr = S::as_obj(ty).addr();
+                let obj = interpsafe::type_object::TypeSpec::instantiate::<S>(scope, ty).unwrap();
+                let class = interpsafe::ops::getattr::<S>(scope, S::bind(scope, &obj).unwrap(), c"__class__").unwrap();
+                assert_eq!(S::as_obj(S::bind(scope, &class).unwrap()).addr(), ty_addr);
+                ty_addr
+            })
+        })
+        .unwrap()
+    };
+    let (ta, ta2) = (in_interp(a.key()), in_interp(a.key()));
+    let tb = if S::NAME == Unchecked::NAME {
+        // Instantiating a's type in b is the hazard itself (H5); read its address only.
+        let in_b = cell.clone();
+        let tb = attach(b.key(), move |at| {
+            S::enter(at, |scope| S::as_obj(SPEC.get::<S>(&in_b, scope).unwrap()).addr())
+        })
+        .unwrap();
+        // Never drop the baseline's global cell off-interpreter (see the once-cell test).
+        std::mem::forget(cell);
+        tb
+    } else {
+        in_interp(b.key())
+    };
+    (ta, ta2, tb)
+}
+
+#[test]
+fn type_objects_are_per_interpreter_except_in_the_baseline() {
+    macro_rules! run {
+        ($s:ty) => {{
+            let (ta, ta2, tb) = type_objects::<$s>();
+            assert_eq!(ta, ta2, "{}", <$s>::NAME);
+            if <$s>::NAME == Unchecked::NAME {
+                assert_eq!(ta, tb, "the baseline hands b the type object of a");
+            } else {
+                assert_ne!(ta, tb, "{}: b got a's type object", <$s>::NAME);
+            }
+        }};
+    }
+    for_each_strategy!(run);
+}
