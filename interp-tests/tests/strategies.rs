@@ -270,14 +270,27 @@ fn once_cells_are_per_interpreter_except_in_the_baseline() {
 
 #[test]
 fn handle_sizes() {
-    use std::mem::size_of;
-    assert_eq!(size_of::<UncheckedHandle>(), 8);
-    assert_eq!(size_of::<Option<UncheckedHandle>>(), 8);
-    assert_eq!(size_of::<TaggedHandle>(), 16);
-    assert_eq!(size_of::<Option<TaggedHandle>>(), 16);
-    assert_eq!(size_of::<BrandedHandle<'static>>(), 8);
-    assert_eq!(size_of::<Option<BrandedHandle<'static>>>(), 8);
-    assert_eq!(size_of::<AffineHandle>(), 8);
+    use interpsafe::strategy::handle_size;
+    let mut sizes = vec![];
+    macro_rules! collect {
+        ($s:ty) => {
+            sizes.push(handle_size::<$s>());
+        };
+    }
+    for_each_strategy!(collect);
+    for s in &sizes {
+        // Every handle keeps the pointer niche: Option costs nothing.
+        assert_eq!(s.option_size, s.size, "{s:?}");
+        let limit = match s.strategy.as_str() {
+            "unchecked" | "branded" | "affine" => 8,
+            _ => 16,
+        };
+        assert!(s.size <= limit, "{s:?} exceeds {limit} bytes");
+    }
+    assert_eq!(std::mem::size_of::<AffineHandle>(), 8);
+    assert_eq!(std::mem::size_of::<BrandedHandle<'static>>(), 8);
+    assert_eq!(std::mem::size_of::<UncheckedHandle>(), 8);
+    assert_eq!(std::mem::size_of::<TaggedHandle>(), 16);
 }
 
 /// Brings handles to `exprs`, made in `a`, into `b` through `S`; true where the bind succeeded.

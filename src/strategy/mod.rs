@@ -124,6 +124,16 @@ pub trait Strategy: Sized + 'static {
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a>;
 }
 
+/// The size of a strategy's handle and of `Option` of it, as a results record.
+pub fn handle_size<S: Strategy>() -> interpsafe_results::HandleSize {
+    interpsafe_results::HandleSize {
+        strategy: S::NAME.to_string(),
+        type_name: std::any::type_name::<S::Handle<'static>>().to_string(),
+        size: std::mem::size_of::<S::Handle<'static>>(),
+        option_size: std::mem::size_of::<Option<S::Handle<'static>>>(),
+    }
+}
+
 /// Calls `$m!(Type)` once per registered strategy: the one registration list that the hazard
 /// suite, the benches and the report iterate over. Adding a strategy is one line here.
 #[macro_export]
