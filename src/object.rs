@@ -40,8 +40,9 @@ impl<'a> ObjRef<'a> {
 
 /// A strong reference counted by hand: the building block of every strategy's handle.
 ///
-/// It does not release itself: the owning handle decides where and when (now, or deferred to
-/// its owner interpreter).
+/// It has no `Drop`: the owning handle decides where and when to release it (now, or deferred to
+/// its owner interpreter); a `RawStrong` dropped as such is a leak, never a decref in an unknown
+/// interpreter.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct RawStrong(NonNull<ffi::PyObject>);
 
@@ -78,20 +79,6 @@ impl RawStrong {
         // SAFETY: the strong reference keeps the object alive while `self` is borrowed; the
         // caller guarantees the attachment.
         unsafe { ObjRef::from_raw(self.0) }
-    }
-
-    /// Gives the reference up without releasing it.
-    pub(crate) fn into_raw(self) -> NonNull<ffi::PyObject> {
-        let ptr = self.0;
-        std::mem::forget(self);
-        ptr
-    }
-}
-
-impl Drop for RawStrong {
-    fn drop(&mut self) {
-        // Every handle releases its RawStrong through `into_raw` and an explicit decision; a
-        // RawStrong dropped as such is a leak, never a decref in an unknown interpreter.
     }
 }
 

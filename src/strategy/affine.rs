@@ -72,10 +72,12 @@ impl AffineHandle {
     }
 
     fn into_tagged(self, owner: Tag) -> TaggedHandle {
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so its reference moves out exactly once into a handle
-        // tagged with the interpreter the caller vouches for.
-        unsafe { TaggedHandle::adopt(std::ptr::read(&this.obj).into_raw(), owner) }
+        let ptr = self.obj.ptr();
+        // The reference moves into the tagged handle: this one must not release it.
+        std::mem::forget(self);
+        // SAFETY: the forgotten handle's strong reference is handed over exactly once, tagged
+        // with the interpreter the caller vouches for.
+        unsafe { TaggedHandle::adopt(ptr, owner) }
     }
 }
 

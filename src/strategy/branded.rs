@@ -142,10 +142,12 @@ impl Strategy for Branded {
     }
 
     fn store<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
-        let handle = std::mem::ManuallyDrop::new(handle);
-        // SAFETY: `handle` is never dropped, so its reference moves out exactly once, into a
-        // handle tagged with the brand's interpreter, which owns it.
-        unsafe { TaggedHandle::adopt(std::ptr::read(&handle.obj).into_raw(), scope.tag) }
+        let ptr = handle.obj.ptr();
+        // The reference moves into the tagged handle: this one must not release it.
+        std::mem::forget(handle);
+        // SAFETY: the forgotten handle's strong reference is handed over exactly once, tagged
+        // with the brand's interpreter, which owns it.
+        unsafe { TaggedHandle::adopt(ptr, scope.tag) }
     }
 
     fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {

@@ -129,11 +129,10 @@ impl TaggedHandle {
 
     /// Gives up the reference without releasing it.
     pub(crate) fn into_raw(self) -> (std::ptr::NonNull<ffi::PyObject>, Tag) {
-        let owner = self.owner;
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the reference moves out exactly once.
-        let obj = unsafe { std::ptr::read(&this.obj) };
-        (obj.into_raw(), owner)
+        let (ptr, owner) = (self.obj.ptr(), self.owner);
+        // The reference moves out to the caller: this handle must not release it.
+        std::mem::forget(self);
+        (ptr, owner)
     }
 }
 
