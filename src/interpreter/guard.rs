@@ -57,7 +57,12 @@ impl InterpreterGuard {
 
     /// Runs `f` with the calling thread attached to this guard's interpreter, then restores the
     /// thread's previous state (attached elsewhere, or not attached).
-    pub fn attach<R>(&self, f: impl FnOnce(&Attached<'_>) -> R) -> Result<R, Error> {
+    ///
+    /// `f` must be `Send`, as PyO3's `allow_threads` closures must be `Ungil`: a closure that
+    /// runs attached to another interpreter must not capture `!Send` values of the current one
+    /// (branded and affine handles, borrowed objects, scopes), which would otherwise be used or
+    /// dropped in the wrong interpreter.
+    pub fn attach<R>(&self, f: impl FnOnce(&Attached<'_>) -> R + Send) -> Result<R, Error> {
         // SAFETY: the held guard keeps `interp` from ending, so it is a live interpreter.
         unsafe { with_thread_state(self.interp, self.key, f) }
     }
@@ -71,7 +76,10 @@ impl Drop for InterpreterGuard {
 
 /// Attaches the calling thread to `key` for the duration of `f`: an [`InterpreterGuard`] plus
 /// [`InterpreterGuard::attach`].
-pub fn attach<R>(key: InterpreterKey, f: impl FnOnce(&Attached<'_>) -> R) -> Result<R, Error> {
+pub fn attach<R>(
+    key: InterpreterKey,
+    f: impl FnOnce(&Attached<'_>) -> R + Send,
+) -> Result<R, Error> {
     InterpreterGuard::new(key)?.attach(f)
 }
 

@@ -217,7 +217,12 @@ impl Strategy for Tagged {
         _scope: &'a Self::Scope<'s>,
         handle: &'a Self::Handle<'s>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
-        handle.check(current_tag(), "bind")?;
+        // The scope proves the thread is attached; while only main has ever entered toolkit
+        // code, that is main, so a handle of main (this epoch) needs no interpreter lookup.
+        let reg = registry();
+        if !(reg.only_main_seen() && handle.owner == Tag::from_parts(reg.epoch_relaxed(), 0)) {
+            handle.check(current_tag(), "bind")?;
+        }
         // SAFETY: checked just above: attached to the owner.
         Ok(unsafe { handle.borrow_checked() })
     }

@@ -16,6 +16,7 @@ use std::ptr::NonNull;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
 
+use interpsafe_protocol::sync::atomic::{AtomicBool, Ordering};
 use interpsafe_protocol::sync::Mutex;
 use interpsafe_protocol::InterpreterKey;
 
@@ -49,10 +50,17 @@ unsafe impl Send for UncheckedHandle {}
 unsafe impl Sync for UncheckedHandle {}
 
 /// PyO3's process-global pending-decref pool, drained by whichever interpreter attaches next.
-static GLOBAL_POOL: OnceLock<Mutex<Vec<usize>>> = OnceLock::new();
+/// `dirty` is set when it may hold something, so that entering a scope with an empty pool costs
+/// one relaxed load (the flag PyO3's reference pool has had).
+struct GlobalPool {
+    pending: Mutex<Vec<usize>>,
+    dirty: AtomicBool,
+}
 
-fn global_pool() -> &'static Mutex<Vec<usize>> {
-    GLOBAL_POOL.get_or_init(|| Mutex::new(Vec::new()))
+static GLOBAL_POOL: OnceLock<GlobalPool> = OnceLock::new();
+
+fn global_pool() -> &'static GlobalPool {
+    GLOBAL_POOL.get_or_init(|| GlobalPool { pending: Mutex::new(Vec::new()), dirty: AtomicBool::new(false) })
 }
 
 impl Drop for UncheckedHandle {
@@ -65,7 +73,9 @@ impl Drop for UncheckedHandle {
             // That is sound only if it is the owner; that it may not be is the hazard measured.
             unsafe { ffi::Py_DECREF(ptr.as_ptr()) };
         } else {
-            global_pool().lock().push(ptr.as_ptr() as usize);
+            let pool = global_pool();
+            pool.pending.lock().push(ptr.as_ptr() as usize);
+            pool.dirty.store(true, Ordering::Release);
         }
     }
 }
@@ -104,7 +114,12 @@ impl Strategy for Unchecked {
     fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
         // PyO3 drains its global pool when a thread attaches: into this interpreter, whoever
         // owned the objects.
-        let pending = std::mem::take(&mut *global_pool().lock());
+        let pool = global_pool();
+        let pending = if pool.dirty.load(Ordering::Relaxed) && pool.dirty.swap(false, Ordering::Acquire) {
+            std::mem::take(&mut *pool.pending.lock())
+        } else {
+            Vec::new()
+        };
         for addr in pending {
             // SAFETY: the baseline's behaviour, deliberately: released in the interpreter that
             // happens to attach next (PyO3 #4570).

@@ -6,11 +6,13 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod clock;
 mod error;
 mod host;
 mod paths;
 mod python;
+mod report;
 mod stage;
 mod step;
 mod test;
@@ -36,7 +38,8 @@ commands:
   python install [NAME]...  build and install interpreters into the cache (default: the default set)
   python list               known interpreters and their state here; interpreters found on PATH
   test [--python SPEC]...   run every test stage against each interpreter (default: the default set)
-  bench                     benchmarks (not implemented yet)
+  bench [--python SPEC]... [--quick]
+                            benches on each interpreter, then target/interpsafe/report/
   hazards                   hazard suite (not implemented yet)
   docs                      documentation checks (not implemented yet)
   help                      this text
@@ -89,7 +92,7 @@ fn run(args: &[String]) -> Result<(), Error> {
             )),
         },
         "test" => test::test_command(rest, &Cache::from_env()?),
-        "bench" => Err(not_implemented("bench", 6)),
+        "bench" => bench::bench_command(rest, &Cache::from_env()?),
         "hazards" => Err(not_implemented("hazards", 5)),
         "docs" => Err(not_implemented("docs", 3)),
         other => Err(Error::usage(format!(
@@ -129,7 +132,7 @@ mod tests {
 
     #[test]
     fn pending_commands_name_their_issue() {
-        for (cmd, issue) in [("bench", "6"), ("hazards", "5"), ("docs", "3")] {
+        for (cmd, issue) in [("hazards", "5"), ("docs", "3")] {
             let err = run(&[cmd.to_string()]).unwrap_err();
             assert_eq!(err.exit_code(), 1);
             assert!(err

@@ -4,6 +4,7 @@
 //! not stop the others):
 //! 1. per interpreter, `test`: `cargo test --workspace --exclude loom-tests --exclude xtask` with
 //!    `PYO3_PYTHON` and `CARGO_TARGET_DIR=target/py-NAME` (unit tests, doctests, interp-tests);
+//!    then `benches (test mode)`: `cargo test -p interpsafe --benches` (each bench runs once);
 //! 2. `xtask`: `cargo test -p xtask` (no Python involved, default target dir);
 //! 3. `loom`: `cargo test -p loom-tests --release` with `--cfg interpsafe_loom`, in `target/loom`;
 //! 4. `compile-fail`, if `compile-fail/` exists: its tests against the first interpreter.
@@ -79,6 +80,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     }
     for py in &pythons {
         results.push(stage::run_streamed(&workspace_stage(py)));
+        results.push(stage::run_streamed(&benches_stage(py)));
     }
     results.push(stage::run_streamed(&xtask_stage()));
     results.push(stage::run_streamed(&loom_stage()));
@@ -116,6 +118,7 @@ pub fn cargo() -> Step {
 pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
     let mut step = step
         .env("PYO3_PYTHON", &py.executable)
+        .env("INTERPSAFE_PYTHON_NAME", &py.name)
         .env("CARGO_TARGET_DIR", target_dir);
     if let Some(libdir) = &py.libdir {
         let mut dirs = vec![libdir.clone()];
@@ -130,6 +133,17 @@ pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
         step = step.env(k, v);
     }
     step
+}
+
+/// Stage 1b: the criterion benches run once each in test mode against `py`, so they never rot
+/// (the instruction-count benches stay out of the test command).
+pub fn benches_stage(py: &Interpreter) -> Stage {
+    let step = cargo().args(["test", "-p", "interpsafe", "--benches"]);
+    Stage {
+        name: "benches (test mode)".to_string(),
+        python: Some(py.name.clone()),
+        step: with_python(step, py, &py.target_dir()),
+    }
 }
 
 /// Stage 1: the workspace's tests (all but loom and xtask) against `py`.

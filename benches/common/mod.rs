@@ -1,0 +1,211 @@
+//! The operations every bench binary measures, written once and generic over the strategy.
+//!
+//! Each benchmark attaches to one interpreter once, enters the strategy's scope once, and then
+//! measures only the steady-state operation; entering the scope is its own benchmark.
+//! Benchmark IDs are `<group>/<strategy>`, so strategies sit side by side in every group.
+
+#![allow(dead_code)]
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkGroup, Criterion};
+use criterion::measurement::WallTime;
+use interpsafe::interpreter::runtime::main_interpreter;
+use interpsafe::share::{Shareable, SharedBytes};
+use interpsafe::strategy::Unchecked;
+use interpsafe::{attach, InterpreterKey, Strategy};
+use pyo3_ffi as ffi;
+
+/// Runs `body` attached to `key`, inside a scope of `S`.
+fn in_scope<S: Strategy, R: Send>(
+    key: InterpreterKey,
+    body: impl for<'s> FnOnce(&interpsafe::Attached<'_>, &S::Scope<'s>) -> R + Send,
+) -> R {
+    attach(key, |at| S::enter(at, |scope| body(at, scope))).expect("attach for a benchmark")
+}
+
+/// `bind`: the check alone.
+pub fn bind<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(S::NAME, |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let h = S::eval(scope, c"object()").unwrap();
+            b.iter(|| {
+                black_box(S::bind(scope, black_box(&h)).is_ok());
+            });
+        })
+    });
+}
+
+/// `bind` then `getattr(obj, '__class__')` and release of the result.
+pub fn bind_getattr<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(S::NAME, |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let h = S::eval(scope, c"object()").unwrap();
+            b.iter(|| {
+                let r = S::bind(scope, black_box(&h)).unwrap();
+                black_box(interpsafe::ops::getattr::<S>(scope, r, c"__class__").unwrap());
+            });
+        })
+    });
+}
+
+/// `list.append(item)` through two handles (the list is emptied every 4096 appends).
+pub fn list_append<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(S::NAME, |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let list = S::eval(scope, c"[]").unwrap();
+            let item = S::eval(scope, c"object()").unwrap();
+            let mut n = 0u32;
+            b.iter(|| {
+                let l = S::bind(scope, black_box(&list)).unwrap();
+                let i = S::bind(scope, black_box(&item)).unwrap();
+                interpsafe::ops::list_append::<S>(scope, l, i).unwrap();
+                n += 1;
+                if n == 4096 {
+                    n = 0;
+                    // SAFETY: attached to the list's interpreter (inside the scope).
+                    unsafe {
+                        ffi::PyList_SetSlice(S::as_obj(l).as_ptr(), 0, ffi::PY_SSIZE_T_MAX, std::ptr::null_mut());
+                    }
+                }
+            });
+        })
+    });
+}
+
+/// Clone a handle and drop the clone (incref + decref, with the strategy's checks).
+pub fn clone_drop<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(S::NAME, |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let h = S::eval(scope, c"object()").unwrap();
+            b.iter(|| drop(black_box(S::clone_handle(scope, black_box(&h)).unwrap())));
+        })
+    });
+}
+
+/// Entering the strategy's scope on an attached thread (what a brand or a scope costs once).
+pub fn enter_scope<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(S::NAME, |b| {
+        attach(key, |at| {
+            b.iter(|| S::enter(at, |scope| black_box(S::key(scope))));
+        })
+        .unwrap()
+    });
+}
+
+/// A once-cell read after it was filled in this interpreter.
+pub fn once_get<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(S::NAME, |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let cell = S::Once::default();
+            S::once(&cell, scope, |scope| S::eval(scope, c"object()")).unwrap();
+            b.iter(|| {
+                black_box(S::as_obj(S::once(&cell, scope, |_| unreachable!()).unwrap()));
+            });
+            if S::NAME == Unchecked::NAME {
+                // The baseline's global cell must not be dropped off its interpreter later.
+                std::mem::forget(cell);
+            }
+        })
+    });
+}
+
+/// Send a small tuple as data: read it out of one object, re-create it (same interpreter, so the
+/// number is the data path alone, not an interpreter switch).
+pub fn send_small_tuple<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(S::NAME, |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let h = S::eval(scope, c"(1, 'two', 3.0, None)").unwrap();
+            b.iter(|| {
+                let v = Shareable::from_object(S::as_obj(S::bind(scope, &h).unwrap())).unwrap();
+                black_box(v.to_handle::<S>(scope).unwrap());
+            });
+        })
+    });
+}
+
+/// Send 1 MiB of bytes: copied through Rust (`Shareable`) or read in place (`SharedBytes`).
+pub fn send_mib_bytes<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
+    g.bench_function(format!("{}/copied", S::NAME), |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let h = S::eval(scope, c"bytes(1 << 20)").unwrap();
+            b.iter(|| {
+                let v = Shareable::from_object(S::as_obj(S::bind(scope, &h).unwrap())).unwrap();
+                black_box(v.to_handle::<S>(scope).unwrap());
+            });
+        })
+    });
+    g.bench_function(format!("{}/in-place", S::NAME), |b| {
+        in_scope::<S, _>(key, |_, scope| {
+            let h = S::eval(scope, c"bytes(1 << 20)").unwrap();
+            b.iter(|| {
+                let v = SharedBytes::new(S::as_obj(S::bind(scope, &h).unwrap())).unwrap();
+                black_box(v.to_handle::<S>(scope).unwrap());
+            });
+        })
+    });
+}
+
+/// CPython's own ways to reach per-interpreter state, beside the once-cells:
+/// `PyInterpreterState_GetDict` plus a dict lookup, and the bare `PyThreadState_GetUnchecked`
+/// call that bounds the tagged strategy's slow path.
+pub fn cpython_references(c: &mut Criterion, key: InterpreterKey) {
+    let mut g = c.benchmark_group("reference");
+    g.bench_function("PyThreadState_GetUnchecked", |b| {
+        attach(key, |_| {
+            // SAFETY: may be called in any state.
+            b.iter(|| black_box(unsafe { ffi::PyThreadState_GetUnchecked() }));
+        })
+        .unwrap()
+    });
+    g.bench_function("PyInterpreterState_GetDict+lookup", |b| {
+        attach(key, |_| {
+            // SAFETY: attached; the dict is borrowed from the interpreter; the key string is new
+            // and released at the end; the value stored is None (immortal).
+            unsafe {
+                let tstate = ffi::PyThreadState_GetUnchecked();
+                let dict = ffi::PyInterpreterState_GetDict(ffi::PyThreadState_GetInterpreter(tstate));
+                let k = ffi::PyUnicode_FromString(c"interpsafe.bench".as_ptr());
+                ffi::PyDict_SetItem(dict, k, ffi::Py_None());
+                b.iter(|| {
+                    let t = ffi::PyThreadState_GetUnchecked();
+                    let d = ffi::PyInterpreterState_GetDict(ffi::PyThreadState_GetInterpreter(t));
+                    black_box(ffi::PyDict_GetItemWithError(d, k));
+                });
+                ffi::Py_DECREF(k);
+            }
+        })
+        .unwrap()
+    });
+    g.finish();
+}
+
+/// Runs every group for every registered strategy, attached to `key`.
+pub fn all_groups(c: &mut Criterion, key: InterpreterKey) {
+    macro_rules! group {
+        ($name:literal, $f:ident) => {{
+            let mut g = c.benchmark_group($name);
+            macro_rules! one {
+                ($s:ty) => {
+                    $f::<$s>(&mut g, key);
+                };
+            }
+            interpsafe::for_each_strategy!(one);
+            g.finish();
+        }};
+    }
+    group!("bind", bind);
+    group!("bind_getattr", bind_getattr);
+    group!("list_append", list_append);
+    group!("clone_drop", clone_drop);
+    group!("enter_scope", enter_scope);
+    group!("once_get", once_get);
+    group!("send_small_tuple", send_small_tuple);
+    group!("send_1mib_bytes", send_mib_bytes);
+    cpython_references(c, key);
+}
+
+/// The main interpreter (initialising the runtime).
+pub fn main_key() -> InterpreterKey {
+    main_interpreter()
+}

@@ -1,0 +1,228 @@
+//! `bench`: the criterion benches on each selected interpreter, then the report.
+//!
+//! Per interpreter build (default 3.13t and 3.13, installed if missing) it runs the bench
+//! binaries `single_interpreter` (only main ever entered: the tagged fast path on) and
+//! `several_interpreters` (an own-GIL subinterpreter alive: the fast path off), each with its own
+//! `CRITERION_HOME`, reads criterion's estimates back, and hands the figures to
+//! [`crate::report`]. `--quick` shortens warm-up and measurement to a smoke run.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use interpsafe_results::{BenchFigure, Environment, InterpreterBuild, Machine, RecordData, ResultRecord};
+
+use crate::error::Error;
+use crate::paths::Cache;
+use crate::python::interpreter::{self, Interpreter};
+use crate::python::names;
+use crate::stage::{self, Stage, StageResult};
+use crate::test::{cargo, with_python};
+
+/// The bench binaries and how many interpreters exist while each runs.
+pub const BENCHES: [(&str, u32); 2] = [("single_interpreter", 1), ("several_interpreters", 2)];
+
+/// Parsed `bench` arguments.
+#[derive(Debug, Default, PartialEq)]
+pub struct BenchArgs {
+    /// `--python` values.
+    pub pythons: Vec<String>,
+    /// `--quick`.
+    pub quick: bool,
+}
+
+/// Parses the arguments after `bench`.
+pub fn parse_args(args: &[String]) -> Result<BenchArgs, Error> {
+    let mut parsed = BenchArgs::default();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => parsed.quick = true,
+            "--python" => match rest.next() {
+                Some(v) => parsed.pythons.push(v.clone()),
+                None => return Err(Error::usage("--python needs a value (a known name or a path)")),
+            },
+            other => match other.strip_prefix("--python=") {
+                Some(v) => parsed.pythons.push(v.to_string()),
+                None => {
+                    return Err(Error::usage(format!(
+                        "unknown argument `{other}` for `bench`; usage: cargo xtask bench [--python SPEC]... [--quick]"
+                    )))
+                }
+            },
+        }
+    }
+    Ok(parsed)
+}
+
+/// The PyO3 version the workspace pins (`pyo3 = { version = "=X" ... }` in Cargo.toml).
+pub fn pinned_pyo3_version(manifest: &str) -> Option<String> {
+    let line = manifest.lines().find(|l| l.trim_start().starts_with("pyo3 ="))?;
+    let start = line.find("\"=")? + 2;
+    let end = start + line[start..].find('"')?;
+    Some(line[start..end].to_string())
+}
+
+/// The environment stamped on the figures of `py`.
+pub fn environment(py: &Interpreter) -> Environment {
+    let manifest = std::fs::read_to_string(crate::paths::workspace_root().join("Cargo.toml"))
+        .unwrap_or_default();
+    let variant = py.name.split_once('-').map(|(_, v)| v.to_string());
+    Environment {
+        interpreter: InterpreterBuild {
+            name: py.name.clone(),
+            version: py.version.clone(),
+            free_threaded: py.free_threaded,
+            variant,
+        },
+        pyo3_version: pinned_pyo3_version(&manifest).unwrap_or_else(|| "unknown".into()),
+        machine: Machine::detect(),
+    }
+}
+
+/// Reads every `<group>/<function...>/new/estimates.json` under a criterion home into figures.
+pub fn read_criterion(home: &Path, interpreters: u32) -> Vec<BenchFigure> {
+    let mut out = Vec::new();
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if path.file_name().is_some_and(|n| n == "new") {
+                if let Some(fig) = figure(&path, interpreters) {
+                    out.push(fig);
+                }
+            } else if path.file_name().is_some_and(|n| n != "base" && n != "change" && n != "report") {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.operation, &a.strategy).cmp(&(&b.operation, &b.strategy)));
+    out
+}
+
+fn figure(new_dir: &Path, interpreters: u32) -> Option<BenchFigure> {
+    let bench: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(new_dir.join("benchmark.json")).ok()?).ok()?;
+    let est: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(new_dir.join("estimates.json")).ok()?).ok()?;
+    let group = bench.get("group_id")?.as_str()?;
+    let function = bench.get("function_id")?.as_str()?;
+    // `send_1mib_bytes` + `tagged/copied` -> operation `send_1mib_bytes/copied`, strategy `tagged`.
+    let (strategy, variant) = match function.split_once('/') {
+        Some((s, v)) => (s, Some(v)),
+        None => (function, None),
+    };
+    let operation = match variant {
+        Some(v) => format!("{group}/{v}"),
+        None => group.to_string(),
+    };
+    Some(BenchFigure {
+        operation,
+        strategy: strategy.to_string(),
+        threads: 1,
+        interpreters,
+        ns_per_op: est.get("median")?.get("point_estimate")?.as_f64(),
+        instructions_per_op: None,
+        scaling: None,
+    })
+}
+
+/// The criterion flags for a quick smoke run.
+pub const QUICK_FLAGS: [&str; 6] =
+    ["--warm-up-time", "0.1", "--measurement-time", "0.3", "--sample-size", "10"];
+
+fn bench_stage(py: &Interpreter, bench: &str, home: &Path, quick: bool) -> Stage {
+    let mut step = cargo().args(["bench", "-p", "interpsafe", "--bench", bench, "--"]);
+    if quick {
+        step = step.args(QUICK_FLAGS);
+    }
+    let step = with_python(step, py, &py.target_dir()).env("CRITERION_HOME", home);
+    Stage { name: format!("bench {bench}"), python: Some(py.name.clone()), step }
+}
+
+/// Runs the `bench` command.
+pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
+    let args = parse_args(args)?;
+    let specs: Vec<String> = if args.pythons.is_empty() {
+        names::defaults().iter().map(|k| k.name.to_string()).collect()
+    } else {
+        args.pythons.clone()
+    };
+    let start = Instant::now();
+    let mut results: Vec<StageResult> = Vec::new();
+    let mut records: Vec<ResultRecord> = Vec::new();
+    for spec in &specs {
+        let parsed = interpreter::parse_spec(spec)?;
+        let py = match interpreter::resolve_spec(&parsed, cache) {
+            Ok(py) => py,
+            Err(err) => {
+                eprintln!("error: {err}");
+                results.push(StageResult::not_run("install", Some(spec), err.to_string(), start.elapsed()));
+                continue;
+            }
+        };
+        let env = environment(&py);
+        for (bench, interpreters) in BENCHES {
+            let home: PathBuf = py.target_dir().join("criterion").join(bench);
+            // Stale figures from an earlier run must not mix with this one.
+            let _ = std::fs::remove_dir_all(&home);
+            let result = stage::run_streamed(&bench_stage(&py, bench, &home, args.quick));
+            let ok = result.ok();
+            results.push(result);
+            if ok {
+                for fig in read_criterion(&home, interpreters) {
+                    records.push(ResultRecord { environment: env.clone(), data: RecordData::Bench(fig) });
+                }
+            }
+        }
+    }
+    let report = crate::report::write(&records, args.quick)?;
+    stage::print_summary(&results, start.elapsed());
+    println!("\n{}", report.console_table);
+    println!("report: {}", report.dir.display());
+    let failed = results.iter().filter(|r| !r.ok()).count();
+    if failed > 0 {
+        return Err(Error::new(format!("{failed} bench stage(s) failed (see the summary above)")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_quick_and_pythons() {
+        let a = parse_args(&["--quick".into(), "--python".into(), "3.13".into()]).unwrap();
+        assert_eq!(a, BenchArgs { pythons: vec!["3.13".into()], quick: true });
+        assert!(parse_args(&["--fast".into()]).is_err());
+    }
+
+    #[test]
+    fn reads_the_pinned_pyo3_version() {
+        let m = "[workspace.dependencies]\npyo3 = { version = \"=0.28.3\", default-features = false }\n";
+        assert_eq!(pinned_pyo3_version(m).as_deref(), Some("0.28.3"));
+    }
+
+    #[test]
+    fn reads_criterion_estimates() {
+        let dir = crate::testdir::TestDir::new("criterion");
+        let f = dir.path().join("send_1mib_bytes/tagged/copied/new");
+        std::fs::create_dir_all(&f).unwrap();
+        std::fs::write(
+            f.join("benchmark.json"),
+            r#"{"group_id":"send_1mib_bytes","function_id":"tagged/copied"}"#,
+        )
+        .unwrap();
+        std::fs::write(f.join("estimates.json"), r#"{"median":{"point_estimate":12.5}}"#).unwrap();
+        let figs = read_criterion(dir.path(), 2);
+        assert_eq!(figs.len(), 1);
+        assert_eq!(figs[0].operation, "send_1mib_bytes/copied");
+        assert_eq!(figs[0].strategy, "tagged");
+        assert_eq!(figs[0].ns_per_op, Some(12.5));
+        assert_eq!(figs[0].interpreters, 2);
+    }
+}

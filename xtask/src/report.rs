@@ -1,0 +1,475 @@
+//! The bench report: `target/interpsafe/report/` with `results.json`, `report.md` and
+//! `report.html` (tables, SVG plots of the ratio to `unchecked`, the hazard matrix when the
+//! hazard suite produced one), plus the console table. Everything is computed from
+//! `interpsafe-results` records: nothing in the report is written by hand.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use interpsafe_results::{BenchFigure, RecordData, ResultFile, ResultRecord, Verdict};
+
+use crate::error::Error;
+use crate::paths;
+
+/// What [`write`] produced.
+#[derive(Debug)]
+pub struct Report {
+    /// The report directory.
+    pub dir: PathBuf,
+    /// The ns/op and ratio table for the console.
+    pub console_table: String,
+}
+
+/// The group of CPython reference calls measured beside the strategies.
+const REFERENCE: &str = "reference";
+
+/// Strategies in display order: the baseline first, then the designs as registered.
+const ORDER: [&str; 5] = ["unchecked", "tagged", "scoped", "branded", "affine"];
+
+fn strategy_rank(name: &str) -> (usize, String) {
+    (ORDER.iter().position(|s| *s == name).unwrap_or(ORDER.len()), name.to_string())
+}
+
+/// One table: figures of one build and one interpreter count, by operation then strategy.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// Build name (`3.13t`).
+    pub build: String,
+    /// Exact version.
+    pub version: String,
+    /// Free-threaded build.
+    pub free_threaded: bool,
+    /// Interpreters alive while measured.
+    pub interpreters: u32,
+    /// operation -> strategy -> ns/op.
+    pub cells: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+impl Table {
+    /// The strategies present, baseline first (the `reference` group's CPython calls are not
+    /// strategies and are listed separately).
+    pub fn strategies(&self) -> Vec<String> {
+        let mut s: Vec<String> = self
+            .cells
+            .iter()
+            .filter(|(op, _)| *op != REFERENCE)
+            .flat_map(|(_, m)| m.keys().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        s.sort_by_key(|n| strategy_rank(n));
+        s
+    }
+
+    /// ns/op of `strategy` on `operation`.
+    pub fn ns(&self, operation: &str, strategy: &str) -> Option<f64> {
+        self.cells.get(operation)?.get(strategy).copied()
+    }
+
+    /// `strategy`'s ns/op over the baseline's on `operation`.
+    pub fn ratio(&self, operation: &str, strategy: &str) -> Option<f64> {
+        Some(self.ns(operation, strategy)? / self.ns(operation, "unchecked")?)
+    }
+
+    fn title(&self) -> String {
+        let kind = if self.free_threaded { "free-threaded" } else { "GIL" };
+        let scenario = if self.interpreters == 1 {
+            "one interpreter (tagged fast path on)".to_string()
+        } else {
+            format!("{} interpreters alive (fast path off)", self.interpreters)
+        };
+        format!("{} ({} {kind}), {scenario}", self.build, self.version)
+    }
+}
+
+/// Groups bench records into tables.
+pub fn tables(records: &[ResultRecord]) -> Vec<Table> {
+    let mut by_key: BTreeMap<(String, u32), Table> = BTreeMap::new();
+    for r in records {
+        let RecordData::Bench(BenchFigure { operation, strategy, interpreters, ns_per_op: Some(ns), threads: 1, .. }) =
+            &r.data
+        else {
+            continue;
+        };
+        let b = &r.environment.interpreter;
+        let t = by_key.entry((b.name.clone(), *interpreters)).or_insert_with(|| Table {
+            build: b.name.clone(),
+            version: b.version.clone(),
+            free_threaded: b.free_threaded,
+            interpreters: *interpreters,
+            ..Table::default()
+        });
+        t.cells.entry(operation.clone()).or_default().insert(strategy.clone(), *ns);
+    }
+    by_key.into_values().collect()
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns < 10.0 {
+        format!("{ns:.2}")
+    } else if ns < 1000.0 {
+        format!("{ns:.1}")
+    } else {
+        format!("{:.0}", ns)
+    }
+}
+
+fn cell(t: &Table, op: &str, s: &str) -> String {
+    match (t.ns(op, s), t.ratio(op, s)) {
+        (Some(ns), Some(r)) if s != "unchecked" => format!("{} (×{r:.2})", fmt_ns(ns)),
+        (Some(ns), _) => fmt_ns(ns),
+        (None, _) => "–".into(),
+    }
+}
+
+/// A target from the benches issue, evaluated against the measured figures.
+#[derive(Debug, PartialEq)]
+pub struct TargetCheck {
+    /// What is required.
+    pub target: String,
+    /// The build it was evaluated on.
+    pub build: String,
+    /// What was measured.
+    pub measured: String,
+    /// `met`, `missed` or `not measured`.
+    pub verdict: String,
+}
+
+/// Evaluates the targets on every table.
+pub fn targets(tables: &[Table]) -> Vec<TargetCheck> {
+    let mut out = Vec::new();
+    let verdict = |ok: bool| if ok { "met" } else { "missed" }.to_string();
+    for t in tables {
+        let (Some(u), Some(tg)) = (t.ns("bind", "unchecked"), t.ns("bind", "tagged")) else { continue };
+        if t.interpreters == 1 {
+            out.push(TargetCheck {
+                target: "tagged bind, one interpreter: at most +0.5 ns over unchecked".into(),
+                build: t.build.clone(),
+                measured: format!("+{:.2} ns ({} vs {})", tg - u, fmt_ns(tg), fmt_ns(u)),
+                verdict: verdict(tg - u <= 0.5),
+            });
+        } else if let Some(call) = t.ns("reference", "PyThreadState_GetUnchecked") {
+            out.push(TargetCheck {
+                target: "tagged bind, several interpreters: at most one PyThreadState_GetUnchecked + 0.5 ns over unchecked".into(),
+                build: t.build.clone(),
+                measured: format!("+{:.2} ns, allowance {:.2} ns", tg - u, call + 0.5),
+                verdict: verdict(tg - u <= call + 0.5),
+            });
+        }
+        if let Some(r) = t.ratio("bind_getattr", "tagged") {
+            out.push(TargetCheck {
+                target: format!("tagged bind+getattr ({} interpreter(s)): at most +3%", t.interpreters),
+                build: t.build.clone(),
+                measured: format!("{:+.1}%", (r - 1.0) * 100.0),
+                verdict: verdict(r <= 1.03),
+            });
+        }
+        if let Some(r) = t.ratio("bind", "branded") {
+            out.push(TargetCheck {
+                target: format!("branded bind ({} interpreter(s)): within 0.5% of unchecked in instructions", t.interpreters),
+                build: t.build.clone(),
+                measured: format!("wall-clock ratio ×{r:.3} (below this machine's noise)"),
+                verdict: "not measured (instruction counts not run yet)".into(),
+            });
+        }
+    }
+    out.push(TargetCheck {
+        target: "2 threads on independent objects reach ≥95% of a pure-Rust control loop's scaling".into(),
+        build: "3.13t".into(),
+        measured: "–".into(),
+        verdict: "not measured (scaling benches not built yet)".into(),
+    });
+    out
+}
+
+/// Reads the hazard verdict files the hazard suite wrote, if any.
+pub fn hazard_records(dir: &Path) -> Vec<ResultRecord> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        if e.path().extension().is_some_and(|x| x == "json") {
+            if let Ok(file) = ResultFile::read(&e.path()) {
+                out.extend(file.records.into_iter().filter(|r| matches!(r.data, RecordData::Hazard(_))));
+            }
+        }
+    }
+    out
+}
+
+fn verdict_short(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::CompileError { .. } => "compile error",
+        Verdict::RuntimeError { .. } => "runtime error",
+        Verdict::Undetected { .. } => "UNDETECTED",
+        Verdict::NotApplicable { .. } => "n/a",
+    }
+}
+
+fn hazard_markdown(records: &[ResultRecord]) -> String {
+    let mut by_build: BTreeMap<String, BTreeMap<(String, Option<String>), BTreeMap<String, String>>> =
+        BTreeMap::new();
+    for r in records {
+        if let RecordData::Hazard(h) = &r.data {
+            by_build
+                .entry(r.environment.interpreter.name.clone())
+                .or_default()
+                .entry((h.hazard.clone(), h.isolation.clone()))
+                .or_default()
+                .insert(h.strategy.clone(), verdict_short(&h.observed).to_string());
+        }
+    }
+    let mut md = String::new();
+    for (build, rows) in by_build {
+        let mut strategies: Vec<String> =
+            rows.values().flat_map(|m| m.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        strategies.sort_by_key(|n| strategy_rank(n));
+        let _ = writeln!(md, "\n### Hazards on {build}\n");
+        let _ = writeln!(md, "| hazard | isolation | {} |", strategies.join(" | "));
+        let _ = writeln!(md, "|---|---|{}", "---|".repeat(strategies.len()));
+        for ((hazard, iso), cells) in rows {
+            let row: Vec<String> = strategies.iter().map(|s| cells.get(s).cloned().unwrap_or("–".into())).collect();
+            let _ = writeln!(md, "| {hazard} | {} | {} |", iso.unwrap_or("–".into()), row.join(" | "));
+        }
+    }
+    md
+}
+
+/// Renders the Markdown report.
+pub fn markdown(tables: &[Table], checks: &[TargetCheck], hazards: &[ResultRecord], quick: bool, machine: &str) -> String {
+    let mut md = String::from("# interpsafe bench report\n\n");
+    let _ = writeln!(md, "Generated by `cargo xtask bench{}` from the figures in `results.json`.", if quick { " --quick" } else { "" });
+    if quick {
+        md.push_str("\n**Quick run**: short warm-up and measurement; a smoke test, not numbers to cite.\n");
+    }
+    let _ = writeln!(md, "\nMachine: {machine}. Cells: median ns/op, with the ratio to `unchecked`.\n");
+    for t in tables {
+        let strategies = t.strategies();
+        let _ = writeln!(md, "## {}\n", t.title());
+        let _ = writeln!(md, "| operation | {} |", strategies.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---|".repeat(strategies.len()));
+        for op in t.cells.keys().filter(|op| *op != REFERENCE) {
+            let row: Vec<String> = strategies.iter().map(|s| cell(t, op, s)).collect();
+            let _ = writeln!(md, "| {op} | {} |", row.join(" | "));
+        }
+        if let Some(refs) = t.cells.get(REFERENCE) {
+            let list: Vec<String> = refs.iter().map(|(k, v)| format!("`{k}` {} ns", fmt_ns(*v))).collect();
+            let _ = writeln!(md, "\nCPython reference calls: {}.", list.join("; "));
+        }
+        md.push('\n');
+    }
+    md.push_str("## Targets\n\n| target | build | measured | verdict |\n|---|---|---|---|\n");
+    for c in checks {
+        let _ = writeln!(md, "| {} | {} | {} | {} |", c.target, c.build, c.measured, c.verdict);
+    }
+    if hazards.is_empty() {
+        md.push_str("\n## Hazard matrix\n\nNo hazard results found (run `cargo xtask hazards`).\n");
+    } else {
+        md.push_str("\n## Hazard matrix\n");
+        md.push_str(&hazard_markdown(hazards));
+    }
+    md
+}
+
+/// An SVG bar chart of the ratio to `unchecked` per strategy for the operations of one table.
+pub fn ratio_svg(t: &Table) -> String {
+    let strategies: Vec<String> = t.strategies().into_iter().filter(|s| s != "unchecked").collect();
+    let ops: Vec<&String> =
+        t.cells.keys().filter(|op| *op != REFERENCE && t.ns(op, "unchecked").is_some()).collect();
+    let (row_h, bar_h, left, width) = (14.0 * strategies.len() as f64 + 10.0, 12.0, 190.0, 420.0);
+    let max = ops
+        .iter()
+        .flat_map(|op| strategies.iter().filter_map(|s| t.ratio(op, s)))
+        .fold(1.0_f64, f64::max)
+        .min(50.0);
+    let height = row_h * ops.len() as f64 + 40.0;
+    let palette = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"];
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">",
+        left + width + 120.0
+    );
+    let x1 = left + width / max;
+    let _ = write!(svg, "<line x1=\"{x1}\" y1=\"0\" x2=\"{x1}\" y2=\"{}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>", height - 30.0);
+    let _ = write!(svg, "<text x=\"{x1}\" y=\"{}\" text-anchor=\"middle\">×1 (unchecked)</text>", height - 16.0);
+    for (i, op) in ops.iter().enumerate() {
+        let y0 = i as f64 * row_h;
+        let _ = write!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{op}</text>", left - 6.0, y0 + row_h / 2.0 + 4.0);
+        for (j, s) in strategies.iter().enumerate() {
+            if let Some(r) = t.ratio(op, s) {
+                let w = (r.min(max) / max * width).max(1.0);
+                let y = y0 + 5.0 + j as f64 * 14.0;
+                let color = palette[j % palette.len()];
+                let _ = write!(svg, "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{bar_h}\" fill=\"{color}\"><title>{s}: ×{r:.2}</title></rect>");
+                let _ = write!(svg, "<text x=\"{:.1}\" y=\"{}\">{s} ×{r:.2}</text>", left + w + 4.0, y + 10.0);
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Renders the HTML report: the Markdown tables as HTML plus one SVG per table.
+pub fn html(tables: &[Table], md: &str) -> String {
+    let mut body = String::new();
+    let mut in_table = false;
+    for line in md.lines() {
+        if line.starts_with('|') {
+            if line.starts_with("|---") {
+                continue;
+            }
+            if !in_table {
+                body.push_str("<table>");
+                in_table = true;
+            }
+            body.push_str("<tr>");
+            for c in line.trim_matches('|').split(" | ") {
+                let _ = write!(body, "<td>{}</td>", html_escape(c.trim()));
+            }
+            body.push_str("</tr>\n");
+            continue;
+        }
+        if in_table {
+            body.push_str("</table>\n");
+            in_table = false;
+        }
+        if let Some(h) = line.strip_prefix("### ") {
+            let _ = writeln!(body, "<h3>{}</h3>", html_escape(h));
+        } else if let Some(h) = line.strip_prefix("## ") {
+            let _ = writeln!(body, "<h2>{}</h2>", html_escape(h));
+            if let Some(t) = tables.iter().find(|t| t.title() == h) {
+                body.push_str(&ratio_svg(t));
+            }
+        } else if let Some(h) = line.strip_prefix("# ") {
+            let _ = writeln!(body, "<h1>{}</h1>", html_escape(h));
+        } else if !line.is_empty() {
+            let _ = writeln!(body, "<p>{}</p>", html_escape(line));
+        }
+    }
+    if in_table {
+        body.push_str("</table>\n");
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>interpsafe bench report</title>\
+         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}\
+         td{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}tr:first-child td{{font-weight:bold;background:#f3f3f3}}</style>\
+         </head><body>{body}</body></html>\n"
+    )
+}
+
+/// The console table: one block per table, ns/op and ratio.
+pub fn console(tables: &[Table]) -> String {
+    let mut out = String::new();
+    for t in tables {
+        let strategies = t.strategies();
+        let _ = writeln!(out, "{}", t.title());
+        let _ = write!(out, "  {:<28}", "operation (ns/op, ×unchecked)");
+        for s in &strategies {
+            let _ = write!(out, " {:>17}", s);
+        }
+        out.push('\n');
+        for op in t.cells.keys().filter(|op| *op != REFERENCE) {
+            let _ = write!(out, "  {:<28}", op);
+            for s in &strategies {
+                let _ = write!(out, " {:>17}", cell(t, op, s));
+            }
+            out.push('\n');
+        }
+        if let Some(refs) = t.cells.get(REFERENCE) {
+            for (k, v) in refs {
+                let _ = writeln!(out, "  reference: {k} {} ns", fmt_ns(*v));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes the report for `records` (bench figures) plus any hazard results, and returns it.
+pub fn write(records: &[ResultRecord], quick: bool) -> Result<Report, Error> {
+    let root = paths::workspace_root().join("target").join("interpsafe");
+    let dir = root.join("report");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
+    let hazards = hazard_records(&root.join("hazards"));
+    let mut all = records.to_vec();
+    all.extend(hazards.iter().cloned());
+    ResultFile::new("cargo xtask bench", all)
+        .write(&dir.join("results.json"))
+        .map_err(|e| Error::new(e.to_string()))?;
+    let tables = tables(records);
+    let checks = targets(&tables);
+    let machine = records
+        .first()
+        .map(|r| {
+            let m = &r.environment.machine;
+            format!(
+                "{} {}, {} CPUs ({}), {} thread(s) per core; PyO3 {}",
+                m.os,
+                m.arch,
+                m.cpus,
+                m.cpu_model.clone().unwrap_or("unknown model".into()),
+                m.threads_per_core.map_or("?".into(), |t| t.to_string()),
+                r.environment.pyo3_version
+            )
+        })
+        .unwrap_or_else(|| "no figures".into());
+    let md = markdown(&tables, &checks, &hazards, quick, &machine);
+    let write_file = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| Error::new(format!("cannot write {name}: {e}")))
+    };
+    write_file("report.md", &md)?;
+    write_file("report.html", &html(&tables, &md))?;
+    let mut console_table = console(&tables);
+    for c in &checks {
+        let _ = writeln!(console_table, "target [{}] {}: {} ({})", c.build, c.target, c.verdict, c.measured);
+    }
+    Ok(Report { dir, console_table })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interpsafe_results::{Environment, InterpreterBuild, Machine};
+
+    fn rec(op: &str, s: &str, interps: u32, ns: f64) -> ResultRecord {
+        ResultRecord {
+            environment: Environment {
+                interpreter: InterpreterBuild { name: "3.13".into(), version: "3.13.15".into(), free_threaded: false, variant: None },
+                pyo3_version: "0.28.3".into(),
+                machine: Machine { os: "linux".into(), arch: "x86_64".into(), cpus: 2, cpu_model: None, threads_per_core: Some(1) },
+            },
+            data: RecordData::Bench(BenchFigure {
+                operation: op.into(),
+                strategy: s.into(),
+                threads: 1,
+                interpreters: interps,
+                ns_per_op: Some(ns),
+                instructions_per_op: None,
+                scaling: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn targets_follow_the_figures() {
+        let recs = vec![
+            rec("bind", "unchecked", 1, 0.3),
+            rec("bind", "tagged", 1, 0.6),
+            rec("bind", "unchecked", 2, 0.3),
+            rec("bind", "tagged", 2, 7.0),
+            rec("reference", "PyThreadState_GetUnchecked", 2, 2.5),
+        ];
+        let t = tables(&recs);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].strategies(), vec!["unchecked".to_string(), "tagged".to_string()]);
+        let checks = targets(&t);
+        assert_eq!(checks[0].verdict, "met");
+        assert_eq!(checks[1].verdict, "missed", "{checks:?}");
+        let md = markdown(&t, &checks, &[], false, "m");
+        assert!(md.contains("| bind | 0.30 | 0.60 (×2.00) |"), "{md}");
+        assert!(html(&t, &md).contains("<svg"));
+    }
+}
