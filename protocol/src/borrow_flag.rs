@@ -99,6 +99,11 @@ impl BorrowFlag {
 
     /// Releases the exclusive borrow.
     pub fn release_borrow_mut(&self) {
+        if self.seeds.active(SeededBug::BorrowFlagRelaxedRelease) {
+            // The seeded bug: no Release, so the next borrower does not see the writes.
+            self.flag.store(0, Ordering::Relaxed);
+            return;
+        }
         self.flag.store(0, Ordering::Release);
     }
 

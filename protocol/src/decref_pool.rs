@@ -137,6 +137,13 @@ impl DecrefPool {
         }
         st.queues.entry(owner).or_default().items.push(object);
         st.queued += 1;
+        if self.seeds.active(SeededBug::DecrefPublishOutsideLock) {
+            // The seeded bug: publish the count after the lock is released.
+            let queued = st.queued;
+            drop(st);
+            self.queued.store(queued, Ordering::Relaxed);
+            return Deferred::Queued;
+        }
         self.publish(&st);
         Deferred::Queued
     }
@@ -173,6 +180,13 @@ impl DecrefPool {
         };
         st.queued -= items.len();
         st.released_total += items.len() as u64;
+        if self.seeds.active(SeededBug::DecrefPublishOutsideLock) {
+            // The seeded bug: publish the count after the lock is released.
+            let queued = st.queued;
+            drop(st);
+            self.queued.store(queued, Ordering::Relaxed);
+            return items;
+        }
         self.publish(&st);
         items
     }

@@ -243,6 +243,12 @@ impl Registry {
         }
         st.entries.insert(key, Entry { status: Status::Alive, handle, holders: Vec::new() });
         if !id.is_main() {
+            if self.seeds.active(SeededBug::ObserveFlagAfterUnlock) {
+                // The seeded bug: publish the flag only after the lock is released.
+                drop(st);
+            }
+            // Stored under the lock: a thread that finds this interpreter through the registry
+            // (lookup, attach, observe) takes the lock after this store, so it reads the flag set.
             // Release pairs with the Acquire of a fast path that then looks the owner up.
             self.second_seen.store(true, Ordering::Release);
         }

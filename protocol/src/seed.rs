@@ -10,6 +10,10 @@ pub enum SeededBug {
     /// Borrow flag: the exclusive borrow loads the flag, sees 0 and stores the sentinel as two
     /// steps, so two threads can both take it (or one with a shared borrow in between).
     BorrowFlagLoadThenStore,
+    /// Borrow flag: releasing the exclusive borrow stores 0 with `Relaxed` instead of `Release`,
+    /// so the next borrower's `Acquire` does not synchronise with the writer and its reads of the
+    /// payload race with the writer's writes.
+    BorrowFlagRelaxedRelease,
     /// Registry: `attach` checks that the interpreter is alive, releases the lock and records the
     /// holder in a second critical section (check-then-act), so an `end` can slip in between and
     /// end the interpreter under an attached thread.
@@ -17,6 +21,10 @@ pub enum SeededBug {
     /// Registry: `end` does not re-check the holder list after a wake-up, so a holder that
     /// attached before the end began is ignored.
     EndSkipsRecheck,
+    /// Registry: `observe` sets the "second interpreter seen" flag after releasing the lock, so a
+    /// thread that finds the new interpreter through the registry (and attaches to it) can still
+    /// read `only_main_seen() == true` and take the main-interpreter fast path.
+    ObserveFlagAfterUnlock,
     /// Decref pool: `defer` checks that the owner's queue is open, releases the lock and pushes
     /// in a second critical section (check-then-act), so a `close` can slip in between: the
     /// object lands in a closed queue, where it is neither released nor counted as discarded.
@@ -25,6 +33,11 @@ pub enum SeededBug {
     /// process-wide pool drained by whichever interpreter attaches next (PyO3 #4570), so objects
     /// are released in the wrong interpreter.
     DecrefTakeAnyOwner,
+    /// Decref pool: `defer` and `take` publish the queued count for the fast path after releasing
+    /// the lock, so two publishes can land out of order: a stale 0 from a `take` can overwrite the
+    /// count of a `defer` that came after it, and a later `take` skips an object that a `defer`
+    /// queued before it.
+    DecrefPublishOutsideLock,
     /// Once-cell: after the initialiser returns, its value is stored without re-checking whether
     /// another thread stored one meanwhile, so two different values are handed out for one
     /// interpreter.

@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use interpsafe_results::{BenchFigure, Environment, InterpreterBuild, Machine, RecordData, ResultRecord};
+use interpsafe_results::{
+    BenchFigure, Environment, InterpreterBuild, Machine, RecordData, ResultFile, ResultRecord,
+};
 
 use crate::error::Error;
 use crate::paths::Cache;
@@ -143,6 +145,18 @@ fn bench_stage(py: &Interpreter, bench: &str, home: &Path, quick: bool) -> Stage
     Stage { name: format!("bench {bench}"), python: Some(py.name.clone()), step }
 }
 
+/// The scaling bench: a plain harness that writes its figures to `out`. `--quick` runs it in its
+/// smoke mode (no `--bench` flag: a few thousand iterations).
+fn scaling_stage(py: &Interpreter, out: &Path, quick: bool) -> Stage {
+    let mut step = cargo().args(["bench", "-p", "interpsafe", "--bench", "scaling"]);
+    if quick {
+        // Built as a bench, run through `cargo test`'s convention: without `--bench`.
+        step = cargo().args(["test", "--release", "-p", "interpsafe", "--bench", "scaling"]);
+    }
+    let step = with_python(step, py, &py.target_dir()).env("INTERPSAFE_SCALING_OUT", out);
+    Stage { name: "bench scaling".to_string(), python: Some(py.name.clone()), step }
+}
+
 /// Runs the `bench` command.
 pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let args = parse_args(args)?;
@@ -165,6 +179,16 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             }
         };
         let env = environment(&py);
+        let scaling_out = py.target_dir().join("interpsafe-scaling.json");
+        let _ = std::fs::remove_file(&scaling_out);
+        let result = stage::run_streamed(&scaling_stage(&py, &scaling_out, args.quick));
+        if result.ok() {
+            match ResultFile::read(&scaling_out) {
+                Ok(file) => records.extend(file.records),
+                Err(e) => eprintln!("warning: no scaling figures: {e}"),
+            }
+        }
+        results.push(result);
         for (bench, interpreters) in BENCHES {
             let home: PathBuf = py.target_dir().join("criterion").join(bench);
             // Stale figures from an earlier run must not mix with this one.

@@ -1,0 +1,171 @@
+//! Thread scaling: throughput of the same per-strategy operation on 1 and 2 threads, and on 1
+//! and 2 own-GIL interpreters, beside a pure-Rust control loop measured in the same run.
+//!
+//! The operation is `bind` plus `clone_handle` and drop of the clone (a check, an incref and a
+//! decref): it touches the object's reference count, so threads sharing one object contend on
+//! it. Scenarios:
+//! - `threads/independent`: each thread attached to the main interpreter with its own object
+//!   (true parallelism only on a free-threaded build);
+//! - `threads/shared`: each thread with its own handle to one shared object;
+//! - `interpreters`: each thread attached to its own own-GIL subinterpreter (parallel on a GIL
+//!   build too);
+//! - `control`: a pure-Rust loop of similar length on thread-private data: the machine's own
+//!   scaling ceiling (two vCPUs may be one core's two hyperthreads).
+//!
+//! `scaling` is the throughput with 2 threads over the throughput with 1 (1.0 on the 1-thread
+//! figures, which marks them as scaling figures). Figures are printed and,
+//! when `INTERPSAFE_SCALING_OUT` names a file, written there as interpsafe results records. Run
+//! without `--bench` (as `cargo test --benches` does) it only smoke-tests each scenario.
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+use interpsafe::environment::current_environment;
+use interpsafe::interpreter::runtime::main_interpreter;
+use interpsafe::results::{BenchFigure, RecordData, ResultFile, ResultRecord};
+use interpsafe::{attach, for_each_strategy, InterpreterKey, Isolation, Strategy, SubInterpreter};
+
+/// Iterations per thread per measurement.
+fn iterations() -> u64 {
+    if std::env::args().any(|a| a == "--bench") {
+        2_000_000
+    } else {
+        2_000
+    }
+}
+
+/// Runs `iters` operations of `S` on each of `keys.len()` threads (thread i attached to keys[i]);
+/// `shared` gives every thread a handle to one object of keys[0]. Returns total ops per second.
+fn run_strategy<S: Strategy>(keys: &[InterpreterKey], shared: bool, iters: u64) -> f64 {
+    let n = keys.len();
+    // One stored handle per thread, all to one object (shared) or each to its own.
+    let mut stored: Vec<Option<S::Stored>> = Vec::new();
+    if shared {
+        let handles = attach(keys[0], move |at| {
+            S::enter(at, |scope| {
+                let h = S::eval(scope, c"object()").unwrap();
+                (0..n).map(|_| S::store(scope, S::clone_handle(scope, &h).unwrap())).collect::<Vec<_>>()
+            })
+        })
+        .unwrap();
+        stored.extend(handles.into_iter().map(Some));
+    } else {
+        for &k in keys {
+            stored.push(Some(
+                attach(k, |at| S::enter(at, |scope| S::store(scope, S::eval(scope, c"object()").unwrap())))
+                    .unwrap(),
+            ));
+        }
+    }
+    let barrier = Arc::new(Barrier::new(n + 1));
+    let mut workers = Vec::new();
+    for (i, &key) in keys.iter().enumerate() {
+        let barrier = barrier.clone();
+        let mine = stored[i].take().unwrap();
+        workers.push(std::thread::spawn(move || {
+            attach(key, move |at| {
+                S::enter(at, |scope| {
+                    let h = S::load(scope, mine).unwrap();
+                    barrier.wait();
+                    for _ in 0..iters {
+                        black_box(S::bind(scope, black_box(&h)).is_ok());
+                        drop(black_box(S::clone_handle(scope, &h).unwrap()));
+                    }
+                    barrier.wait();
+                    drop(h);
+                })
+            })
+            .unwrap();
+        }));
+    }
+    barrier.wait();
+    let start = Instant::now();
+    barrier.wait();
+    let elapsed = start.elapsed();
+    for w in workers {
+        w.join().unwrap();
+    }
+    (n as u64 * iters) as f64 / elapsed.as_secs_f64()
+}
+
+/// The control: a pure-Rust loop on thread-private data, 1 or 2 threads.
+fn run_control(threads: usize, iters: u64) -> f64 {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut state = [0u64; 4];
+                barrier.wait();
+                for i in 0..iters {
+                    // About the work of a check plus two reference-count updates.
+                    state[(i & 3) as usize] = black_box(state[(i & 3) as usize].wrapping_add(i));
+                    black_box(&mut state);
+                }
+                barrier.wait();
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    barrier.wait();
+    let elapsed = start.elapsed();
+    for w in workers {
+        w.join().unwrap();
+    }
+    (threads as u64 * iters) as f64 / elapsed.as_secs_f64()
+}
+
+fn figure(operation: &str, strategy: &str, threads: u32, interpreters: u32, ops: f64, scaling: Option<f64>) -> ResultRecord {
+    ResultRecord {
+        environment: current_environment(),
+        data: RecordData::Bench(BenchFigure {
+            operation: operation.to_string(),
+            strategy: strategy.to_string(),
+            threads,
+            interpreters,
+            ns_per_op: Some(1e9 / ops * threads as f64),
+            instructions_per_op: None,
+            scaling,
+        }),
+    }
+}
+
+fn main() {
+    let iters = iterations();
+    let main = main_interpreter();
+    let mut records = Vec::new();
+    let one = run_control(1, iters * 100);
+    let two = run_control(2, iters * 100);
+    println!("control: 1 thread {one:.3e} ops/s, 2 threads {two:.3e} ops/s, scaling {:.2}", two / one);
+    records.push(figure("control", "pure-rust", 1, 0, one, Some(1.0)));
+    records.push(figure("control", "pure-rust", 2, 0, two, Some(two / one)));
+
+    let a = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let b = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let free_threaded = cfg!(Py_GIL_DISABLED);
+    macro_rules! scenarios {
+        ($s:ty) => {{
+            let name = <$s>::NAME;
+            let mut measure = |operation: &str, keys1: &[InterpreterKey], keys2: &[InterpreterKey], shared: bool, interps: (u32, u32)| {
+                let t1 = run_strategy::<$s>(keys1, shared, iters);
+                let t2 = run_strategy::<$s>(keys2, shared, iters);
+                println!("{operation} {name}: 1 thread {t1:.3e} ops/s, 2 threads {t2:.3e} ops/s, scaling {:.2}", t2 / t1);
+                records.push(figure(operation, name, 1, interps.0, t1, Some(1.0)));
+                records.push(figure(operation, name, 2, interps.1, t2, Some(t2 / t1)));
+            };
+            if free_threaded {
+                measure("threads/independent", &[main], &[main, main], false, (1, 1));
+                measure("threads/shared", &[main], &[main, main], true, (1, 1));
+            }
+            measure("interpreters", &[a.key()], &[a.key(), b.key()], false, (1, 2));
+        }};
+    }
+    for_each_strategy!(scenarios);
+    drop((a, b));
+    if let Ok(path) = std::env::var("INTERPSAFE_SCALING_OUT") {
+        ResultFile::new("benches/scaling", records).write(std::path::Path::new(&path)).unwrap();
+        println!("wrote {path}");
+    }
+}
