@@ -11,7 +11,7 @@ use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use crate::interpreter::runtime::current_tag;
+use crate::interpreter::runtime::{current, current_tag, Current};
 use crate::pyo3_compat::ffi;
 use crate::strategy::{TaggedHandle, TaggedOnce};
 use crate::Error;
@@ -70,7 +70,7 @@ static CLASSES: OnceLock<[TaggedOnce; 4]> = OnceLock::new();
 pub fn class_object(class: ExceptionClass) -> *mut ffi::PyObject {
     // SAFETY: PyExc_RuntimeError is a static builtin exception type, valid in every interpreter.
     let fallback = unsafe { ffi::PyExc_RuntimeError };
-    let Some(tag) = current_tag() else {
+    let Some(Current { tag, slot }) = current() else {
         return fallback;
     };
     let cells = CLASSES.get_or_init(Default::default);
@@ -95,7 +95,7 @@ pub fn class_object(class: ExceptionClass) -> *mut ffi::PyObject {
         }
     };
     // SAFETY: attached to `tag` while the returned borrow is used by the caller (who is attached).
-    match unsafe { crate::strategy::tagged::once_for(&cells[class.index()], tag.key(), init) } {
+    match unsafe { crate::strategy::tagged::once_for(&cells[class.index()], tag.key(), slot, init) } {
         Ok(obj) => obj.as_ptr(),
         Err(_) => fallback,
     }

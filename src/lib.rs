@@ -13,6 +13,9 @@
 //!   tagged, scoped, branded, affine).
 //! - [`share`]: sending data ([`share::Shareable`]) between interpreters, the legitimate way
 //!   across.
+//! - [`send_sync`]: the Send/Sync model of every wrapper type and of a pyclass-like payload
+//!   ([`payload::PyClassPayload`]) on GIL, free-threaded and own-GIL builds: one table, expanded
+//!   into static assertions and into the table in `docs/send-sync.md`.
 //! - [`protocol`]: the pyo3-free concurrency protocols (the interpreter registry first), written
 //!   over one sync facade so loom can check them.
 //! - [`results`]: the one JSON schema every machine-readable result is written in.
@@ -25,11 +28,14 @@
 pub mod environment;
 pub mod error;
 pub mod exceptions;
+pub mod hazard;
 pub mod interpreter;
 pub mod object;
 pub mod ops;
+pub mod payload;
 pub mod pyo3_compat;
 mod release;
+pub mod send_sync;
 pub mod share;
 pub mod shared_objects;
 pub mod strategy;

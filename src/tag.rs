@@ -27,6 +27,18 @@ impl Tag {
         Tag((epoch.0 << ID_BITS) | (id as u64 & ID_MASK))
     }
 
+    /// The packed word.
+    #[inline]
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// A tag from its packed word.
+    #[inline]
+    pub(crate) fn from_raw(raw: u64) -> Self {
+        Tag(raw)
+    }
+
     /// Unpacks the key.
     pub fn key(self) -> InterpreterKey {
         InterpreterKey { epoch: Epoch(self.0 >> ID_BITS), id: InterpreterId((self.0 & ID_MASK) as i64) }

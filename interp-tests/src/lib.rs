@@ -22,12 +22,20 @@ impl Rendezvous {
 
     /// Arrives and waits for the others; true if all arrived within `timeout`.
     pub fn meet(&self, timeout: Duration) -> bool {
+        self.meet_with(timeout, || {})
+    }
+
+    /// Like [`Rendezvous::meet`], calling `safe_point` on every spin (pass
+    /// `Attached::safe_point` when waiting attached, so that a free-threaded build can stop the
+    /// world meanwhile).
+    pub fn meet_with(&self, timeout: Duration, safe_point: impl Fn()) -> bool {
         self.arrived.fetch_add(1, Ordering::SeqCst);
         let start = Instant::now();
         while self.arrived.load(Ordering::SeqCst) < self.parties {
             if start.elapsed() > timeout {
                 return false;
             }
+            safe_point();
             std::thread::yield_now();
         }
         true

@@ -30,10 +30,13 @@ fn own_gil_subinterpreters_run_python_at_the_same_time() {
         let meet = meet.clone();
         let expected = interp.key().id.0;
         interp_run(interp, move |at| {
-            let id: i64 =
-                at.eval(c"__import__('_interpreters').get_current()[0]")?.parse().unwrap();
+            let id: i64 = at.eval(c"__import__('_interpsafe').interpreter_id()")?.parse().unwrap();
             at.exec(c"total = sum(range(100_000))")?;
-            let met = meet.meet(Duration::from_secs(20));
+            // Waiting attached needs safe points on 3.13t: importing an extension that does not
+            // declare Py_MOD_GIL_NOT_USED (other tests run concurrently) stops the world of every
+            // interpreter, which a thread spinning attached would block. On the GIL build the safe
+            // point does nothing, so the worker keeps its own GIL while it waits.
+            let met = meet.meet_with(Duration::from_secs(20), || at.safe_point());
             let total = at.eval(c"total")?;
             Ok((id, met, total, expected))
         })

@@ -18,6 +18,7 @@ pub mod id;
 pub mod once_cell;
 pub mod registry;
 pub mod seed;
+pub mod slot_table;
 pub mod sync;
 
 pub use borrow_flag::{BorrowFlag, BorrowRefused, EXCLUSIVE};
@@ -28,3 +29,4 @@ pub use registry::{
     AttachRefused, EndRefused, GuardId, Holder, Observation, Registry, Status,
 };
 pub use seed::{SeededBug, Seeds};
+pub use slot_table::SlotTable;

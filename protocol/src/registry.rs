@@ -61,6 +61,9 @@ pub struct Observation {
     pub key: InterpreterKey,
     /// True the first time this interpreter is seen: the FFI edge installs its end observer then.
     pub first_entry: bool,
+    /// The interpreter's dense slot: a small number, never reused within the process, that
+    /// per-interpreter tables index by.
+    pub slot: u32,
 }
 
 /// Why a guard was refused.
@@ -153,6 +156,10 @@ impl fmt::Display for EndRefused {
 #[derive(Debug)]
 struct Entry {
     status: Status,
+    /// Dense, never reused within the process.
+    slot: u32,
+    /// The FFI edge has installed an observer that reports this interpreter's end.
+    end_observed: bool,
     /// An opaque address the FFI edge needs to attach (the `PyInterpreterState*`), valid while
     /// the interpreter has not ended.
     handle: usize,
@@ -164,6 +171,7 @@ struct State {
     epoch: Epoch,
     entries: BTreeMap<InterpreterKey, Entry>,
     next_guard: u64,
+    next_slot: u32,
 }
 
 impl State {
@@ -198,6 +206,9 @@ pub struct Registry {
     second_seen: AtomicBool,
     /// A lock-free copy of the current epoch, written under the lock whenever it advances.
     epoch_now: AtomicU64,
+    /// Counts interpreter ends; a cache of "which interpreter is at this address" is valid only
+    /// while this has not moved (an ended interpreter's address can be reused).
+    end_generation: AtomicU64,
     seeds: Seeds,
 }
 
@@ -220,6 +231,7 @@ impl Registry {
             changed: Condvar::new(),
             second_seen: AtomicBool::new(false),
             epoch_now: AtomicU64::new(0),
+            end_generation: AtomicU64::new(0),
             seeds,
         }
     }
@@ -235,13 +247,19 @@ impl Registry {
         let mut key = InterpreterKey { epoch: st.epoch, id };
         if let Some(entry) = st.entries.get(&key) {
             if entry.status != Status::Ended {
-                return Observation { key, first_entry: false };
+                return Observation { key, first_entry: false, slot: entry.slot };
             }
             st.advance_epoch();
             self.epoch_now.store(st.epoch.0, Ordering::Relaxed);
+            self.end_generation.fetch_add(1, Ordering::Relaxed);
             key.epoch = st.epoch;
         }
-        st.entries.insert(key, Entry { status: Status::Alive, handle, holders: Vec::new() });
+        let slot = st.next_slot;
+        st.next_slot += 1;
+        st.entries.insert(
+            key,
+            Entry { status: Status::Alive, slot, end_observed: false, handle, holders: Vec::new() },
+        );
         if !id.is_main() {
             if self.seeds.active(SeededBug::ObserveFlagAfterUnlock) {
                 // The seeded bug: publish the flag only after the lock is released.
@@ -252,7 +270,34 @@ impl Registry {
             // Release pairs with the Acquire of a fast path that then looks the owner up.
             self.second_seen.store(true, Ordering::Release);
         }
-        Observation { key, first_entry: true }
+        Observation { key, first_entry: true, slot }
+    }
+
+    /// Records that the FFI edge installed an observer that will report `key`'s end, so caches
+    /// keyed by the interpreter's address may hold it (see [`Registry::end_generation`]).
+    pub fn mark_end_observed(&self, key: InterpreterKey) {
+        if let Some(entry) = self.state.lock().entries.get_mut(&key) {
+            entry.end_observed = true;
+        }
+    }
+
+    /// The slot of `key` if it is alive and its end will be observed: the condition for caching
+    /// it by address.
+    pub fn cacheable_slot(&self, key: InterpreterKey) -> Option<u32> {
+        let st = self.state.lock();
+        st.entries
+            .get(&key)
+            .filter(|e| e.status == Status::Alive && e.end_observed)
+            .map(|e| e.slot)
+    }
+
+    /// How many interpreter ends the registry has seen (one relaxed load). It moves before an
+    /// ended interpreter's memory can be reused: the end observer reports during
+    /// `PyInterpreterState_Clear`, before CPython frees the interpreter, and a later interpreter
+    /// at the same address is only reachable through CPython's runtime lock, taken after that.
+    #[inline]
+    pub fn end_generation(&self) -> u64 {
+        self.end_generation.load(Ordering::Relaxed)
     }
 
     /// The status of `key`, or `None` if it was never seen.
@@ -404,12 +449,16 @@ impl Registry {
     pub fn ended(&self, key: InterpreterKey) {
         let mut st = self.state.lock();
         if let Some(entry) = st.entry_mut(key) {
+            if entry.status != Status::Ended {
+                self.end_generation.fetch_add(1, Ordering::Relaxed);
+            }
             entry.status = Status::Ended;
             entry.holders.clear();
         }
         if key.id.is_main() && key.epoch == st.epoch {
             st.advance_epoch();
             self.epoch_now.store(st.epoch.0, Ordering::Relaxed);
+            self.end_generation.fetch_add(1, Ordering::Relaxed);
         }
         drop(st);
         self.changed.notify_all();

@@ -7,6 +7,9 @@
 /// A deliberate bug in one protocol. Every variant names the protocol and the mistake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeededBug {
+    /// Slot table: a new chunk is installed with a plain store instead of a compare-and-swap,
+    /// so a racing install is overwritten and a value published into it is lost.
+    SlotChunkStoreNoCas,
     /// Borrow flag: the exclusive borrow loads the flag, sees 0 and stores the sentinel as two
     /// steps, so two threads can both take it (or one with a shared borrow in between).
     BorrowFlagLoadThenStore,

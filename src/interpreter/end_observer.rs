@@ -58,6 +58,8 @@ pub(crate) unsafe fn install(interp: *mut ffi::PyInterpreterState, key: Interpre
     unsafe {
         if ffi::PyDict_SetItemString(dict, CAPSULE_NAME.as_ptr(), capsule) != 0 {
             ffi::PyErr_Clear();
+        } else {
+            registry().mark_end_observed(key);
         }
         ffi::Py_DECREF(capsule);
     }

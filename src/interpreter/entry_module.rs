@@ -44,7 +44,38 @@ unsafe extern "C" fn runtime_epoch(
     }
 }
 
-static mut METHODS: [ffi::PyMethodDef; 3] = [
+/// `record(tag, event)`: reports a probe event to the hazard suite's recorder
+/// ([`crate::hazard::probe_events`]) with the ID of the interpreter the calling thread is
+/// attached to, read from its thread state (not from the registry: a probe may be finalised in
+/// an interpreter that is ending, or in one the registry has never seen, and the point is to
+/// observe exactly where it ran).
+unsafe extern "C" fn record(
+    _module: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a METH_FASTCALL function attached, with `nargs` valid arguments at
+    // `args`; every call below needs only an attached thread state.
+    unsafe {
+        if nargs != 2 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"record(tag, event) takes two ints".as_ptr());
+            return null_mut();
+        }
+        let tag = ffi::PyLong_AsLongLong(*args);
+        let event = ffi::PyLong_AsLongLong(*args.add(1));
+        if (tag == -1 || event == -1) && !ffi::PyErr_Occurred().is_null() {
+            return null_mut();
+        }
+        let tstate = ffi::PyThreadState_GetUnchecked();
+        let id = ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate));
+        crate::hazard::record_probe(tag, event, id);
+        let none = ffi::Py_None();
+        ffi::Py_INCREF(none);
+        none
+    }
+}
+
+static mut METHODS: [ffi::PyMethodDef; 4] = [
     ffi::PyMethodDef {
         ml_name: c"interpreter_id".as_ptr(),
         ml_meth: ffi::PyMethodDefPointer { PyCFunction: interpreter_id },
@@ -56,6 +87,12 @@ static mut METHODS: [ffi::PyMethodDef; 3] = [
         ml_meth: ffi::PyMethodDefPointer { PyCFunction: runtime_epoch },
         ml_flags: ffi::METH_NOARGS,
         ml_doc: c"The runtime epoch of the calling interpreter's key.".as_ptr(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"record".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: record },
+        ml_flags: ffi::METH_FASTCALL,
+        ml_doc: c"record(tag, event): report a hazard-suite probe event with the calling interpreter's ID.".as_ptr(),
     },
     ffi::PyMethodDef::zeroed(),
 ];

@@ -102,6 +102,22 @@ impl Attached<'_> {
         self.key
     }
 
+    /// A safe point for code that waits while attached, on free-threaded builds: detaches and
+    /// re-attaches this thread, so that a stop-the-world request can proceed. On 3.13t importing
+    /// an extension that does not declare `Py_MOD_GIL_NOT_USED` stops the world of *every*
+    /// interpreter, and the free-threaded collector stops its interpreter's; a thread that spins
+    /// attached without a safe point blocks both (found by the own-GIL parallelism test). On GIL
+    /// builds there is no stop-the-world and this does nothing (it does not release the GIL).
+    pub fn safe_point(&self) {
+        #[cfg(Py_GIL_DISABLED)]
+        // SAFETY: this thread is attached (an `Attached` exists); the thread state saved here is
+        // restored at once, on the same thread.
+        unsafe {
+            let tstate = ffi::PyEval_SaveThread();
+            ffi::PyEval_RestoreThread(tstate);
+        }
+    }
+
     /// Executes Python statements in this interpreter's `__main__`.
     pub fn exec(&self, code: &CStr) -> Result<(), Error> {
         // SAFETY: an `Attached` exists only while this thread is attached to `key`.

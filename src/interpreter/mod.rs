@@ -22,6 +22,7 @@ mod python_code;
 pub mod runtime;
 mod subinterpreter;
 mod thread_label;
+mod thread_state;
 
 pub use guard::{attach, Attached, InterpreterGuard};
 pub use runtime::{current_interpreter, initialize, main_interpreter};

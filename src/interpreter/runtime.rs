@@ -5,12 +5,13 @@
 //! (so loom can check it); the edge owns the single instance the process uses and feeds it what
 //! CPython says.
 
+use std::cell::Cell;
 use std::sync::{Mutex, OnceLock};
 
 use interpsafe_protocol::{DecrefPool, InterpreterId, InterpreterKey, Registry};
 
 use super::guard::with_thread_state;
-use super::{end_observer, entry_module};
+use super::{end_observer, entry_module, thread_state};
 use crate::pyo3_compat::{self, ffi};
 use crate::tag::Tag;
 
@@ -27,29 +28,68 @@ pub fn decref_pool() -> &'static DecrefPool {
     DECREF_POOL.get_or_init(DecrefPool::new)
 }
 
-/// The owner tag of the interpreter this thread is attached to, if any: the per-access check of
-/// the tagged strategy.
+/// The interpreter this thread is attached to: its tag, and its slot when the registry has seen
+/// it (the index of per-interpreter tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Current {
+    pub(crate) tag: Tag,
+    pub(crate) slot: Option<u32>,
+}
+
+thread_local! {
+    /// The last interpreter this thread looked up: (interpreter address, registry end generation,
+    /// packed tag, slot). Keyed by the address *and* the end generation, because addresses are
+    /// reused once an interpreter has ended, and every end moves the generation first.
+    static LAST: Cell<(usize, u64, u64, u32)> = const { Cell::new((0, u64::MAX, 0, 0)) };
+}
+
+/// The interpreter this thread is attached to, if any: the per-access lookup of the tagged
+/// strategy and of every deferred drop.
 ///
-/// While no interpreter other than main has ever entered toolkit code, this is one relaxed load
-/// plus the attached check; otherwise `PyThreadState_GetUnchecked`, `PyThreadState_GetInterpreter`
-/// and `PyInterpreterState_GetID`. No cache is kept: thread-state and interpreter addresses are
-/// reused after deletion, so an address alone cannot key one.
+/// One `PyThreadState_GetUnchecked` call, then an in-place read of the thread state's
+/// interpreter and a thread-local cache hit; on a miss, `PyInterpreterState_GetID` and a
+/// registry lookup. Only interpreters whose end the registry will observe are cached.
 #[inline]
-pub(crate) fn current_tag() -> Option<Tag> {
+pub(crate) fn current() -> Option<Current> {
     // SAFETY: PyThreadState_GetUnchecked may be called in any state; NULL means not attached.
     let tstate = unsafe { ffi::PyThreadState_GetUnchecked() };
     if tstate.is_null() {
         return None;
     }
     let reg = registry();
-    if reg.only_main_seen() {
-        // Every way into toolkit code observes its interpreter first, so while the flag is clear
-        // an attached thread running toolkit code is attached to main.
-        return Some(Tag::from_parts(reg.epoch_relaxed(), 0));
+    let generation = reg.end_generation();
+    // SAFETY: `tstate` is this thread's attached thread state.
+    if unsafe { thread_state::layout_verified(tstate) } {
+        // SAFETY: as above.
+        let interp = unsafe { thread_state::interpreter_of(tstate) } as usize;
+        let (addr, gen, tag, slot) = LAST.get();
+        if addr == interp && gen == generation {
+            return Some(Current { tag: Tag::from_raw(tag), slot: Some(slot) });
+        }
     }
-    // SAFETY: tstate is this thread's attached thread state, alive during the calls.
-    let id = unsafe { ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate)) };
-    Some(Tag::from_parts(reg.epoch_relaxed(), id))
+    current_slow(tstate, generation)
+}
+
+#[cold]
+fn current_slow(tstate: *mut ffi::PyThreadState, generation: u64) -> Option<Current> {
+    let reg = registry();
+    // SAFETY: `tstate` is this thread's attached thread state, alive during the calls.
+    let (interp, id) = unsafe {
+        let interp = ffi::PyThreadState_GetInterpreter(tstate);
+        (interp, ffi::PyInterpreterState_GetID(interp))
+    };
+    let tag = Tag::from_parts(reg.epoch_relaxed(), id);
+    let slot = reg.cacheable_slot(tag.key());
+    if let Some(slot) = slot {
+        LAST.set((interp as usize, generation, tag.raw(), slot));
+    }
+    Some(Current { tag, slot })
+}
+
+/// The owner tag of the interpreter this thread is attached to, if any.
+#[inline]
+pub(crate) fn current_tag() -> Option<Tag> {
+    current().map(|c| c.tag)
 }
 
 /// Initialises the embedded runtime if nobody has (registering the `_interpsafe` builtin module

@@ -19,7 +19,7 @@ use interpsafe_protocol::InterpreterKey;
 
 use super::tagged::{once_for, TaggedHandle, TaggedOnce};
 use super::Strategy;
-use crate::interpreter::runtime::current_tag;
+use crate::interpreter::runtime::current;
 use crate::interpreter::Attached;
 use crate::object::{ObjRef, RawStrong};
 use crate::pyo3_compat::ffi;
@@ -35,6 +35,7 @@ pub enum Affine {}
 pub struct AffineScope<'s> {
     key: InterpreterKey,
     tag: Tag,
+    slot: Option<u32>,
     _not_send: PhantomData<(&'s (), *mut ())>,
 }
 
@@ -97,8 +98,11 @@ impl Strategy for Affine {
     type Once = TaggedOnce;
 
     fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
-        let tag = current_tag().unwrap_or(Tag::from_key(at.key()));
-        f(&AffineScope { key: at.key(), tag, _not_send: PhantomData })
+        let (tag, slot) = match current() {
+            Some(c) => (c.tag, c.slot),
+            None => (Tag::from_key(at.key()), None),
+        };
+        f(&AffineScope { key: at.key(), tag, slot, _not_send: PhantomData })
     }
 
     fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
@@ -156,11 +160,29 @@ impl Strategy for Affine {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the scope's interpreter for the scope's borrow.
-        unsafe { once_for(cell, scope.key, || init(scope).map(|h| h.into_tagged(scope.tag))) }
+        unsafe { once_for(cell, scope.key, scope.slot, || init(scope).map(|h| h.into_tagged(scope.tag))) }
     }
 
     #[inline]
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
         r
+    }
+}
+
+impl crate::hazard::Expectations for Affine {
+    /// Stored handles are checked when loaded, sent ones when received; a handle the thread
+    /// keeps is `!Send` and unchecked, which proves "same thread", never "same interpreter".
+    fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
+        use crate::hazard::{Expected, Hazard};
+        match (cell.case.hazard, cell.case.form) {
+            (Hazard::H1, Some("kept")) | (Hazard::H2, Some("kept")) => Expected::Undetected {
+                how: "a thread can run several interpreters in turn: a kept handle is bound and \
+                      dropped in whichever it is attached to",
+            },
+            (Hazard::H1, None) => Expected::RuntimeError { at: "load", containing: "belongs to" },
+            (Hazard::H3, _) => Expected::RuntimeError { at: "load", containing: "has ended" },
+            (Hazard::H6, None) => Expected::RuntimeError { at: "receive", containing: "belongs to" },
+            _ => Expected::checked(cell),
+        }
     }
 }

@@ -24,7 +24,7 @@ use interpsafe_protocol::InterpreterKey;
 
 use super::tagged::{once_for, TaggedHandle, TaggedOnce};
 use super::Strategy;
-use crate::interpreter::runtime::current_tag;
+use crate::interpreter::runtime::current;
 use crate::interpreter::Attached;
 use crate::object::{ObjRef, RawStrong};
 use crate::pyo3_compat::ffi;
@@ -43,6 +43,7 @@ pub enum Branded {}
 pub struct BrandScope<'s> {
     key: InterpreterKey,
     tag: Tag,
+    slot: Option<u32>,
     _brand: Brand<'s>,
 }
 
@@ -104,8 +105,11 @@ impl Strategy for Branded {
     type Once = TaggedOnce;
 
     fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
-        let tag = current_tag().unwrap_or(Tag::from_key(at.key()));
-        f(&BrandScope { key: at.key(), tag, _brand: PhantomData })
+        let (tag, slot) = match current() {
+            Some(c) => (c.tag, c.slot),
+            None => (Tag::from_key(at.key()), None),
+        };
+        f(&BrandScope { key: at.key(), tag, slot, _brand: PhantomData })
     }
 
     fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
@@ -171,12 +175,32 @@ impl Strategy for Branded {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the brand's interpreter for the scope's borrow.
-        let obj = unsafe { once_for(cell, scope.key, || init(scope).map(|h| Self::store(scope, h))) }?;
+        let obj = unsafe { once_for(cell, scope.key, scope.slot, || init(scope).map(|h| Self::store(scope, h))) }?;
         Ok(BrandedRef { obj, _brand: PhantomData })
     }
 
     #[inline]
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
         r.obj
+    }
+}
+
+impl crate::hazard::Expectations for Branded {
+    /// A handle cannot leave its brand (compile time); a stored handle is checked once, when it
+    /// is loaded (or received) into a brand.
+    fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
+        use crate::hazard::{compile_fail, Expected, Hazard};
+        match (cell.case.hazard, cell.case.form) {
+            (Hazard::H1, Some("kept")) | (Hazard::H2, Some("kept")) | (Hazard::H11, _) => {
+                Expected::CompileError { case: compile_fail::BRANDED_HANDLE_ESCAPES_BRAND }
+            }
+            (Hazard::H1, None) | (Hazard::H6, None) => {
+                Expected::RuntimeError { at: "load into brand", containing: "belongs to" }
+            }
+            (Hazard::H3, _) => {
+                Expected::RuntimeError { at: "load into brand", containing: "has ended" }
+            }
+            _ => Expected::checked(cell),
+        }
     }
 }

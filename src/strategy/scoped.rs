@@ -18,7 +18,7 @@ use interpsafe_protocol::InterpreterKey;
 
 use super::tagged::{once_for, TaggedHandle, TaggedOnce};
 use super::Strategy;
-use crate::interpreter::runtime::current_tag;
+use crate::interpreter::runtime::current;
 use crate::interpreter::Attached;
 use crate::object::ObjRef;
 use crate::tag::Tag;
@@ -34,6 +34,7 @@ pub enum Scoped {}
 pub struct ScopedScope<'s> {
     key: InterpreterKey,
     tag: Tag,
+    slot: Option<u32>,
     _not_send: PhantomData<(&'s (), *mut ())>,
 }
 
@@ -53,8 +54,11 @@ impl Strategy for Scoped {
     type Once = TaggedOnce;
 
     fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
-        let tag = current_tag().unwrap_or(Tag::from_key(at.key()));
-        f(&ScopedScope { key: at.key(), tag, _not_send: PhantomData })
+        let (tag, slot) = match current() {
+            Some(c) => (c.tag, c.slot),
+            None => (Tag::from_key(at.key()), None),
+        };
+        f(&ScopedScope { key: at.key(), tag, slot, _not_send: PhantomData })
     }
 
     fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
@@ -114,11 +118,28 @@ impl Strategy for Scoped {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the scope's interpreter for the scope's borrow.
-        unsafe { once_for(cell, scope.tag.key(), || init(scope)) }
+        unsafe { once_for(cell, scope.tag.key(), scope.slot, || init(scope)) }
     }
 
     #[inline]
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
         r
+    }
+}
+
+impl crate::hazard::Expectations for Scoped {
+    /// Binds compare with the interpreter the scope read at entry; handles are tagged handles.
+    fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
+        use crate::hazard::{Expected, Hazard};
+        match (cell.case.hazard, cell.case.form) {
+            (Hazard::H1, _) | (Hazard::H6, None) => {
+                Expected::RuntimeError { at: "bind", containing: "belongs to" }
+            }
+            (Hazard::H2, Some("kept")) => {
+                Expected::NotApplicable { why: "deferred to the owner's decref pool" }
+            }
+            (Hazard::H3, _) => Expected::RuntimeError { at: "bind", containing: "has ended" },
+            _ => Expected::checked(cell),
+        }
     }
 }

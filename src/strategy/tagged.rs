@@ -16,10 +16,10 @@
 use std::ptr::NonNull;
 use std::marker::PhantomData;
 
-use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce};
+use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce, SlotTable};
 
 use super::Strategy;
-use crate::interpreter::runtime::{current_tag, registry};
+use crate::interpreter::runtime::{current, current_tag, registry};
 use crate::interpreter::Attached;
 use crate::object::{ObjRef, RawStrong};
 use crate::pyo3_compat::ffi;
@@ -35,7 +35,8 @@ pub enum Tagged {}
 #[derive(Debug)]
 pub struct TaggedScope<'s> {
     pub(crate) key: InterpreterKey,
-    _brand: PhantomData<&'s ()>,
+    // Not Send or Sync: a scope vouches for the thread that entered it, attached.
+    _thread_bound: PhantomData<(&'s (), *mut ())>,
 }
 
 /// A strong handle that knows its owner interpreter. Also the stored form of the scoped,
@@ -145,10 +146,12 @@ pub(crate) fn mismatch(owner: Tag, current: Option<Tag>, operation: &'static str
     }
 }
 
-/// A per-interpreter once-cell.
+/// A per-interpreter once-cell: the canonical values behind a lock, and a lock-free table
+/// indexed by the interpreter's slot in front of it.
 #[derive(Debug, Default)]
 pub struct TaggedOnce {
     pub(crate) cells: PerInterpreterOnce<usize>,
+    pub(crate) fast: SlotTable,
 }
 
 /// Shared by the checked strategies: the once-cell's object for `key`, initialised by `init` on
@@ -159,8 +162,14 @@ pub struct TaggedOnce {
 pub(crate) unsafe fn once_for<'a>(
     cell: &'a TaggedOnce,
     key: InterpreterKey,
+    slot: Option<u32>,
     init: impl FnOnce() -> Result<TaggedHandle, Error>,
 ) -> Result<ObjRef<'a>, Error> {
+    if let Some(addr) = slot.and_then(|s| cell.fast.get(s)) {
+        // SAFETY: the slot table only holds this interpreter's value (slots are never reused),
+        // owned by the cell for as long as the interpreter lives; attached for `'a`.
+        return Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) });
+    }
     let addr = match cell.cells.get(key) {
         Some(addr) => addr,
         None => {
@@ -178,6 +187,10 @@ pub(crate) unsafe fn once_for<'a>(
             init.value
         }
     };
+    if let Some(slot) = slot {
+        // The canonical value for `key` is stored; publishing it is idempotent.
+        let _ = cell.fast.publish(slot, addr);
+    }
     // SAFETY: the cell owns a strong reference in `key` for as long as `key` lives, and the
     // thread is attached to `key` for `'a` (caller's contract).
     Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) })
@@ -199,7 +212,7 @@ impl Strategy for Tagged {
     type Once = TaggedOnce;
 
     fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
-        f(&TaggedScope { key: at.key(), _brand: PhantomData })
+        f(&TaggedScope { key: at.key(), _thread_bound: PhantomData })
     }
 
     fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
@@ -262,13 +275,31 @@ impl Strategy for Tagged {
         scope: &'a Self::Scope<'s>,
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
-        let current = current_tag().ok_or(Error::NotAttached { operation: "once-cell" })?;
+        let current = current().ok_or(Error::NotAttached { operation: "once-cell" })?;
         // SAFETY: attached to `current` for the scope's borrow.
-        unsafe { once_for(cell, current.key(), || init(scope)) }
+        unsafe { once_for(cell, current.tag.key(), current.slot, || init(scope)) }
     }
 
     #[inline]
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
         r
+    }
+}
+
+impl crate::hazard::Expectations for Tagged {
+    /// Every bind and clone compares the handle's owner with the interpreter the thread is
+    /// attached to, whatever the path the handle took.
+    fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
+        use crate::hazard::{Expected, Hazard};
+        match (cell.case.hazard, cell.case.form) {
+            (Hazard::H1, _) | (Hazard::H6, None) => {
+                Expected::RuntimeError { at: "bind", containing: "belongs to" }
+            }
+            (Hazard::H2, Some("kept")) => {
+                Expected::NotApplicable { why: "deferred to the owner's decref pool" }
+            }
+            (Hazard::H3, _) => Expected::RuntimeError { at: "bind", containing: "has ended" },
+            _ => Expected::checked(cell),
+        }
     }
 }

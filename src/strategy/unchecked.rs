@@ -34,7 +34,8 @@ pub enum Unchecked {}
 #[derive(Debug)]
 pub struct UncheckedScope<'s> {
     at: InterpreterKey,
-    _brand: PhantomData<&'s ()>,
+    // Not Send or Sync: a scope vouches for the thread that entered it, attached.
+    _thread_bound: PhantomData<(&'s (), *mut ())>,
 }
 
 /// An unchecked handle: a strong pointer with no owner, like `Py<T>`.
@@ -125,7 +126,7 @@ impl Strategy for Unchecked {
             // happens to attach next (PyO3 #4570).
             unsafe { ffi::Py_DECREF(addr as *mut ffi::PyObject) };
         }
-        f(&UncheckedScope { at: at.key(), _brand: PhantomData })
+        f(&UncheckedScope { at: at.key(), _thread_bound: PhantomData })
     }
 
     fn key<'s>(scope: &Self::Scope<'s>) -> InterpreterKey {
@@ -213,5 +214,29 @@ impl UncheckedHandle {
     #[allow(dead_code)]
     pub(crate) fn ptr(&self) -> NonNull<ffi::PyObject> {
         self.obj.ptr()
+    }
+}
+
+impl crate::hazard::Expectations for Unchecked {
+    /// The baseline checks nothing: every cross-interpreter cell is undetected.
+    fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
+        use crate::hazard::{compile_fail, Expected, Hazard};
+        if let Some(e) = Expected::common(cell) {
+            return e;
+        }
+        match cell.case.hazard {
+            Hazard::H7 => Expected::NotApplicable { why: "no check, so nothing is flagged" },
+            Hazard::H12 if cell.setting == Some(crate::hazard::Setting::SharedGil) && !cell.free_threaded => {
+                Expected::NotApplicable {
+                    why: "legacy interpreters share one interned-string table: B's own interned \
+                          string is A's object",
+                }
+            }
+            Hazard::H11 => Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE },
+            _ => Expected::Undetected {
+                how: "no owner is recorded: handles, drops and process-global statics go wherever \
+                      the thread is attached",
+            },
+        }
     }
 }

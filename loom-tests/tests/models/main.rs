@@ -13,3 +13,4 @@ mod borrow_flag;
 mod decref_pool;
 mod once_cell;
 mod registry;
+mod slot_table;

@@ -1,0 +1,449 @@
+//! The hazard catalogue: what the hazard suite (`interp-tests/tests/hazards.rs`) runs against
+//! every strategy, the verdict each strategy declares for each cell, and the probe recorder that
+//! Python code feeds through `_interpsafe.record`.
+//!
+//! - [`Hazard`] is the catalogue (H1 to H12); a [`Case`] is one scenario of a hazard (some have
+//!   several forms, e.g. `H2.unattached`); [`Case::ALL`] lists every scenario the suite runs.
+//! - A [`Cell`] is one case run against one strategy under one [`Setting`] (how the interpreters
+//!   involved are made) on one build. Each strategy declares what it expects per cell by
+//!   implementing [`Expectations`] in its own file, so a new strategy brings its claims with it;
+//!   the suite fails on any cell whose observed verdict differs, so the published matrix is
+//!   always what ran.
+//! - [`probe_events`] returns what probe objects reported: Python code calls
+//!   `_interpsafe.record(tag, event)` (from a method, or from `__del__`), and the recorder notes the
+//!   interpreter the calling thread was attached to, read from the thread state. Comparing that
+//!   with the interpreter that made the probe observes a wrong-interpreter use directly, on every
+//!   build, where a crash or a sanitizer report may or may not follow.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use interpsafe_results::Verdict;
+
+use crate::strategy::Strategy;
+
+/// One hazard of the catalogue (BRIEF section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hazard {
+    /// Bind in the wrong interpreter.
+    H1,
+    /// Drop in the wrong interpreter, or with no thread attached.
+    H2,
+    /// Use after the owning interpreter ended.
+    H3,
+    /// A static / once-cell filled in one interpreter, read in another.
+    H4,
+    /// One type object used from several interpreters.
+    H5,
+    /// A foreign thread calling back into Python lands in main instead of the owner.
+    H6,
+    /// The runtime's immortal shared objects must not be flagged.
+    H7,
+    /// Unsynchronised interior mutation reached from two threads.
+    H8,
+    /// A lazy init raced by two threads or two interpreters.
+    H9,
+    /// An exception created in one interpreter raised in another.
+    H10,
+    /// A GIL-bound reference escaping its scope.
+    H11,
+    /// An interned-string static filled in one interpreter and used in another.
+    H12,
+}
+
+impl Hazard {
+    /// Every hazard, in catalogue order.
+    pub const ALL: [Hazard; 12] = [
+        Hazard::H1,
+        Hazard::H2,
+        Hazard::H3,
+        Hazard::H4,
+        Hazard::H5,
+        Hazard::H6,
+        Hazard::H7,
+        Hazard::H8,
+        Hazard::H9,
+        Hazard::H10,
+        Hazard::H11,
+        Hazard::H12,
+    ];
+
+    /// The catalogue ID, `H1` .. `H12`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Hazard::H1 => "H1",
+            Hazard::H2 => "H2",
+            Hazard::H3 => "H3",
+            Hazard::H4 => "H4",
+            Hazard::H5 => "H5",
+            Hazard::H6 => "H6",
+            Hazard::H7 => "H7",
+            Hazard::H8 => "H8",
+            Hazard::H9 => "H9",
+            Hazard::H10 => "H10",
+            Hazard::H11 => "H11",
+            Hazard::H12 => "H12",
+        }
+    }
+
+    /// One line on what goes wrong.
+    pub fn title(self) -> &'static str {
+        match self {
+            Hazard::H1 => "bind in the wrong interpreter",
+            Hazard::H2 => "drop in the wrong interpreter, or with no thread attached",
+            Hazard::H3 => "use after the owning interpreter ended",
+            Hazard::H4 => "a once-cell filled in one interpreter, read in another",
+            Hazard::H5 => "one type object used from several interpreters",
+            Hazard::H6 => "a foreign thread's callback lands in main instead of the owner",
+            Hazard::H7 => "immortal shared objects must not be flagged",
+            Hazard::H8 => "unsynchronised interior mutation from two threads",
+            Hazard::H9 => "a lazy init raced by two threads or two interpreters",
+            Hazard::H10 => "an exception class of one interpreter raised in another",
+            Hazard::H11 => "a GIL-bound reference escaping its scope",
+            Hazard::H12 => "an interned-string static filled in one interpreter, used in another",
+        }
+    }
+}
+
+impl fmt::Display for Hazard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One scenario of the catalogue: a hazard, and which form of it where it has several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Case {
+    /// The hazard.
+    pub hazard: Hazard,
+    /// The form (`kept`, `unattached`, ...), or `None` for the hazard's main scenario.
+    pub form: Option<&'static str>,
+    /// What the scenario does, in one line.
+    pub scenario: &'static str,
+}
+
+impl Case {
+    /// Every scenario the suite runs, in catalogue order.
+    pub const ALL: &'static [Case] = &[
+        Case::new(Hazard::H1, None, "a stored handle made in A is loaded and bound in B"),
+        Case::new(
+            Hazard::H1,
+            Some("kept"),
+            "a thread keeps a handle made in A and binds it after attaching to B",
+        ),
+        Case::new(Hazard::H2, None, "a stored handle made in A is dropped while attached to B"),
+        Case::new(Hazard::H2, Some("kept"), "a thread keeps a handle made in A and drops it in B"),
+        Case::new(
+            Hazard::H2,
+            Some("unattached"),
+            "a stored handle made in A is dropped with no thread attached; B attaches next",
+        ),
+        Case::new(Hazard::H3, None, "a stored handle is loaded, bound and dropped after A ended"),
+        Case::new(Hazard::H4, None, "a once-cell filled in A is read in B"),
+        Case::new(Hazard::H5, None, "a heap type kept in a once-cell by A is instantiated in B"),
+        Case::new(
+            Hazard::H6,
+            None,
+            "a handle sent from A to a foreign thread, used in PyGILState_Ensure's interpreter",
+        ),
+        Case::new(
+            Hazard::H6,
+            Some("attach"),
+            "the same callback attaching to the owner with interpsafe::attach",
+        ),
+        Case::new(Hazard::H7, None, "the runtime's immortal shared objects, made in A, used in B"),
+        Case::new(
+            Hazard::H8,
+            None,
+            "two threads read-modify-write one object's attribute through their handles",
+        ),
+        Case::new(
+            Hazard::H8,
+            Some("payload"),
+            "two threads borrow a pyclass payload holding a Cell (Send, not Sync)",
+        ),
+        Case::new(Hazard::H9, Some("threads"), "two threads of A race one once-cell's init"),
+        Case::new(Hazard::H9, Some("interpreters"), "a thread in A and one in B race one once-cell"),
+        Case::new(Hazard::H10, None, "an exception class kept in a once-cell by A, raised in B"),
+        Case::new(Hazard::H11, None, "a bound reference kept beyond its scope (compile time)"),
+        Case::new(
+            Hazard::H12,
+            None,
+            "an interned-string once-cell filled in A, used in B, and again after A ended",
+        ),
+    ];
+
+    const fn new(hazard: Hazard, form: Option<&'static str>, scenario: &'static str) -> Case {
+        Case { hazard, form, scenario }
+    }
+
+    /// The case's ID: `H2`, `H2.unattached`.
+    pub fn id(&self) -> String {
+        match self.form {
+            Some(form) => format!("{}.{form}", self.hazard.id()),
+            None => self.hazard.id().to_string(),
+        }
+    }
+
+    /// The case with ID `id`, if there is one.
+    pub fn find(id: &str) -> Option<Case> {
+        Case::ALL.iter().copied().find(|c| c.id() == id)
+    }
+
+    /// Whether this is `hazard` in the form `form`.
+    pub fn is(&self, hazard: Hazard, form: Option<&str>) -> bool {
+        self.hazard == hazard && self.form == form
+    }
+}
+
+/// How the interpreters of a scenario (`A`, and `B` where there are two) are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Setting {
+    /// Toolkit subinterpreters with their own GIL (PEP 684).
+    OwnGil,
+    /// Toolkit subinterpreters in the legacy shared-GIL configuration.
+    SharedGil,
+    /// Interpreters created from Python, `_interpreters.create('isolated')`.
+    PythonIsolated,
+    /// Interpreters created from Python, `_interpreters.create('legacy')`.
+    PythonLegacy,
+}
+
+impl Setting {
+    /// Every setting.
+    pub const ALL: [Setting; 4] =
+        [Setting::OwnGil, Setting::SharedGil, Setting::PythonIsolated, Setting::PythonLegacy];
+
+    /// The label used in records and tables (`own-gil`, `py-legacy`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            Setting::OwnGil => "own-gil",
+            Setting::SharedGil => "shared-gil",
+            Setting::PythonIsolated => "py-isolated",
+            Setting::PythonLegacy => "py-legacy",
+        }
+    }
+
+    /// The setting with label `label`.
+    pub fn find(label: &str) -> Option<Setting> {
+        Setting::ALL.into_iter().find(|s| s.label() == label)
+    }
+}
+
+/// One case, against one strategy, in one setting, on the running build: what an
+/// [`Expectations`] implementation is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    /// The scenario.
+    pub case: Case,
+    /// How its interpreters are made; `None` for compile-time cases.
+    pub setting: Option<Setting>,
+    /// Whether the build is free-threaded.
+    pub free_threaded: bool,
+}
+
+/// The compile-fail cases (trybuild, `compile-fail/`) that compile-time verdicts cite, as paths
+/// from the workspace root. The suite checks that each cited file exists; the compile-fail stage
+/// checks that it fails to compile.
+pub mod compile_fail {
+    /// A bound object (`ObjRef`, the `Ref` of every strategy but branded) kept beyond its scope.
+    pub const OBJREF_ESCAPES_SCOPE: &str = "compile-fail/tests/ui/objref_escapes_scope.rs";
+    /// A branded handle returned out of its brand closure: a thread cannot keep one.
+    pub const BRANDED_HANDLE_ESCAPES_BRAND: &str =
+        "compile-fail/tests/ui/branded_handle_escapes_brand.rs";
+    /// A pyclass payload with a `Send + !Sync` field shared by two threads, on a free-threaded
+    /// build.
+    pub const PAYLOAD_SHARED_ACROSS_THREADS_FREE_THREADED: &str =
+        "compile-fail/tests/ui-free-threaded/payload_shared_across_threads.rs";
+}
+
+/// The verdict a strategy declares for a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// The misuse does not compile; `case` is the compile-fail file that shows it.
+    CompileError {
+        /// Path of the compile-fail case from the workspace root (see [`compile_fail`]).
+        case: &'static str,
+    },
+    /// A clear runtime error from the operation `at` (the error message starts with `at:`),
+    /// whose message contains `containing`.
+    RuntimeError {
+        /// The refusing operation, as the error names it (`bind`, `load`, `receive`, ...).
+        at: &'static str,
+        /// Text the message must contain.
+        containing: &'static str,
+    },
+    /// Not caught; `how` says why the design cannot see it (what is observed varies by build).
+    Undetected {
+        /// Why the strategy misses it.
+        how: &'static str,
+    },
+    /// The hazard cannot arise under this strategy or build; `why` says what prevents it.
+    NotApplicable {
+        /// What prevents it.
+        why: &'static str,
+    },
+}
+
+impl Expected {
+    /// The expectation as a results [`Verdict`], for the record's `expected` field.
+    pub fn verdict(&self) -> Verdict {
+        match *self {
+            Expected::CompileError { case } => Verdict::CompileError { case: case.to_string() },
+            Expected::RuntimeError { at, containing } => Verdict::RuntimeError {
+                message: format!("{at}: ... {containing} ..."),
+            },
+            Expected::Undetected { how } => Verdict::Undetected { how: how.to_string() },
+            Expected::NotApplicable { why } => Verdict::NotApplicable { why: why.to_string() },
+        }
+    }
+
+    /// Whether `observed` is what this expects: the same kind, the same compile-fail case, and
+    /// for a runtime error a message from operation `at` containing `containing`.
+    pub fn matches(&self, observed: &Verdict) -> bool {
+        match (self, observed) {
+            (Expected::CompileError { case }, Verdict::CompileError { case: seen }) => case == seen,
+            (Expected::RuntimeError { at, containing }, Verdict::RuntimeError { message }) => {
+                message.starts_with(&format!("{at}:")) && message.contains(containing)
+            }
+            (Expected::Undetected { .. }, Verdict::Undetected { .. }) => true,
+            (Expected::NotApplicable { .. }, Verdict::NotApplicable { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Expected {
+    /// What every strategy expects where handles make no difference: the callback that attaches
+    /// to the owner, interior mutation (no handle design synchronises an object's state), a
+    /// pyclass payload's `Sync` rule, and a once-cell raced within one interpreter. `None` for
+    /// cells where the strategy's design decides.
+    pub fn common(cell: &Cell) -> Option<Expected> {
+        let c = cell.case;
+        Some(if c.is(Hazard::H6, Some("attach")) {
+            Expected::NotApplicable { why: "attached to the owner: nothing crosses interpreters" }
+        } else if c.is(Hazard::H8, None) && cell.free_threaded {
+            Expected::Undetected {
+                how: "handles say who owns an object, not who is using it: a read-modify-write \
+                      needs a critical section",
+            }
+        } else if c.is(Hazard::H8, None) {
+            Expected::NotApplicable { why: "the GIL serialises each thread's C-API sequence" }
+        } else if c.is(Hazard::H8, Some("payload")) && cell.free_threaded {
+            Expected::CompileError { case: compile_fail::PAYLOAD_SHARED_ACROSS_THREADS_FREE_THREADED }
+        } else if c.is(Hazard::H8, Some("payload")) {
+            Expected::NotApplicable { why: "the owner's GIL serialises the payload's borrows" }
+        } else if c.is(Hazard::H9, Some("threads")) {
+            Expected::NotApplicable { why: "one interpreter: whichever thread wins, all get its object" }
+        } else {
+            return None;
+        })
+    }
+
+    /// What the checked strategies (tagged, scoped, branded, affine) share: drops of stored
+    /// handles deferred to the owner, per-interpreter once-cells (and so type objects, exception
+    /// classes and interned strings), shared objects recognised by address, and bound references
+    /// that cannot outlive their scope. A strategy matches its own cells first and falls back to
+    /// this.
+    pub fn checked(cell: &Cell) -> Expected {
+        if let Some(e) = Expected::common(cell) {
+            return e;
+        }
+        match cell.case.hazard {
+            Hazard::H2 => Expected::NotApplicable { why: "deferred to the owner's decref pool" },
+            Hazard::H4 | Hazard::H9 => Expected::NotApplicable { why: "per-interpreter once-cell" },
+            Hazard::H5 => Expected::NotApplicable { why: "per-interpreter type object" },
+            Hazard::H10 => Expected::NotApplicable { why: "per-interpreter exception class" },
+            Hazard::H12 => Expected::NotApplicable { why: "per-interpreter interned string" },
+            Hazard::H7 => {
+                Expected::NotApplicable { why: "the runtime's shared objects are recognised by address" }
+            }
+            Hazard::H11 => Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE },
+            Hazard::H1 | Hazard::H3 | Hazard::H6 | Hazard::H8 => Expected::Undetected {
+                how: "not declared by the strategy: declare this cell in its Expectations",
+            },
+        }
+    }
+}
+
+/// The verdicts a strategy declares for the hazard suite, implemented next to the strategy.
+///
+/// Declare what the strategy's documented design predicts. The suite runs every cell (in a child
+/// process), compares, and fails on any difference; a compile-time verdict is taken from the
+/// named compile-fail case instead of running the scenario.
+pub trait Expectations: Strategy {
+    /// The verdict this strategy expects for `cell`.
+    fn expected(cell: &Cell) -> Expected;
+}
+
+/// What a probe reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeEventKind {
+    /// A method of the probe ran (`event` 0).
+    Ping,
+    /// The probe was finalised: its `__del__` ran (`event` 1).
+    Finalised,
+    /// Any other event number.
+    Other(i64),
+}
+
+/// One call of `_interpsafe.record(tag, event)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeEvent {
+    /// The probe's tag (chosen by the scenario).
+    pub tag: i64,
+    /// What happened.
+    pub kind: ProbeEventKind,
+    /// The ID of the interpreter the calling thread was attached to.
+    pub interpreter: i64,
+}
+
+static EVENTS: Mutex<Vec<ProbeEvent>> = Mutex::new(Vec::new());
+
+/// Records a probe event (called by `_interpsafe.record`).
+pub(crate) fn record_probe(tag: i64, event: i64, interpreter: i64) {
+    let kind = match event {
+        0 => ProbeEventKind::Ping,
+        1 => ProbeEventKind::Finalised,
+        other => ProbeEventKind::Other(other),
+    };
+    EVENTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(ProbeEvent { tag, kind, interpreter });
+}
+
+/// Every probe event recorded so far in this process, in order.
+pub fn probe_events() -> Vec<ProbeEvent> {
+    EVENTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_ids_are_unique_and_round_trip() {
+        for (i, c) in Case::ALL.iter().enumerate() {
+            assert_eq!(Case::find(&c.id()), Some(*c));
+            assert!(Case::ALL[i + 1..].iter().all(|o| o.id() != c.id()));
+        }
+        for h in Hazard::ALL {
+            assert!(Case::ALL.iter().any(|c| c.hazard == h), "{h} has no scenario");
+        }
+        for s in Setting::ALL {
+            assert_eq!(Setting::find(s.label()), Some(s));
+        }
+    }
+
+    #[test]
+    fn expectations_match_by_kind_and_message() {
+        let e = Expected::RuntimeError { at: "bind", containing: "belongs to" };
+        assert!(e.matches(&Verdict::RuntimeError { message: "bind: the handle belongs to x".into() }));
+        assert!(!e.matches(&Verdict::RuntimeError { message: "load: the handle belongs to x".into() }));
+        assert!(!e.matches(&Verdict::Undetected { how: "x".into() }));
+        let c = Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE };
+        assert!(c.matches(&c.verdict()));
+        assert!(Expected::NotApplicable { why: "a" }.matches(&Verdict::NotApplicable { why: "b".into() }));
+    }
+}

@@ -1,0 +1,44 @@
+//! Reading a thread state's interpreter without a call into libpython.
+//!
+//! `PyThreadState` is `struct _ts` in CPython's `Include/cpython/pystate.h`, whose first fields
+//! are `prev`, `next` and `interp` on 3.12, 3.13 and 3.14. `PyThreadState_GetInterpreter` returns
+//! that field through an out-of-line call; reading it in place saves the call on the hot path of
+//! the current-interpreter lookup. The layout is checked once against the call
+//! ([`layout_verified`]); if they ever disagree, callers use the call.
+
+use std::sync::OnceLock;
+
+use crate::pyo3_compat::ffi;
+
+/// The prefix of `struct _ts` that this module reads.
+#[repr(C)]
+struct ThreadStatePrefix {
+    prev: *mut ffi::PyThreadState,
+    next: *mut ffi::PyThreadState,
+    interp: *mut ffi::PyInterpreterState,
+}
+
+/// `tstate->interp`, read in place.
+///
+/// # Safety
+/// `tstate` must be a live thread state (the calling thread's attached one).
+#[inline]
+pub(crate) unsafe fn interpreter_of(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyInterpreterState {
+    // SAFETY: `tstate` is live (caller's contract) and begins with the prefix above on the
+    // CPython versions this crate builds for (checked by `layout_verified`).
+    unsafe { (*tstate.cast::<ThreadStatePrefix>()).interp }
+}
+
+static VERIFIED: OnceLock<bool> = OnceLock::new();
+
+/// True once the in-place read has been checked to agree with `PyThreadState_GetInterpreter`
+/// (done on the first call, with `tstate` attached).
+///
+/// # Safety
+/// `tstate` must be the calling thread's attached thread state.
+pub(crate) unsafe fn layout_verified(tstate: *mut ffi::PyThreadState) -> bool {
+    // SAFETY: `tstate` is live and attached (caller's contract).
+    *VERIFIED.get_or_init(|| unsafe {
+        interpreter_of(tstate) == ffi::PyThreadState_GetInterpreter(tstate)
+    })
+}
