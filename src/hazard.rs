@@ -321,7 +321,7 @@ impl Expected {
     pub fn common(cell: &Cell) -> Option<Expected> {
         let c = cell.case;
         Some(if c.is(Hazard::H6, Some("attach")) {
-            Expected::NotApplicable { why: "attached to the owner: nothing crosses interpreters" }
+            Expected::NotApplicable { why: "owner: attached to the owner, nothing crosses interpreters" }
         } else if c.is(Hazard::H8, None) && cell.free_threaded {
             Expected::Undetected {
                 how: "handles say who owns an object, not who is using it: a read-modify-write \

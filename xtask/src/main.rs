@@ -10,6 +10,7 @@ mod bench;
 mod clock;
 mod docs;
 mod error;
+mod hazards;
 mod host;
 mod paths;
 mod python;
@@ -41,7 +42,9 @@ commands:
   test [--python SPEC]...   run every test stage against each interpreter (default: the default set)
   bench [--python SPEC]... [--quick]
                             benches on each interpreter, then target/interpsafe/report/
-  hazards                   hazard suite (not implemented yet)
+  hazards [--python SPEC]...
+                            the hazard suite and its verdict matrix (default: the default set;
+                            also 3.13-asan and 3.13-debug, which `test` runs it on too)
   docs [--check] [--python SPEC]...
                             regenerate the Send/Sync table in docs/send-sync.md (--check: fail if stale)
   help                      this text
@@ -53,13 +56,6 @@ Cache: ${} if set, else ~/.cache/interpsafe (interpreters in <cache>/python/NAME
 ",
         paths::CACHE_ENV
     )
-}
-
-/// The message for a command that exists but is not written yet.
-fn not_implemented(command: &str, issue: u32) -> Error {
-    Error::new(format!(
-        "`{command}`: not implemented yet: tracked in issue {issue}"
-    ))
 }
 
 /// Dispatches the command line (without the program name).
@@ -95,7 +91,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         },
         "test" => test::test_command(rest, &Cache::from_env()?),
         "bench" => bench::bench_command(rest, &Cache::from_env()?),
-        "hazards" => Err(not_implemented("hazards", 5)),
+        "hazards" => hazards::hazards_command(rest, &Cache::from_env()?),
         "docs" => docs::docs_command(rest, &Cache::from_env()?),
         other => Err(Error::usage(format!(
             "unknown command `{other}`; run `cargo xtask help` for the list"
@@ -133,19 +129,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pending_commands_name_their_issue() {
-        let err = run(&["hazards".to_string()]).unwrap_err();
-        assert_eq!(err.exit_code(), 1);
-        assert!(err.message().ends_with("tracked in issue 5"));
-    }
-
-    #[test]
     fn bad_command_lines_are_usage_errors() {
         for args in [
             &["frobnicate"][..],
             &["python"],
             &["python", "remove"],
             &["python", "list", "x"],
+            &["hazards", "--fast"],
         ] {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             assert_eq!(run(&args).unwrap_err().exit_code(), 2, "{args:?}");

@@ -7,7 +7,12 @@
 //!    then `benches (test mode)`: `cargo test -p interpsafe --benches` (each bench runs once);
 //! 2. `xtask`: `cargo test -p xtask` (no Python involved, default target dir);
 //! 3. `loom`: `cargo test -p loom-tests --release` with `--cfg interpsafe_loom`, in `target/loom`;
-//! 4. `compile-fail`, if `compile-fail/` exists: its tests against the first interpreter.
+//! 4. `compile-fail`, if `compile-fail/` exists: its tests against each interpreter (the cells
+//!    differ between GIL and free-threaded builds), and `own-gil rules`: the library's unit tests
+//!    and static assertions with `--features own-gil-rules` on each GIL interpreter;
+//! 5. without `--python` (the default set, as CI runs it): `hazards` on each of
+//!    [`hazards::CHECKING_BUILDS`](crate::hazards::CHECKING_BUILDS) (3.13-asan, 3.13-debug),
+//!    installed as needed: the hazard suite only (the default interpreters ran it in stage 1).
 
 use std::env;
 use std::ffi::OsString;
@@ -52,6 +57,7 @@ pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
 /// Runs the `test` command with the arguments after `test`.
 pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let mut specs = parse_args(args)?;
+    let checking_builds = specs.is_empty();
     if specs.is_empty() {
         specs = names::defaults()
             .iter()
@@ -85,14 +91,26 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     results.push(stage::run_streamed(&xtask_stage()));
     results.push(stage::run_streamed(&loom_stage()));
     if paths::workspace_root().join("compile-fail").is_dir() {
-        match pythons.first() {
-            Some(py) => results.push(stage::run_streamed(&compile_fail_stage(py))),
-            None => results.push(StageResult::not_run(
+        if pythons.is_empty() {
+            results.push(StageResult::not_run(
                 "compile-fail",
                 None,
                 "no interpreter installed".to_string(),
                 Duration::ZERO,
-            )),
+            ));
+        }
+        // Per build: the must-not-compile cells differ between GIL and free-threaded builds.
+        for py in &pythons {
+            results.push(stage::run_streamed(&compile_fail_stage(py)));
+        }
+    }
+    // The own-GIL rule set of the Send/Sync model (a cargo feature), on GIL builds.
+    for py in pythons.iter().filter(|p| !p.free_threaded) {
+        results.push(stage::run_streamed(&own_gil_rules_stage(py)));
+    }
+    if checking_builds {
+        for name in crate::hazards::CHECKING_BUILDS {
+            results.push(crate::hazards::run_for(name, cache));
         }
     }
     stage::print_summary(&results, start.elapsed());
@@ -191,7 +209,19 @@ pub fn loom_stage() -> Stage {
     }
 }
 
-/// Stage 4: the compile-fail tests against `py` (the first interpreter).
+/// Stage 5: the Send/Sync model's own-GIL rule set: the library's static assertions and unit
+/// tests built with `--features own-gil-rules` (GIL builds only).
+pub fn own_gil_rules_stage(py: &Interpreter) -> Stage {
+    let step = cargo().args(["test", "-p", "interpsafe", "--lib", "--features", "own-gil-rules"]);
+    Stage {
+        name: "own-gil rules".to_string(),
+        python: Some(py.name.clone()),
+        step: with_python(step, py, &paths::target_dir(&format!("py-{}-own-gil", py.name))),
+    }
+}
+
+/// Stage 4: the compile-fail tests against `py` (run for every interpreter: the cells differ
+/// between GIL and free-threaded builds).
 pub fn compile_fail_stage(py: &Interpreter) -> Stage {
     let step = cargo().args(["test", "--manifest-path", "compile-fail/Cargo.toml"]);
     Stage {

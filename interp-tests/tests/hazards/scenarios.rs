@@ -1,0 +1,806 @@
+//! The scenarios: one per case of the catalogue, each written once, generic over the strategy,
+//! and run in a child process. `A` is the owner interpreter, `B` the other one; both are made in
+//! the cell's setting. A scenario reports what the strategy refused, and observes directly what
+//! went through (probe methods and finalisers that record the interpreter they ran in, object
+//! addresses compared across interpreters, counts).
+
+use std::ffi::{CStr, CString};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use interp_tests::{Rendezvous, FREE_THREADED};
+use interpsafe::hazard::{Case, Hazard};
+use interpsafe::interpreter::runtime::decref_pool;
+use interpsafe::type_object::TypeSpec;
+use interpsafe::{current_interpreter, Error, InterpreterKey, Strategy};
+use pyo3_ffi as ffi;
+
+use super::world::{keep, ping, take, take_error, type_addr, utf8, within, Obs, World};
+
+/// Runs `case` against `S` in `w` and returns what it saw.
+pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
+    match (case.hazard, case.form) {
+        (Hazard::H1, None) => h1::<S>(w),
+        (Hazard::H1, Some("kept")) => h1_kept::<S>(w),
+        (Hazard::H2, None) => h2::<S>(w, Drop2::InB),
+        (Hazard::H2, Some("kept")) => h2::<S>(w, Drop2::KeptInB),
+        (Hazard::H2, Some("unattached")) => h2::<S>(w, Drop2::Unattached),
+        (Hazard::H3, None) => h3::<S>(w),
+        (Hazard::H4, None) => h4::<S>(w),
+        (Hazard::H5, None) => h5::<S>(w),
+        (Hazard::H6, None) => h6::<S>(w, false),
+        (Hazard::H6, Some("attach")) => h6::<S>(w, true),
+        (Hazard::H7, None) => h7::<S>(w),
+        (Hazard::H8, None) => h8::<S>(w),
+        #[cfg(not(Py_GIL_DISABLED))]
+        (Hazard::H8, Some("payload")) => h8_payload::<S>(w),
+        (Hazard::H9, Some("threads")) => h9::<S>(w, false),
+        (Hazard::H9, Some("interpreters")) => h9::<S>(w, true),
+        (Hazard::H10, None) => h10::<S>(w),
+        (Hazard::H12, None) => h12::<S>(w),
+        _ => panic!(
+            "{} has no runtime scenario on this build (a compile-time cell)",
+            case.id()
+        ),
+    }
+}
+
+/// Whether the scenario keeps objects in once-cells, which are never released (so its probes
+/// are never finalised and a debug build counts the references as leaked).
+pub fn uses_once_cells(case: Case) -> bool {
+    matches!(
+        case.hazard,
+        Hazard::H4 | Hazard::H5 | Hazard::H9 | Hazard::H10 | Hazard::H12
+    )
+}
+
+/// A once-cell that is never dropped: dropping the baseline's cell off-interpreter is itself a
+/// hazard, and a static lives as long as the process anyway.
+fn leaked_cell<S: Strategy>() -> &'static S::Once {
+    Box::leak(Box::default())
+}
+
+/// Brings a stored handle of `owner` into the scope and binds it; if the strategy lets it
+/// through, uses it (the probe's method records where it ran). Returns the handle, stored again,
+/// if the strategy gave it back.
+fn bring_in<'s, S: Strategy>(
+    s: &S::Scope<'s>,
+    stored: S::Stored,
+    owner: i64,
+    obs: &mut Obs,
+) -> Option<S::Stored> {
+    match S::load(s, stored) {
+        Err(e) => {
+            obs.refused(&e, owner);
+            None
+        }
+        Ok(h) => {
+            match S::bind(s, &h) {
+                Err(e) => obs.refused(&e, owner),
+                Ok(r) => {
+                    obs.anomaly(format!(
+                        "accepted: {} bound a handle of interpreter {owner}",
+                        S::key(s).id
+                    ));
+                    if let Err(e) = ping::<S>(r) {
+                        obs.anomaly(format!("use-failed: calling the foreign probe raised {e}"));
+                    }
+                }
+            }
+            Some(S::store(s, h))
+        }
+    }
+}
+
+/// Releases a stored handle in its owner `a` (where it belongs).
+fn go_home<S: Strategy>(a: InterpreterKey, back: Option<S::Stored>, obs: &mut Obs) {
+    if let Some(stored) = back {
+        within(a, |at| {
+            S::enter(at, |s| match S::load(s, stored) {
+                Ok(h) => drop(h),
+                Err(e) => obs.note(format!("could not load it back into its owner: {e}")),
+            })
+        });
+    }
+}
+
+/// H1: a stored handle made in A, loaded and bound in B.
+fn h1<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let stored = within(a, |at| S::enter(at, |s| S::store(s, probes.make::<S>(s).0)));
+    let back = within(b, |at| {
+        S::enter(at, |s| bring_in::<S>(s, stored, a.id.0, &mut obs))
+    });
+    go_home::<S>(a, back, &mut obs);
+    obs
+}
+
+/// H1.kept: the thread keeps a handle made in A and binds it after attaching to B.
+fn h1_kept<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    within(a, |at| S::enter(at, |s| keep::<S>(probes.make::<S>(s).0)));
+    within(b, |at| {
+        S::enter(at, |s| {
+            let h = take::<S>(s);
+            match S::bind(s, &h) {
+                Err(e) => obs.refused(&e, a.id.0),
+                Ok(r) => {
+                    obs.anomaly(format!(
+                        "accepted: {} bound a kept handle of {}",
+                        b.id, a.id
+                    ));
+                    if let Err(e) = ping::<S>(r) {
+                        obs.anomaly(format!("use-failed: calling the foreign probe raised {e}"));
+                    }
+                }
+            }
+            keep::<S>(h);
+        })
+    });
+    within(a, |at| S::enter(at, |s| drop(take::<S>(s))));
+    obs
+}
+
+/// Where H2 drops the handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drop2 {
+    /// The stored form, while attached to B.
+    InB,
+    /// A handle the thread kept, while attached to B.
+    KeptInB,
+    /// The stored form, with no thread attached; B attaches next.
+    Unattached,
+}
+
+/// H2: a handle of A dropped in B, or with nothing attached.
+fn h2<S: Strategy>(w: &mut World, how: Drop2) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let (stored, tag) = within(a, |at| {
+        S::enter(at, |s| {
+            let (h, tag) = probes.make::<S>(s);
+            if how == Drop2::KeptInB {
+                keep::<S>(h);
+                (None, tag)
+            } else {
+                (Some(S::store(s, h)), tag)
+            }
+        })
+    });
+    match how {
+        Drop2::InB => within(b, |_| drop(stored)),
+        Drop2::KeptInB => within(b, |at| S::enter(at, |s| drop(take::<S>(s)))),
+        Drop2::Unattached => {
+            drop(stored);
+            // Whoever attaches next: B (entering a scope, where the baseline drains PyO3's pool).
+            within(b, |at| S::enter(at, |_| ()));
+        }
+    }
+    let pending = decref_pool().pending(a);
+    // The owner attaches again (draining what was deferred for it).
+    within(a, |at| S::enter(at, |_| ()));
+    match w.probes.finalised_in(tag) {
+        Some(i) if i == a.id.0 => obs.safe(format!(
+            "deferred: released in its owner {} when it attached next ({pending} queued)",
+            a.id
+        )),
+        Some(_) => {} // reported by the probe check
+        None => {
+            obs.safe(format!("not-released: not released in {}", b.id));
+            obs.note("the probe was not finalised before the teardown");
+        }
+    }
+    obs
+}
+
+/// H3: a stored handle loaded, bound and dropped in B after its owner A ended.
+fn h3<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let stored = within(a, |at| S::enter(at, |s| S::store(s, probes.make::<S>(s).0)));
+    w.end_a();
+    obs.note(format!("{} ended", a.id));
+    within(b, |at| {
+        S::enter(at, |s| {
+            let back = bring_in::<S>(s, stored, a.id.0, &mut obs);
+            // Nowhere to take it home to: dropped here.
+            drop(back);
+        })
+    });
+    obs
+}
+
+/// H4: a once-cell filled in A, read in B.
+fn h4<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let cell = leaked_cell::<S>();
+    let read = |key: InterpreterKey| {
+        within(key, |at| {
+            S::enter(at, |s| {
+                let mut ran = false;
+                let r = S::once(cell, s, |s| {
+                    ran = true;
+                    Ok(probes.make::<S>(s).0)
+                })
+                .expect("once-cell");
+                let _ = ping::<S>(r);
+                (S::as_obj(r).addr(), ran)
+            })
+        })
+    };
+    let (in_a, _) = read(a);
+    let (in_b, ran_in_b) = read(b);
+    if in_a == in_b {
+        obs.anomaly(format!(
+            "wrong-object: {}'s read of the once-cell returned {}'s object",
+            b.id, a.id
+        ));
+    } else if ran_in_b {
+        obs.safe(format!(
+            "per-interpreter: {} initialised its own object",
+            b.id
+        ));
+    }
+    obs
+}
+
+/// H5: a heap type kept in a once-cell by A, instantiated in B.
+fn h5<S: Strategy>(w: &mut World) -> Obs {
+    static SPEC: TypeSpec = TypeSpec {
+        name: c"interpsafe_hazards.H5Type",
+    };
+    let (a, b) = (w.a(), w.b());
+    let mut obs = Obs::default();
+    let cell = leaked_cell::<S>();
+    let make = |key: InterpreterKey| {
+        within(key, |at| {
+            S::enter(at, |s| {
+                let ty = SPEC.get::<S>(cell, s).expect("type object");
+                let obj = TypeSpec::instantiate::<S>(s, ty).expect("instantiate");
+                let instance_type = type_addr::<S>(S::bind(s, &obj).expect("bind own object"));
+                (S::as_obj(ty).addr(), instance_type)
+            })
+        })
+    };
+    let (ty_a, _) = make(a);
+    let (ty_b, instance_type_b) = make(b);
+    if ty_a == ty_b {
+        obs.anomaly(format!(
+            "wrong-object: {} was handed {}'s type object",
+            b.id, a.id
+        ));
+    }
+    if instance_type_b == ty_a {
+        obs.anomaly(format!(
+            "wrong-object: {} made an instance of {}'s type",
+            b.id, a.id
+        ));
+    }
+    if obs.anomalies.is_empty() {
+        obs.safe(format!(
+            "per-interpreter: {} made and used its own type",
+            b.id
+        ));
+    }
+    obs
+}
+
+/// H6: a handle sent from A to a foreign Rust thread, used in a callback. `to_owner` false: the
+/// callback attaches the way PyO3 does (`Python::attach`, i.e. `PyGILState_Ensure`); true: with
+/// `interpsafe::attach` to the owner.
+fn h6<S: Strategy>(w: &mut World, to_owner: bool) -> Obs {
+    let a = w.a();
+    let probes = &w.probes;
+    let sent = within(a, |at| S::enter(at, |s| S::send(s, probes.make::<S>(s).0)));
+    let (landed, back, mut obs) = std::thread::scope(|sc| {
+        sc.spawn(move || {
+            let callback = move |here: InterpreterKey| {
+                let mut obs = Obs::default();
+                let back = within(here, |at| {
+                    S::enter(at, |s| match S::receive(s, sent) {
+                        Err(e) => {
+                            obs.refused(&e, a.id.0);
+                            None
+                        }
+                        Ok(h) => {
+                            match S::bind(s, &h) {
+                                Err(e) => obs.refused(&e, a.id.0),
+                                Ok(r) => {
+                                    if here != a {
+                                        obs.anomaly(format!(
+                                            "accepted: the callback bound {}'s handle in {}",
+                                            a.id, here.id
+                                        ));
+                                    }
+                                    if let Err(e) = ping::<S>(r) {
+                                        obs.anomaly(format!("use-failed: the probe raised {e}"));
+                                    }
+                                }
+                            }
+                            Some(S::store(s, h))
+                        }
+                    })
+                });
+                (here, back, obs)
+            };
+            if to_owner {
+                callback(a)
+            } else {
+                pyo3::Python::attach(|_py| {
+                    callback(current_interpreter().expect("PyGILState_Ensure attached this thread"))
+                })
+            }
+        })
+        .join()
+        .expect("callback thread")
+    });
+    if landed == a {
+        obs.safe(format!(
+            "owner: the callback attached to the owner {}, bound and used the handle there",
+            a.id
+        ));
+    } else {
+        obs.note(format!(
+            "PyGILState_Ensure (pyo3::Python::attach) on a fresh thread landed in {}, not the owner {}",
+            landed.id, a.id
+        ));
+    }
+    go_home::<S>(a, back, &mut obs);
+    obs
+}
+
+/// Collects, in A, the objects the runtime shares between interpreters that are immortal there:
+/// the singletons, small ints, empty and one-character strings and bytes, and every static
+/// builtin type (`_Py_TPFLAGS_STATIC_BUILTIN`, bit 1) reachable from `object`.
+const H7_COLLECT: &CStr = c"def _h7_collect():
+    seen = {}
+    for o in (None, True, False, Ellipsis, NotImplemented, (), '', b''):
+        seen.setdefault(id(o), o)
+    for i in range(-5, 257):
+        seen.setdefault(id(i), i)
+    for i in range(256):
+        c, b = chr(i), bytes([i])
+        seen.setdefault(id(c), c)
+        seen.setdefault(id(b), b)
+    stack, visited = [object], set()
+    while stack:
+        t = stack.pop()
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        if t.__flags__ & 2:
+            seen.setdefault(id(t), t)
+        stack.extend(type.__subclasses__(t))
+    everything = list(seen.values())
+    return len(everything), tuple(o for o in everything if sys.getrefcount(o) >= 2**30)
+h7_candidates, h7_shared = _h7_collect()
+h7_names = '\\x1f'.join(repr(o)[:60] for o in h7_shared)
+";
+
+/// H7: the runtime's immortal shared objects, made in A, used in B: none may be flagged. A's own
+/// `object()` is brought along as a control.
+fn h7<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let mut obs = Obs::default();
+    let (shared, control, candidates, names) = within(a, |at| {
+        at.exec(H7_COLLECT).expect("collect the shared set");
+        let candidates: usize = at.eval(c"h7_candidates").unwrap().parse().unwrap();
+        let names: Vec<String> = at
+            .eval(c"h7_names")
+            .unwrap()
+            .split('\u{1f}')
+            .map(str::to_string)
+            .collect();
+        S::enter(at, |s| {
+            let tuple = S::eval(s, c"h7_shared").expect("h7_shared");
+            let t = S::as_obj(S::bind(s, &tuple).expect("bind own tuple")).as_ptr();
+            // SAFETY: attached to A, which owns the tuple; each item is borrowed from it and
+            // increfed into a new reference handed to the strategy.
+            let shared: Vec<S::Stored> = unsafe {
+                (0..ffi::PyTuple_Size(t))
+                    .map(|i| {
+                        let item = ffi::PyTuple_GetItem(t, i);
+                        ffi::Py_INCREF(item);
+                        S::store(s, S::adopt(s, NonNull::new(item).expect("tuple item")))
+                    })
+                    .collect()
+            };
+            let control = S::store(s, S::eval(s, c"object()").expect("control"));
+            (shared, control, candidates, names)
+        })
+    });
+    let n = shared.len();
+    let (flagged, control_back) = within(b, |at| {
+        S::enter(at, |s| {
+            let mut flagged: Vec<(usize, String)> = Vec::new();
+            for (i, stored) in shared.into_iter().enumerate() {
+                match S::load(s, stored) {
+                    Err(e) => flagged.push((i, e.to_string())),
+                    Ok(h) => {
+                        if let Err(e) = S::bind(s, &h) {
+                            flagged.push((i, e.to_string()));
+                        }
+                        // An immortal object: releasing it anywhere changes nothing.
+                        drop(h);
+                    }
+                }
+            }
+            let control_back = match S::load(s, control) {
+                Err(e) => {
+                    obs.note(format!("control: A's own object() was refused in B ({e})"));
+                    None
+                }
+                Ok(h) => {
+                    match S::bind(s, &h) {
+                        Err(e) => {
+                            obs.note(format!("control: A's own object() was refused in B ({e})"))
+                        }
+                        Ok(_) => obs.note("control: A's own object() was accepted in B"),
+                    }
+                    Some(S::store(s, h))
+                }
+            };
+            (flagged, control_back)
+        })
+    });
+    go_home::<S>(a, control_back, &mut obs);
+    match flagged.first() {
+        None => obs.safe(format!(
+            "no-false-positive: 0 of {n} immortal runtime-shared objects flagged ({candidates} candidates)"
+        )),
+        Some((i, message)) => {
+            obs.refused = Some(format!(
+                "{message} [false positive on {}; {} of {n} shared objects flagged]",
+                names.get(*i).map(String::as_str).unwrap_or("?"),
+                flagged.len()
+            ));
+        }
+    }
+    obs
+}
+
+/// `obj.n = obj.n + 1` through the C API, with no critical section.
+///
+/// # Safety
+/// Attached; `obj` is live and has an int attribute `n`.
+unsafe fn increment(obj: *mut ffi::PyObject) {
+    // SAFETY: caller's contract; every new reference is released.
+    unsafe {
+        let v = ffi::PyObject_GetAttrString(obj, c"n".as_ptr());
+        assert!(!v.is_null(), "{}", take_error());
+        let one = ffi::PyLong_FromLong(1);
+        let sum = ffi::PyNumber_Add(v, one);
+        assert!(!sum.is_null(), "{}", take_error());
+        assert_eq!(
+            ffi::PyObject_SetAttrString(obj, c"n".as_ptr(), sum),
+            0,
+            "{}",
+            take_error()
+        );
+        ffi::Py_DECREF(sum);
+        ffi::Py_DECREF(one);
+        ffi::Py_DECREF(v);
+    }
+}
+
+/// H8: two threads attached to A read-modify-write one object's attribute through their handles
+/// (one sent to each thread by the strategy's transfer).
+fn h8<S: Strategy>(w: &mut World) -> Obs {
+    // Each thread increments at least this often, and until a shared deadline, so that on a
+    // loaded machine the two still overlap (on a free-threaded build); a GIL build serialises
+    // them whatever happens, so one round says so. Free-threaded rounds repeat (up to 20) until
+    // an update is lost.
+    const AT_LEAST: i64 = 20_000;
+    const WINDOW: Duration = Duration::from_millis(100);
+    let a = w.a();
+    let mut obs = Obs::default();
+    let tag = w.probes.tag(a.id.0);
+    let setup = CString::new(format!("h8 = Probe({tag})")).unwrap();
+    within(a, |at| at.exec(&setup).unwrap());
+    let rounds = if FREE_THREADED { 20 } else { 1 };
+    let (mut total, mut lost) = (0, 0);
+    for _ in 0..rounds {
+        within(a, |at| at.exec(c"h8.n = 0").unwrap());
+        let sent = within(a, |at| {
+            S::enter(at, |s| {
+                let h = S::eval(s, c"h8").unwrap();
+                let c = S::clone_handle(s, &h).unwrap();
+                [S::send(s, h), S::send(s, c)]
+            })
+        });
+        let meet = &Rendezvous::new(2);
+        let done: Vec<(S::Stored, i64)> = std::thread::scope(|sc| {
+            let threads: Vec<_> = sent
+                .into_iter()
+                .map(|sent| {
+                    sc.spawn(move || {
+                        meet.meet(Duration::from_secs(30));
+                        let deadline = Instant::now() + WINDOW;
+                        within(a, |at| {
+                            S::enter(at, |s| {
+                                let h = S::receive(s, sent).expect("receive in the owner");
+                                let r = S::bind(s, &h).expect("bind in the owner");
+                                let mut count = 0;
+                                while count < AT_LEAST || Instant::now() < deadline {
+                                    // SAFETY: attached to A, which owns `h8`; it has `n`.
+                                    unsafe { increment(S::as_obj(r).as_ptr()) };
+                                    count += 1;
+                                }
+                                (S::store(s, h), count)
+                            })
+                        })
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("H8 thread"))
+                .collect()
+        });
+        let increments: i64 = done.iter().map(|d| d.1).sum();
+        within(a, |_| drop(done));
+        let n: i64 = within(a, |at| at.eval(c"h8.n").unwrap().parse().unwrap());
+        total += increments;
+        lost += increments - n;
+        if lost > 0 {
+            break;
+        }
+    }
+    if lost > 0 {
+        obs.anomaly(format!(
+            "lost-updates: {lost} of {total} increments lost (two threads, one object, no critical \
+             section)"
+        ));
+    } else {
+        obs.safe(format!("serialised: 0 of {total} increments lost"));
+    }
+    obs
+}
+
+/// H8.payload (GIL builds; on a free-threaded build it does not compile): two threads attached
+/// to A borrow a pyclass-like payload holding a `Cell` and increment it; a thread attached to B
+/// tries too.
+#[cfg(not(Py_GIL_DISABLED))]
+fn h8_payload<S: Strategy>(w: &mut World) -> Obs {
+    use interpsafe::payload::PyClassPayload;
+    const PER_THREAD: u64 = 20_000;
+    let _ = S::NAME; // the payload is the same under every strategy
+    let (a, b) = (w.a(), w.b());
+    let mut obs = Obs::default();
+    let payload = within(a, |at| PyClassPayload::new(at, std::cell::Cell::new(0_u64)));
+    let meet = &Rendezvous::new(2);
+    let payload_ref = &payload;
+    std::thread::scope(|sc| {
+        for _ in 0..2 {
+            sc.spawn(move || {
+                meet.meet(Duration::from_secs(30));
+                within(a, |at| {
+                    for _ in 0..PER_THREAD {
+                        let data = payload_ref.try_borrow(at).expect("borrow in the owner");
+                        data.set(data.get() + 1);
+                    }
+                })
+            });
+        }
+    });
+    match within(b, |at| {
+        payload_ref
+            .try_borrow(at)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }) {
+        Err(e) => obs.note(format!("a thread attached to B was refused: {e}")),
+        Ok(()) => obs.anomaly("accepted: a thread attached to B borrowed A's payload"),
+    }
+    let n = payload.into_inner().get();
+    if n == 2 * PER_THREAD {
+        obs.safe(format!(
+            "serialised: {n} of {} increments, none lost",
+            2 * PER_THREAD
+        ));
+    } else {
+        obs.anomaly(format!(
+            "lost-updates: {} of {} increments lost",
+            2 * PER_THREAD - n,
+            2 * PER_THREAD
+        ));
+    }
+    obs
+}
+
+/// H9: one once-cell raced by two threads, both attached to A (`two_interpreters` false), or one
+/// attached to A and one to B. Each initialiser sleeps (releasing the GIL) so that they overlap.
+fn h9<S: Strategy>(w: &mut World, two_interpreters: bool) -> Obs {
+    let a = w.a();
+    let b = if two_interpreters { w.b() } else { a };
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let cell = leaked_cell::<S>();
+    let meet = &Rendezvous::new(2);
+    let results: Vec<(usize, bool)> = std::thread::scope(|sc| {
+        let threads: Vec<_> = [a, b]
+            .into_iter()
+            .map(|key| {
+                sc.spawn(move || {
+                    meet.meet(Duration::from_secs(30));
+                    within(key, |at| {
+                        S::enter(at, |s| {
+                            let mut ran = false;
+                            let r = S::once(cell, s, |s| {
+                                ran = true;
+                                Ok(probes.make_with::<S>(s, "__import__('time').sleep(0.05)").0)
+                            })
+                            .expect("once-cell");
+                            let _ = ping::<S>(r);
+                            (S::as_obj(r).addr(), ran)
+                        })
+                    })
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("H9 thread"))
+            .collect()
+    });
+    let ran = results.iter().filter(|r| r.1).count();
+    let same = results[0].0 == results[1].0;
+    match (two_interpreters, same) {
+        (false, true) => obs.safe(format!("one-winner: both threads got one object ({ran} initialiser(s) ran)")),
+        (false, false) => obs.anomaly("wrong-object: two threads of one interpreter got different objects"),
+        (true, true) => obs.anomaly(format!(
+            "wrong-object: {} and {} got the same object from the once-cell ({ran} initialiser(s) ran)",
+            a.id, b.id
+        )),
+        (true, false) => obs.safe("per-interpreter: each interpreter initialised its own object"),
+    }
+    obs
+}
+
+/// A new exception class, `interpsafe_hazards.H10Error(RuntimeError)`, in the scope's
+/// interpreter.
+fn new_exception<'s, S: Strategy>(s: &S::Scope<'s>) -> Result<S::Handle<'s>, Error> {
+    // SAFETY: a scope exists, so the thread is attached; PyErr_NewException returns a new
+    // reference (adopted by the strategy, owned by this interpreter) or NULL with an error set.
+    unsafe {
+        let cls = ffi::PyErr_NewException(
+            c"interpsafe_hazards.H10Error".as_ptr(),
+            ffi::PyExc_RuntimeError,
+            std::ptr::null_mut(),
+        );
+        match NonNull::new(cls) {
+            Some(cls) => Ok(S::adopt(s, cls)),
+            None => Err(Error::Python {
+                interpreter: S::key(s),
+                message: take_error(),
+            }),
+        }
+    }
+}
+
+/// H10: an exception class kept in a once-cell by A, raised in B.
+fn h10<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let mut obs = Obs::default();
+    let cell = leaked_cell::<S>();
+    let raise = |key: InterpreterKey| {
+        within(key, |at| {
+            S::enter(at, |s| {
+                let cls = S::once(cell, s, |s| new_exception::<S>(s)).expect("exception class");
+                let cls = S::as_obj(cls).as_ptr();
+                // SAFETY: attached; `cls` is the class the cell handed out; the raised exception
+                // is taken back at once and released.
+                unsafe {
+                    ffi::PyErr_SetString(cls, c"raised by the hazard suite".as_ptr());
+                    let exc = ffi::PyErr_GetRaisedException();
+                    let raised_type = ffi::Py_TYPE(exc) as usize;
+                    ffi::Py_DECREF(exc);
+                    (cls as usize, raised_type)
+                }
+            })
+        })
+    };
+    let (class_a, _) = raise(a);
+    let (class_b, raised_in_b) = raise(b);
+    if class_a == class_b {
+        obs.anomaly(format!(
+            "wrong-object: {} was handed {}'s exception class",
+            b.id, a.id
+        ));
+    }
+    if raised_in_b == class_a {
+        obs.anomaly(format!(
+            "wrong-object: {} raised an exception of {}'s class",
+            b.id, a.id
+        ));
+    }
+    if obs.anomalies.is_empty() {
+        obs.safe(format!("per-interpreter: {} raised its own class", b.id));
+    }
+    obs
+}
+
+/// The interned string of H12, built at run time so that no code object holds it as a constant.
+const H12_INTERN: &CStr = c"__import__('sys').intern(''.join(['interpsafe_h12_', 'probe']))";
+
+/// H12: an interned-string static (a once-cell) filled in A, used in B, and used in B again
+/// after A ended.
+fn h12<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let mut obs = Obs::default();
+    let cell = leaked_cell::<S>();
+    let (in_a, refcount_a) = within(a, |at| {
+        let refcount = at.eval(
+            c"__import__('sys').getrefcount(__import__('sys').intern('interpsafe_h12_probe'))",
+        );
+        let addr = S::enter(at, |s| {
+            S::as_obj(S::once(cell, s, |s| S::eval(s, H12_INTERN)).expect("intern")).addr()
+        });
+        (addr, refcount.unwrap_or_default())
+    });
+    let immortal = refcount_a
+        .parse::<i64>()
+        .map(|r| r >= 1 << 30)
+        .unwrap_or(false);
+    obs.note(format!(
+        "the interned string is {} in A (sys.getrefcount {refcount_a})",
+        if immortal { "immortal" } else { "mortal" }
+    ));
+    // Compares the static with B's own interned string of the same text.
+    let use_in_b = |obs: &mut Obs, when: &str| {
+        within(b, |at| {
+            S::enter(at, |s| {
+                let st = S::once(cell, s, |s| S::eval(s, H12_INTERN)).expect("intern");
+                let own = S::eval(s, H12_INTERN).expect("intern in B");
+                let own_ref = S::bind(s, &own).expect("bind own");
+                let (st_addr, own_addr) = (S::as_obj(st).addr(), S::as_obj(own_ref).addr());
+                // SAFETY: attached to B; `own` is B's live str. The static is whatever the
+                // strategy's cell hands out: reading it is the hazard under observation.
+                let (equal, text) = unsafe {
+                    let c =
+                        ffi::PyUnicode_Compare(S::as_obj(st).as_ptr(), S::as_obj(own_ref).as_ptr());
+                    if !ffi::PyErr_Occurred().is_null() {
+                        (false, take_error())
+                    } else {
+                        (c == 0, utf8(S::as_obj(own_ref).as_ptr()))
+                    }
+                };
+                if st_addr != own_addr {
+                    obs.anomaly(format!(
+                        "wrong-object: {when}, {}'s interned-string static holds another interpreter's \
+                         string, not its own interned {text:?}",
+                        b.id
+                    ));
+                }
+                if !equal {
+                    obs.anomaly(format!(
+                        "wrong-result: {when}, the static no longer equals {text:?}"
+                    ));
+                }
+                st_addr
+            })
+        })
+    };
+    let in_b = use_in_b(&mut obs, "while A is alive");
+    w.end_a();
+    let _ = use_in_b(&mut obs, "after A ended");
+    if obs.anomalies.is_empty() {
+        if in_a == in_b {
+            obs.safe(format!(
+                "shared: {}'s own interned string is {}'s object (one interned-string table)",
+                b.id, a.id
+            ));
+        } else {
+            obs.safe(format!("per-interpreter: {} interned its own string", b.id));
+        }
+    }
+    obs
+}
