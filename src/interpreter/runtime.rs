@@ -86,6 +86,15 @@ fn current_slow(tstate: *mut ffi::PyThreadState, generation: u64) -> Option<Curr
     Some(Current { tag, slot })
 }
 
+/// What a scope entered on a thread attached to `key` records: the current interpreter's tag and
+/// slot, read once (falling back to `key` without a slot if the lookup finds no thread state).
+pub(crate) fn scope_reading(key: InterpreterKey) -> (Tag, Option<u32>) {
+    match current() {
+        Some(c) => (c.tag, c.slot),
+        None => (Tag::from_key(key), None),
+    }
+}
+
 /// The owner tag of the interpreter this thread is attached to, if any.
 #[inline]
 pub(crate) fn current_tag() -> Option<Tag> {

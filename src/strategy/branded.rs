@@ -24,7 +24,7 @@ use interpsafe_protocol::InterpreterKey;
 
 use super::tagged::{once_for, TaggedHandle, TaggedOnce};
 use super::Strategy;
-use crate::interpreter::runtime::current;
+use crate::interpreter::runtime::scope_reading;
 use crate::interpreter::Attached;
 use crate::object::{ObjRef, RawStrong};
 use crate::pyo3_compat::ffi;
@@ -105,10 +105,7 @@ impl Strategy for Branded {
     type Once = TaggedOnce;
 
     fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
-        let (tag, slot) = match current() {
-            Some(c) => (c.tag, c.slot),
-            None => (Tag::from_key(at.key()), None),
-        };
+        let (tag, slot) = scope_reading(at.key());
         f(&BrandScope { key: at.key(), tag, slot, _brand: PhantomData })
     }
 

@@ -18,7 +18,7 @@ use interpsafe_protocol::InterpreterKey;
 
 use super::tagged::{once_for, TaggedHandle, TaggedOnce};
 use super::Strategy;
-use crate::interpreter::runtime::current;
+use crate::interpreter::runtime::scope_reading;
 use crate::interpreter::Attached;
 use crate::object::ObjRef;
 use crate::tag::Tag;
@@ -54,10 +54,7 @@ impl Strategy for Scoped {
     type Once = TaggedOnce;
 
     fn enter<R>(at: &Attached<'_>, f: impl for<'s> FnOnce(&Self::Scope<'s>) -> R) -> R {
-        let (tag, slot) = match current() {
-            Some(c) => (c.tag, c.slot),
-            None => (Tag::from_key(at.key()), None),
-        };
+        let (tag, slot) = scope_reading(at.key());
         f(&ScopedScope { key: at.key(), tag, slot, _not_send: PhantomData })
     }
 
