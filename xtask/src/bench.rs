@@ -4,7 +4,9 @@
 //! binaries `single_interpreter` (only main ever entered: the tagged fast path on) and
 //! `several_interpreters` (an own-GIL subinterpreter alive: the fast path off), each with its own
 //! `CRITERION_HOME`, reads criterion's estimates back, and hands the figures to
-//! [`crate::report`]. `--quick` shortens warm-up and measurement to a smoke run.
+//! [`crate::report`]. `--quick` shortens warm-up and measurement to a smoke run. Then the
+//! instruction counts of the single-thread operations ([`crate::instructions`]: gungraun under
+//! valgrind, one-shot, so the same with and without `--quick`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -168,6 +170,11 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let start = Instant::now();
     let mut results: Vec<StageResult> = Vec::new();
     let mut records: Vec<ResultRecord> = Vec::new();
+    // Valgrind and the gungraun runner for the instruction counts (installed once if missing).
+    let tools = crate::instructions::ensure_tools(cache);
+    if let Err(e) = &tools {
+        eprintln!("error: no instruction counts: {e}");
+    }
     for spec in &specs {
         let parsed = interpreter::parse_spec(spec)?;
         let py = match interpreter::resolve_spec(&parsed, cache) {
@@ -197,11 +204,15 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             let ok = result.ok();
             results.push(result);
             if ok {
+                if let Ok(file) = ResultFile::read(&home.join("handle-sizes.json")) {
+                    records.extend(file.records);
+                }
                 for fig in read_criterion(&home, interpreters) {
                     records.push(ResultRecord { environment: env.clone(), data: RecordData::Bench(fig) });
                 }
             }
         }
+        results.push(crate::instructions::run(&py, &env, &tools, &mut records));
     }
     let report = crate::report::write(&records, args.quick)?;
     stage::print_summary(&results, start.elapsed());

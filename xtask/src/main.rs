@@ -12,6 +12,7 @@ mod docs;
 mod error;
 mod hazards;
 mod host;
+mod instructions;
 mod paths;
 mod python;
 mod report;
