@@ -435,6 +435,13 @@ fn verdict_short(v: &Verdict) -> &'static str {
 /// (hazard, isolation) -> strategy -> verdict, of one build.
 type HazardRows = BTreeMap<(String, Option<String>), BTreeMap<String, String>>;
 
+/// Catalogue order for hazard IDs and their forms: `H2` < `H2.kept` < `H10`.
+fn hazard_order(id: &str) -> (u32, String) {
+    let rest = id.strip_prefix('H').unwrap_or(id);
+    let (num, form) = rest.split_once('.').unwrap_or((rest, ""));
+    (num.parse().unwrap_or(u32::MAX), form.to_string())
+}
+
 fn hazard_markdown(records: &[ResultRecord]) -> String {
     let mut by_build: BTreeMap<String, HazardRows> = BTreeMap::new();
     for r in records {
@@ -455,6 +462,8 @@ fn hazard_markdown(records: &[ResultRecord]) -> String {
         let _ = writeln!(md, "\n### Hazards on {build}\n");
         let _ = writeln!(md, "| hazard | isolation | {} |", strategies.join(" | "));
         let _ = writeln!(md, "|---|---|{}", "---|".repeat(strategies.len()));
+        let mut rows: Vec<_> = rows.into_iter().collect();
+        rows.sort_by_key(|((hazard, iso), _)| (hazard_order(hazard), iso.clone()));
         for ((hazard, iso), cells) in rows {
             let row: Vec<String> = strategies.iter().map(|s| cells.get(s).cloned().unwrap_or("–".into())).collect();
             let _ = writeln!(md, "| {hazard} | {} | {} |", iso.unwrap_or("–".into()), row.join(" | "));
@@ -724,6 +733,13 @@ mod tests {
             checks.iter().map(|c| (c.target.split(' ').next().unwrap(), c.verdict.as_str())).collect();
         assert_eq!(verdicts, vec![("branded", "met"), ("tagged", "missed")]);
         assert!(tables(&r).iter().all(|t| !t.cells.contains_key("control")));
+    }
+
+    #[test]
+    fn hazards_sort_in_catalogue_order() {
+        let mut ids = vec!["H10", "H2.kept", "H1", "H2", "H12"];
+        ids.sort_by_key(|h| hazard_order(h));
+        assert_eq!(ids, vec!["H1", "H2", "H2.kept", "H10", "H12"]);
     }
 
     #[test]
