@@ -64,22 +64,37 @@ unsafe fn collect() -> Vec<usize> {
     addrs
 }
 
-/// True if `obj` is one of the runtime's shared static objects.
+/// True if `addr` is one of the runtime's static singletons. Reads only the address set, never
+/// the object, so it is safe for an object whose interpreter may have ended.
 ///
 /// # Safety
-/// The thread must be attached to an interpreter and `obj` must be a live object.
-pub unsafe fn is_shared(obj: *mut ffi::PyObject) -> bool {
+/// The thread must be attached to an interpreter (the set is read from it the first time).
+pub unsafe fn is_singleton(addr: usize) -> bool {
     // SAFETY: attached (caller's contract).
     let set = SINGLETONS.get_or_init(|| unsafe { collect() });
-    if set.binary_search(&(obj as usize)).is_ok() {
-        return true;
-    }
+    set.binary_search(&addr).is_ok()
+}
+
+/// True if `obj` is a static builtin type (shared by every interpreter).
+///
+/// # Safety
+/// The thread must be attached, and `obj` must be a live object: this reads its type.
+pub unsafe fn is_static_builtin_type(obj: *mut ffi::PyObject) -> bool {
     // SAFETY: `obj` is live (caller's contract); a type object's flags are read-only after
     // creation for static types.
     unsafe {
         ffi::PyType_Check(obj) != 0
             && ffi::PyType_GetFlags(obj.cast::<ffi::PyTypeObject>()) & STATIC_BUILTIN != 0
     }
+}
+
+/// True if `obj` is one of the runtime's shared static objects.
+///
+/// # Safety
+/// The thread must be attached to an interpreter and `obj` must be a live object.
+pub unsafe fn is_shared(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: the caller's contract covers both.
+    unsafe { is_singleton(obj as usize) || is_static_builtin_type(obj) }
 }
 
 /// How many singleton addresses the set holds (for reports), if it has been read yet.

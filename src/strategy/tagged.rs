@@ -108,9 +108,21 @@ impl TaggedHandle {
         let Some(tag) = current else {
             return Err(Error::NotAttached { operation });
         };
-        // SAFETY: attached (current is Some); the handle's strong reference keeps the object
-        // alive, and a foreign object's address and type flags may be read from any thread.
-        if unsafe { crate::shared_objects::is_shared(self.obj.ptr().as_ptr()) } {
+        let obj = self.obj.ptr().as_ptr();
+        // SAFETY: attached (current is Some); only the address is compared.
+        if unsafe { crate::shared_objects::is_singleton(obj as usize) } {
+            return Ok(());
+        }
+        // A static builtin type is recognised by reading the object, which is only sound while
+        // its owner lives (an ended interpreter's objects are freed): hold the owner alive for
+        // the read. If it has ended or is ending, the object is not one of the shared ones
+        // anyway (those are singletons or static types, which never belong to an interpreter).
+        let Ok(_owner_alive) = crate::interpreter::InterpreterGuard::new(self.owner.key()) else {
+            return Err(mismatch(self.owner, Some(tag), operation));
+        };
+        // SAFETY: attached; the handle's strong reference and the guard keep the object alive,
+        // and its type flags may be read from any thread.
+        if unsafe { crate::shared_objects::is_static_builtin_type(obj) } {
             return Ok(());
         }
         Err(mismatch(self.owner, Some(tag), operation))
