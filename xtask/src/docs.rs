@@ -12,6 +12,17 @@
 //! Each run prints only the rows its own build checked, so every column of the table comes from
 //! a build whose assertions held. The rows are spliced between `<!-- send-sync:start -->` and
 //! `<!-- send-sync:end -->`; the rest of the page is hand-written.
+//!
+//! It then regenerates every other generated region of `docs/*.md` and `RFCs/*.md`
+//! ([`regions`]): the evaluation tables, from the committed snapshot in `docs/data/` only
+//! ([`snapshot`], [`tables`]), and the copies of `examples/*.rs`. `--refresh` first copies the
+//! latest results from `target/interpsafe/` into the snapshot; `--tables-only` skips the
+//! interpreter builds of the Send/Sync table (no Python needed);
+//! `--check` fails on any stale region, Send/Sync table included.
+
+pub mod regions;
+pub mod snapshot;
+pub mod tables;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -52,6 +63,10 @@ pub struct Options {
     pub check: bool,
     /// The `--python` values (default: the default interpreter set).
     pub pythons: Vec<String>,
+    /// Copy the latest results into `docs/data/` first.
+    pub refresh: bool,
+    /// Only the snapshot tables and example copies: no interpreter builds.
+    pub tables_only: bool,
 }
 
 /// Parses the arguments after `docs`.
@@ -61,6 +76,10 @@ pub fn parse_args(args: &[String]) -> Result<Options, Error> {
     while let Some(arg) = rest.next() {
         if arg == "--check" {
             options.check = true;
+        } else if arg == "--refresh" {
+            options.refresh = true;
+        } else if arg == "--tables-only" {
+            options.tables_only = true;
         } else if arg == "--python" {
             match rest.next() {
                 Some(spec) => options.pythons.push(spec.clone()),
@@ -74,9 +93,16 @@ pub fn parse_args(args: &[String]) -> Result<Options, Error> {
             options.pythons.push(spec.to_string());
         } else {
             return Err(Error::usage(format!(
-                "unknown argument `{arg}` for `docs`; usage: cargo xtask docs [--check] [--python SPEC]..."
+                "unknown argument `{arg}` for `docs`; usage: cargo xtask docs [--check | --refresh] \
+                 [--tables-only] [--python SPEC]..."
             )));
         }
+    }
+    if options.check && options.refresh {
+        return Err(Error::usage(
+            "`--check` compares the pages with the committed snapshot and `--refresh` replaces it; \
+             run `cargo xtask docs --refresh`, then `cargo xtask docs --check`",
+        ));
     }
     Ok(options)
 }
@@ -267,6 +293,57 @@ fn generate(py: &Interpreter, features: &[&str]) -> Result<Generated, Error> {
 /// Runs the `docs` command with the arguments after `docs`.
 pub fn docs_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let options = parse_args(args)?;
+    let root = paths::workspace_root();
+    if options.refresh {
+        for line in snapshot::refresh(&root)? {
+            println!("docs: {line}");
+        }
+    }
+    if options.tables_only {
+        return generated_regions(&root, options.check);
+    }
+    let send_sync = send_sync_command(&options, cache, &root);
+    // The regions are regenerated even if the Send/Sync step failed, and after it, since
+    // `send-sync-matrix` tables copy its rows.
+    let regions = generated_regions(&root, options.check);
+    match (send_sync, regions) {
+        (Ok(()), result) => result,
+        (Err(e), Ok(())) => Err(e),
+        (Err(a), Err(b)) => Err(Error::new(format!("{}\n{}", a.message(), b.message()))),
+    }
+}
+
+/// Regenerates (or, with `check`, compares) every generated region of the docs and RFCs.
+fn generated_regions(root: &Path, check: bool) -> Result<(), Error> {
+    let outcome = regions::update_all(root, check).map_err(Error::new)?;
+    if !outcome.errors.is_empty() {
+        return Err(Error::new(format!(
+            "generated regions that cannot be generated:\n  {}",
+            outcome.errors.join("\n  ")
+        )));
+    }
+    if outcome.stale.is_empty() {
+        println!(
+            "docs: {} generated regions (tables from docs/data/, example copies) are up to date",
+            outcome.regions
+        );
+        return Ok(());
+    }
+    if check {
+        return Err(Error::new(format!(
+            "stale generated regions; regenerate them with `cargo xtask docs --tables-only` (or \
+             `cargo xtask docs`):\n  {}",
+            outcome.stale.join("\n  ")
+        )));
+    }
+    for region in &outcome.stale {
+        println!("docs: regenerated {region}");
+    }
+    Ok(())
+}
+
+/// The Send/Sync table.
+fn send_sync_command(options: &Options, cache: &Cache, root: &Path) -> Result<(), Error> {
     let specs: Vec<String> = if options.pythons.is_empty() {
         names::defaults()
             .iter()
@@ -289,7 +366,7 @@ pub fn docs_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         generated.push(generate(py, features)?);
     }
     let region = render(&generated).map_err(Error::new)?;
-    update(&paths::workspace_root().join(DOC), &region, options.check)
+    update(&root.join(DOC), &region, options.check)
 }
 
 /// Writes (or, with `check`, compares) the region into the page at `path`.
@@ -343,6 +420,11 @@ mod tests {
         let o = parse_args(&args).unwrap();
         assert!(o.check);
         assert_eq!(o.pythons, ["3.13", "3.13t"]);
+        assert!(!o.refresh && !o.tables_only);
+        let o = parse_args(&["--refresh".into(), "--tables-only".into()]).unwrap();
+        assert!(o.refresh && o.tables_only && !o.check);
+        let both = parse_args(&["--check".into(), "--refresh".into()]).unwrap_err();
+        assert_eq!(both.exit_code(), 2);
         assert_eq!(parse_args(&["--fix".into()]).unwrap_err().exit_code(), 2);
         assert_eq!(parse_args(&["--python".into()]).unwrap_err().exit_code(), 2);
     }

@@ -46,8 +46,10 @@ commands:
   hazards [--python SPEC]...
                             the hazard suite and its verdict matrix (default: the default set;
                             also 3.13-asan and 3.13-debug, which `test` runs it on too)
-  docs [--check] [--python SPEC]...
-                            regenerate the Send/Sync table in docs/send-sync.md (--check: fail if stale)
+  docs [--check] [--refresh] [--tables-only] [--python SPEC]...
+                            regenerate the Send/Sync table and every generated table in docs/ and
+                            RFCs/ from the snapshot in docs/data/ (--refresh: copy the latest
+                            results there first; --check: fail if anything is stale)
   help                      this text
 
 SPEC is a known NAME or a path to a python executable (anything containing '/').

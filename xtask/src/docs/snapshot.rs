@@ -1,0 +1,358 @@
+//! The committed snapshot of results that the docs and RFCs cite: `docs/data/*.json`.
+//!
+//! CI does not run the benches, so the pages cannot cite `target/`. `cargo xtask docs --refresh`
+//! copies the latest results files into `docs/data/`, one [`ResultFile`] per source, every record
+//! with its environment intact:
+//! - `bench.json` from `target/interpsafe/report/results.json` (written by `cargo xtask bench`:
+//!   bench figures, instruction counts, scaling figures, handle sizes), without its hazard
+//!   records, which come from their own files below. Its producer names the
+//!   exact command, `cargo xtask bench --quick` for a quick run (read from the report's header,
+//!   `report.md`, when the results file does not say);
+//! - `hazards-<build>.json` from `target/interpsafe/hazards/<build>.json` (the hazard suite),
+//!   copied byte for byte.
+//!
+//! A source with no newer file under `target/` keeps its snapshot file; every table names the
+//! files it was generated from, so a mixed snapshot is visible. The tables are generated from
+//! this directory only (see `tables.rs`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use interpsafe_results::{RecordData, ResultFile, ResultRecord};
+
+use crate::error::Error;
+
+/// The snapshot directory, relative to the workspace root.
+pub const DATA_DIR: &str = "docs/data";
+
+/// What `--quick` adds to a producer's command line.
+const QUICK: &str = "--quick";
+
+/// One snapshot file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// Its path from the workspace root, e.g. `docs/data/bench.json`.
+    pub file: String,
+    /// Its contents.
+    pub result: ResultFile,
+}
+
+impl Source {
+    /// Whether it comes from a quick (`--quick`) bench run.
+    pub fn is_quick(&self) -> bool {
+        is_quick(&self.result.producer)
+    }
+}
+
+/// Whether a producer string records a `--quick` run.
+pub fn is_quick(producer: &str) -> bool {
+    producer.split_whitespace().any(|w| w == QUICK)
+}
+
+/// Every snapshot file, in file-name order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The files.
+    pub sources: Vec<Source>,
+}
+
+impl Snapshot {
+    /// Reads every `*.json` in `root/docs/data` (none if the directory does not exist).
+    pub fn load(root: &Path) -> Result<Snapshot, String> {
+        let dir = root.join(DATA_DIR);
+        let mut paths: Vec<PathBuf> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+        };
+        paths.sort();
+        let mut sources = Vec::new();
+        for path in paths {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let file = format!("{DATA_DIR}/{name}");
+            let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
+            let result = ResultFile::parse(&file, &text).map_err(|e| e.to_string())?;
+            sources.push(Source { file, result });
+        }
+        Ok(Snapshot { sources })
+    }
+
+    /// Every record with the file it came from.
+    pub fn records(&self) -> impl Iterator<Item = (&Source, &ResultRecord)> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.result.records.iter().map(move |r| (s, r)))
+    }
+}
+
+/// Where `cargo xtask bench` and `cargo xtask hazards` leave their results.
+fn target_results(root: &Path) -> PathBuf {
+    root.join("target").join("interpsafe")
+}
+
+/// Whether the bench report next to `results` says it came from a quick run.
+fn report_says_quick(results: &Path) -> bool {
+    let report = results.with_file_name("report.md");
+    fs::read_to_string(report)
+        .map(|text| {
+            text.lines()
+                .take(5)
+                .any(|l| l.contains("cargo xtask bench --quick"))
+        })
+        .unwrap_or(false)
+}
+
+/// The bench snapshot made from the bench results file `file` (read from `path`): its hazard
+/// records removed (the hazard files are snapshotted on their own), and its producer naming the
+/// quick run when it was one.
+pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
+    file.records
+        .retain(|r| !matches!(r.data, RecordData::Hazard(_)));
+    if quick && !is_quick(&file.producer) {
+        file.producer = format!("{} {QUICK}", file.producer);
+    }
+    file
+}
+
+/// Copies the latest results under `root/target/interpsafe/` into `root/docs/data/`, returning
+/// one line per file (copied, or kept because nothing newer exists).
+pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
+    let from = target_results(root);
+    let to = root.join(DATA_DIR);
+    fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, &e))?;
+    let mut lines = Vec::new();
+
+    let results = from.join("report").join("results.json");
+    if results.is_file() {
+        let file = ResultFile::read(&results).map_err(|e| Error::new(e.to_string()))?;
+        let quick = report_says_quick(&results);
+        let snapshot = bench_snapshot(file, quick);
+        let dest = to.join("bench.json");
+        snapshot
+            .write(&dest)
+            .map_err(|e| Error::new(e.to_string()))?;
+        lines.push(format!(
+            "{DATA_DIR}/bench.json: {} records from {} ({})",
+            snapshot.records.len(),
+            shown(root, &results),
+            if is_quick(&snapshot.producer) {
+                "a quick run"
+            } else {
+                "a full run"
+            }
+        ));
+    } else {
+        lines.push(format!(
+            "{DATA_DIR}/bench.json: kept (no {}; run `cargo xtask bench`)",
+            shown(root, &results)
+        ));
+    }
+
+    let hazards = from.join("hazards");
+    let mut copied = Vec::new();
+    if let Ok(entries) = fs::read_dir(&hazards) {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            // Refuse anything that is not a results file of this schema before committing it.
+            let file = ResultFile::read(&path).map_err(|e| Error::new(e.to_string()))?;
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("unknown");
+            let name = format!("hazards-{stem}.json");
+            let dest = to.join(&name);
+            fs::copy(&path, &dest).map_err(|e| Error::io("copy", &path, &e))?;
+            lines.push(format!(
+                "{DATA_DIR}/{name}: {} records from {}",
+                file.records.len(),
+                shown(root, &path)
+            ));
+            copied.push(name);
+        }
+    }
+    if let Ok(entries) = fs::read_dir(&to) {
+        let mut kept: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with("hazards-") && n.ends_with(".json") && !copied.contains(n))
+            .collect();
+        kept.sort();
+        for name in kept {
+            lines.push(format!(
+                "{DATA_DIR}/{name}: kept (no newer file in {})",
+                shown(root, &hazards)
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// `path` relative to `root` for messages.
+fn shown(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+    use interpsafe_results::{
+        BenchFigure, Environment, HazardVerdict, InterpreterBuild, Machine, Verdict,
+    };
+
+    pub(crate) fn env(name: &str) -> Environment {
+        Environment {
+            interpreter: InterpreterBuild {
+                name: name.into(),
+                version: "3.13.15".into(),
+                free_threaded: name.ends_with('t'),
+                variant: None,
+            },
+            pyo3_version: "0.28.3".into(),
+            machine: Machine {
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                cpus: 2,
+                cpu_model: Some("Test CPU".into()),
+                threads_per_core: Some(1),
+            },
+        }
+    }
+
+    fn bench() -> ResultRecord {
+        ResultRecord {
+            environment: env("3.13"),
+            data: RecordData::Bench(BenchFigure {
+                operation: "bind".into(),
+                strategy: "unchecked".into(),
+                threads: 1,
+                interpreters: 1,
+                ns_per_op: Some(1.0),
+                instructions_per_op: None,
+                scaling: None,
+            }),
+        }
+    }
+
+    fn hazard() -> ResultRecord {
+        ResultRecord {
+            environment: env("3.13"),
+            data: RecordData::Hazard(HazardVerdict {
+                hazard: "H1".into(),
+                strategy: "tagged".into(),
+                isolation: Some("own-gil".into()),
+                observed: Verdict::RuntimeError {
+                    message: "bind: x".into(),
+                },
+                expected: Verdict::RuntimeError {
+                    message: "bind: x".into(),
+                },
+            }),
+        }
+    }
+
+    #[test]
+    fn quick_runs_are_recognised_by_their_command_line() {
+        assert!(is_quick("cargo xtask bench --quick"));
+        assert!(!is_quick("cargo xtask bench"));
+        assert!(!is_quick("cargo xtask bench --quickly"));
+    }
+
+    #[test]
+    fn bench_snapshot_drops_hazards_and_marks_quick_runs() {
+        let file = ResultFile::new("cargo xtask bench", vec![bench(), hazard()]);
+        let s = bench_snapshot(file.clone(), true);
+        assert_eq!(s.producer, "cargo xtask bench --quick");
+        assert_eq!(s.records, vec![bench()]);
+        assert_eq!(bench_snapshot(file, false).producer, "cargo xtask bench");
+        let already = ResultFile::new("cargo xtask bench --quick", vec![]);
+        assert_eq!(
+            bench_snapshot(already, true).producer,
+            "cargo xtask bench --quick"
+        );
+    }
+
+    #[test]
+    fn refresh_copies_the_latest_results_and_keeps_the_rest() {
+        let dir = TestDir::new("docs-refresh");
+        let root = dir.path();
+        let report = root.join("target/interpsafe/report");
+        fs::create_dir_all(&report).unwrap();
+        ResultFile::new("cargo xtask bench", vec![bench(), hazard()])
+            .write(&report.join("results.json"))
+            .unwrap();
+        fs::write(
+            report.join("report.md"),
+            "# interpsafe bench report\n\nGenerated by `cargo xtask bench --quick` from the figures in `results.json`.\n",
+        )
+        .unwrap();
+        let hazards = root.join("target/interpsafe/hazards");
+        fs::create_dir_all(&hazards).unwrap();
+        ResultFile::new("interp-tests hazards", vec![hazard()])
+            .write(&hazards.join("3.13.json"))
+            .unwrap();
+        let data = root.join(DATA_DIR);
+        fs::create_dir_all(&data).unwrap();
+        ResultFile::new("interp-tests hazards", vec![])
+            .write(&data.join("hazards-3.13-asan.json"))
+            .unwrap();
+
+        let lines = refresh(root).unwrap();
+        assert!(lines[0].contains("a quick run"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("hazards-3.13.json: 1 records")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("hazards-3.13-asan.json: kept")),
+            "{lines:?}"
+        );
+
+        let snap = Snapshot::load(root).unwrap();
+        let files: Vec<&str> = snap.sources.iter().map(|s| s.file.as_str()).collect();
+        assert_eq!(
+            files,
+            [
+                "docs/data/bench.json",
+                "docs/data/hazards-3.13-asan.json",
+                "docs/data/hazards-3.13.json"
+            ]
+        );
+        assert!(snap.sources[0].is_quick());
+        assert_eq!(snap.sources[0].result.records, vec![bench()]);
+        assert_eq!(snap.records().count(), 2);
+        // The hazard file is a byte-for-byte copy.
+        assert_eq!(
+            fs::read(hazards.join("3.13.json")).unwrap(),
+            fs::read(data.join("hazards-3.13.json")).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missing_snapshot_is_empty_and_a_broken_one_is_an_error() {
+        let dir = TestDir::new("docs-snapshot");
+        assert_eq!(Snapshot::load(dir.path()).unwrap(), Snapshot::default());
+        let data = dir.path().join(DATA_DIR);
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("bad.json"), "{}").unwrap();
+        let err = Snapshot::load(dir.path()).unwrap_err();
+        assert!(err.contains("docs/data/bad.json"), "{err}");
+    }
+}
