@@ -39,7 +39,12 @@ fn iterations() -> u64 {
 /// `shared` gives every thread a handle to one object of keys[0]. Returns total ops per second.
 fn run_strategy<S: Strategy>(keys: &[InterpreterKey], shared: bool, iters: u64) -> f64 {
     let n = keys.len();
-    // One stored handle per thread, all to one object (shared) or each to its own.
+    // Shared: one stored handle per thread, all to one object made here. Independent: each
+    // worker makes its own object on its own thread (below), as independent work would: on 3.13t
+    // that thread then owns the object's biased reference count, and the objects come from
+    // per-thread heaps rather than neighbouring slots of one (made here, two `object()`s can
+    // share a cache line, and their shared reference counts then contend: false sharing that
+    // halved the 2-thread throughput of some strategies in the first full run).
     let mut stored: Vec<Option<S::Stored>> = Vec::new();
     if shared {
         let handles = attach(keys[0], move |at| {
@@ -51,22 +56,20 @@ fn run_strategy<S: Strategy>(keys: &[InterpreterKey], shared: bool, iters: u64) 
         .unwrap();
         stored.extend(handles.into_iter().map(Some));
     } else {
-        for &k in keys {
-            stored.push(Some(
-                attach(k, |at| S::enter(at, |scope| S::store(scope, S::eval(scope, c"object()").unwrap())))
-                    .unwrap(),
-            ));
-        }
+        stored.extend((0..n).map(|_| None));
     }
     let barrier = Arc::new(Barrier::new(n + 1));
     let mut workers = Vec::new();
     for (i, &key) in keys.iter().enumerate() {
         let barrier = barrier.clone();
-        let mine = stored[i].take().unwrap();
+        let mine = stored[i].take();
         workers.push(std::thread::spawn(move || {
             attach(key, move |at| {
                 S::enter(at, |scope| {
-                    let h = S::load(scope, mine).unwrap();
+                    let h = match mine {
+                        Some(stored) => S::load(scope, stored).unwrap(),
+                        None => S::eval(scope, c"object()").unwrap(),
+                    };
                     barrier.wait();
                     for _ in 0..iters {
                         black_box(S::bind(scope, black_box(&h)).is_ok());

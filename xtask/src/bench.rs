@@ -4,7 +4,9 @@
 //! binaries `single_interpreter` (only main ever entered: the tagged fast path on) and
 //! `several_interpreters` (an own-GIL subinterpreter alive: the fast path off), each with its own
 //! `CRITERION_HOME`, reads criterion's estimates back, and hands the figures to
-//! [`crate::report`]. `--quick` shortens warm-up and measurement to a smoke run. Then the
+//! [`crate::report`]. `--quick` shortens warm-up and measurement to a smoke run. `--only PART`
+//! (repeatable: `scaling`, `single_interpreter`, `several_interpreters`, `instructions`) re-runs
+//! just those parts and keeps the previous report's figures for everything else. Then the
 //! instruction counts of the single-thread operations ([`crate::instructions`]: gungraun under
 //! valgrind, one-shot, so the same with and without `--quick`).
 
@@ -25,6 +27,35 @@ use crate::test::{cargo, with_python};
 /// The bench binaries and how many interpreters exist while each runs.
 pub const BENCHES: [(&str, u32); 2] = [("single_interpreter", 1), ("several_interpreters", 2)];
 
+/// The parts of a bench run `--only` can select.
+pub const PARTS: [&str; 4] = ["scaling", "single_interpreter", "several_interpreters", "instructions"];
+
+/// Which part of a bench run produced `record` (`None` for records a bench run does not make).
+pub fn part_of(record: &ResultRecord) -> Option<&'static str> {
+    match &record.data {
+        RecordData::Bench(b) if b.scaling.is_some() => Some("scaling"),
+        RecordData::Bench(b) if b.instructions_per_op.is_some() => Some("instructions"),
+        RecordData::Bench(b) if b.interpreters == 1 => Some("single_interpreter"),
+        RecordData::Bench(_) => Some("several_interpreters"),
+        RecordData::HandleSize(_) => Some("single_interpreter"),
+        _ => None,
+    }
+}
+
+/// The previous report's bench records that a partial run (`--only`) did not replace: those of
+/// other builds, and of parts not run.
+pub fn kept_from_previous(previous: Vec<ResultRecord>, builds: &[String], only: &[String]) -> Vec<ResultRecord> {
+    previous
+        .into_iter()
+        .filter(|r| match part_of(r) {
+            None => false,
+            Some(part) => {
+                !(builds.contains(&r.environment.interpreter.name) && only.iter().any(|o| o == part))
+            }
+        })
+        .collect()
+}
+
 /// Parsed `bench` arguments.
 #[derive(Debug, Default, PartialEq)]
 pub struct BenchArgs {
@@ -32,6 +63,8 @@ pub struct BenchArgs {
     pub pythons: Vec<String>,
     /// `--quick`.
     pub quick: bool,
+    /// `--only NAME`: run only these benches and keep the previous report's figures for the rest.
+    pub only: Vec<String>,
 }
 
 /// Parses the arguments after `bench`.
@@ -41,6 +74,16 @@ pub fn parse_args(args: &[String]) -> Result<BenchArgs, Error> {
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => parsed.quick = true,
+            "--only" => match rest.next() {
+                Some(v) if PARTS.contains(&v.as_str()) => parsed.only.push(v.clone()),
+                Some(v) => {
+                    return Err(Error::usage(format!(
+                        "unknown bench `{v}` for --only; valid: {}",
+                        PARTS.join(", ")
+                    )))
+                }
+                None => return Err(Error::usage(format!("--only needs one of: {}", PARTS.join(", ")))),
+            },
             "--python" => match rest.next() {
                 Some(v) => parsed.pythons.push(v.clone()),
                 None => return Err(Error::usage("--python needs a value (a known name or a path)")),
@@ -170,6 +213,7 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let start = Instant::now();
     let mut results: Vec<StageResult> = Vec::new();
     let mut records: Vec<ResultRecord> = Vec::new();
+    let mut builds: Vec<String> = Vec::new();
     // Valgrind and the gungraun runner for the instruction counts (installed once if missing).
     let tools = crate::instructions::ensure_tools(cache);
     if let Err(e) = &tools {
@@ -186,17 +230,21 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             }
         };
         let env = environment(&py);
-        let scaling_out = py.target_dir().join("interpsafe-scaling.json");
-        let _ = std::fs::remove_file(&scaling_out);
-        let result = stage::run_streamed(&scaling_stage(&py, &scaling_out, args.quick));
-        if result.ok() {
-            match ResultFile::read(&scaling_out) {
-                Ok(file) => records.extend(file.records),
-                Err(e) => eprintln!("warning: no scaling figures: {e}"),
+        builds.push(py.name.clone());
+        let runs = |part: &str| args.only.is_empty() || args.only.iter().any(|o| o == part);
+        if runs("scaling") {
+            let scaling_out = py.target_dir().join("interpsafe-scaling.json");
+            let _ = std::fs::remove_file(&scaling_out);
+            let result = stage::run_streamed(&scaling_stage(&py, &scaling_out, args.quick));
+            if result.ok() {
+                match ResultFile::read(&scaling_out) {
+                    Ok(file) => records.extend(file.records),
+                    Err(e) => eprintln!("warning: no scaling figures: {e}"),
+                }
             }
+            results.push(result);
         }
-        results.push(result);
-        for (bench, interpreters) in BENCHES {
+        for (bench, interpreters) in BENCHES.into_iter().filter(|(b, _)| runs(b)) {
             let home: PathBuf = py.target_dir().join("criterion").join(bench);
             // Stale figures from an earlier run must not mix with this one.
             let _ = std::fs::remove_dir_all(&home);
@@ -212,7 +260,20 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
                 }
             }
         }
-        results.push(crate::instructions::run(&py, &env, &tools, &mut records));
+        if runs("instructions") {
+            results.push(crate::instructions::run(&py, &env, &tools, &mut records));
+        }
+    }
+    if !args.only.is_empty() {
+        let previous = crate::paths::workspace_root().join("target/interpsafe/report/results.json");
+        match ResultFile::read(&previous) {
+            Ok(file) => {
+                let mut merged = kept_from_previous(file.records, &builds, &args.only);
+                merged.append(&mut records);
+                records = merged;
+            }
+            Err(e) => eprintln!("warning: --only without a previous report to complete: {e}"),
+        }
     }
     let report = crate::report::write(&records, args.quick)?;
     stage::print_summary(&results, start.elapsed());
@@ -232,8 +293,37 @@ mod tests {
     #[test]
     fn parses_quick_and_pythons() {
         let a = parse_args(&["--quick".into(), "--python".into(), "3.13".into()]).unwrap();
-        assert_eq!(a, BenchArgs { pythons: vec!["3.13".into()], quick: true });
+        assert_eq!(a, BenchArgs { pythons: vec!["3.13".into()], quick: true, only: vec![] });
+        let b = parse_args(&["--only".into(), "scaling".into()]).unwrap();
+        assert_eq!(b.only, vec!["scaling".to_string()]);
+        assert!(parse_args(&["--only".into(), "bogus".into()]).is_err());
         assert!(parse_args(&["--fast".into()]).is_err());
+    }
+
+    #[test]
+    fn a_partial_run_replaces_only_its_parts_of_its_builds() {
+        let env = |name: &str| Environment {
+            interpreter: InterpreterBuild { name: name.into(), version: "3.13.15".into(), free_threaded: false, variant: None },
+            pyo3_version: "0.28.3".into(),
+            machine: Machine { os: "linux".into(), arch: "x86_64".into(), cpus: 2, cpu_model: None, threads_per_core: None },
+        };
+        let fig = |name: &str, scaling: Option<f64>| ResultRecord {
+            environment: env(name),
+            data: RecordData::Bench(BenchFigure {
+                operation: "op".into(),
+                strategy: "tagged".into(),
+                threads: 1,
+                interpreters: 1,
+                ns_per_op: Some(1.0),
+                instructions_per_op: None,
+                scaling,
+            }),
+        };
+        let previous = vec![fig("3.13t", Some(1.0)), fig("3.13t", None), fig("3.13", Some(1.0))];
+        let kept = kept_from_previous(previous, &["3.13t".into()], &["scaling".into()]);
+        let parts: Vec<(String, &str)> =
+            kept.iter().map(|r| (r.environment.interpreter.name.clone(), part_of(r).unwrap())).collect();
+        assert_eq!(parts, vec![("3.13t".into(), "single_interpreter"), ("3.13".into(), "scaling")]);
     }
 
     #[test]

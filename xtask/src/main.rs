@@ -41,8 +41,10 @@ commands:
   python install [NAME]...  build and install interpreters into the cache (default: the default set)
   python list               known interpreters and their state here; interpreters found on PATH
   test [--python SPEC]...   run every test stage against each interpreter (default: the default set)
-  bench [--python SPEC]... [--quick]
+  bench [--python SPEC]... [--quick] [--only PART]...
                             benches on each interpreter, then target/interpsafe/report/
+                            (--only scaling|single_interpreter|several_interpreters|instructions:
+                            re-run just those, keep the previous report's other figures)
   hazards [--python SPEC]...
                             the hazard suite and its verdict matrix (default: the default set;
                             also 3.13-asan and 3.13-debug, which `test` runs it on too)
