@@ -59,27 +59,7 @@ const TITLES: &[(&str, &str)] = &[
 
 /// The `--python` values of a `hazards` command line.
 pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
-    let mut pythons = Vec::new();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--python" {
-            match rest.next() {
-                Some(spec) => pythons.push(spec.clone()),
-                None => {
-                    return Err(Error::usage(
-                        "--python needs a value: a known name (e.g. 3.13-asan) or a path",
-                    ))
-                }
-            }
-        } else if let Some(spec) = arg.strip_prefix("--python=") {
-            pythons.push(spec.to_string());
-        } else {
-            return Err(Error::usage(format!(
-                "unknown argument `{arg}` for `hazards`; usage: cargo xtask hazards [--python SPEC]..."
-            )));
-        }
-    }
-    Ok(pythons)
+    crate::test::parse_python_args(args, "hazards")
 }
 
 /// Whether `py` is an AddressSanitizer build (a known name configured with it).

@@ -31,6 +31,12 @@ pub const LOOM_MAX_PREEMPTIONS: &str = "3";
 
 /// The `--python` values of a `test` command line; an unknown option is a usage error.
 pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
+    parse_python_args(args, "test")
+}
+
+/// The `--python` values of a command line that takes nothing else (`test`, `hazards`); an
+/// unknown option is a usage error naming `command`.
+pub fn parse_python_args(args: &[String], command: &str) -> Result<Vec<String>, Error> {
     let mut pythons = Vec::new();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -47,7 +53,7 @@ pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
             pythons.push(spec.to_string());
         } else {
             return Err(Error::usage(format!(
-                "unknown argument `{arg}` for `test`; usage: cargo xtask test [--python SPEC]..."
+                "unknown argument `{arg}` for `{command}`; usage: cargo xtask {command} [--python SPEC]..."
             )));
         }
     }
