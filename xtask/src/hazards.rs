@@ -360,17 +360,6 @@ mod tests {
     use interpsafe_results::{Environment, HazardVerdict, InterpreterBuild, Machine, ResultRecord};
 
     #[test]
-    fn parses_python_options_and_refuses_others() {
-        let args: Vec<String> = ["--python", "3.13-asan", "--python=3.13-debug"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(parse_args(&args).unwrap(), ["3.13-asan", "3.13-debug"]);
-        assert_eq!(parse_args(&["--fast".into()]).unwrap_err().exit_code(), 2);
-        assert_eq!(parse_args(&["--python".into()]).unwrap_err().exit_code(), 2);
-    }
-
-    #[test]
     fn cells_say_what_was_seen() {
         let v = Verdict::RuntimeError {
             message: "load into brand: the handle belongs to interpreter 1".into(),

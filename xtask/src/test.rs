@@ -266,6 +266,9 @@ mod tests {
         assert_eq!(parse_args(&args).unwrap(), ["3.13t", "/usr/bin/python3"]);
         assert_eq!(parse_args(&["--python".into()]).unwrap_err().exit_code(), 2);
         assert_eq!(parse_args(&["--fast".into()]).unwrap_err().exit_code(), 2);
+        // The shared parser names the command it serves (`hazards` uses it too).
+        let err = parse_python_args(&["--fast".into()], "hazards").unwrap_err();
+        assert!(err.message().contains("cargo xtask hazards"), "{}", err.message());
     }
 
     #[test]
