@@ -7,9 +7,6 @@
 
 use interpsafe_protocol::{Epoch, InterpreterId, InterpreterKey};
 
-const ID_BITS: u32 = 48;
-const ID_MASK: u64 = (1 << ID_BITS) - 1;
-
 /// An interpreter key packed into one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tag(u64);
@@ -18,13 +15,13 @@ impl Tag {
     /// Packs `key`.
     #[inline]
     pub fn from_key(key: InterpreterKey) -> Self {
-        Tag::from_parts(key.epoch, key.id.0)
+        Tag(key.pack())
     }
 
     /// Packs an epoch and a raw interpreter ID.
     #[inline]
     pub fn from_parts(epoch: Epoch, id: i64) -> Self {
-        Tag((epoch.0 << ID_BITS) | (id as u64 & ID_MASK))
+        Tag::from_key(InterpreterKey { epoch, id: InterpreterId(id) })
     }
 
     /// The packed word.
@@ -41,7 +38,7 @@ impl Tag {
 
     /// Unpacks the key.
     pub fn key(self) -> InterpreterKey {
-        InterpreterKey { epoch: Epoch(self.0 >> ID_BITS), id: InterpreterId((self.0 & ID_MASK) as i64) }
+        InterpreterKey::unpack(self.0)
     }
 }
 

@@ -40,6 +40,29 @@ pub struct InterpreterKey {
     pub id: InterpreterId,
 }
 
+/// How many low bits of a packed key hold the interpreter ID; the epoch takes the high 16.
+pub const PACKED_ID_BITS: u32 = 48;
+const PACKED_ID_MASK: u64 = (1 << PACKED_ID_BITS) - 1;
+
+impl InterpreterKey {
+    /// The key packed into one word: the ID in the low 48 bits, the epoch in the high 16. Exact
+    /// below 2^48 interpreters per runtime and 2^16 runtime re-initialisations per process;
+    /// beyond that epochs wrap.
+    #[inline]
+    pub const fn pack(self) -> u64 {
+        (self.epoch.0 << PACKED_ID_BITS) | (self.id.0 as u64 & PACKED_ID_MASK)
+    }
+
+    /// The key a [`pack`](InterpreterKey::pack)ed word stands for.
+    #[inline]
+    pub const fn unpack(word: u64) -> Self {
+        InterpreterKey {
+            epoch: Epoch(word >> PACKED_ID_BITS),
+            id: InterpreterId((word & PACKED_ID_MASK) as i64),
+        }
+    }
+}
+
 impl fmt::Display for InterpreterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.epoch.0 == 0 {

@@ -23,10 +23,10 @@ pub mod sync;
 
 pub use borrow_flag::{BorrowFlag, BorrowRefused, EXCLUSIVE};
 pub use decref_pool::{DecrefPool, Deferred, PoolStats};
-pub use id::{Epoch, InterpreterId, InterpreterKey};
+pub use id::{Epoch, InterpreterId, InterpreterKey, PACKED_ID_BITS};
 pub use once_cell::{ForgetRefused, Init, OnceError, PerInterpreterOnce};
 pub use registry::{
-    AttachRefused, EndRefused, GuardId, Holder, Observation, Registry, Status,
+    AttachRefused, EndRefused, GuardId, Holder, Observation, Registry, Status, NO_FAST_OWNER,
 };
 pub use seed::{SeededBug, Seeds};
 pub use slot_table::SlotTable;

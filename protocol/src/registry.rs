@@ -13,8 +13,9 @@
 //! interpreter means the runtime was finalised: the epoch advances, so IDs that CPython hands out
 //! again after a re-initialisation get new keys.
 //!
-//! All state sits behind one lock; the only lock-free read is the fast-path flag
-//! [`Registry::only_main_seen`].
+//! All state sits behind one lock; the lock-free reads are the fast-path word
+//! [`Registry::fast_owner`] (and its flag form [`Registry::only_main_seen`]), the epoch and the
+//! end generation, each written under the lock.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -166,7 +167,7 @@ struct Entry {
     holders: Vec<(GuardId, Holder)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     epoch: Epoch,
     entries: BTreeMap<InterpreterKey, Entry>,
@@ -175,6 +176,9 @@ struct State {
 }
 
 impl State {
+    const EMPTY: State =
+        State { epoch: Epoch(0), entries: BTreeMap::new(), next_guard: 0, next_slot: 0 };
+
     fn entry_mut(&mut self, key: InterpreterKey) -> Option<&mut Entry> {
         self.entries.get_mut(&key)
     }
@@ -204,6 +208,9 @@ pub struct Registry {
     changed: Condvar,
     /// Set once any interpreter other than main has been observed; never cleared.
     second_seen: AtomicBool,
+    /// The packed key of main in the current epoch while no other interpreter has been observed
+    /// and main has not ended; [`NO_FAST_OWNER`] otherwise. Written under the lock.
+    fast_owner: AtomicU64,
     /// A lock-free copy of the current epoch, written under the lock whenever it advances.
     epoch_now: AtomicU64,
     /// Counts interpreter ends; a cache of "which interpreter is at this address" is valid only
@@ -218,22 +225,43 @@ impl Default for Registry {
     }
 }
 
+/// What [`Registry::fast_owner`] holds when no handle may skip the lookup. Not the packed form
+/// of any key the registry hands out (that would need interpreter ID 2^48 - 1 in epoch 65535).
+pub const NO_FAST_OWNER: u64 = u64::MAX;
+
+/// The body of the registry's constructors: `const` in production, so the FFI edge can keep the
+/// process's registry in a plain `static` (no lazy-initialisation check on the hot path); not
+/// `const` under loom, whose primitives are not.
+macro_rules! empty_registry {
+    ($seeds:expr) => {
+        Registry {
+            state: Mutex::new(State::EMPTY),
+            changed: Condvar::new(),
+            second_seen: AtomicBool::new(false),
+            fast_owner: AtomicU64::new(NO_FAST_OWNER),
+            epoch_now: AtomicU64::new(0),
+            end_generation: AtomicU64::new(0),
+            seeds: $seeds,
+        }
+    };
+}
+
 impl Registry {
     /// An empty registry at epoch 0.
+    #[cfg(not(interpsafe_loom))]
+    pub const fn new() -> Self {
+        empty_registry!(Seeds::none())
+    }
+
+    /// An empty registry at epoch 0.
+    #[cfg(interpsafe_loom)]
     pub fn new() -> Self {
-        Registry::with_seeds(Seeds::none())
+        empty_registry!(Seeds::none())
     }
 
     /// An empty registry with seeded bugs (only switchable under `--cfg interpsafe_loom`).
     pub fn with_seeds(seeds: Seeds) -> Self {
-        Registry {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-            second_seen: AtomicBool::new(false),
-            epoch_now: AtomicU64::new(0),
-            end_generation: AtomicU64::new(0),
-            seeds,
-        }
+        empty_registry!(seeds)
     }
 
     /// Records that code is running in interpreter `id` (whose address is `handle`) and returns
@@ -260,14 +288,20 @@ impl Registry {
             key,
             Entry { status: Status::Alive, slot, end_observed: false, handle, holders: Vec::new() },
         );
-        if !id.is_main() {
+        if id.is_main() {
+            if !self.second_seen.load(Ordering::Relaxed) {
+                // Main (of this epoch) is the only interpreter: its handles skip the lookup.
+                self.fast_owner.store(key.pack(), Ordering::Relaxed);
+            }
+        } else {
             if self.seeds.active(SeededBug::ObserveFlagAfterUnlock) {
                 // The seeded bug: publish the flag only after the lock is released.
                 drop(st);
             }
             // Stored under the lock: a thread that finds this interpreter through the registry
-            // (lookup, attach, observe) takes the lock after this store, so it reads the flag set.
-            // Release pairs with the Acquire of a fast path that then looks the owner up.
+            // (lookup, attach, observe) takes the lock after these stores, so it reads them, or
+            // later values (and nothing stores a key into `fast_owner` once `second_seen` is set).
+            self.fast_owner.store(NO_FAST_OWNER, Ordering::Relaxed);
             self.second_seen.store(true, Ordering::Release);
         }
         Observation { key, first_entry: true, slot }
@@ -326,11 +360,25 @@ impl Registry {
         Epoch(self.epoch_now.load(Ordering::Relaxed))
     }
 
-    /// True while no interpreter other than main has ever been observed: the single-interpreter
-    /// fast path. One relaxed load; it turns false for good at the first other interpreter.
+    /// True while no interpreter other than main has ever been observed. One relaxed load; it
+    /// turns false for good at the first other interpreter.
     #[inline]
     pub fn only_main_seen(&self) -> bool {
         !self.second_seen.load(Ordering::Relaxed)
+    }
+
+    /// The single-interpreter fast path in one relaxed load: the packed key
+    /// ([`InterpreterKey::pack`]) of the main interpreter while it is the only interpreter ever
+    /// observed and has not ended, [`NO_FAST_OWNER`] otherwise.
+    ///
+    /// A thread attached through the registry (or that observed its interpreter itself) that
+    /// reads a key here is attached to that interpreter: every other interpreter is observed,
+    /// storing [`NO_FAST_OWNER`] under the lock, before any thread can attach to it, and no key
+    /// is stored again once one has been. So a handle whose owner equals this word may be used
+    /// without looking the current interpreter up.
+    #[inline]
+    pub fn fast_owner(&self) -> u64 {
+        self.fast_owner.load(Ordering::Relaxed)
     }
 
     /// Takes a guard on `key` for `holder` and returns the interpreter's handle with it. While the
@@ -456,6 +504,8 @@ impl Registry {
             entry.holders.clear();
         }
         if key.id.is_main() && key.epoch == st.epoch {
+            // Main's handles are dead; the next epoch's main stores its own key when observed.
+            self.fast_owner.store(NO_FAST_OWNER, Ordering::Relaxed);
             st.advance_epoch();
             self.epoch_now.store(st.epoch.0, Ordering::Relaxed);
             self.end_generation.fetch_add(1, Ordering::Relaxed);

@@ -61,8 +61,11 @@ pub struct Seeds {
 
 impl Seeds {
     /// No seeded bug: the protocol as shipped.
-    pub fn none() -> Self {
-        Seeds::default()
+    pub const fn none() -> Self {
+        Seeds {
+            #[cfg(interpsafe_loom)]
+            active: Vec::new(),
+        }
     }
 
     /// Switches `bug` on (only under `--cfg interpsafe_loom`).

@@ -15,12 +15,15 @@ use super::{end_observer, entry_module, thread_state};
 use crate::pyo3_compat::{self, ffi};
 use crate::tag::Tag;
 
-static REGISTRY: OnceLock<Registry> = OnceLock::new();
+/// A plain static, not a lazily initialised one: the tagged strategy's fast path reads a word of
+/// it on every bind, and a `OnceLock` would add its own check (and an out-of-line call) there.
+static REGISTRY: Registry = Registry::new();
 static DECREF_POOL: OnceLock<DecrefPool> = OnceLock::new();
 
 /// The registry every interpreter of this process is recorded in.
+#[inline]
 pub fn registry() -> &'static Registry {
-    REGISTRY.get_or_init(Registry::new)
+    &REGISTRY
 }
 
 /// The per-interpreter deferred-decref pool of the checked strategies.
@@ -56,23 +59,25 @@ pub(crate) fn current() -> Option<Current> {
     if tstate.is_null() {
         return None;
     }
-    let reg = registry();
-    let generation = reg.end_generation();
     // SAFETY: `tstate` is this thread's attached thread state.
     if unsafe { thread_state::layout_verified(tstate) } {
         // SAFETY: as above.
         let interp = unsafe { thread_state::interpreter_of(tstate) } as usize;
         let (addr, gen, tag, slot) = LAST.get();
-        if addr == interp && gen == generation {
+        if addr == interp && gen == REGISTRY.end_generation() {
             return Some(Current { tag: Tag::from_raw(tag), slot: Some(slot) });
         }
     }
-    current_slow(tstate, generation)
+    current_slow(tstate)
 }
 
 #[cold]
-fn current_slow(tstate: *mut ffi::PyThreadState, generation: u64) -> Option<Current> {
+#[inline(never)]
+fn current_slow(tstate: *mut ffi::PyThreadState) -> Option<Current> {
     let reg = registry();
+    // Read before the lookup: an end after this point moves the generation past the one the
+    // cache entry is stored with, so the entry is never used.
+    let generation = reg.end_generation();
     // SAFETY: `tstate` is this thread's attached thread state, alive during the calls.
     let (interp, id) = unsafe {
         let interp = ffi::PyThreadState_GetInterpreter(tstate);

@@ -6,7 +6,7 @@
 //! the current-interpreter lookup. The layout is checked once against the call
 //! ([`layout_verified`]); if they ever disagree, callers use the call.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::pyo3_compat::ffi;
 
@@ -29,16 +29,36 @@ pub(crate) unsafe fn interpreter_of(tstate: *mut ffi::PyThreadState) -> *mut ffi
     unsafe { (*tstate.cast::<ThreadStatePrefix>()).interp }
 }
 
-static VERIFIED: OnceLock<bool> = OnceLock::new();
+/// Whether the in-place read agrees with the call: [`UNKNOWN`] until first checked.
+static LAYOUT: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const AGREES: u8 = 1;
+const DISAGREES: u8 = 2;
 
 /// True once the in-place read has been checked to agree with `PyThreadState_GetInterpreter`
-/// (done on the first call, with `tstate` attached).
+/// (checked on the first call, with `tstate` attached; afterwards one relaxed load).
 ///
 /// # Safety
 /// `tstate` must be the calling thread's attached thread state.
+#[inline]
 pub(crate) unsafe fn layout_verified(tstate: *mut ffi::PyThreadState) -> bool {
+    match LAYOUT.load(Ordering::Relaxed) {
+        AGREES => true,
+        DISAGREES => false,
+        // SAFETY: caller's contract, passed on.
+        _ => unsafe { verify_layout(tstate) },
+    }
+}
+
+/// The one-time check behind [`layout_verified`]. Racing first callers all compute the same
+/// answer (the layout is a property of the libpython loaded), so the last store wins harmlessly.
+///
+/// # Safety
+/// `tstate` must be the calling thread's attached thread state.
+#[cold]
+unsafe fn verify_layout(tstate: *mut ffi::PyThreadState) -> bool {
     // SAFETY: `tstate` is live and attached (caller's contract).
-    *VERIFIED.get_or_init(|| unsafe {
-        interpreter_of(tstate) == ffi::PyThreadState_GetInterpreter(tstate)
-    })
+    let agrees = unsafe { interpreter_of(tstate) == ffi::PyThreadState_GetInterpreter(tstate) };
+    LAYOUT.store(if agrees { AGREES } else { DISAGREES }, Ordering::Relaxed);
+    agrees
 }

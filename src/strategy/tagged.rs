@@ -2,16 +2,18 @@
 //! current one.
 //!
 //! The handle is a pointer plus a [`Tag`] (interpreter ID and runtime epoch in one word): 16
-//! bytes. `bind` reads the current interpreter each time, trusting nothing about the scope:
-//! while no interpreter other than main has ever entered toolkit code that is one relaxed flag
-//! load (see [`current_tag`](crate::interpreter::runtime)); with several interpreters it is
-//! `PyThreadState_GetUnchecked` and two more out-of-line libpython calls. Drops outside the owner
-//! are deferred to the owner's pool. Once-cells are per interpreter.
+//! bytes. `bind` reads the current interpreter each time, trusting nothing about the scope but
+//! that the thread is attached: while main is the only interpreter ever entered, that is one
+//! relaxed load of the registry's fast-path word and a compare
+//! ([`Registry::fast_owner`](interpsafe_protocol::Registry::fast_owner)); with several
+//! interpreters it is one `PyThreadState_GetUnchecked` call, an in-place read of the thread
+//! state's interpreter and a thread-local cache hit (see `interpreter::runtime::current`). Drops
+//! outside the owner are deferred to the owner's pool. Once-cells are per interpreter.
 //!
 //! The fast path is sound because every way into toolkit code from an interpreter (the
 //! toolkit's attach, a subinterpreter's worker, the `_interpsafe` module's exec slot, first-entry
-//! registration) observes that interpreter in the registry, which sets the flag before any code
-//! in a second interpreter can hold a scope.
+//! registration) observes that interpreter in the registry, which clears the fast-path word under
+//! its lock before any code in a second interpreter can hold a scope (a loom model checks it).
 
 use std::ptr::NonNull;
 use std::marker::PhantomData;
@@ -101,6 +103,18 @@ impl TaggedHandle {
             Some(tag) if tag == self.owner => Ok(()),
             _ => self.check_slow(current, operation),
         }
+    }
+
+    /// [`check`](Self::check) for a thread inside a scope (so attached): while main is the
+    /// only interpreter ever entered, the thread is attached to main, and a handle of main needs
+    /// no lookup of the current interpreter: one relaxed load of the registry's fast-path word
+    /// and a compare ([`Registry::fast_owner`](interpsafe_protocol::Registry::fast_owner)).
+    #[inline(always)]
+    pub(crate) fn check_in_scope(&self, operation: &'static str) -> Result<(), Error> {
+        if self.owner.raw() == registry().fast_owner() {
+            return Ok(());
+        }
+        self.check(current_tag(), operation)
     }
 
     #[cold]
@@ -211,7 +225,7 @@ pub(crate) unsafe fn once_for<'a>(
 impl Strategy for Tagged {
     const NAME: &'static str = "tagged";
     const SUMMARY: &'static str =
-        "handles carry their owner; every bind reads the current interpreter (flag fast path)";
+        "handles carry their owner; every bind reads the current interpreter (one-load fast path while main is alone)";
 
     type Scope<'s> = TaggedScope<'s>;
     type Ref<'s, 'a>
@@ -242,12 +256,7 @@ impl Strategy for Tagged {
         _scope: &'a Self::Scope<'s>,
         handle: &'a Self::Handle<'s>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
-        // The scope proves the thread is attached; while only main has ever entered toolkit
-        // code, that is main, so a handle of main (this epoch) needs no interpreter lookup.
-        let reg = registry();
-        if !(reg.only_main_seen() && handle.owner == Tag::from_parts(reg.epoch_relaxed(), 0)) {
-            handle.check(current_tag(), "bind")?;
-        }
+        handle.check_in_scope("bind")?;
         // SAFETY: checked just above: attached to the owner.
         Ok(unsafe { handle.borrow_checked() })
     }
@@ -261,7 +270,7 @@ impl Strategy for Tagged {
         _scope: &Self::Scope<'s>,
         handle: &Self::Handle<'s>,
     ) -> Result<Self::Handle<'s>, Error> {
-        handle.check(current_tag(), "clone")?;
+        handle.check_in_scope("clone")?;
         // SAFETY: checked just above: attached to the owner.
         Ok(unsafe { handle.clone_checked() })
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use interpsafe_protocol::{
     AttachRefused, EndRefused, Epoch, Holder, InterpreterId, InterpreterKey, Registry, SeededBug,
-    Seeds, Status,
+    Seeds, Status, NO_FAST_OWNER,
 };
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use loom::sync::Arc;
@@ -270,17 +270,19 @@ fn registry_main_end_advances_epoch() {
     check("registry_main_end_advances_epoch", Exhaustive, main_end_advances_epoch(Seeds::none()));
 }
 
-/// The tagged strategy's fast-path flag: `observers` threads enter interpreter 1 (`observe`, under
-/// the registry lock); another finds it through the registry and attaches to it. Invariants: the
-/// attached thread, and every observer once `observe` returns, reads `only_main_seen() == false`,
-/// so none takes the main-interpreter fast path while in interpreter 1; exactly one observer gets `first_entry` (the FFI edge
-/// installs the end observer once) and all get the same key. Before the second interpreter
-/// exists the flag may read either way; after all threads finish it reads false.
+/// The tagged strategy's fast path: `observers` threads enter interpreter 1 (`observe`, under the
+/// registry lock); another finds it through the registry and attaches to it. Invariants: the
+/// attached thread, and every observer once `observe` returns, reads `only_main_seen() == false`
+/// and `fast_owner() == NO_FAST_OWNER`, so none takes the main-interpreter fast path while in
+/// interpreter 1; exactly one observer gets `first_entry` (the FFI edge installs the end observer
+/// once) and all get the same key. Before the second interpreter exists both may read either way;
+/// after all threads finish they read "no fast path".
 fn fast_path_flag(seeds: Seeds, observers: usize) -> impl Fn() + Sync + Send + 'static {
     move || {
         let reg = Arc::new(Registry::with_seeds(seeds.clone()));
-        reg.observe(InterpreterId::MAIN, 0x10);
+        let main = reg.observe(InterpreterId::MAIN, 0x10).key;
         assert!(reg.only_main_seen());
+        assert_eq!(reg.fast_owner(), main.pack(), "main alone, but its handles take no fast path");
         let observers: Vec<_> = (0..observers)
             .map(|_| {
                 let reg = reg.clone();
@@ -288,6 +290,8 @@ fn fast_path_flag(seeds: Seeds, observers: usize) -> impl Fn() + Sync + Send + '
                     let seen = reg.observe(InterpreterId(1), HANDLE);
                     // Whether it stored the flag itself or found the entry under the lock.
                     assert!(!reg.only_main_seen(), "observed {} but the flag is clear", seen.key);
+                    assert_eq!(reg.fast_owner(), NO_FAST_OWNER, "observed {} but main's handles \
+                        still skip the lookup", seen.key);
                     seen
                 })
             })
@@ -302,6 +306,12 @@ fn fast_path_flag(seeds: Seeds, observers: usize) -> impl Fn() + Sync + Send + '
                         "attached to {key} but only_main_seen() is true: the tagged strategy \
                          would tag objects as main's"
                     );
+                    assert_eq!(
+                        reg.fast_owner(),
+                        NO_FAST_OWNER,
+                        "attached to {key} but main's handles still skip the lookup: a handle \
+                         of main would bind in interpreter 1"
+                    );
                     reg.detach(key, guard);
                 }
             })
@@ -309,6 +319,7 @@ fn fast_path_flag(seeds: Seeds, observers: usize) -> impl Fn() + Sync + Send + '
         let seen: Vec<_> = observers.into_iter().map(|t| t.join().unwrap()).collect();
         attacher.join().unwrap();
         assert!(!reg.only_main_seen());
+        assert_eq!(reg.fast_owner(), NO_FAST_OWNER);
         let first = seen.iter().filter(|o| o.first_entry).count();
         assert_eq!(first, 1, "interpreter 1 had {first} first entries");
         assert!(seen.iter().all(|o| o.key == seen[0].key), "one interpreter, two keys: {seen:?}");

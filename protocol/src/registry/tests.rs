@@ -29,6 +29,33 @@ fn fast_path_flag_turns_off_at_second_interpreter() {
 }
 
 #[test]
+fn fast_owner_is_main_alone_and_follows_the_epoch() {
+    let reg = Registry::new();
+    assert_eq!(reg.fast_owner(), NO_FAST_OWNER, "nothing observed yet");
+    let main0 = reg.observe(InterpreterId::MAIN, 1).key;
+    assert_eq!(reg.fast_owner(), main0.pack());
+    reg.ended(main0);
+    assert_eq!(reg.fast_owner(), NO_FAST_OWNER, "main ended: its handles are dead");
+    let main1 = reg.observe(InterpreterId::MAIN, 1).key;
+    assert_eq!(main1.epoch, Epoch(1));
+    assert_eq!(reg.fast_owner(), main1.pack(), "the new runtime's main takes the fast path");
+    reg.observe(InterpreterId(1), 2);
+    assert_eq!(reg.fast_owner(), NO_FAST_OWNER);
+    reg.ended(main1);
+    reg.observe(InterpreterId::MAIN, 1);
+    assert_eq!(reg.fast_owner(), NO_FAST_OWNER, "a second interpreter was seen, for good");
+}
+
+#[test]
+fn packed_keys_round_trip_and_never_equal_the_sentinel() {
+    for (e, id) in [(0, 0), (0, 7), (3, 1 << 40), (65535, (1 << 48) - 2)] {
+        let key = InterpreterKey { epoch: Epoch(e), id: InterpreterId(id) };
+        assert_eq!(InterpreterKey::unpack(key.pack()), key);
+        assert_ne!(key.pack(), NO_FAST_OWNER);
+    }
+}
+
+#[test]
 fn attach_returns_handle_and_refuses_after_end() {
     let reg = Registry::new();
     let key = reg.observe(InterpreterId(1), 0xabc).key;

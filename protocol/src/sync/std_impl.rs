@@ -13,8 +13,8 @@ pub struct Mutex<T>(parking_lot::Mutex<T>);
 pub type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
-    /// Creates an unlocked mutex holding `value`.
-    pub fn new(value: T) -> Self {
+    /// Creates an unlocked mutex holding `value` (`const`, for statics).
+    pub const fn new(value: T) -> Self {
         Mutex(parking_lot::Mutex::new(value))
     }
 
@@ -29,8 +29,8 @@ impl<T> Mutex<T> {
 pub struct Condvar(parking_lot::Condvar);
 
 impl Condvar {
-    /// Creates a condition variable.
-    pub fn new() -> Self {
+    /// Creates a condition variable (`const`, for statics).
+    pub const fn new() -> Self {
         Condvar(parking_lot::Condvar::new())
     }
 
