@@ -51,7 +51,9 @@ thread_local! {
 ///
 /// One `PyThreadState_GetUnchecked` call, then an in-place read of the thread state's
 /// interpreter and a thread-local cache hit; on a miss, `PyInterpreterState_GetID` and a
-/// registry lookup. Only interpreters whose end the registry will observe are cached.
+/// registry lookup. Only interpreters whose end the registry will observe are cached, and only
+/// once the in-place read has been checked against `PyThreadState_GetInterpreter` (before that,
+/// or if they disagree, every lookup misses).
 #[inline]
 pub(crate) fn current() -> Option<Current> {
     // SAFETY: PyThreadState_GetUnchecked may be called in any state; NULL means not attached.
@@ -59,14 +61,13 @@ pub(crate) fn current() -> Option<Current> {
     if tstate.is_null() {
         return None;
     }
-    // SAFETY: `tstate` is this thread's attached thread state.
-    if unsafe { thread_state::layout_verified(tstate) } {
-        // SAFETY: as above.
-        let interp = unsafe { thread_state::interpreter_of(tstate) } as usize;
-        let (addr, gen, tag, slot) = LAST.get();
-        if addr == interp && gen == REGISTRY.end_generation() {
-            return Some(Current { tag: Tag::from_raw(tag), slot: Some(slot) });
-        }
+    // SAFETY: `tstate` is this thread's attached thread state. The value read is only trusted
+    // when it equals the cached address, which is stored only once the in-place read has been
+    // verified (in `current_slow`).
+    let interp = unsafe { thread_state::interpreter_of(tstate) } as usize;
+    let (addr, gen, tag, slot) = LAST.get();
+    if addr == interp && gen == REGISTRY.end_generation() {
+        return Some(Current { tag: Tag::from_raw(tag), slot: Some(slot) });
     }
     current_slow(tstate)
 }
@@ -85,7 +86,9 @@ fn current_slow(tstate: *mut ffi::PyThreadState) -> Option<Current> {
     };
     let tag = Tag::from_parts(reg.epoch_relaxed(), id);
     let slot = reg.cacheable_slot(tag.key());
-    if let Some(slot) = slot {
+    // SAFETY: `tstate` is this thread's attached thread state.
+    let in_place_agrees = unsafe { thread_state::layout_verified(tstate) };
+    if let (Some(slot), true) = (slot, in_place_agrees) {
         LAST.set((interp as usize, generation, tag.raw(), slot));
     }
     Some(Current { tag, slot })

@@ -18,14 +18,20 @@ struct ThreadStatePrefix {
     interp: *mut ffi::PyInterpreterState,
 }
 
-/// `tstate->interp`, read in place.
+/// `tstate->interp`, read in place. Trust the value only after [`layout_verified`] returned
+/// true (before that it is the third word of the thread state, whatever it holds).
 ///
 /// # Safety
 /// `tstate` must be a live thread state (the calling thread's attached one).
 #[inline]
 pub(crate) unsafe fn interpreter_of(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyInterpreterState {
-    // SAFETY: `tstate` is live (caller's contract) and begins with the prefix above on the
-    // CPython versions this crate builds for (checked by `layout_verified`).
+    // SAFETY:
+    // - `tstate` is live (caller's contract), so its memory is readable;
+    // - `struct _ts` is far larger than three pointers on every CPython this crate builds for,
+    //   so the read is in bounds whatever the field order, and it is a plain load of an
+    //   aligned pointer-sized word (the field is written only while the thread state is
+    //   created, before it is attached);
+    // - whether the word *is* `interp` is what `layout_verified` checks.
     unsafe { (*tstate.cast::<ThreadStatePrefix>()).interp }
 }
 
