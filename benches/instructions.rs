@@ -12,9 +12,12 @@
 //! not counted. The region runs the operation [`N`] times in a loop; the `baseline` group runs the
 //! same loop with nothing in it, attached and in a scope the same way. Per operation:
 //! `(count(operation) - count(baseline)) / N`, which removes the loop and the call into the
-//! region. Only the main interpreter is ever entered (the tagged strategy's fast path on), as in
-//! the `single_interpreter` criterion bench. Valgrind runs the free-threaded build too (3.13t with
-//! its mimalloc: callgrind does not replace the allocator), so both builds are counted.
+//! region. The `operations` group enters only the main interpreter (the tagged strategy's fast
+//! path on), as in the `single_interpreter` criterion bench; the `several` group (functions named
+//! `<op>_several`) measures the same operations in main with an own-GIL subinterpreter alive, as
+//! in the `several_interpreters` criterion bench (the tagged strategy's per-access lookup).
+//! Valgrind runs the free-threaded build too (3.13t with its mimalloc: callgrind does not
+//! replace the allocator), so both builds are counted.
 //!
 //! # Names
 //!
@@ -32,7 +35,7 @@ use gungraun::prelude::*;
 use gungraun::{Callgrind, EntryPoint};
 use interpsafe::interpreter::runtime::{main_interpreter, registry};
 use interpsafe::strategy::Unchecked;
-use interpsafe::{attach, Strategy};
+use interpsafe::{attach, Isolation, Strategy, SubInterpreter};
 
 /// Operations per measured region.
 const N: usize = 1000;
@@ -74,10 +77,23 @@ enum Op {
     OnceGet,
 }
 
+/// How many interpreters are alive while an operation is measured (always in main).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alive {
+    /// Only main: the tagged strategy's fast path.
+    MainOnly,
+    /// Main and an own-GIL subinterpreter.
+    Two,
+}
+
 /// Runs `op` for strategy `S`: setup outside the region, `N` operations inside it.
-fn run<S: Strategy>(op: Op) {
+fn run<S: Strategy>(op: Op, alive: Alive) {
     let key = main_interpreter();
-    assert!(registry().only_main_seen(), "another interpreter was entered");
+    let other = match alive {
+        Alive::MainOnly => None,
+        Alive::Two => Some(SubInterpreter::new(Isolation::OwnGil).expect("a second interpreter")),
+    };
+    assert_eq!(registry().only_main_seen(), alive == Alive::MainOnly, "interpreters alive: {alive:?}");
     attach(key, |at| match op {
         Op::EnterScope => measured(|| {
             black_box(S::enter(at, |scope| black_box(S::key(scope))));
@@ -108,6 +124,7 @@ fn run<S: Strategy>(op: Op) {
         }),
     })
     .expect("attach for a benchmark");
+    drop(other);
 }
 
 /// The registered strategies' names, in registration order: the `iter` of every benchmark.
@@ -123,11 +140,11 @@ fn strategies() -> Vec<&'static str> {
 }
 
 /// Runs `op` for the strategy named `name`.
-fn dispatch(name: &str, op: Op) {
+fn dispatch(name: &str, op: Op, alive: Alive) {
     macro_rules! one {
         ($s:ty) => {
             if <$s as Strategy>::NAME == name {
-                return run::<$s>(op);
+                return run::<$s>(op, alive);
             }
         };
     }
@@ -146,35 +163,54 @@ fn write_names() {
 
 #[library_benchmark]
 fn empty_loop() {
-    run::<Unchecked>(Op::Baseline);
+    run::<Unchecked>(Op::Baseline, Alive::MainOnly);
 }
 
 #[library_benchmark]
 #[benches::strategy(iter = strategies())]
 fn bind(name: &'static str) {
-    dispatch(name, Op::Bind);
+    dispatch(name, Op::Bind, Alive::MainOnly);
 }
 
 #[library_benchmark]
 #[benches::strategy(iter = strategies())]
 fn clone_drop(name: &'static str) {
-    dispatch(name, Op::CloneDrop);
+    dispatch(name, Op::CloneDrop, Alive::MainOnly);
 }
 
 #[library_benchmark]
 #[benches::strategy(iter = strategies())]
 fn enter_scope(name: &'static str) {
-    dispatch(name, Op::EnterScope);
+    dispatch(name, Op::EnterScope, Alive::MainOnly);
 }
 
 #[library_benchmark]
 #[benches::strategy(iter = strategies())]
 fn once_get(name: &'static str) {
-    dispatch(name, Op::OnceGet);
+    dispatch(name, Op::OnceGet, Alive::MainOnly);
+}
+
+#[library_benchmark]
+#[benches::strategy(iter = strategies())]
+fn bind_several(name: &'static str) {
+    dispatch(name, Op::Bind, Alive::Two);
+}
+
+#[library_benchmark]
+#[benches::strategy(iter = strategies())]
+fn clone_drop_several(name: &'static str) {
+    dispatch(name, Op::CloneDrop, Alive::Two);
+}
+
+#[library_benchmark]
+#[benches::strategy(iter = strategies())]
+fn once_get_several(name: &'static str) {
+    dispatch(name, Op::OnceGet, Alive::Two);
 }
 
 library_benchmark_group!(name = baseline, benchmarks = [empty_loop]);
 library_benchmark_group!(name = operations, benchmarks = [bind, clone_drop, enter_scope, once_get]);
+library_benchmark_group!(name = several, benchmarks = [bind_several, clone_drop_several, once_get_several]);
 
 main!(
     config = LibraryBenchmarkConfig::default()
@@ -182,5 +218,5 @@ main!(
         .env_clear(false)
         .tool(Callgrind::default().entry_point(EntryPoint::Custom("interpsafe_measured_region".into())));
     setup = write_names();
-    library_benchmark_groups = baseline, operations
+    library_benchmark_groups = baseline, operations, several
 );

@@ -37,6 +37,9 @@ const LIBRARY: &str = "gungraun";
 /// order and the operations per measured region.
 pub const NAMES_FILE: &str = "interpsafe-instructions.json";
 
+/// The suffix of the bench functions measured with a second interpreter alive.
+const SEVERAL_SUFFIX: &str = "_several";
+
 /// The benchmark function of the empty loop subtracted from every figure.
 pub const BASELINE: &str = "empty_loop";
 
@@ -255,17 +258,22 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
         let Some(strategy) = index.and_then(|i| strategies.get(i)) else {
             return Err(Error::new(format!("summary {function} {id:?}: no strategy for this id")));
         };
+        // `<op>_several`: the same operation with a second interpreter alive.
+        let (operation, interpreters) = match function.strip_suffix(SEVERAL_SUFFIX) {
+            Some(op) => (op.to_string(), 2),
+            None => (function.clone(), 1),
+        };
         out.push(BenchFigure {
-            operation: function.clone(),
+            operation,
             strategy: strategy.to_string(),
             threads: 1,
-            interpreters: 1,
+            interpreters,
             ns_per_op: None,
             instructions_per_op: Some((ir - baseline) / n),
             scaling: None,
         });
     }
-    out.sort_by(|a, b| (&a.operation, &a.strategy).cmp(&(&b.operation, &b.strategy)));
+    out.sort_by(|a, b| (a.interpreters, &a.operation, &a.strategy).cmp(&(b.interpreters, &b.operation, &b.strategy)));
     Ok(out)
 }
 
@@ -301,6 +309,7 @@ mod tests {
             ("baseline/empty_loop", "empty_loop", None, 4010),
             ("operations/bind.strategy_0", "bind", Some("strategy_0"), 7010),
             ("operations/bind.strategy_1", "bind", Some("strategy_1"), 22010),
+            ("several/bind_several.strategy_1", "bind_several", Some("strategy_1"), 30010),
         ] {
             let d = home.join(sub);
             std::fs::create_dir_all(&d).unwrap();
@@ -311,8 +320,13 @@ mod tests {
         let figs = read_summaries(&home, &names).unwrap();
         let got: Vec<(&str, &str, Option<f64>)> =
             figs.iter().map(|f| (f.operation.as_str(), f.strategy.as_str(), f.instructions_per_op)).collect();
-        assert_eq!(got, vec![("bind", "tagged", Some(18.0)), ("bind", "unchecked", Some(3.0))]);
-        assert!(figs.iter().all(|f| f.ns_per_op.is_none() && f.threads == 1 && f.interpreters == 1));
+        assert_eq!(
+            got,
+            vec![("bind", "tagged", Some(18.0)), ("bind", "unchecked", Some(3.0)), ("bind", "tagged", Some(26.0))]
+        );
+        let interpreters: Vec<u32> = figs.iter().map(|f| f.interpreters).collect();
+        assert_eq!(interpreters, [1, 1, 2]);
+        assert!(figs.iter().all(|f| f.ns_per_op.is_none() && f.threads == 1));
         std::fs::remove_file(home.join("baseline/empty_loop/summary.json")).unwrap();
         assert!(read_summaries(&home, &names).is_err());
     }
