@@ -166,6 +166,21 @@ fn empty_loop() {
     run::<Unchecked>(Op::Baseline, Alive::MainOnly);
 }
 
+/// The CPython call that bounds the tagged strategy's lookup with several interpreters, counted
+/// the same way (attached to main, in the region, the empty loop subtracted).
+#[library_benchmark]
+#[allow(non_snake_case)]
+fn PyThreadState_GetUnchecked() {
+    let key = main_interpreter();
+    attach(key, |_| {
+        // SAFETY: PyThreadState_GetUnchecked may be called in any state.
+        measured(|| {
+            black_box(unsafe { pyo3_ffi::PyThreadState_GetUnchecked() });
+        });
+    })
+    .expect("attach for a benchmark");
+}
+
 #[library_benchmark]
 #[benches::strategy(iter = strategies())]
 fn bind(name: &'static str) {
@@ -209,6 +224,7 @@ fn once_get_several(name: &'static str) {
 }
 
 library_benchmark_group!(name = baseline, benchmarks = [empty_loop]);
+library_benchmark_group!(name = reference, benchmarks = [PyThreadState_GetUnchecked]);
 library_benchmark_group!(name = operations, benchmarks = [bind, clone_drop, enter_scope, once_get]);
 library_benchmark_group!(name = several, benchmarks = [bind_several, clone_drop_several, once_get_several]);
 
@@ -218,5 +234,5 @@ main!(
         .env_clear(false)
         .tool(Callgrind::default().entry_point(EntryPoint::Custom("interpsafe_measured_region".into())));
     setup = write_names();
-    library_benchmark_groups = baseline, operations, several
+    library_benchmark_groups = baseline, reference, operations, several
 );

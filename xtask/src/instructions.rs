@@ -37,6 +37,9 @@ const LIBRARY: &str = "gungraun";
 /// order and the operations per measured region.
 pub const NAMES_FILE: &str = "interpsafe-instructions.json";
 
+/// The operation name of the CPython reference calls (as in the criterion benches).
+pub const REFERENCE: &str = "reference";
+
 /// The suffix of the bench functions measured with a second interpreter alive.
 const SEVERAL_SUFFIX: &str = "_several";
 
@@ -254,6 +257,20 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
         if function == BASELINE {
             continue;
         }
+        if id.is_none() {
+            // A CPython call counted beside the strategies (the `reference` group), named as in
+            // the criterion benches: operation `reference`, strategy = the call.
+            out.push(BenchFigure {
+                operation: REFERENCE.to_string(),
+                strategy: function.clone(),
+                threads: 1,
+                interpreters: 1,
+                ns_per_op: None,
+                instructions_per_op: Some((ir - baseline) / n),
+                scaling: None,
+            });
+            continue;
+        }
         let index = id.as_deref().and_then(|i| i.rsplit_once('_')).and_then(|(_, i)| i.parse::<usize>().ok());
         let Some(strategy) = index.and_then(|i| strategies.get(i)) else {
             return Err(Error::new(format!("summary {function} {id:?}: no strategy for this id")));
@@ -310,6 +327,7 @@ mod tests {
             ("operations/bind.strategy_0", "bind", Some("strategy_0"), 7010),
             ("operations/bind.strategy_1", "bind", Some("strategy_1"), 22010),
             ("several/bind_several.strategy_1", "bind_several", Some("strategy_1"), 30010),
+            ("reference/PyThreadState_GetUnchecked", "PyThreadState_GetUnchecked", None, 25010),
         ] {
             let d = home.join(sub);
             std::fs::create_dir_all(&d).unwrap();
@@ -322,10 +340,15 @@ mod tests {
             figs.iter().map(|f| (f.operation.as_str(), f.strategy.as_str(), f.instructions_per_op)).collect();
         assert_eq!(
             got,
-            vec![("bind", "tagged", Some(18.0)), ("bind", "unchecked", Some(3.0)), ("bind", "tagged", Some(26.0))]
+            vec![
+                ("bind", "tagged", Some(18.0)),
+                ("bind", "unchecked", Some(3.0)),
+                ("reference", "PyThreadState_GetUnchecked", Some(21.0)),
+                ("bind", "tagged", Some(26.0)),
+            ]
         );
         let interpreters: Vec<u32> = figs.iter().map(|f| f.interpreters).collect();
-        assert_eq!(interpreters, [1, 1, 2]);
+        assert_eq!(interpreters, [1, 1, 1, 2]);
         assert!(figs.iter().all(|f| f.ns_per_op.is_none() && f.threads == 1));
         std::fs::remove_file(home.join("baseline/empty_loop/summary.json")).unwrap();
         assert!(read_summaries(&home, &names).is_err());
