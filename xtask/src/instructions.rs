@@ -40,6 +40,9 @@ pub const NAMES_FILE: &str = "interpsafe-instructions.json";
 /// The operation name of the CPython reference calls (as in the criterion benches).
 pub const REFERENCE: &str = "reference";
 
+/// The bench functions of the `reference` group and the CPython call each counts.
+const REFERENCE_CALLS: [(&str, &str); 1] = [("thread_state_get_unchecked", "PyThreadState_GetUnchecked")];
+
 /// The suffix of the bench functions measured with a second interpreter alive.
 const SEVERAL_SUFFIX: &str = "_several";
 
@@ -257,12 +260,12 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
         if function == BASELINE {
             continue;
         }
-        if id.is_none() {
+        if let Some(&(_, call)) = REFERENCE_CALLS.iter().find(|(f, _)| f == function) {
             // A CPython call counted beside the strategies (the `reference` group), named as in
             // the criterion benches: operation `reference`, strategy = the call.
             out.push(BenchFigure {
                 operation: REFERENCE.to_string(),
-                strategy: function.clone(),
+                strategy: call.to_string(),
                 threads: 1,
                 interpreters: 1,
                 ns_per_op: None,
@@ -327,7 +330,7 @@ mod tests {
             ("operations/bind.strategy_0", "bind", Some("strategy_0"), 7010),
             ("operations/bind.strategy_1", "bind", Some("strategy_1"), 22010),
             ("several/bind_several.strategy_1", "bind_several", Some("strategy_1"), 30010),
-            ("reference/PyThreadState_GetUnchecked", "PyThreadState_GetUnchecked", None, 25010),
+            ("reference/thread_state_get_unchecked", "thread_state_get_unchecked", None, 25010),
         ] {
             let d = home.join(sub);
             std::fs::create_dir_all(&d).unwrap();
