@@ -12,9 +12,10 @@
 //! - `control`: a pure-Rust loop of similar length on thread-private data: the machine's own
 //!   scaling ceiling (two vCPUs may be one core's two hyperthreads).
 //!
-//! Each throughput is the median of 5 measurements (1 in smoke mode). `scaling` is the
-//! throughput with 2 threads over the throughput with 1 (1.0 on the 1-thread
-//! figures, which marks them as scaling figures). Figures are printed and,
+//! Each scenario is measured as 5 back-to-back pairs (1 thread, then 2; 1 pair in smoke mode):
+//! each throughput is the median of its 5, and `scaling` is the median of the 5 per-pair ratios
+//! of the throughput with 2 threads over the throughput with 1 (1.0 on the 1-thread figures,
+//! which marks them as scaling figures). Figures are printed and,
 //! when `INTERPSAFE_SCALING_OUT` names a file, written there as interpsafe results records. Run
 //! without `--bench` (as `cargo test --benches` does) it only smoke-tests each scenario.
 
@@ -37,11 +38,26 @@ fn repetitions() -> usize {
     }
 }
 
-/// The median of `runs` measurements of `f`, alternating with nothing else in between.
-fn median_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
-    let mut v: Vec<f64> = (0..runs).map(|_| f()).collect();
+/// The median of `v`.
+fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// `runs` pairs of measurements, one thread then two, back to back: the median 1-thread and
+/// 2-thread throughputs, and the median of the per-pair ratios as the scaling. Pairing keeps a
+/// slow stretch of the machine (these are shared VMs) inside one ratio instead of skewing all
+/// the 1-thread runs against all the 2-thread ones: the first full run measured them in two
+/// blocks, and one block landing on a busy minute moved a ratio by 15%.
+fn paired(runs: usize, mut one: impl FnMut() -> f64, mut two: impl FnMut() -> f64) -> (f64, f64, f64) {
+    let (mut t1, mut t2, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (a, b) = (one(), two());
+        t1.push(a);
+        t2.push(b);
+        ratio.push(b / a);
+    }
+    (median(t1), median(t2), median(ratio))
 }
 
 /// Iterations per thread per measurement: about 0.1-0.3 s per window for the strategies (2
@@ -159,11 +175,10 @@ fn main() {
     let main = main_interpreter();
     let mut records = Vec::new();
     let reps = repetitions();
-    let one = median_of(reps, || run_control(1, iters * 100));
-    let two = median_of(reps, || run_control(2, iters * 100));
-    println!("control: 1 thread {one:.3e} ops/s, 2 threads {two:.3e} ops/s, scaling {:.2}", two / one);
+    let (one, two, scaling) = paired(reps, || run_control(1, iters * 100), || run_control(2, iters * 100));
+    println!("control: 1 thread {one:.3e} ops/s, 2 threads {two:.3e} ops/s, scaling {scaling:.2}");
     records.push(figure("control", "pure-rust", 1, 0, one, Some(1.0)));
-    records.push(figure("control", "pure-rust", 2, 0, two, Some(two / one)));
+    records.push(figure("control", "pure-rust", 2, 0, two, Some(scaling)));
 
     let a = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let b = SubInterpreter::new(Isolation::OwnGil).unwrap();
@@ -172,11 +187,14 @@ fn main() {
         ($s:ty) => {{
             let name = <$s>::NAME;
             let mut measure = |operation: &str, keys1: &[InterpreterKey], keys2: &[InterpreterKey], shared: bool, interps: (u32, u32)| {
-                let t1 = median_of(reps, || run_strategy::<$s>(keys1, shared, iters));
-                let t2 = median_of(reps, || run_strategy::<$s>(keys2, shared, iters));
-                println!("{operation} {name}: 1 thread {t1:.3e} ops/s, 2 threads {t2:.3e} ops/s, scaling {:.2}", t2 / t1);
+                let (t1, t2, scaling) = paired(
+                    reps,
+                    || run_strategy::<$s>(keys1, shared, iters),
+                    || run_strategy::<$s>(keys2, shared, iters),
+                );
+                println!("{operation} {name}: 1 thread {t1:.3e} ops/s, 2 threads {t2:.3e} ops/s, scaling {scaling:.2}");
                 records.push(figure(operation, name, 1, interps.0, t1, Some(1.0)));
-                records.push(figure(operation, name, 2, interps.1, t2, Some(t2 / t1)));
+                records.push(figure(operation, name, 2, interps.1, t2, Some(scaling)));
             };
             if free_threaded {
                 measure("threads/independent", &[main], &[main, main], false, (1, 1));
