@@ -11,6 +11,7 @@
 //! | `bench` | bench figures | `operations`, `strategies`, `interpreters`, `builds`, `metric` (`ns` or `instructions`), `baseline` (a strategy, or `none`) |
 //! | `scaling` | bench figures with a scaling ratio | `operations`, `strategies`, `builds` |
 //! | `handle-size` | handle sizes | `strategies`, `builds` |
+//! | `targets` | bench figures, judged by the report's own target checks | `strategies`, `builds` |
 //! | `send-sync-matrix` | the generated matrix of `docs/send-sync.md` | `types` |
 //!
 //! Every table ends with its provenance: the snapshot files, the producer's command (and whether
@@ -145,13 +146,17 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
             spec.only(&["strategies", "builds"])?;
             Ok(handle_size(spec, cx))
         }
+        "targets" => {
+            spec.only(&["strategies", "builds"])?;
+            Ok(targets(spec, cx))
+        }
         "send-sync-matrix" => {
             spec.only(&["types"])?;
             send_sync_matrix(spec, cx)
         }
         other => Err(format!(
             "unknown table kind `{other}` (known: hazards, hazard-matrix, bench, scaling, \
-             handle-size, send-sync-matrix)"
+             handle-size, targets, send-sync-matrix)"
         )),
     }
 }
@@ -962,6 +967,53 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> String {
     out
 }
 
+/// `targets`: the benches issue's performance targets, judged on the snapshot's bench figures by
+/// the same checks `cargo xtask bench` prints (`report::targets`, `report::scaling_targets`), so a
+/// page never states a verdict the figures do not give. `strategies` keeps the targets whose
+/// text starts with one of them.
+fn targets(spec: &Spec, cx: &Context<'_>) -> String {
+    let strategies = spec.list("strategies");
+    let builds = spec.list("builds");
+    let mut used: Vec<(&Source, &Environment)> = Vec::new();
+    let mut records = Vec::new();
+    for (source, r) in cx.snapshot.records() {
+        if !matches!(r.data, RecordData::Bench(_)) || !admits(&builds, &r.environment.interpreter.name) {
+            continue;
+        }
+        if !used.iter().any(|(s, e)| s.file == source.file && *e == &r.environment) {
+            used.push((source, &r.environment));
+        }
+        records.push(r.clone());
+    }
+    let tables = crate::report::tables(&records);
+    let itables = crate::report::instruction_tables(&records);
+    let mut checks = crate::report::targets(&tables, &itables);
+    checks.extend(crate::report::scaling_targets(&crate::report::scaling(&records)));
+    checks.retain(|c| {
+        strategies
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|s| c.target.starts_with(&format!("{s} "))))
+    });
+    if checks.is_empty() {
+        return not_measured("performance targets", "cargo xtask bench");
+    }
+    let mut out = header(&["target".to_string(), "build".to_string(), "measured".to_string(), "verdict".to_string()]);
+    for c in &checks {
+        let verdict = if c.verdict == "missed" { "**missed**".to_string() } else { c.verdict.clone() };
+        out.push_str(&row(&[c.target.clone(), format!("`{}`", c.build), c.measured.clone(), verdict]));
+    }
+    out.push('\n');
+    out.push_str(
+        "Each target is judged by the checks `cargo xtask bench` prints at the end of its \
+         console output, in the wording of the benches issue: the per-operation targets against \
+         `unchecked` in the same bench, the scaling targets against the pure-Rust control loop \
+         of the same scaling run (capped at ×2.00: two threads cannot do more than twice the \
+         work of one).\n\n",
+    );
+    out.push_str(&provenance(&used));
+    out
+}
+
 /// `send-sync-matrix`: rows of the generated matrix in `docs/send-sync.md`.
 fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
     let path = cx.root.join(super::DOC);
@@ -1325,6 +1377,34 @@ mod tests {
         );
         assert!(matrix.contains("| `H2` | shared-gil | **undetected**: ran in the wrong interpreter | n/a (deferred) |"), "{matrix}");
         assert!(matrix.find("#### `3.13`").unwrap() < matrix.find("#### `3.13t`").unwrap());
+    }
+
+    #[test]
+    fn target_tables_judge_the_snapshot_with_the_report_checks() {
+        let snap = snapshot(vec![(
+            "docs/data/bench.json",
+            "cargo xtask bench",
+            vec![
+                bench("3.13", "bind", "unchecked", 1, 0.25),
+                bench("3.13", "bind", "tagged", 1, 0.5),
+                bench("3.13", "bind", "unchecked", 2, 0.25),
+                bench("3.13", "bind", "tagged", 2, 9.0),
+                bench("3.13", "reference", "PyThreadState_GetUnchecked", 2, 3.0),
+                bench("3.13t", "bind", "unchecked", 1, 0.25),
+                bench("3.13t", "bind", "tagged", 1, 1.0),
+            ],
+        )]);
+        let out = render_in("targets strategies=tagged builds=3.13", &snap);
+        assert!(out.contains("| target | build | measured | verdict |"), "{out}");
+        assert!(
+            out.contains("| tagged bind, one interpreter: at most +0.5 ns over unchecked | `3.13` | +0.25 ns (0.50 vs 0.25) | met |"),
+            "{out}"
+        );
+        assert!(out.contains("allowance 3.50 ns | **missed** |"), "{out}");
+        assert!(!out.contains("`3.13t`"), "{out}");
+        assert!(render_in("targets strategies=branded", &snap).contains("Not measured"));
+        let cx = Context { snapshot: &snap, root: Path::new("/nonexistent"), page: "RFCs/x.md" };
+        assert!(render(&Spec::parse("targets cases=H1").unwrap(), &cx).is_err(), "a bad argument is refused");
     }
 
     #[test]
