@@ -25,13 +25,9 @@ struct ThreadStatePrefix {
 /// `tstate` must be a live thread state (the calling thread's attached one).
 #[inline]
 pub(crate) unsafe fn interpreter_of(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyInterpreterState {
-    // SAFETY:
-    // - `tstate` is live (caller's contract), so its memory is readable;
-    // - `struct _ts` is far larger than three pointers on every CPython this crate builds for,
-    //   so the read is in bounds whatever the field order, and it is a plain load of an
-    //   aligned pointer-sized word (the field is written only while the thread state is
-    //   created, before it is attached);
-    // - whether the word *is* `interp` is what `layout_verified` checks.
+    // SAFETY: `tstate` is live (caller's contract), and `struct _ts` is far larger than three
+    // pointers on every CPython this crate builds for, so this aligned pointer-sized read is in
+    // bounds whatever the field order; whether the word is `interp` is what `layout_verified` checks.
     unsafe { (*tstate.cast::<ThreadStatePrefix>()).interp }
 }
 
