@@ -10,5 +10,15 @@ fn main() {
     if let Some(lib_dir) = &config.lib_dir {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     }
+    if !config.shared {
+        // A libpython linked statically (an interpreter built without `--enable-shared`, such as
+        // `3.13-static`): its own link dependencies, and its symbols exported from the binary so
+        // that the extension modules CPython loads from lib-dynload resolve against it, as
+        // CPython's own `python` executable does (LINKFORSHARED).
+        for lib in ["m", "pthread", "dl", "util"] {
+            println!("cargo:rustc-link-lib={lib}");
+        }
+        println!("cargo:rustc-link-arg=-Wl,--export-dynamic");
+    }
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

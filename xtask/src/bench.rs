@@ -113,13 +113,12 @@ pub fn pinned_pyo3_version(manifest: &str) -> Option<String> {
 pub fn environment(py: &Interpreter) -> Environment {
     let manifest = std::fs::read_to_string(crate::paths::workspace_root().join("Cargo.toml"))
         .unwrap_or_default();
-    let variant = py.name.split_once('-').map(|(_, v)| v.to_string());
     Environment {
         interpreter: InterpreterBuild {
             name: py.name.clone(),
             version: py.version.clone(),
             free_threaded: py.free_threaded,
-            variant,
+            variant: py.variant(),
         },
         pyo3_version: pinned_pyo3_version(&manifest).unwrap_or_else(|| "unknown".into()),
         machine: Machine::detect(),

@@ -143,6 +143,7 @@ pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
     let mut step = step
         .env("PYO3_PYTHON", &py.executable)
         .env("INTERPSAFE_PYTHON_NAME", &py.name)
+        .env("INTERPSAFE_PYTHON_VARIANT", py.variant().unwrap_or_default())
         .env("CARGO_TARGET_DIR", target_dir);
     if let Some(libdir) = &py.libdir {
         let mut dirs = vec![libdir.clone()];

@@ -15,15 +15,15 @@ use crate::paths::Cache;
 use crate::stage;
 use crate::step::Step;
 
-/// The `configure` arguments for `known` installed into `prefix`: the common ones, the variant's
-/// flags, and an rpath so the interpreter and `libpython` users find the shared library.
+/// The `configure` arguments for `known` installed into `prefix`: the common ones (with
+/// `--enable-shared` unless the variant links libpython statically), the variant's flags, and an
+/// rpath so the interpreter and `libpython` users find the shared library.
 pub fn configure_args(known: &KnownPython, prefix: &Path) -> Vec<String> {
-    let mut args = vec![
-        format!("--prefix={}", prefix.display()),
-        "--enable-shared".to_string(),
-        "--disable-test-modules".to_string(),
-        "--without-ensurepip".to_string(),
-    ];
+    let mut args = vec![format!("--prefix={}", prefix.display())];
+    if known.shared {
+        args.push("--enable-shared".to_string());
+    }
+    args.extend(["--disable-test-modules".to_string(), "--without-ensurepip".to_string()]);
     args.extend(known.configure_flags.iter().map(|f| f.to_string()));
     args.push(format!("LDFLAGS=-Wl,-rpath,{}/lib", prefix.display()));
     args
@@ -127,5 +127,7 @@ mod tests {
                 "LDFLAGS=-Wl,-rpath,/c/python/3.13t/lib",
             ]
         );
+        let args = configure_args(names::lookup("3.13-static").unwrap(), Path::new("/c/python/s"));
+        assert!(!args.iter().any(|a| a == "--enable-shared"), "{args:?}");
     }
 }

@@ -118,6 +118,12 @@ impl Interpreter {
     pub fn target_dir(&self) -> PathBuf {
         paths::target_dir(&format!("py-{}", self.name))
     }
+
+    /// The build variant named after the series (`asan` of `3.13-asan`, `static` of
+    /// `3.13-static`), stamped on every result of this interpreter.
+    pub fn variant(&self) -> Option<String> {
+        self.name.split_once('-').map(|(_, v)| v.to_string())
+    }
 }
 
 /// The name given to an interpreter selected by path: `path-3.11`, or `path-3.13t` if free-threaded.

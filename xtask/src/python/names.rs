@@ -26,6 +26,9 @@ pub struct KnownPython {
     pub executable: &'static str,
     /// Whether the build is free-threaded (`Py_GIL_DISABLED=1`).
     pub free_threaded: bool,
+    /// Whether libpython is a shared library (`--enable-shared`); if not, binaries link it
+    /// statically and reach its thread-locals without `__tls_get_addr`.
+    pub shared: bool,
     /// Whether `python install` without names and `test` without `--python` use it.
     pub default: bool,
 }
@@ -41,6 +44,7 @@ const CPYTHON_3_13: KnownPython = KnownPython {
     env: &[],
     executable: "python3.13",
     free_threaded: false,
+    shared: true,
     default: true,
 };
 
@@ -85,6 +89,13 @@ pub const KNOWN: &[KnownPython] = &[
         configure_flags: &["--with-address-sanitizer"],
         // Without this the build's freeze step fails on LeakSanitizer reports.
         env: &[("ASAN_OPTIONS", "detect_leaks=0")],
+        default: false,
+        ..CPYTHON_3_13
+    },
+    KnownPython {
+        name: "3.13-static",
+        summary: "CPython 3.13 with the GIL, libpython linked statically (no --enable-shared)",
+        shared: false,
         default: false,
         ..CPYTHON_3_13
     },
