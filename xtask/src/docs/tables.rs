@@ -226,6 +226,7 @@ fn describe_build(b: &InterpreterBuild) -> String {
     let variant = match b.variant.as_deref() {
         Some("asan") => ", AddressSanitizer build".to_string(),
         Some("debug") => ", debug build (`--with-pydebug`)".to_string(),
+        Some("static") => ", libpython linked statically (no `--enable-shared`)".to_string(),
         Some(other) => format!(", {other} build"),
         None => String::new(),
     };
