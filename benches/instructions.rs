@@ -69,6 +69,9 @@ enum Op {
     Baseline,
     /// `bind`: the check alone.
     Bind,
+    /// `bind` then `getattr(obj, '__class__')` and the release of the result, as in the
+    /// criterion bench: the per-operation target of the benches issue, counted.
+    BindGetattr,
     /// Clone a handle and drop the clone.
     CloneDrop,
     /// Enter the strategy's scope on an attached thread.
@@ -102,6 +105,10 @@ fn run<S: Strategy>(op: Op, alive: Alive) {
             let h = S::eval(scope, c"object()").expect("a handle");
             match op {
                 Op::Baseline => measured(|| {}),
+                Op::BindGetattr => measured(|| {
+                    let r = S::bind(scope, black_box(&h)).expect("bind");
+                    black_box(interpsafe::ops::getattr::<S>(scope, r, c"__class__").expect("getattr"));
+                }),
                 Op::Bind => measured(|| {
                     black_box(S::bind(scope, black_box(&h)).is_ok());
                 }),
@@ -189,6 +196,12 @@ fn bind(name: &'static str) {
 
 #[library_benchmark]
 #[benches::strategy(iter = strategies())]
+fn bind_getattr(name: &'static str) {
+    dispatch(name, Op::BindGetattr, Alive::MainOnly);
+}
+
+#[library_benchmark]
+#[benches::strategy(iter = strategies())]
 fn clone_drop(name: &'static str) {
     dispatch(name, Op::CloneDrop, Alive::MainOnly);
 }
@@ -213,6 +226,12 @@ fn bind_several(name: &'static str) {
 
 #[library_benchmark]
 #[benches::strategy(iter = strategies())]
+fn bind_getattr_several(name: &'static str) {
+    dispatch(name, Op::BindGetattr, Alive::Two);
+}
+
+#[library_benchmark]
+#[benches::strategy(iter = strategies())]
 fn clone_drop_several(name: &'static str) {
     dispatch(name, Op::CloneDrop, Alive::Two);
 }
@@ -225,8 +244,11 @@ fn once_get_several(name: &'static str) {
 
 library_benchmark_group!(name = baseline, benchmarks = [empty_loop]);
 library_benchmark_group!(name = reference, benchmarks = [thread_state_get_unchecked]);
-library_benchmark_group!(name = operations, benchmarks = [bind, clone_drop, enter_scope, once_get]);
-library_benchmark_group!(name = several, benchmarks = [bind_several, clone_drop_several, once_get_several]);
+library_benchmark_group!(name = operations, benchmarks = [bind, bind_getattr, clone_drop, enter_scope, once_get]);
+library_benchmark_group!(
+    name = several,
+    benchmarks = [bind_several, bind_getattr_several, clone_drop_several, once_get_several]
+);
 
 main!(
     config = LibraryBenchmarkConfig::default()

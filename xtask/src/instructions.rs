@@ -167,7 +167,11 @@ pub fn stage(py: &Interpreter, tools: &Tools) -> Stage {
         // Read at compile time by gungraun's `main!`; PATH for anything that looks it up.
         .env("GUNGRAUN_RUNNER", &tools.runner)
         .env("GUNGRAUN_HOME", home(py))
-        .env("GUNGRAUN_SAVE_SUMMARY", "json");
+        .env("GUNGRAUN_SAVE_SUMMARY", "json")
+        // str hashes are randomised per process, and every benchmark is its own process: dict
+        // probes (an attribute lookup's) would then differ by a few percent between strategies
+        // doing the same Python work. A fixed seed makes the counts repeatable.
+        .env("PYTHONHASHSEED", "0");
     if let Some(bin) = tools.runner.parent() {
         step = step.env("PATH", path_with(bin));
     }
