@@ -37,9 +37,6 @@ const LIBRARY: &str = "gungraun";
 /// order and the operations per measured region.
 pub const NAMES_FILE: &str = "interpsafe-instructions.json";
 
-/// The operation name of the CPython reference calls (as in the criterion benches).
-pub const REFERENCE: &str = "reference";
-
 /// The bench functions of the `reference` group and the CPython call each counts.
 const REFERENCE_CALLS: [(&str, &str); 1] = [("thread_state_get_unchecked", "PyThreadState_GetUnchecked")];
 
@@ -268,7 +265,7 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
             // A CPython call counted beside the strategies (the `reference` group), named as in
             // the criterion benches: operation `reference`, strategy = the call.
             out.push(BenchFigure {
-                operation: REFERENCE.to_string(),
+                operation: crate::report::REFERENCE.to_string(),
                 strategy: call.to_string(),
                 threads: 1,
                 interpreters: 1,

@@ -21,8 +21,9 @@ pub struct Report {
     pub console_table: String,
 }
 
-/// The group of CPython reference calls measured beside the strategies.
-const REFERENCE: &str = "reference";
+/// The group of CPython reference calls measured beside the strategies (the operation name in
+/// the criterion benches and in the instruction counts alike).
+pub const REFERENCE: &str = "reference";
 
 /// Strategies in display order: the baseline first, then the designs as registered.
 const ORDER: [&str; 5] = ["unchecked", "tagged", "scoped", "branded", "affine"];
@@ -288,6 +289,11 @@ pub struct TargetCheck {
     pub verdict: String,
 }
 
+/// The instruction table of `build` with `interpreters` alive, if counted.
+fn instruction_table<'a>(itables: &'a [InstructionTable], build: &str, interpreters: u32) -> Option<&'a InstructionTable> {
+    itables.iter().find(|i| i.build == build && i.interpreters == interpreters)
+}
+
 /// The branded target: branded bind at most 0.5% more instructions than unchecked.
 pub const BRANDED_INSTRUCTION_SLACK: f64 = 0.005;
 
@@ -306,16 +312,14 @@ pub fn targets(tables: &[Table], itables: &[InstructionTable]) -> Vec<TargetChec
                 verdict: verdict(tg - u <= 0.5),
             });
         } else if let Some(call) = t.ns("reference", "PyThreadState_GetUnchecked") {
-            // The instruction counts, where taken, say how much of it is the call itself.
-            let counted = itables
-                .iter()
-                .filter(|i| i.build == t.build)
-                .find_map(|i| {
-                    let several = itables.iter().find(|j| j.build == t.build && j.interpreters == t.interpreters)?;
-                    let call = i.count(REFERENCE, "PyThreadState_GetUnchecked")?;
-                    Some((several.count("bind", "tagged")?, several.count("bind", "unchecked")?, call))
-                })
-                .map_or(String::new(), |(tg, u, call)| {
+            // The instruction counts, where taken, say how much of it is the call itself (counted
+            // once per build, with one interpreter).
+            let counted = (|| {
+                let call = instruction_table(itables, &t.build, 1)?.count(REFERENCE, "PyThreadState_GetUnchecked")?;
+                let several = instruction_table(itables, &t.build, t.interpreters)?;
+                Some((several.count("bind", "tagged")?, several.count("bind", "unchecked")?, call))
+            })()
+            .map_or(String::new(), |(tg, u, call)| {
                     format!("; instructions: {tg:.1} vs {u:.1}, of which the call {call:.1}")
                 });
             out.push(TargetCheck {
@@ -328,9 +332,7 @@ pub fn targets(tables: &[Table], itables: &[InstructionTable]) -> Vec<TargetChec
         if let Some(r) = t.ratio("bind_getattr", "tagged") {
             // Instruction counts of the same operation, where taken: repeatable where the
             // wall-clock ratio of an operation this size is near the machine's noise.
-            let counted = itables
-                .iter()
-                .find(|i| i.build == t.build && i.interpreters == t.interpreters)
+            let counted = instruction_table(itables, &t.build, t.interpreters)
                 .and_then(|i| i.ratio("bind_getattr", "tagged"))
                 .map_or(String::new(), |ir| format!("; instructions {:+.1}%", (ir - 1.0) * 100.0));
             out.push(TargetCheck {
@@ -341,9 +343,8 @@ pub fn targets(tables: &[Table], itables: &[InstructionTable]) -> Vec<TargetChec
             });
         }
         if let Some(r) = t.ratio("bind", "branded") {
-            let counted = itables
-                .iter()
-                .any(|i| i.build == t.build && i.interpreters == t.interpreters && i.ratio("bind", "branded").is_some());
+            let counted = instruction_table(itables, &t.build, t.interpreters)
+                .is_some_and(|i| i.ratio("bind", "branded").is_some());
             if !counted {
                 let why = "no instruction counts for this build and interpreter count";
                 out.push(TargetCheck {

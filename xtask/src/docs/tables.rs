@@ -32,7 +32,7 @@ use super::snapshot::{Snapshot, Source};
 const STRATEGY_ORDER: &[&str] = &["unchecked", "tagged", "scoped", "branded", "affine"];
 
 /// The bench operation that holds reference costs (raw C-API calls), not strategies.
-const REFERENCE: &str = "reference";
+use crate::report::REFERENCE;
 
 /// A strategy's sort key ([`strategy_rank`]).
 type StrategyKey = (usize, String);
