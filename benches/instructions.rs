@@ -33,7 +33,7 @@ use std::hint::black_box;
 
 use gungraun::prelude::*;
 use gungraun::{Callgrind, EntryPoint};
-use interpsafe::interpreter::runtime::{main_interpreter, registry};
+use interpsafe::interpreter::runtime::{lookup, main_interpreter, only_main_seen};
 use interpsafe::strategy::Unchecked;
 use interpsafe::{attach, Isolation, Strategy, SubInterpreter};
 
@@ -96,7 +96,7 @@ fn run<S: Strategy>(op: Op, alive: Alive) {
         Alive::MainOnly => None,
         Alive::Two => Some(SubInterpreter::new(Isolation::OwnGil).expect("a second interpreter")),
     };
-    assert_eq!(registry().only_main_seen(), alive == Alive::MainOnly, "interpreters alive: {alive:?}");
+    assert_eq!(only_main_seen(), alive == Alive::MainOnly, "interpreters alive: {alive:?}");
     attach(key, |at| match op {
         Op::EnterScope => measured(|| {
             black_box(S::enter(at, |scope| black_box(S::key(scope))));

@@ -9,7 +9,7 @@ use interpsafe::{Isolation, SubInterpreter};
 fn benches(c: &mut Criterion) {
     let main = common::main_key();
     let other = SubInterpreter::new(Isolation::OwnGil).expect("a second interpreter");
-    assert!(!interpsafe::interpreter::runtime::registry().only_main_seen());
+    assert!(!interpsafe::interpreter::runtime::only_main_seen());
     common::all_groups(c, main);
     drop(other);
 }

@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 fn benches(c: &mut Criterion) {
     let main = common::main_key();
     assert!(
-        interpsafe::interpreter::runtime::registry().only_main_seen(),
+        interpsafe::interpreter::runtime::only_main_seen(),
         "another interpreter was entered: the single-interpreter numbers would be wrong"
     );
     write_handle_sizes();

@@ -95,7 +95,7 @@ pub fn class_object(class: ExceptionClass) -> *mut ffi::PyObject {
         }
     };
     // SAFETY: attached to `tag` while the returned borrow is used by the caller (who is attached).
-    match unsafe { crate::strategy::tagged::once_for(&cells[class.index()], tag.key(), slot, init) } {
+    match unsafe { crate::strategy::tagged::once_for(&cells[class.index()], tag, slot, init) } {
         Ok(obj) => obj.as_ptr(),
         Err(_) => fallback,
     }

@@ -3,14 +3,14 @@
 //! bind anything. This file is its own test binary (its own process), so the flag starts clear,
 //! and its steps run in one test, in order.
 
-use interpsafe::interpreter::runtime::{main_interpreter, registry};
+use interpsafe::interpreter::runtime::{lookup, main_interpreter, only_main_seen};
 use interpsafe::strategy::{Tagged, TaggedHandle};
 use interpsafe::{attach, Error, InterpreterId, Strategy};
 
 #[test]
 fn every_entry_from_a_second_interpreter_clears_the_fast_path_first() {
     let main = main_interpreter();
-    assert!(registry().only_main_seen(), "the flag must start set: only main has entered");
+    assert!(only_main_seen(), "the flag must start set: only main has entered");
 
     // Fast path: a handle of main binds in main without an interpreter lookup.
     let kept: TaggedHandle = attach(main, |at| {
@@ -29,8 +29,8 @@ fn every_entry_from_a_second_interpreter_clears_the_fast_path_first() {
         at.eval(c"_fp").unwrap().parse().unwrap()
     })
     .unwrap();
-    assert!(registry().only_main_seen());
-    assert_eq!(registry().lookup(InterpreterId(iid)), None);
+    assert!(only_main_seen());
+    assert_eq!(lookup(InterpreterId(iid)), None);
 
     // ...until Python code there enters toolkit code (the module's exec slot): registration on
     // first entry clears the flag, so the very next check in that interpreter takes the slow
@@ -39,8 +39,8 @@ fn every_entry_from_a_second_interpreter_clears_the_fast_path_first() {
         at.exec(c"_interpreters.exec(_fp, 'import _interpsafe')").unwrap();
     })
     .unwrap();
-    assert!(!registry().only_main_seen(), "entering through the exec slot left the flag set");
-    let key = registry().lookup(InterpreterId(iid)).unwrap();
+    assert!(!only_main_seen(), "entering through the exec slot left the flag set");
+    let key = lookup(InterpreterId(iid)).unwrap();
     let err = attach(key, move |at| {
         Tagged::enter(at, |scope| Tagged::bind(scope, &kept).map(|_| ()).unwrap_err())
     })

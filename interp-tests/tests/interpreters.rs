@@ -8,7 +8,7 @@ use std::time::Duration;
 use interp_tests::{Rendezvous, FREE_THREADED};
 use interpsafe::protocol::{EndRefused, Status};
 use interpsafe::{
-    attach, current_interpreter, interpreter::runtime::registry, interpreter::main_interpreter,
+    attach, current_interpreter, interpreter::runtime::{lookup, status}, interpreter::main_interpreter,
     Error, InterpreterGuard, InterpreterId, Isolation, SubInterpreter,
 };
 
@@ -142,7 +142,7 @@ fn ending_waits_for_guards_and_a_bounded_wait_names_the_holder() {
         other => panic!("expected a Busy end, got {other:?}"),
     }
     assert!(err.to_string().contains(&format!("interpreter {}", key.id.0)), "{err}");
-    assert_eq!(registry().status(key), Some(Status::Alive));
+    assert_eq!(status(key), Some(Status::Alive));
     assert_eq!(interp.run(|at| at.eval(c"x + 1").unwrap()).unwrap(), "2");
 
     // An unbounded end waits until the guard is released, then ends.
@@ -153,13 +153,13 @@ fn ending_waits_for_guards_and_a_bounded_wait_names_the_holder() {
         r
     });
     assert!(ended_rx.recv_timeout(Duration::from_millis(300)).is_err(), "end did not wait");
-    assert_eq!(registry().status(key), Some(Status::Ending));
+    assert_eq!(status(key), Some(Status::Ending));
     // New guards are refused once the end has begun.
     assert!(matches!(InterpreterGuard::new(key), Err(Error::Attach(_))));
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     ender.join().unwrap().unwrap();
-    assert_eq!(registry().status(key), Some(Status::Ended));
+    assert_eq!(status(key), Some(Status::Ended));
     let after = attach(key, |_| ()).unwrap_err();
     assert!(after.to_string().contains("has ended"), "{after}");
 }
@@ -179,16 +179,16 @@ fn interpreters_created_from_python_register_on_first_entry_and_are_seen_ending(
     let (id, alive_after_entry) = attach(main, |at| {
         at.exec(c"import _interpreters\n_iid = _interpreters.create()").unwrap();
         let id: i64 = at.eval(c"_iid").unwrap().parse().unwrap();
-        assert_eq!(registry().lookup(InterpreterId(id)), None, "registered before any entry");
+        assert_eq!(lookup(InterpreterId(id)), None, "registered before any entry");
         // First entry: code in the new interpreter imports the toolkit's builtin module.
         at.exec(c"_interpreters.exec(_iid, 'import _interpsafe\\nassert _interpsafe.interpreter_id() > 0')")
             .unwrap();
-        let key = registry().lookup(InterpreterId(id)).expect("not registered on first entry");
-        let alive = registry().status(key);
+        let key = lookup(InterpreterId(id)).expect("not registered on first entry");
+        let alive = status(key);
         at.exec(c"_interpreters.destroy(_iid)").unwrap();
         (key, alive)
     })
     .unwrap();
     assert_eq!(alive_after_entry, Some(Status::Alive));
-    assert_eq!(registry().status(id), Some(Status::Ended), "the end went unobserved");
+    assert_eq!(status(id), Some(Status::Ended), "the end went unobserved");
 }

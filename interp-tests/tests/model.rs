@@ -4,7 +4,7 @@
 //! its cross-interpreter outcomes are undefined behaviour, which the hazard suite observes in a
 //! child process instead).
 
-use interpsafe::interpreter::runtime::{decref_pool, main_interpreter};
+use interpsafe::interpreter::runtime::{decref_stats, main_interpreter};
 use interpsafe::strategy::{Affine, Branded, Scoped, Tagged};
 use interpsafe::{attach, InterpreterKey, Isolation, Strategy as HandleStrategy, SubInterpreter};
 use proptest::prelude::*;
@@ -57,7 +57,7 @@ fn run<S: HandleStrategy>(ops: &[Op]) {
     let mut subs: Vec<Option<SubInterpreter>> = vec![None];
     let mut model = Model { interps: vec![(main, true)], owners: vec![] };
     let mut handles: Vec<Option<S::Stored>> = vec![];
-    let stats_before = decref_pool().stats();
+    let stats_before = decref_stats();
     for op in ops {
         let live = model.live();
         let pick = |i: usize| live[i % live.len()];
@@ -146,7 +146,7 @@ fn run<S: HandleStrategy>(ops: &[Op]) {
         }
     }
     attach(main, |_| ()).unwrap();
-    let after = decref_pool().stats();
+    let after = decref_stats();
     assert!(after.balanced(), "{}: pool out of balance: {after:?}", S::NAME);
     assert_eq!(after.stranded, stats_before.stranded, "{}", S::NAME);
 }

@@ -37,9 +37,10 @@ pub enum Status {
     Ended,
 }
 
-/// Identifies one attach guard in the registry.
+/// Identifies one attach guard in the registry. Only [`Registry::attach`] makes one: the field is
+/// private, so a guard cannot be forged to release a hold taken by someone else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GuardId(pub u64);
+pub struct GuardId(u64);
 
 /// Who holds a guard: a description of the thread, used to name holders in errors and to refuse
 /// an end requested by a thread that itself holds a guard (it would wait for itself).
@@ -165,6 +166,10 @@ struct Entry {
     /// the interpreter has not ended.
     handle: usize,
     holders: Vec<(GuardId, Holder)>,
+    /// Threads inside [`Registry::enter_attached`] .. [`Registry::leave_attached`], one entry per
+    /// attachment: each has (or is about to have) a thread state of this interpreter that an
+    /// end must not run over.
+    attached: Vec<Holder>,
 }
 
 #[derive(Debug)]
@@ -286,7 +291,14 @@ impl Registry {
         st.next_slot += 1;
         st.entries.insert(
             key,
-            Entry { status: Status::Alive, slot, end_observed: false, handle, holders: Vec::new() },
+            Entry {
+                status: Status::Alive,
+                slot,
+                end_observed: false,
+                handle,
+                holders: Vec::new(),
+                attached: Vec::new(),
+            },
         );
         if id.is_main() {
             if !self.second_seen.load(Ordering::Relaxed) {
@@ -405,6 +417,116 @@ impl Registry {
         let entry = st.entry_mut(key).ok_or(AttachRefused::Unknown(key))?;
         entry.holders.push((guard, holder));
         Ok((guard, entry.handle))
+    }
+
+    /// Begins an attachment through a held guard: checks, under the lock, that the interpreter
+    /// is still [`Status::Alive`] and the guard still held, and counts the thread as attached
+    /// until [`Registry::leave_attached`]. Returns the interpreter's handle.
+    ///
+    /// This is the in-flight half of the end handshake: an end begun by anyone
+    /// ([`Registry::end`], or [`Registry::end_begins`] for ends the toolkit does not drive) first
+    /// makes every later call here refuse, then waits until the count is zero, so no thread
+    /// makes a thread state in an interpreter whose end is under way, and none is still
+    /// attached when it ends.
+    pub fn enter_attached(
+        &self,
+        key: InterpreterKey,
+        guard: GuardId,
+        holder: &Holder,
+    ) -> Result<usize, AttachRefused> {
+        let mut st = self.state.lock();
+        let entry = st.entry_mut(key).ok_or(AttachRefused::Unknown(key))?;
+        let refusal = match entry.status {
+            Status::Alive => None,
+            Status::Ending => Some(AttachRefused::Ending(key)),
+            Status::Ended => Some(AttachRefused::Ended(key)),
+        };
+        if let Some(refused) = refusal {
+            if !self.seeds.active(SeededBug::AttachIgnoresEndBegun) {
+                return Err(refused);
+            }
+        }
+        if !entry.holders.iter().any(|(g, _)| *g == guard) {
+            // Held guards are cleared when the interpreter ends; a released one is gone.
+            return Err(AttachRefused::Ended(key));
+        }
+        entry.attached.push(holder.clone());
+        Ok(entry.handle)
+    }
+
+    /// Ends an attachment begun by [`Registry::enter_attached`]: the thread state it made is
+    /// gone.
+    pub fn leave_attached(&self, key: InterpreterKey, holder: &Holder) {
+        let mut st = self.state.lock();
+        if let Some(entry) = st.entry_mut(key) {
+            if let Some(i) = entry.attached.iter().position(|h| h == holder) {
+                entry.attached.swap_remove(i);
+            }
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// How many threads are attached through guards to `key` right now.
+    pub fn attached(&self, key: InterpreterKey) -> usize {
+        self.state.lock().entries.get(&key).map_or(0, |e| e.attached.len())
+    }
+
+    /// An end the toolkit does not drive has begun (Python code called
+    /// `_interpreters.destroy`, or the runtime is finalising): reported by the FFI edge before
+    /// CPython's last-thread check. Refuses new guards and attachments from now on, then waits
+    /// until no thread other than `caller` is attached through a guard or holds one (PEP 788: an
+    /// end waits for its guards). `wait` detaches the calling thread while
+    /// it waits (the attached threads may need its GIL); it is called with `true` before a wait
+    /// and `false` after.
+    ///
+    /// Guards held by `caller` itself cannot be waited for (it would wait for itself): they
+    /// refuse their next attachment instead. Returns how many such guards there were. (An
+    /// attachment of `caller`'s own that is still open, suspended by a nested attachment
+    /// elsewhere, is CPython's "not the last thread" abort: a window this cannot close.)
+    pub fn end_begins(
+        &self,
+        key: InterpreterKey,
+        caller: &Holder,
+        mut detach_while_waiting: impl FnMut(bool),
+    ) -> usize {
+        let mut st = self.state.lock();
+        match st.entry_mut(key) {
+            Some(entry) if entry.status == Status::Alive => entry.status = Status::Ending,
+            Some(entry) if entry.status == Status::Ending => {}
+            _ => return 0,
+        }
+        let mut detached = false;
+        loop {
+            let (done, own) = match st.entry_mut(key) {
+                None => (true, 0),
+                Some(entry) => {
+                    let others = entry.holders.iter().filter(|(_, h)| h != caller).count();
+                    let attached = entry.attached.iter().filter(|h| *h != caller).count();
+                    let skip = self.seeds.active(SeededBug::EndBeginsSkipsWait);
+                    let done =
+                        entry.status == Status::Ended || skip || (attached == 0 && others == 0);
+                    (done, entry.holders.len() - others)
+                }
+            };
+            if done {
+                drop(st);
+                if detached {
+                    detach_while_waiting(false);
+                }
+                return own;
+            }
+            if !detached {
+                // Detach with the lock released (re-attaching may block on a GIL that a thread
+                // holding this lock wants), then check again before waiting.
+                drop(st);
+                detach_while_waiting(true);
+                detached = true;
+                st = self.state.lock();
+                continue;
+            }
+            self.changed.wait(&mut st);
+        }
     }
 
     /// Releases a guard taken by [`Registry::attach`]; unknown guards are ignored.

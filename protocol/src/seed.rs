@@ -28,6 +28,13 @@ pub enum SeededBug {
     /// thread that finds the new interpreter through the registry (and attaches to it) can still
     /// read `only_main_seen() == true` and take the main-interpreter fast path.
     ObserveFlagAfterUnlock,
+    /// Registry: `enter_attached` does not refuse once an end has begun, so a thread holding a
+    /// guard makes a thread state in an interpreter that Python code is destroying (3.13:
+    /// "not the last thread", or a use after free once the interpreter is cleared).
+    AttachIgnoresEndBegun,
+    /// Registry: `end_begins` returns without waiting for the threads attached through guards,
+    /// so the end runs over a thread that is still attached.
+    EndBeginsSkipsWait,
     /// Decref pool: `defer` checks that the owner's queue is open, releases the lock and pushes
     /// in a second critical section (check-then-act), so a `close` can slip in between: the
     /// object lands in a closed queue, where it is neither released nor counted as discarded.

@@ -58,13 +58,37 @@ impl InterpreterGuard {
     /// Runs `f` with the calling thread attached to this guard's interpreter, then restores the
     /// thread's previous state (attached elsewhere, or not attached).
     ///
-    /// `f` must be `Send`, as PyO3's `allow_threads` closures must be `Ungil`: a closure that
-    /// runs attached to another interpreter must not capture `!Send` values of the current one
-    /// (branded and affine handles, borrowed objects, scopes), which would otherwise be used or
-    /// dropped in the wrong interpreter.
-    pub fn attach<R>(&self, f: impl FnOnce(&Attached<'_>) -> R + Send) -> Result<R, Error> {
-        // SAFETY: the held guard keeps `interp` from ending, so it is a live interpreter.
-        unsafe { with_thread_state(self.interp, self.key, f) }
+    /// `f` and its result must be `Send`, as PyO3's `allow_threads` closure and result must be
+    /// `Ungil`: a closure that runs attached to another interpreter must not capture `!Send`
+    /// values of the current one (branded and affine handles, borrowed objects, scopes), and
+    /// must not hand `!Send` values of the interpreter it ran in back out to the caller's, where
+    /// they would be used, stored or dropped in the wrong interpreter (an affine handle returned
+    /// out of a nested attach was laundered into another interpreter's stored form that way).
+    ///
+    /// Fails with [`Error::Attach`] once the interpreter's end has begun, whoever began it: the
+    /// toolkit, Python code (`_interpreters.destroy`) or runtime finalisation. An end waits for
+    /// attachments in progress (see `end_observer`).
+    pub fn attach<R: Send>(&self, f: impl FnOnce(&Attached<'_>) -> R + Send) -> Result<R, Error> {
+        let holder = current_holder();
+        let interp = registry().enter_attached(self.key, self.guard, &holder)?;
+        let _leave = LeaveAttached { key: self.key, holder };
+        debug_assert_eq!(interp, self.interp as usize);
+        // SAFETY: `enter_attached` found the interpreter alive with this guard held, and every
+        // end (toolkit, Python or finalisation) waits for this attachment to leave before
+        // CPython frees anything, so `interp` stays live until `_leave` drops.
+        unsafe { with_thread_state(interp as *mut ffi::PyInterpreterState, self.key, f) }
+    }
+}
+
+/// Ends an attachment in the registry when the thread state it made is gone (also on unwind).
+struct LeaveAttached {
+    key: InterpreterKey,
+    holder: interpsafe_protocol::Holder,
+}
+
+impl Drop for LeaveAttached {
+    fn drop(&mut self) {
+        registry().leave_attached(self.key, &self.holder);
     }
 }
 
@@ -76,7 +100,7 @@ impl Drop for InterpreterGuard {
 
 /// Attaches the calling thread to `key` for the duration of `f`: an [`InterpreterGuard`] plus
 /// [`InterpreterGuard::attach`].
-pub fn attach<R>(
+pub fn attach<R: Send>(
     key: InterpreterKey,
     f: impl FnOnce(&Attached<'_>) -> R + Send,
 ) -> Result<R, Error> {

@@ -6,9 +6,10 @@
 //! CPython says.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use interpsafe_protocol::{DecrefPool, InterpreterId, InterpreterKey, Registry};
+use interpsafe_protocol::{DecrefPool, InterpreterId, InterpreterKey, PoolStats, Registry, Status};
 
 use super::guard::with_thread_state;
 use super::{end_observer, entry_module, thread_state};
@@ -21,14 +22,68 @@ static REGISTRY: Registry = Registry::new();
 static DECREF_POOL: OnceLock<DecrefPool> = OnceLock::new();
 
 /// The registry every interpreter of this process is recorded in.
+///
+/// Internal: whoever can call `observe`, `attach`, `detach` or `ended` on it can make `attach`
+/// use any address as an interpreter or release a guard someone else holds. Safe code outside
+/// the crate reads it through [`status`], [`lookup`] and [`only_main_seen`]; tests that must
+/// drive it build with `--cfg interpsafe_internal`.
+#[cfg(interpsafe_internal)]
 #[inline]
 pub fn registry() -> &'static Registry {
     &REGISTRY
 }
 
+/// The registry every interpreter of this process is recorded in (crate-internal; see the
+/// `interpsafe_internal` variant).
+#[cfg(not(interpsafe_internal))]
+#[inline]
+pub(crate) fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
 /// The per-interpreter deferred-decref pool of the checked strategies.
+///
+/// Internal: `defer` queues an arbitrary address for a decref in a chosen interpreter. Safe
+/// code outside the crate reads it through [`decref_stats`] and [`pending_decrefs`]; tests that
+/// must drive it build with `--cfg interpsafe_internal`.
+#[cfg(interpsafe_internal)]
 pub fn decref_pool() -> &'static DecrefPool {
     DECREF_POOL.get_or_init(DecrefPool::new)
+}
+
+/// The per-interpreter deferred-decref pool (crate-internal; see the `interpsafe_internal`
+/// variant).
+#[cfg(not(interpsafe_internal))]
+pub(crate) fn decref_pool() -> &'static DecrefPool {
+    DECREF_POOL.get_or_init(DecrefPool::new)
+}
+
+/// Where `key` is in its life, or `None` if this process has never seen it (read-only view of
+/// the registry).
+pub fn status(key: InterpreterKey) -> Option<Status> {
+    registry().status(key)
+}
+
+/// The key the registry gives interpreter `id` in the current runtime epoch, if toolkit code has
+/// ever run there.
+pub fn lookup(id: InterpreterId) -> Option<InterpreterKey> {
+    registry().lookup(id)
+}
+
+/// True while no interpreter other than main has ever been observed (the tagged strategy's
+/// fast-path condition as the registry sees it).
+pub fn only_main_seen() -> bool {
+    registry().only_main_seen()
+}
+
+/// Totals of the deferred-decref pool: queued, released, discarded (read-only).
+pub fn decref_stats() -> PoolStats {
+    decref_pool().stats()
+}
+
+/// How many releases are queued for `key` right now (read-only).
+pub fn pending_decrefs(key: InterpreterKey) -> usize {
+    decref_pool().pending(key)
 }
 
 /// The interpreter this thread is attached to: its tag, and its slot when the registry has seen
@@ -94,6 +149,41 @@ fn current_slow(tstate: *mut ffi::PyThreadState) -> Option<Current> {
     Some(Current { tag, slot })
 }
 
+/// The main interpreter's address, stored by [`initialize`] (CPython keeps main in the runtime
+/// struct, so the address does not change across re-initialisations); null before.
+static MAIN_INTERP: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
+
+/// True if CPython's own list of interpreters holds the main interpreter alone right now, so a
+/// thread that is attached at all is attached to main.
+///
+/// The registry's fast-path word says which interpreters *toolkit code* has seen; this asks
+/// CPython which exist. They differ when an interpreter toolkit code never entered is running
+/// on this thread: C code that switched the thread state under a scope
+/// (`PyThreadState_New` / `PyEval_RestoreThread` on an interpreter made by
+/// `_interpreters.create()`). The list is CPython's: new interpreters are pushed at its head
+/// under the runtime's lock, and main, created first, is its tail, so the head is main exactly
+/// when main is the only interpreter. A thread attached to another interpreter made its thread
+/// state there after that push (through the same lock), so it cannot read a stale head of main.
+#[inline(always)]
+pub(crate) fn only_main_alive() -> bool {
+    let main = MAIN_INTERP.load(Ordering::Relaxed);
+    // SAFETY: PyInterpreterState_Head only reads the runtime's list head (an aligned pointer
+    // written under the runtime's lock); the result is compared, never dereferenced.
+    !main.is_null() && unsafe { ffi::PyInterpreterState_Head() } == main
+}
+
+/// The owner tag for a new reference made on this thread, which is attached (inside a scope):
+/// main's tag when main is alone both in the registry and in CPython's list (no lookup), else
+/// the current interpreter looked up; `fallback` only if the thread turns out not attached.
+#[inline]
+pub(crate) fn attached_tag(fallback: InterpreterKey) -> Tag {
+    let fast = REGISTRY.fast_owner();
+    if fast != interpsafe_protocol::NO_FAST_OWNER && only_main_alive() {
+        return Tag::from_raw(fast);
+    }
+    current_tag().unwrap_or(Tag::from_key(fallback))
+}
+
 /// What a scope entered on a thread attached to `key` records: the current interpreter's tag and
 /// slot, read once (falling back to `key` without a slot if the lookup finds no thread state).
 pub(crate) fn scope_reading(key: InterpreterKey) -> (Tag, Option<u32>) {
@@ -136,6 +226,7 @@ pub fn initialize() {
     // SAFETY: the runtime is initialised, so PyInterpreterState_Main returns the main
     // interpreter, valid until finalisation.
     let main = unsafe { ffi::PyInterpreterState_Main() };
+    MAIN_INTERP.store(main, Ordering::Relaxed);
     let seen = registry().observe(InterpreterId::MAIN, main as usize);
     if seen.first_entry {
         // SAFETY: the main interpreter lives until the runtime is finalised, which cannot happen

@@ -1,11 +1,14 @@
 //! `affine`: handles are `!Send` (PyO3's `unsendable`, generalised); crossing threads needs an
 //! explicit checked transfer.
 //!
-//! The handle is one pointer and cannot move to another thread, so no thread check is needed
-//! at all (PyO3's `unsendable` checks a `ThreadId` on every access because a pyclass is reachable
-//! from Python on any thread; a Rust-side handle is not). Moving to another thread goes through
-//! [`Affine::send`], which records the sending scope's interpreter, and [`Affine::receive`],
-//! which refuses a different one.
+//! The handle cannot move to another thread, so no thread check is needed at all (PyO3's
+//! `unsendable` checks a `ThreadId` on every access because a pyclass is reachable from Python
+//! on any thread; a Rust-side handle is not). It records the interpreter it was made in (16
+//! bytes), which bind and drop never consult. Moving to another thread goes through
+//! [`Affine::send`], which tags the transfer with that owner, and [`Affine::receive`], which
+//! refuses a different one. [`Affine::store`] tags with the recorded owner too, never with the
+//! storing scope's interpreter: a kept handle can reach a scope of another interpreter on the
+//! same thread, and the stored form is trusted by every strategy that loads it.
 //!
 //! What it misses: one thread can run several interpreters in turn. A handle made while attached
 //! to interpreter A, kept by the thread, and used after the thread attaches to B is bound and
@@ -39,10 +42,18 @@ pub struct AffineScope<'s> {
     _not_send: PhantomData<(&'s (), *mut ())>,
 }
 
-/// A strong handle that cannot leave its thread: one pointer.
+/// A strong handle that cannot leave its thread: a pointer and the interpreter it was made in
+/// (16 bytes).
+///
+/// The owner is recorded at creation and never consulted on bind or drop (those rely on `!Send`
+/// alone, the design under test); it is what [`Affine::store`] and [`Affine::send`] tag the
+/// stored form with. Tagging with the scope's interpreter instead would let a handle that
+/// reached a scope of another interpreter on the same thread (out of a nested `attach`, through
+/// a thread-local) be laundered into a stored handle that every strategy then trusts.
 #[derive(Debug)]
 pub struct AffineHandle {
     obj: RawStrong,
+    owner: Tag,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -68,16 +79,22 @@ impl Drop for AffineHandle {
 }
 
 impl AffineHandle {
-    fn from_raw(obj: RawStrong) -> Self {
-        AffineHandle { obj, _not_send: PhantomData }
+    fn from_raw(obj: RawStrong, owner: Tag) -> Self {
+        AffineHandle { obj, owner, _not_send: PhantomData }
     }
 
-    fn into_tagged(self, owner: Tag) -> TaggedHandle {
-        let ptr = self.obj.ptr();
+    /// The interpreter this handle was made in.
+    pub fn owner(&self) -> InterpreterKey {
+        self.owner.key()
+    }
+
+    /// The stored form, tagged with the owner recorded at creation.
+    fn into_tagged(self) -> TaggedHandle {
+        let (ptr, owner) = (self.obj.ptr(), self.owner);
         // The reference moves into the tagged handle: this one must not release it.
         std::mem::forget(self);
         // SAFETY: the forgotten handle's strong reference is handed over exactly once, tagged
-        // with the interpreter the caller vouches for.
+        // with the interpreter it was made in.
         unsafe { TaggedHandle::adopt(ptr, owner) }
     }
 }
@@ -109,7 +126,7 @@ impl Strategy for Affine {
     unsafe fn adopt<'s>(scope: &Self::Scope<'s>, obj: NonNull<ffi::PyObject>) -> Self::Handle<'s> {
         let _ = scope;
         // SAFETY: the caller hands over a new reference owned by the scope's interpreter.
-        AffineHandle::from_raw(unsafe { RawStrong::adopt(obj) })
+        AffineHandle::from_raw(unsafe { RawStrong::adopt(obj) }, scope.tag)
     }
 
     #[inline]
@@ -118,8 +135,8 @@ impl Strategy for Affine {
         Ok(unsafe { handle.obj.borrow() })
     }
 
-    fn to_handle<'s, 'a>(_scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
-        AffineHandle::from_raw(RawStrong::new(obj))
+    fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
+        AffineHandle::from_raw(RawStrong::new(obj), scope.tag)
     }
 
     #[inline]
@@ -128,22 +145,23 @@ impl Strategy for Affine {
         handle: &Self::Handle<'s>,
     ) -> Result<Self::Handle<'s>, Error> {
         // SAFETY: as in bind.
-        Ok(AffineHandle::from_raw(RawStrong::new(unsafe { handle.obj.borrow() })))
+        Ok(AffineHandle::from_raw(RawStrong::new(unsafe { handle.obj.borrow() }), handle.owner))
     }
 
-    fn store<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
-        handle.into_tagged(scope.tag)
+    fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
+        handle.into_tagged()
     }
 
     fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
         stored.check(Some(scope.tag), "load")?;
-        let (ptr, _) = stored.into_raw();
-        // SAFETY: checked: the stored handle belongs to the scope's interpreter.
-        Ok(AffineHandle::from_raw(unsafe { RawStrong::adopt(ptr) }))
+        let (ptr, owner) = stored.into_raw();
+        // SAFETY: checked: the stored handle belongs to the scope's interpreter (or is one of
+        // the runtime's shared objects, which keep their recorded owner).
+        Ok(AffineHandle::from_raw(unsafe { RawStrong::adopt(ptr) }, owner))
     }
 
-    fn send<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
-        AffineTransfer { inner: handle.into_tagged(scope.tag) }
+    fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
+        AffineTransfer { inner: handle.into_tagged() }
     }
 
     fn receive<'s>(scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
@@ -157,7 +175,7 @@ impl Strategy for Affine {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the scope's interpreter for the scope's borrow.
-        unsafe { once_for(cell, scope.key, scope.slot, || init(scope).map(|h| h.into_tagged(scope.tag))) }
+        unsafe { once_for(cell, scope.tag, scope.slot, || init(scope).map(AffineHandle::into_tagged)) }
     }
 
     #[inline]

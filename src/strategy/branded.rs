@@ -172,7 +172,7 @@ impl Strategy for Branded {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the brand's interpreter for the scope's borrow.
-        let obj = unsafe { once_for(cell, scope.key, scope.slot, || init(scope).map(|h| Self::store(scope, h))) }?;
+        let obj = unsafe { once_for(cell, scope.tag, scope.slot, || init(scope).map(|h| Self::store(scope, h))) }?;
         Ok(BrandedRef { obj, _brand: PhantomData })
     }
 

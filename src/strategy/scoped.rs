@@ -115,7 +115,7 @@ impl Strategy for Scoped {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the scope's interpreter for the scope's borrow.
-        unsafe { once_for(cell, scope.tag.key(), scope.slot, || init(scope)) }
+        unsafe { once_for(cell, scope.tag, scope.slot, || init(scope)) }
     }
 
     #[inline]

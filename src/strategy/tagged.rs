@@ -21,7 +21,7 @@ use std::marker::PhantomData;
 use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce, SlotTable};
 
 use super::Strategy;
-use crate::interpreter::runtime::{current, current_tag, registry};
+use crate::interpreter::runtime::{attached_tag, current, current_tag, only_main_alive, registry};
 use crate::interpreter::Attached;
 use crate::object::{ObjRef, RawStrong};
 use crate::pyo3_compat::ffi;
@@ -33,7 +33,9 @@ use crate::Error;
 #[derive(Debug)]
 pub enum Tagged {}
 
-/// A tagged scope: the interpreter at entry, used only to word errors and key once-cells.
+/// A tagged scope: proof that the thread is attached, plus the interpreter at entry, which only
+/// words errors. Owner tags, binds and once-cells all read the interpreter the thread is
+/// attached to at that moment, so a raw thread-state switch inside the scope is seen.
 #[derive(Debug)]
 pub struct TaggedScope<'s> {
     pub(crate) key: InterpreterKey,
@@ -106,12 +108,15 @@ impl TaggedHandle {
     }
 
     /// [`check`](Self::check) for a thread inside a scope (so attached): while main is the
-    /// only interpreter ever entered, the thread is attached to main, and a handle of main needs
-    /// no lookup of the current interpreter: one relaxed load of the registry's fast-path word
-    /// and a compare ([`Registry::fast_owner`](interpsafe_protocol::Registry::fast_owner)).
+    /// only interpreter toolkit code has entered *and* the only one CPython's list holds, the
+    /// thread is attached to main, and a handle of main needs no lookup of the current
+    /// interpreter: one relaxed load of the registry's fast-path word
+    /// ([`Registry::fast_owner`](interpsafe_protocol::Registry::fast_owner)), a compare, and
+    /// `PyInterpreterState_Head` (see `runtime::only_main_alive`). The registry word alone is
+    /// not enough: C code can switch the thread into an interpreter toolkit code never entered.
     #[inline(always)]
     pub(crate) fn check_in_scope(&self, operation: &'static str) -> Result<(), Error> {
-        if self.owner.raw() == registry().fast_owner() {
+        if self.owner.raw() == registry().fast_owner() && only_main_alive() {
             return Ok(());
         }
         self.check(current_tag(), operation)
@@ -180,17 +185,25 @@ pub struct TaggedOnce {
     pub(crate) fast: SlotTable,
 }
 
-/// Shared by the checked strategies: the once-cell's object for `key`, initialised by `init` on
-/// first use there. A losing racer's value is released in `key`, where the thread is attached.
+/// Shared by the checked strategies: the once-cell's object for the interpreter `owner`,
+/// initialised by `init` on first use there. A losing racer's value is released in `owner`,
+/// where the thread is attached.
+///
+/// The initialiser may return any handle, including one of another interpreter (through a
+/// stored or sent handle, or a closure that captured one). The cell forgets the handle's owner
+/// when it keeps the object, so the owner is checked here, at the door: a handle that does not
+/// belong to `owner` (and is not one of the runtime's shared objects) is refused with the same
+/// error a bind gives, and released in its own interpreter, never kept.
 ///
 /// # Safety
-/// The thread must be attached to `key` for `'a`.
+/// The thread must be attached to `owner` for `'a`.
 pub(crate) unsafe fn once_for<'a>(
     cell: &'a TaggedOnce,
-    key: InterpreterKey,
+    owner: Tag,
     slot: Option<u32>,
     init: impl FnOnce() -> Result<TaggedHandle, Error>,
 ) -> Result<ObjRef<'a>, Error> {
+    let key = owner.key();
     if let Some(addr) = slot.and_then(|s| cell.fast.get(s)) {
         // SAFETY: the slot table only holds this interpreter's value (slots are never reused),
         // owned by the cell for as long as the interpreter lives; attached for `'a`.
@@ -199,15 +212,20 @@ pub(crate) unsafe fn once_for<'a>(
     let addr = match cell.cells.get(key) {
         Some(addr) => addr,
         None => {
-            let init = cell
-                .cells
-                .get_or_try_init(key, || init().map(|h| h.into_raw().0.as_ptr() as usize))
-                .map_err(|e| match e {
-                    interpsafe_protocol::OnceError::Init { error, .. } => error,
-                    other => Error::Reentrant { message: other.to_string() },
-                })?;
+            let checked_init = || {
+                let handle = init()?;
+                // On refusal the handle drops here and is released in (or deferred to) its
+                // own owner.
+                handle.check(Some(owner), "once-cell init")?;
+                Ok::<_, Error>(handle.into_raw().0.as_ptr() as usize)
+            };
+            let init = cell.cells.get_or_try_init(key, checked_init).map_err(|e| match e {
+                interpsafe_protocol::OnceError::Init { error, .. } => error,
+                other => Error::Reentrant { message: other.to_string() },
+            })?;
             if let Some(loser) = init.loser {
-                // SAFETY: the loser's reference was made in `key`, where the thread is attached.
+                // SAFETY: the loser's reference passed the owner check for `owner`, where the
+                // thread is attached.
                 unsafe { ffi::Py_DECREF(loser as *mut ffi::PyObject) };
             }
             init.value
@@ -217,8 +235,8 @@ pub(crate) unsafe fn once_for<'a>(
         // The canonical value for `key` is stored; publishing it is idempotent.
         let _ = cell.fast.publish(slot, addr);
     }
-    // SAFETY: the cell owns a strong reference in `key` for as long as `key` lives, and the
-    // thread is attached to `key` for `'a` (caller's contract).
+    // SAFETY: the cell owns a strong reference in `key` for as long as `key` lives (checked at
+    // initialisation), and the thread is attached to `key` for `'a` (caller's contract).
     Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) })
 }
 
@@ -246,9 +264,11 @@ impl Strategy for Tagged {
     }
 
     unsafe fn adopt<'s>(scope: &Self::Scope<'s>, obj: NonNull<ffi::PyObject>) -> Self::Handle<'s> {
-        let _ = scope;
-        // SAFETY: the caller hands over a new reference owned by the scope's interpreter.
-        unsafe { TaggedHandle::adopt(obj, Tag::from_key(scope.key)) }
+        // The owner is the interpreter the thread is attached to now, read again: the scope's
+        // key is the interpreter at entry, and C code may have switched the thread since.
+        // SAFETY: the caller hands over a new reference made on this thread, attached to the
+        // interpreter `attached_tag` reads.
+        unsafe { TaggedHandle::adopt(obj, attached_tag(scope.key)) }
     }
 
     #[inline]
@@ -262,7 +282,7 @@ impl Strategy for Tagged {
     }
 
     fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
-        TaggedHandle::new(obj, current_tag().unwrap_or(Tag::from_key(scope.key)))
+        TaggedHandle::new(obj, attached_tag(scope.key))
     }
 
     #[inline]
@@ -298,7 +318,7 @@ impl Strategy for Tagged {
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         let current = current().ok_or(Error::NotAttached { operation: "once-cell" })?;
         // SAFETY: attached to `current` for the scope's borrow.
-        unsafe { once_for(cell, current.tag.key(), current.slot, || init(scope)) }
+        unsafe { once_for(cell, current.tag, current.slot, || init(scope)) }
     }
 
     #[inline]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use interp_tests::{Rendezvous, FREE_THREADED};
 use interpsafe::hazard::{Case, Hazard};
-use interpsafe::interpreter::runtime::decref_pool;
+use interpsafe::interpreter::runtime::pending_decrefs;
 use interpsafe::type_object::TypeSpec;
 use interpsafe::{current_interpreter, Error, InterpreterKey, Strategy};
 use pyo3_ffi as ffi;
@@ -181,7 +181,7 @@ fn h2<S: Strategy>(w: &mut World, how: Drop2) -> Obs {
             within(b, |at| S::enter(at, |_| ()));
         }
     }
-    let pending = decref_pool().pending(a);
+    let pending = pending_decrefs(a);
     // The owner attaches again (draining what was deferred for it).
     within(a, |at| S::enter(at, |_| ()));
     match w.probes.finalised_in(tag) {

@@ -14,7 +14,7 @@ use std::sync::{Barrier, Mutex};
 
 use interp_tests::FREE_THREADED;
 use interpsafe::interpreter::main_interpreter;
-use interpsafe::interpreter::runtime::decref_pool;
+use interpsafe::interpreter::runtime::decref_stats;
 use interpsafe::{Attached, Isolation, Strategy, SubInterpreter};
 use pyo3_ffi as ffi;
 
@@ -267,7 +267,7 @@ pub fn run<S: Strategy>() -> Obs {
         sub.end(None).expect("end");
     }
     within(main_interpreter(), |_| ());
-    let stats = decref_pool().stats();
+    let stats = decref_stats();
     if !stats.balanced() || stats.stranded != 0 {
         obs.anomaly(format!("pool: out of balance after the run: {stats:?}"));
     }

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use interpsafe::hazard::{probe_events, ProbeEventKind, Setting};
 use interpsafe::interpreter::main_interpreter;
-use interpsafe::interpreter::runtime::{decref_pool, registry};
+use interpsafe::interpreter::runtime::{decref_stats, lookup};
 use interpsafe::{
     attach, Attached, Error, InterpreterId, InterpreterKey, Isolation, Strategy, SubInterpreter,
 };
@@ -34,7 +34,7 @@ pub fn report(kind: &str, text: &str) {
 }
 
 /// Runs `f` attached to `key`, failing the child if the interpreter cannot be attached.
-pub fn within<R>(key: InterpreterKey, f: impl FnOnce(&Attached<'_>) -> R + Send) -> R {
+pub fn within<R: Send>(key: InterpreterKey, f: impl FnOnce(&Attached<'_>) -> R + Send) -> R {
     attach(key, f).unwrap_or_else(|e| panic!("cannot attach to {key}: {e}"))
 }
 
@@ -96,8 +96,7 @@ impl Interp {
                     at.eval(c"_hz_new").unwrap().parse().unwrap()
                 });
                 // Importing `_interpsafe` there registered it (registration on first entry).
-                let key = registry()
-                    .lookup(InterpreterId(id))
+                let key = lookup(InterpreterId(id))
                     .expect("registered on first entry");
                 Interp {
                     key,
@@ -502,7 +501,7 @@ impl World {
             interp.end();
         }
         within(main_interpreter(), |_| ());
-        let stats = decref_pool().stats();
+        let stats = decref_stats();
         if !stats.balanced() || stats.stranded != 0 {
             obs.anomaly(format!(
                 "pool: the deferred-decref pool is out of balance: {stats:?}"

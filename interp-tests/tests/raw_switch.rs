@@ -1,0 +1,94 @@
+//! Tagged under a raw C-API thread-state switch: C code the toolkit does not control moves the
+//! thread into another interpreter while a tagged scope of main is open
+//! (`PyEval_SaveThread`, `PyThreadState_New`, `PyEval_RestoreThread`). Tagged promises to see
+//! it: binds and new owner tags read the interpreter the thread is in at that moment, including
+//! the one-interpreter fast path, which must not trust the registry alone (the interpreter here
+//! is made by `_interpreters.create()` and never enters toolkit code, so the registry never
+//! learns of it).
+//!
+//! Its own test binary, one test: the fast path is only on while main is the only interpreter
+//! the process has registered.
+
+use interpsafe::interpreter::main_interpreter;
+use interpsafe::interpreter::runtime::only_main_seen;
+use interpsafe::strategy::Tagged;
+use interpsafe::{attach, Error, Strategy};
+use pyo3_ffi as ffi;
+
+/// The `PyInterpreterState*` of interpreter `id`, found in CPython's list.
+///
+/// # Safety
+/// The thread must be attached (the list is stable while the interpreter is not being ended).
+unsafe fn interpreter_by_id(id: i64) -> *mut ffi::PyInterpreterState {
+    // SAFETY: attached (caller's contract); the list is walked read-only.
+    unsafe {
+        let mut interp = ffi::PyInterpreterState_Head();
+        while !interp.is_null() && ffi::PyInterpreterState_GetID(interp) != id {
+            interp = ffi::PyInterpreterState_Next(interp);
+        }
+        interp
+    }
+}
+
+/// Runs `f` with the thread switched, raw, into `interp`, then switches back.
+///
+/// # Safety
+/// The thread must be attached; `interp` must be alive and not ended during `f`.
+unsafe fn switched_into<R>(interp: *mut ffi::PyInterpreterState, f: impl FnOnce() -> R) -> R {
+    // SAFETY: attached (caller's contract): detach, attach a fresh thread state of `interp`,
+    // run, then delete it and restore the saved one, on this thread.
+    unsafe {
+        let saved = ffi::PyEval_SaveThread();
+        let fresh = ffi::PyThreadState_New(interp);
+        assert!(!fresh.is_null());
+        ffi::PyEval_RestoreThread(fresh);
+        let out = f();
+        ffi::PyThreadState_Clear(fresh);
+        ffi::PyThreadState_DeleteCurrent();
+        ffi::PyEval_RestoreThread(saved);
+        out
+    }
+}
+
+#[test]
+fn tagged_sees_a_raw_switch_into_an_interpreter_it_never_entered() {
+    let main = main_interpreter();
+    attach(main, |at| {
+        at.exec(c"import _interpreters\nraw_id = _interpreters.create()").unwrap();
+        let raw_id: i64 = at.eval(c"raw_id").unwrap().parse().unwrap();
+        assert!(only_main_seen(), "creating from Python must not register the interpreter");
+        // SAFETY: attached to main; the interpreter was just created and is destroyed below.
+        let raw = unsafe { interpreter_by_id(raw_id) };
+        assert!(!raw.is_null());
+        Tagged::enter(at, |scope| {
+            let mains = Tagged::eval(scope, c"['made in main']").unwrap();
+            assert!(Tagged::bind(scope, &mains).is_ok());
+            // SAFETY: attached to main; `raw` lives until the destroy below.
+            let made_there = unsafe {
+                switched_into(raw, || {
+                    // (a) The one-interpreter fast path must not accept main's handle here.
+                    let refused = Tagged::bind(scope, &mains).map(|_| ());
+                    assert!(
+                        matches!(refused, Err(Error::CrossInterpreter { .. })),
+                        "main's handle bound in an interpreter toolkit code never entered: {refused:?}"
+                    );
+                    let refused = Tagged::clone_handle(scope, &mains).map(|_| ());
+                    assert!(matches!(refused, Err(Error::CrossInterpreter { .. })), "{refused:?}");
+                    // (b) A new object is tagged with the interpreter it was made in, not the
+                    // scope's.
+                    let there = Tagged::eval(scope, c"['made in the raw interpreter']").unwrap();
+                    assert_eq!(there.owner().id.0, raw_id, "tagged with the scope's interpreter");
+                    assert!(Tagged::bind(scope, &there).is_ok());
+                    Tagged::store(scope, Tagged::clone_handle(scope, &there).unwrap())
+                })
+            };
+            // Back in main: the raw interpreter's object is refused here.
+            let refused = Tagged::bind(scope, &made_there).map(|_| ());
+            assert!(matches!(refused, Err(Error::CrossInterpreter { .. })), "{refused:?}");
+            // SAFETY: as above.
+            unsafe { switched_into(raw, || drop(made_there)) };
+        });
+        at.exec(c"_interpreters.destroy(raw_id)").unwrap();
+    })
+    .unwrap();
+}
