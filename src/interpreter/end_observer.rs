@@ -1,14 +1,29 @@
-//! Seeing an interpreter end, whoever ends it: a capsule in the interpreter's dict.
+//! Seeing an interpreter end, whoever ends it: an `atexit` hook when the end begins, and a
+//! capsule in the interpreter's dict when it is cleared.
 //!
-//! `PyInterpreterState_GetDict` returns a dict that CPython clears while the interpreter is being
-//! finalised (`PyInterpreterState_Clear`), which runs the capsule's destructor. The destructor
-//! only reports to the registry: it calls no Python API.
+//! Two moments matter, because an end the toolkit does not drive (`_interpreters.destroy` from
+//! Python, or runtime finalisation) gives no other notice:
+//! - **The end begins.** `Py_EndInterpreter` (and `Py_FinalizeEx`) run the interpreter's
+//!   Python-level `atexit` callbacks before CPython's "not the last thread" check and before
+//!   anything is freed. A builtin function registered there reports
+//!   [`Registry::end_begins`](interpsafe_protocol::Registry::end_begins): from then on guards
+//!   refuse to attach, and the end waits (detached) until threads attached through guards have
+//!   left and guards held by other threads are released, as PEP 788's native guards make it
+//!   wait. (C-level `PyUnstable_AtExit` callbacks would be cleaner, but 3.13 runs them inside
+//!   `PyInterpreterState_Clear`, after that check.)
+//! - **The end happens.** `PyInterpreterState_GetDict` returns a dict that CPython clears while
+//!   the interpreter is being finalised (`PyInterpreterState_Clear`), which runs the capsule's
+//!   destructor. The destructor only reports to the registry: it calls no Python API.
+//!
+//! Python code can unregister the `atexit` hook (`atexit._clear()`); the end then goes
+//! unannounced until the capsule reports it, which is the window `docs/threat-model.md` lists.
 
 use std::ffi::{c_void, CStr};
 
 use interpsafe_protocol::InterpreterKey;
 
 use super::runtime::{decref_pool, registry};
+use super::thread_label::current_holder;
 use crate::pyo3_compat::ffi;
 
 const CAPSULE_NAME: &CStr = c"interpsafe.end_observer";
@@ -30,12 +45,126 @@ unsafe extern "C" fn on_interpreter_end(capsule: *mut ffi::PyObject) {
     registry().ended(*key);
 }
 
-/// Installs the end observer for `key` in `interp`'s dict. Failure is tolerated (the interpreter
-/// then stays "alive" in the registry until the runtime ends), and any Python error is cleared.
+const BEGINS_CAPSULE_NAME: &CStr = c"interpsafe.end_begins";
+
+/// The `atexit` callback: `self` is a capsule holding the interpreter's key.
+unsafe extern "C" fn on_end_begins(
+    capsule: *mut ffi::PyObject,
+    _args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this attached to the interpreter that is ending, with the capsule
+    // `install` bound as `self`; it lives as long as the function object.
+    let key = unsafe { ffi::PyCapsule_GetPointer(capsule, BEGINS_CAPSULE_NAME.as_ptr()) };
+    if key.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the capsule's pointer is a `Box<InterpreterKey>` that only its destructor frees.
+    let key = unsafe { *key.cast::<InterpreterKey>() };
+    let mut saved: *mut ffi::PyThreadState = std::ptr::null_mut();
+    registry().end_begins(key, &current_holder(), |detach| {
+        if detach {
+            // SAFETY: this thread is attached (CPython runs atexit callbacks attached); it
+            // detaches so that threads attached through guards can finish.
+            saved = unsafe { ffi::PyEval_SaveThread() };
+        } else {
+            // SAFETY: `saved` was detached on this thread just before; restored exactly once.
+            unsafe { ffi::PyEval_RestoreThread(saved) };
+        }
+    });
+    // SAFETY: attached again; Py_None is immortal, the returned reference is a new one.
+    unsafe {
+        let none = ffi::Py_None();
+        ffi::Py_INCREF(none);
+        none
+    }
+}
+
+unsafe extern "C" fn free_begins_capsule(capsule: *mut ffi::PyObject) {
+    // SAFETY: CPython calls this with the capsule being freed; its name is ours.
+    let ptr = unsafe { ffi::PyCapsule_GetPointer(capsule, BEGINS_CAPSULE_NAME.as_ptr()) };
+    if ptr.is_null() {
+        // SAFETY: the capsule API set an error; the destructor must not leave one behind.
+        unsafe { ffi::PyErr_Clear() };
+        return;
+    }
+    // SAFETY: `install_end_begins` stored a `Box<InterpreterKey>`; only this destructor frees it.
+    drop(unsafe { Box::from_raw(ptr.cast::<InterpreterKey>()) });
+}
+
+/// The method definition of the `atexit` hook (one for every interpreter; `self` differs).
+struct HookDef(ffi::PyMethodDef);
+// SAFETY: the definition is immutable after construction and only read by CPython.
+unsafe impl Sync for HookDef {}
+
+static END_BEGINS_DEF: HookDef = HookDef(ffi::PyMethodDef {
+    ml_name: c"_interpsafe_end_begins".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: on_end_begins },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"interpsafe: this interpreter's end has begun (registered with atexit).".as_ptr(),
+});
+
+/// Registers the `atexit` hook that reports the start of `key`'s end. Returns false (with no
+/// Python error left) if it could not be registered.
+///
+/// # Safety
+/// The calling thread must be attached to the interpreter `key`.
+unsafe fn install_end_begins(key: InterpreterKey) -> bool {
+    let boxed = Box::into_raw(Box::new(key));
+    // SAFETY: attached (caller's contract); the pointer is a live Box the destructor reclaims.
+    let capsule = unsafe {
+        ffi::PyCapsule_New(boxed.cast::<c_void>(), BEGINS_CAPSULE_NAME.as_ptr(), Some(free_begins_capsule))
+    };
+    if capsule.is_null() {
+        // SAFETY: the capsule was not created, so the Box is still ours; clear the error.
+        unsafe {
+            drop(Box::from_raw(boxed));
+            ffi::PyErr_Clear();
+        }
+        return false;
+    }
+    // SAFETY: attached; every object below is a new reference released once, and the method
+    // definition is a static that outlives every interpreter. CPython only reads it.
+    unsafe {
+        let def = std::ptr::addr_of!(END_BEGINS_DEF.0).cast_mut();
+        let hook = ffi::PyCFunction_NewEx(def, capsule, std::ptr::null_mut());
+        ffi::Py_DECREF(capsule);
+        if hook.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        let atexit = ffi::PyImport_ImportModule(c"atexit".as_ptr());
+        let registered = if atexit.is_null() {
+            std::ptr::null_mut()
+        } else {
+            let register = ffi::PyObject_GetAttrString(atexit, c"register".as_ptr());
+            ffi::Py_DECREF(atexit);
+            if register.is_null() {
+                std::ptr::null_mut()
+            } else {
+                let r = ffi::PyObject_CallOneArg(register, hook);
+                ffi::Py_DECREF(register);
+                r
+            }
+        };
+        ffi::Py_DECREF(hook);
+        if registered.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        ffi::Py_DECREF(registered);
+    }
+    true
+}
+
+/// Installs the end observers for `key` in `interp`: the `atexit` hook and the dict capsule.
+/// Failure is tolerated (the interpreter then stays "alive" in the registry until the runtime
+/// ends), and any Python error is cleared.
 ///
 /// # Safety
 /// The calling thread must be attached to `interp`.
 pub(crate) unsafe fn install(interp: *mut ffi::PyInterpreterState, key: InterpreterKey) {
+    // SAFETY: attached to `interp` (caller's contract). A failure leaves only the capsule.
+    unsafe { install_end_begins(key) };
     // SAFETY: the caller guarantees this thread is attached to `interp`; the dict is borrowed.
     let dict = unsafe { ffi::PyInterpreterState_GetDict(interp) };
     if dict.is_null() {

@@ -6,6 +6,10 @@
 //! manager and mod_wsgi use. On a free-threaded build there is no GIL to own or share, and the
 //! legacy config forces `check_multi_interp_extensions` on, so the two differ only on GIL builds.
 //!
+//! The worker marks its thread state as the interpreter's main thread (see `running_main`), so
+//! `_interpreters.destroy` from Python refuses it with an exception instead of aborting the
+//! process, and `_interpreters.exec` refuses it too.
+//!
 //! The worker thread creates the interpreter with no thread state of its own
 //! (`Py_NewInterpreterFromConfig` then copies the main interpreter's config), keeps its thread
 //! state detached between closures so other threads can attach, and ends the interpreter when
@@ -21,6 +25,7 @@ use interpsafe_protocol::{InterpreterId, InterpreterKey};
 use super::detach::detached;
 use super::guard::Attached;
 use super::runtime::{enter, initialize, registry};
+use super::running_main;
 use super::thread_label::current_holder;
 use crate::pyo3_compat::ffi;
 use crate::Error;
@@ -194,10 +199,13 @@ fn worker_main(
         return;
     }
     // SAFETY: tstate is attached to the new interpreter on this thread.
-    let key = unsafe {
-        let interp = ffi::PyThreadState_GetInterpreter(tstate);
-        enter(InterpreterId(ffi::PyInterpreterState_GetID(interp)), interp)
-    };
+    let interp = unsafe { ffi::PyThreadState_GetInterpreter(tstate) };
+    // SAFETY: attached to `interp` with `tstate`, the worker's thread state for the
+    // interpreter's whole life (unmarked just before Py_EndInterpreter). A new interpreter has
+    // no main thread yet, so this succeeds.
+    let marked = unsafe { running_main::mark(interp) };
+    // SAFETY: tstate is attached to the new interpreter on this thread.
+    let key = unsafe { enter(InterpreterId(ffi::PyInterpreterState_GetID(interp)), interp) };
     let state = WorkerState(tstate);
     // SAFETY: detach so that other threads can attach between closures.
     unsafe { ffi::PyEval_SaveThread() };
@@ -217,6 +225,10 @@ fn worker_main(
                 // SAFETY: attached to `key`, which has not ended: release what was deferred for
                 // it and close its queue, so later drops of its handles are discarded.
                 unsafe { crate::release::close_for(key) };
+                if marked {
+                    // SAFETY: attached with the thread state `mark` marked.
+                    unsafe { running_main::unmark(interp) };
+                }
                 // SAFETY: the registry's end handshake returned, so no attach guard is held and
                 // no other thread state made by the toolkit exists; this thread state is current,
                 // which Py_EndInterpreter requires, and it is gone afterwards.

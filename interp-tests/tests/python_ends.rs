@@ -1,0 +1,157 @@
+//! Interpreters ended by Python code (`_interpreters.destroy`) while toolkit code holds them or
+//! runs in them: the end must wait, or the toolkit must refuse with a clean `Error`, or Python
+//! gets an exception. Never a fatal error, never a freed interpreter touched.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use interpsafe::interpreter::main_interpreter;
+use interpsafe::interpreter::runtime::{lookup, status};
+use interpsafe::protocol::{AttachRefused, Status};
+use interpsafe::{attach, Error, InterpreterGuard, InterpreterId, InterpreterKey, Isolation, SubInterpreter};
+
+/// Helpers defined in main's `__main__`. Tests run in parallel, so each call's state stays in
+/// the call's own frame (redefining them is harmless: every test defines the same code).
+const HELPERS: &std::ffi::CStr = c"
+def _pe_create():
+    import _interpreters
+    i = _interpreters.create()
+    _interpreters.exec(i, 'import _interpsafe')
+    return i
+
+def _pe_call(f, *args):
+    try:
+        f(*args)
+        return ''
+    except Exception as e:
+        return type(e).__name__ + ': ' + str(e)
+";
+
+/// Evaluates `expr` in main after defining the helpers.
+fn in_main(expr: &str) -> String {
+    let expr = std::ffi::CString::new(expr).unwrap();
+    attach(main_interpreter(), |at| {
+        at.exec(HELPERS).unwrap();
+        at.eval(&expr).unwrap()
+    })
+    .unwrap()
+}
+
+/// Creates an interpreter from Python and enters toolkit code there once (`import _interpsafe`),
+/// which registers it. Returns its key.
+fn python_created() -> InterpreterKey {
+    let id: i64 = in_main("_pe_create()").parse().unwrap();
+    lookup(InterpreterId(id)).expect("registered on first entry")
+}
+
+/// Runs `_interpreters.destroy(id)` in main; `Ok(())`, or the exception as `Type: message`.
+fn python_destroy(id: i64) -> Result<(), String> {
+    let err = in_main(&format!("_pe_call(__import__('_interpreters').destroy, {id})"));
+    if err.is_empty() { Ok(()) } else { Err(err) }
+}
+
+/// Python code destroying a toolkit subinterpreter gets an exception, not CPython's fatal
+/// "not the last thread"; the interpreter keeps working and the toolkit can still end it.
+#[test]
+fn python_cannot_destroy_a_toolkit_subinterpreter() {
+    for isolation in [Isolation::OwnGil, Isolation::SharedGil] {
+        let mut sub = SubInterpreter::new(isolation).unwrap();
+        let err = python_destroy(sub.key().id.0).expect_err("destroy must be refused");
+        assert!(err.contains("running"), "{isolation:?}: {err}");
+        assert_eq!(sub.run(|at| at.eval(c"6 * 7").unwrap()).unwrap(), "42");
+        assert_eq!(status(sub.key()), Some(Status::Alive));
+        sub.end(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(status(sub.key()), Some(Status::Ended));
+    }
+}
+
+/// The trade-off of that mark: `_interpreters.exec` refuses a toolkit subinterpreter too, so
+/// Python code cannot be running there when the toolkit ends it.
+#[test]
+fn python_cannot_exec_in_a_toolkit_subinterpreter() {
+    let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let err = in_main(&format!(
+        "_pe_call(__import__('_interpreters').exec, {}, 'import time; time.sleep(1)')",
+        sub.key().id.0
+    ));
+    assert!(err.contains("running"), "{err}");
+    sub.end(Some(Duration::from_secs(10))).unwrap();
+}
+
+/// A guard held by the thread that destroys the interpreter from Python cannot make the end
+/// wait (it would wait for itself): afterwards it refuses to attach with a clean error, where it
+/// used to attach to the freed interpreter.
+#[test]
+fn a_guard_refuses_after_its_own_thread_destroyed_the_interpreter_from_python() {
+    let key = python_created();
+    let guard = InterpreterGuard::new(key).unwrap();
+    assert_eq!(guard.attach(|at| at.eval(c"1 + 1").unwrap()).unwrap(), "2");
+    python_destroy(key.id.0).expect("a Python-created interpreter can be destroyed");
+    assert_eq!(status(key), Some(Status::Ended));
+    match guard.attach(|at| at.eval(c"1").unwrap()) {
+        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => assert_eq!(k, key),
+        other => panic!("attached to a destroyed interpreter: {other:?}"),
+    }
+}
+
+/// A guard held by another thread makes a Python-side destroy wait (PEP 788): the end begins
+/// (new attachments are refused), and completes only once the guard is released.
+#[test]
+fn a_python_destroy_waits_for_a_guard_held_elsewhere() {
+    let key = python_created();
+    let guard = InterpreterGuard::new(key).unwrap();
+    let destroyer = std::thread::spawn(move || python_destroy(key.id.0));
+    let start = Instant::now();
+    while status(key) != Some(Status::Ending) {
+        assert!(start.elapsed() < Duration::from_secs(20), "the end never began");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match guard.attach(|at| at.eval(c"1").unwrap()) {
+        Err(Error::Attach(AttachRefused::Ending(k))) => assert_eq!(k, key),
+        other => panic!("attached while the end was under way: {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(status(key), Some(Status::Ending), "the end did not wait for the held guard");
+    drop(guard);
+    destroyer.join().unwrap().expect("destroy completes once the guard is released");
+    assert_eq!(status(key), Some(Status::Ended));
+}
+
+/// Threads attaching and detaching through guards in a loop while Python destroys the
+/// interpreter: every attachment either runs whole or is refused cleanly.
+#[test]
+fn attachments_racing_a_python_destroy_run_whole_or_are_refused() {
+    for _ in 0..5 {
+        let key = python_created();
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut ran = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        let guard = match InterpreterGuard::new(key) {
+                            Ok(g) => g,
+                            Err(Error::Attach(_)) => break,
+                            Err(e) => panic!("{e}"),
+                        };
+                        match guard.attach(|at| at.exec(c"_pe_x = [1, 2, 3]").unwrap()) {
+                            Ok(()) => ran += 1,
+                            Err(Error::Attach(_)) => break,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    ran
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30));
+        python_destroy(key.id.0).expect("destroy");
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().expect("a worker crashed");
+        }
+        assert_eq!(status(key), Some(Status::Ended));
+    }
+}
