@@ -35,6 +35,7 @@ pub mod ops;
 pub mod payload;
 pub mod pyo3_compat;
 mod release;
+pub mod seeds;
 pub mod send_sync;
 pub mod share;
 pub mod shared_objects;

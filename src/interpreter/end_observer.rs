@@ -60,6 +60,15 @@ unsafe extern "C" fn on_end_begins(
     }
     // SAFETY: the capsule's pointer is a `Box<InterpreterKey>` that only its destructor frees.
     let key = unsafe { *key.cast::<InterpreterKey>() };
+    if crate::seeds::active(crate::seeds::Hole::PythonEndUnguarded) {
+        // The seeded hole: the end goes unannounced until the capsule reports it.
+        // SAFETY: attached; Py_None is immortal, the returned reference is a new one.
+        return unsafe {
+            let none = ffi::Py_None();
+            ffi::Py_INCREF(none);
+            none
+        };
+    }
     let mut saved: *mut ffi::PyThreadState = std::ptr::null_mut();
     registry().end_begins(key, &current_holder(), |detach| {
         if detach {

@@ -69,6 +69,11 @@ impl InterpreterGuard {
     /// toolkit, Python code (`_interpreters.destroy`) or runtime finalisation. An end waits for
     /// attachments in progress (see `end_observer`).
     pub fn attach<R: Send>(&self, f: impl FnOnce(&Attached<'_>) -> R + Send) -> Result<R, Error> {
+        if crate::seeds::active(crate::seeds::Hole::PythonEndUnguarded) {
+            // SAFETY: none: the seeded hole reopens the unchecked attach through the stored
+            // pointer, for the adversarial search to find (seeds builds only).
+            return Ok(unsafe { with_thread_state(self.interp, self.key, f) }?);
+        }
         let holder = current_holder();
         let interp = registry().enter_attached(self.key, self.guard, &holder)?;
         let _leave = LeaveAttached { key: self.key, holder };

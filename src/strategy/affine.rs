@@ -99,6 +99,16 @@ impl AffineHandle {
     }
 }
 
+/// The handle as stored or sent: unchanged, unless the seeded hole
+/// [`AffineStoreScopeOwner`](crate::seeds::Hole::AffineStoreScopeOwner) reopens the old
+/// behaviour of taking the storing scope's interpreter as the owner.
+fn seeded_owner(scope: &AffineScope<'_>, mut handle: AffineHandle) -> AffineHandle {
+    if crate::seeds::active(crate::seeds::Hole::AffineStoreScopeOwner) {
+        handle.owner = scope.tag;
+    }
+    handle
+}
+
 impl Strategy for Affine {
     const NAME: &'static str = "affine";
     const SUMMARY: &'static str =
@@ -148,8 +158,8 @@ impl Strategy for Affine {
         Ok(AffineHandle::from_raw(RawStrong::new(unsafe { handle.obj.borrow() }), handle.owner))
     }
 
-    fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
-        handle.into_tagged()
+    fn store<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
+        seeded_owner(scope, handle).into_tagged()
     }
 
     fn load<'s>(scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
@@ -160,8 +170,8 @@ impl Strategy for Affine {
         Ok(AffineHandle::from_raw(unsafe { RawStrong::adopt(ptr) }, owner))
     }
 
-    fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
-        AffineTransfer { inner: handle.into_tagged() }
+    fn send<'s>(scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
+        AffineTransfer { inner: seeded_owner(scope, handle).into_tagged() }
     }
 
     fn receive<'s>(scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {

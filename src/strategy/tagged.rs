@@ -116,7 +116,9 @@ impl TaggedHandle {
     /// not enough: C code can switch the thread into an interpreter toolkit code never entered.
     #[inline(always)]
     pub(crate) fn check_in_scope(&self, operation: &'static str) -> Result<(), Error> {
-        if self.owner.raw() == registry().fast_owner() && only_main_alive() {
+        let list_agrees =
+            || only_main_alive() || crate::seeds::active(crate::seeds::Hole::TaggedRawSwitch);
+        if self.owner.raw() == registry().fast_owner() && list_agrees() {
             return Ok(());
         }
         self.check(current_tag(), operation)
@@ -216,7 +218,9 @@ pub(crate) unsafe fn once_for<'a>(
                 let handle = init()?;
                 // On refusal the handle drops here and is released in (or deferred to) its
                 // own owner.
-                handle.check(Some(owner), "once-cell init")?;
+                if !crate::seeds::active(crate::seeds::Hole::OnceForeignInit) {
+                    handle.check(Some(owner), "once-cell init")?;
+                }
                 Ok::<_, Error>(handle.into_raw().0.as_ptr() as usize)
             };
             let init = cell.cells.get_or_try_init(key, checked_init).map_err(|e| match e {
@@ -268,7 +272,13 @@ impl Strategy for Tagged {
         // key is the interpreter at entry, and C code may have switched the thread since.
         // SAFETY: the caller hands over a new reference made on this thread, attached to the
         // interpreter `attached_tag` reads.
-        unsafe { TaggedHandle::adopt(obj, attached_tag(scope.key)) }
+        let owner = if crate::seeds::active(crate::seeds::Hole::TaggedRawSwitch) {
+            Tag::from_key(scope.key)
+        } else {
+            attached_tag(scope.key)
+        };
+        // SAFETY: as above.
+        unsafe { TaggedHandle::adopt(obj, owner) }
     }
 
     #[inline]
