@@ -10,7 +10,9 @@
 //! tagged handle, plus an [`InterpreterGuard`] so the source interpreter cannot end under it) and
 //! reads its buffer in place, from any thread, without a copy: `bytes` are immutable. Making a
 //! `bytes` object in the target from it is then the one unavoidable copy. While a `SharedBytes`
-//! lives, ending its source interpreter waits for it.
+//! lives, ending its source interpreter waits for it (its guard pins the interpreter), whoever
+//! ends it, Python code included; a thread that holds one and destroys its source from Python
+//! waits for itself.
 
 use std::ffi::CStr;
 use std::ptr::NonNull;
@@ -227,7 +229,7 @@ impl SharedBytes {
                 .into_owned();
             return Err(Error::NotShareable { type_name, interpreter: tag.key() });
         }
-        let guard = InterpreterGuard::new(tag.key())?;
+        let guard = InterpreterGuard::new_pinning(tag.key())?;
         // SAFETY: checked to be an exact bytes object, live and attached.
         let (ptr, len) = unsafe { bytes_buffer(p) };
         Ok(SharedBytes { ptr, len, _object: TaggedHandle::new(obj, tag), _owner_alive: guard })

@@ -166,6 +166,9 @@ struct Entry {
     /// the interpreter has not ended.
     handle: usize,
     holders: Vec<(GuardId, Holder)>,
+    /// The guards among `holders` that pin the interpreter's memory (they read its objects
+    /// without attaching): every end waits for them, whoever ends it.
+    pinning: Vec<GuardId>,
     /// Threads inside [`Registry::enter_attached`] .. [`Registry::leave_attached`], one entry per
     /// attachment: each has (or is about to have) a thread state of this interpreter that an
     /// end must not run over.
@@ -297,6 +300,7 @@ impl Registry {
                 end_observed: false,
                 handle,
                 holders: Vec::new(),
+                pinning: Vec::new(),
                 attached: Vec::new(),
             },
         );
@@ -475,15 +479,20 @@ impl Registry {
     /// An end the toolkit does not drive has begun (Python code called
     /// `_interpreters.destroy`, or the runtime is finalising): reported by the FFI edge before
     /// CPython's last-thread check. Refuses new guards and attachments from now on, then waits
-    /// until no thread other than `caller` is attached through a guard or holds one (PEP 788: an
-    /// end waits for its guards). `wait` detaches the calling thread while
-    /// it waits (the attached threads may need its GIL); it is called with `true` before a wait
-    /// and `false` after.
+    /// until no thread other than `caller` is attached through a guard and no pinning guard
+    /// ([`Registry::attach_pinning`]) is held. `detach_while_waiting` detaches the calling
+    /// thread while it waits (the attached threads may need its GIL); it is called with `true`
+    /// before the first wait and `false` before returning.
     ///
-    /// Guards held by `caller` itself cannot be waited for (it would wait for itself): they
-    /// refuse their next attachment instead. Returns how many such guards there were. (An
+    /// Ordinary guards that are held but not attached are not waited for: they refuse their
+    /// next attachment instead (the promise on 3.13, where nothing can delay an end that Python
+    /// code started; PEP 788's native guards on 3.15 make it wait). A guard is `Send`, so the
+    /// thread that took it says nothing about who holds it now; attachments, by contrast, are
+    /// recorded by the thread that is attached, so the caller's own are known exactly. (An
     /// attachment of `caller`'s own that is still open, suspended by a nested attachment
-    /// elsewhere, is CPython's "not the last thread" abort: a window this cannot close.)
+    /// elsewhere, is CPython's "not the last thread" abort: a window this cannot close. A
+    /// pinning guard held by `caller` makes it wait forever: a documented deadlock.) Returns
+    /// how many ordinary guards will refuse.
     pub fn end_begins(
         &self,
         key: InterpreterKey,
@@ -501,12 +510,12 @@ impl Registry {
             let (done, own) = match st.entry_mut(key) {
                 None => (true, 0),
                 Some(entry) => {
-                    let others = entry.holders.iter().filter(|(_, h)| h != caller).count();
+                    let pinned = entry.pinning.len();
                     let attached = entry.attached.iter().filter(|h| *h != caller).count();
                     let skip = self.seeds.active(SeededBug::EndBeginsSkipsWait);
                     let done =
-                        entry.status == Status::Ended || skip || (attached == 0 && others == 0);
-                    (done, entry.holders.len() - others)
+                        entry.status == Status::Ended || skip || (attached == 0 && pinned == 0);
+                    (done, entry.holders.len() - pinned)
                 }
             };
             if done {
@@ -529,11 +538,27 @@ impl Registry {
         }
     }
 
+    /// Takes a guard like [`Registry::attach`] that also pins the interpreter's memory: for
+    /// holders that read its objects without attaching. Every end waits for it, including one
+    /// reported through [`Registry::end_begins`], which does not wait for ordinary guards.
+    pub fn attach_pinning(
+        &self,
+        key: InterpreterKey,
+        holder: Holder,
+    ) -> Result<(GuardId, usize), AttachRefused> {
+        let (guard, handle) = self.attach(key, holder)?;
+        if let Some(entry) = self.state.lock().entry_mut(key) {
+            entry.pinning.push(guard);
+        }
+        Ok((guard, handle))
+    }
+
     /// Releases a guard taken by [`Registry::attach`]; unknown guards are ignored.
     pub fn detach(&self, key: InterpreterKey, guard: GuardId) {
         let mut st = self.state.lock();
         if let Some(entry) = st.entry_mut(key) {
             entry.holders.retain(|(g, _)| *g != guard);
+            entry.pinning.retain(|g| *g != guard);
         }
         drop(st);
         self.changed.notify_all();
@@ -624,6 +649,7 @@ impl Registry {
             }
             entry.status = Status::Ended;
             entry.holders.clear();
+            entry.pinning.clear();
         }
         if key.id.is_main() && key.epoch == st.epoch {
             // Main's handles are dead; the next epoch's main stores its own key when observed.

@@ -8,8 +8,9 @@
 //!   anything is freed. A builtin function registered there reports
 //!   [`Registry::end_begins`](interpsafe_protocol::Registry::end_begins): from then on guards
 //!   refuse to attach, and the end waits (detached) until threads attached through guards have
-//!   left and guards held by other threads are released, as PEP 788's native guards make it
-//!   wait. (C-level `PyUnstable_AtExit` callbacks would be cleaner, but 3.13 runs them inside
+//!   left and pinning guards (`SharedBytes`) are released. Idle guards are not waited for: on
+//!   3.13 nothing may delay an end Python code started for long, so they refuse instead
+//!   (PEP 788's native guards on 3.15 make the end wait). (C-level `PyUnstable_AtExit` callbacks would be cleaner, but 3.13 runs them inside
 //!   `PyInterpreterState_Clear`, after that check.)
 //! - **The end happens.** `PyInterpreterState_GetDict` returns a dict that CPython clears while
 //!   the interpreter is being finalised (`PyInterpreterState_Clear`), which runs the capsule's

@@ -50,6 +50,16 @@ impl InterpreterGuard {
         Ok(InterpreterGuard { key, guard, interp: handle as *mut ffi::PyInterpreterState })
     }
 
+    /// A guard that also pins the interpreter's memory: every end waits for it, including one
+    /// that Python code starts (`_interpreters.destroy`), which does not wait for ordinary
+    /// guards on 3.13. For holders that read the interpreter's objects without attaching
+    /// ([`SharedBytes`](crate::share::SharedBytes)). A thread that holds one and destroys the
+    /// interpreter from Python waits for itself: keep pins short-lived.
+    pub(crate) fn new_pinning(key: InterpreterKey) -> Result<Self, Error> {
+        let (guard, handle) = registry().attach_pinning(key, current_holder())?;
+        Ok(InterpreterGuard { key, guard, interp: handle as *mut ffi::PyInterpreterState })
+    }
+
     /// The interpreter this guard holds.
     pub fn key(&self) -> InterpreterKey {
         self.key
