@@ -49,11 +49,22 @@ pub enum Hazard {
     H11,
     /// An interned-string static filled in one interpreter and used in another.
     H12,
+    /// A handle laundered into stored state with the wrong owner (through a once-cell's
+    /// initialiser, a `store` from another interpreter's scope, or another strategy's store).
+    /// The catalogue's adversarial additions start here: each was a way the checked strategies
+    /// were broken from safe code.
+    H13,
+    /// An interpreter ended by Python code (`_interpreters.destroy`) while toolkit code holds it
+    /// or runs in it.
+    H14,
+    /// A raw C-API thread-state switch (foreign C code) moves the thread into another
+    /// interpreter under an open scope.
+    H15,
 }
 
 impl Hazard {
     /// Every hazard, in catalogue order.
-    pub const ALL: [Hazard; 12] = [
+    pub const ALL: [Hazard; 15] = [
         Hazard::H1,
         Hazard::H2,
         Hazard::H3,
@@ -66,6 +77,9 @@ impl Hazard {
         Hazard::H10,
         Hazard::H11,
         Hazard::H12,
+        Hazard::H13,
+        Hazard::H14,
+        Hazard::H15,
     ];
 
     /// The catalogue ID, `H1` .. `H12`.
@@ -83,6 +97,9 @@ impl Hazard {
             Hazard::H10 => "H10",
             Hazard::H11 => "H11",
             Hazard::H12 => "H12",
+            Hazard::H13 => "H13",
+            Hazard::H14 => "H14",
+            Hazard::H15 => "H15",
         }
     }
 
@@ -101,6 +118,9 @@ impl Hazard {
             Hazard::H10 => "an exception class of one interpreter raised in another",
             Hazard::H11 => "a GIL-bound reference escaping its scope",
             Hazard::H12 => "an interned-string static filled in one interpreter, used in another",
+            Hazard::H13 => "a handle laundered into stored state with the wrong owner",
+            Hazard::H14 => "an interpreter ended by Python code while toolkit code holds or runs in it",
+            Hazard::H15 => "a raw C-API thread-state switch under an open scope",
         }
     }
 }
@@ -170,6 +190,41 @@ impl Case {
             Hazard::H12,
             None,
             "an interned-string once-cell filled in A, used in B, and again after A ended",
+        ),
+        Case::new(
+            Hazard::H13,
+            Some("once"),
+            "a once-cell read in B is filled by an initialiser returning a handle made in A",
+        ),
+        Case::new(
+            Hazard::H13,
+            Some("store"),
+            "a thread keeps a handle made in A, stores it from a scope of B, then loads and binds it in B",
+        ),
+        Case::new(
+            Hazard::H13,
+            Some("mixed"),
+            "a handle made in A and stored by another checked strategy is loaded and bound in B",
+        ),
+        Case::new(
+            Hazard::H14,
+            None,
+            "a thread holding a guard on A and a stored handle of A destroys A from Python, then uses both",
+        ),
+        Case::new(
+            Hazard::H14,
+            Some("elsewhere"),
+            "A is destroyed from Python while another thread holds a guard on it",
+        ),
+        Case::new(
+            Hazard::H14,
+            Some("running"),
+            "A is ended while another thread runs Python code in it through the toolkit",
+        ),
+        Case::new(
+            Hazard::H15,
+            None,
+            "C code switches the thread from A into B under a scope of A; A's handle is bound there",
         ),
     ];
 
@@ -333,6 +388,21 @@ impl Expected {
             Expected::CompileError { case: compile_fail::PAYLOAD_SHARED_ACROSS_THREADS_FREE_THREADED }
         } else if c.is(Hazard::H8, Some("payload")) {
             Expected::NotApplicable { why: "the owner's GIL serialises the payload's borrows" }
+        } else if c.is(Hazard::H14, None)
+            && matches!(cell.setting, Some(Setting::OwnGil | Setting::SharedGil))
+        {
+            Expected::NotApplicable {
+                why: "a toolkit subinterpreter runs main: _interpreters.destroy raises \
+                      InterpreterError('interpreter running')",
+            }
+        } else if c.is(Hazard::H14, Some("elsewhere")) {
+            Expected::NotApplicable {
+                why: "a guard held elsewhere refuses to attach once the end began (3.13: nothing \
+                      may delay an end Python started), or Python cannot destroy a toolkit \
+                      subinterpreter",
+            }
+        } else if c.is(Hazard::H14, Some("running")) {
+            Expected::NotApplicable { why: "the end waits for the code running there to leave" }
         } else if c.is(Hazard::H9, Some("threads")) {
             Expected::NotApplicable { why: "one interpreter: whichever thread wins, all get its object" }
         } else {
@@ -359,7 +429,13 @@ impl Expected {
                 Expected::NotApplicable { why: "the runtime's shared objects are recognised by address" }
             }
             Hazard::H11 => Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE },
-            Hazard::H1 | Hazard::H3 | Hazard::H6 | Hazard::H8 => Expected::Undetected {
+            Hazard::H1
+            | Hazard::H3
+            | Hazard::H6
+            | Hazard::H8
+            | Hazard::H13
+            | Hazard::H14
+            | Hazard::H15 => Expected::Undetected {
                 how: "not declared by the strategy: declare this cell in its Expectations",
             },
         }

@@ -207,6 +207,14 @@ impl crate::hazard::Expectations for Affine {
             (Hazard::H1, None) => Expected::RuntimeError { at: "load", containing: "belongs to" },
             (Hazard::H3, _) => Expected::RuntimeError { at: "load", containing: "has ended" },
             (Hazard::H6, None) => Expected::RuntimeError { at: "receive", containing: "belongs to" },
+            (Hazard::H13, _) => Expected::RuntimeError { at: "load", containing: "belongs to" },
+            (Hazard::H14, None) if Expected::common(cell).is_none() => {
+                Expected::RuntimeError { at: "load", containing: "has ended" }
+            }
+            (Hazard::H15, _) => Expected::Undetected {
+                how: "a kept handle is bound unchecked: !Send proves the thread, and C code \
+                      switched the thread's interpreter",
+            },
             _ => Expected::checked(cell),
         }
     }

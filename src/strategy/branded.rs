@@ -197,6 +197,19 @@ impl crate::hazard::Expectations for Branded {
             (Hazard::H3, _) => {
                 Expected::RuntimeError { at: "load into brand", containing: "has ended" }
             }
+            (Hazard::H13, Some("store")) => {
+                Expected::CompileError { case: compile_fail::BRANDED_HANDLE_ESCAPES_BRAND }
+            }
+            (Hazard::H13, _) => {
+                Expected::RuntimeError { at: "load into brand", containing: "belongs to" }
+            }
+            (Hazard::H14, None) if Expected::common(cell).is_none() => {
+                Expected::RuntimeError { at: "load into brand", containing: "has ended" }
+            }
+            (Hazard::H15, _) => Expected::Undetected {
+                how: "the brand names the interpreter of its scope; C code that switches the \
+                      thread state under it is outside the brand argument",
+            },
             _ => Expected::checked(cell),
         }
     }

@@ -136,6 +136,17 @@ impl crate::hazard::Expectations for Scoped {
                 Expected::NotApplicable { why: "deferred to the owner's decref pool" }
             }
             (Hazard::H3, _) => Expected::RuntimeError { at: "bind", containing: "has ended" },
+            (Hazard::H13, Some("once")) => {
+                Expected::RuntimeError { at: "once-cell init", containing: "belongs to" }
+            }
+            (Hazard::H13, _) => Expected::RuntimeError { at: "bind", containing: "belongs to" },
+            (Hazard::H14, None) if Expected::common(cell).is_none() => {
+                Expected::RuntimeError { at: "bind", containing: "has ended" }
+            }
+            (Hazard::H15, _) => Expected::Undetected {
+                how: "the scope vouches for the interpreter it read at entry; C code that \
+                      switches the thread state under it is outside the design",
+            },
             _ => Expected::checked(cell),
         }
     }

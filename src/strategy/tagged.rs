@@ -350,6 +350,15 @@ impl crate::hazard::Expectations for Tagged {
                 Expected::NotApplicable { why: "deferred to the owner's decref pool" }
             }
             (Hazard::H3, _) => Expected::RuntimeError { at: "bind", containing: "has ended" },
+            (Hazard::H13, Some("once")) => {
+                Expected::RuntimeError { at: "once-cell init", containing: "belongs to" }
+            }
+            (Hazard::H13, _) | (Hazard::H15, _) => {
+                Expected::RuntimeError { at: "bind", containing: "belongs to" }
+            }
+            (Hazard::H14, None) if Expected::common(cell).is_none() => {
+                Expected::RuntimeError { at: "bind", containing: "has ended" }
+            }
             _ => Expected::checked(cell),
         }
     }

@@ -233,6 +233,9 @@ impl crate::hazard::Expectations for Unchecked {
                 }
             }
             Hazard::H11 => Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE },
+            Hazard::H13 if cell.case.form == Some("mixed") => Expected::NotApplicable {
+                why: "its stored form is a bare pointer, not the checked strategies' TaggedHandle",
+            },
             _ => Expected::Undetected {
                 how: "no owner is recorded: handles, drops and process-global statics go wherever \
                       the thread is attached",

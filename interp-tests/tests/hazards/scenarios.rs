@@ -38,6 +38,13 @@ pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
         (Hazard::H9, Some("interpreters")) => h9::<S>(w, true),
         (Hazard::H10, None) => h10::<S>(w),
         (Hazard::H12, None) => h12::<S>(w),
+        (Hazard::H13, Some("once")) => h13_once::<S>(w),
+        (Hazard::H13, Some("store")) => h13_store::<S>(w),
+        (Hazard::H13, Some("mixed")) => h13_mixed::<S>(w),
+        (Hazard::H14, None) => h14::<S>(w),
+        (Hazard::H14, Some("elsewhere")) => h14_elsewhere::<S>(w),
+        (Hazard::H14, Some("running")) => h14_running::<S>(w),
+        (Hazard::H15, None) => h15::<S>(w),
         _ => panic!(
             "{} has no runtime scenario on this build (a compile-time cell)",
             case.id()
@@ -50,7 +57,7 @@ pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
 pub fn uses_once_cells(case: Case) -> bool {
     matches!(
         case.hazard,
-        Hazard::H4 | Hazard::H5 | Hazard::H9 | Hazard::H10 | Hazard::H12
+        Hazard::H4 | Hazard::H5 | Hazard::H9 | Hazard::H10 | Hazard::H12 | Hazard::H13
     )
 }
 
@@ -802,5 +809,289 @@ fn h12<S: Strategy>(w: &mut World) -> Obs {
             obs.safe(format!("per-interpreter: {} interned its own string", b.id));
         }
     }
+    obs
+}
+
+/// H13.once: a once-cell read in B is filled by an initialiser that returns a handle made in A
+/// (loaded in B from A's stored form). The cell keeps no owner, so the door is the check.
+fn h13_once<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let cell = leaked_cell::<S>();
+    let stored = within(a, |at| S::enter(at, |s| S::store(s, probes.make::<S>(s).0)));
+    within(b, |at| {
+        S::enter(at, |s| match S::once(cell, s, |s| S::load(s, stored)) {
+            Err(e) => obs.refused(&e, a.id.0),
+            Ok(r) => {
+                obs.anomaly(format!(
+                    "accepted: {}'s once-cell was filled with {}'s object",
+                    b.id, a.id
+                ));
+                if let Err(e) = ping::<S>(r) {
+                    obs.anomaly(format!("use-failed: calling the foreign probe raised {e}"));
+                }
+            }
+        })
+    });
+    obs
+}
+
+/// H13.store: the thread keeps a handle made in A (a thread-local: the handle is `'static`),
+/// attaches to B, stores it from a scope of B, and brings the stored form in there.
+fn h13_store<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    within(a, |at| S::enter(at, |s| keep::<S>(probes.make::<S>(s).0)));
+    let back = within(b, |at| {
+        S::enter(at, |s| {
+            let stored = S::store(s, take::<S>(s));
+            bring_in::<S>(s, stored, a.id.0, &mut obs)
+        })
+    });
+    go_home::<S>(a, back, &mut obs);
+    obs
+}
+
+/// H13.mixed: a handle made in A and stored by another checked strategy (affine, or tagged for
+/// affine itself), then loaded and bound by `S` in B. The checked strategies share one stored
+/// form, so each must check what another produced.
+fn h13_mixed<S: Strategy>(w: &mut World) -> Obs {
+    use interpsafe::strategy::{Affine, Tagged};
+    use std::any::Any;
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let produced: Box<dyn Any + Send> = if S::NAME == Affine::NAME {
+        Box::new(within(a, |at| Tagged::enter(at, |s| Tagged::store(s, probes.make::<Tagged>(s).0))))
+    } else {
+        Box::new(within(a, |at| Affine::enter(at, |s| Affine::store(s, probes.make::<Affine>(s).0))))
+    };
+    let stored = match produced.downcast::<S::Stored>() {
+        Ok(stored) => *stored,
+        Err(other) => {
+            obs.safe(format!(
+                "not-applicable: {}'s stored form is not the checked strategies' one",
+                S::NAME
+            ));
+            // The other strategy's stored form goes home to A.
+            within(a, move |_| drop(other));
+            return obs;
+        }
+    };
+    let back = within(b, |at| S::enter(at, |s| bring_in::<S>(s, stored, a.id.0, &mut obs)));
+    go_home::<S>(a, back, &mut obs);
+    obs
+}
+
+/// Runs `_interpreters.destroy(id)` in main; the Python exception as `Type: message` if any.
+fn python_destroy(id: i64) -> Result<(), String> {
+    let code = CString::new(format!(
+        "def _hz_destroy(i):\n    try:\n        _interpreters.destroy(i)\n        return ''\n    \
+         except Exception as e:\n        return type(e).__name__ + ': ' + str(e)\n_hz_err = _hz_destroy({id})"
+    ))
+    .unwrap();
+    within(interpsafe::interpreter::main_interpreter(), |at| {
+        at.exec(&code).expect("destroy helper");
+        let err = at.eval(c"_hz_err").unwrap();
+        if err.is_empty() { Ok(()) } else { Err(err) }
+    })
+}
+
+/// H14: the thread holds a guard on A and a stored handle of A, and destroys A from Python.
+/// The end cannot wait for the thread's own guard; the guard and the handle must refuse after.
+fn h14<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let stored = within(a, |at| S::enter(at, |s| S::store(s, probes.make::<S>(s).0)));
+    let guard = interpsafe::InterpreterGuard::new(a).expect("guard");
+    match python_destroy(a.id.0) {
+        Err(refusal) => {
+            obs.safe(format!("python-refused: _interpreters.destroy raised {refusal}"));
+            drop(guard);
+            go_home::<S>(a, Some(stored), &mut obs);
+            return obs;
+        }
+        Ok(()) => w.ended_elsewhere_a(),
+    }
+    obs.note(format!("{} destroyed from Python", a.id));
+    match guard.attach(|at| at.eval(c"1").is_ok()) {
+        Err(Error::Attach(_)) => {}
+        Err(e) => obs.anomaly(format!("unclear-error: the guard refused with {e}")),
+        Ok(_) => obs.anomaly(format!("accepted: a guard attached to the destroyed {}", a.id)),
+    }
+    drop(guard);
+    within(b, |at| {
+        S::enter(at, |s| drop(bring_in::<S>(s, stored, a.id.0, &mut obs)))
+    });
+    obs
+}
+
+/// H14.elsewhere: another thread holds a guard on A while A is destroyed from Python. The guard
+/// must refuse to attach once the end has begun (3.13 cannot make an end Python started wait
+/// for an idle guard), or Python must be refused.
+fn h14_elsewhere<S: Strategy>(w: &mut World) -> Obs {
+    use interpsafe::interpreter::runtime::status;
+    use interpsafe::protocol::Status;
+    let a = w.a();
+    let mut obs = Obs::default();
+    let guard = interpsafe::InterpreterGuard::new(a).expect("guard");
+    // Set once the destroy returned without waiting (refused, or a missing wait).
+    let returned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let returned_seen = std::sync::Arc::clone(&returned);
+    let holder = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let began = matches!(status(a), Some(Status::Ending | Status::Ended));
+            let returned = returned_seen.load(std::sync::atomic::Ordering::SeqCst);
+            if began {
+                match guard.attach(|_| ()) {
+                    Err(Error::Attach(_)) => {}
+                    Err(e) => seen.push(format!("anomaly unclear-error: the guard refused with {e}")),
+                    Ok(()) => seen.push(format!(
+                        "anomaly accepted: a guard attached to {} after its end began",
+                        a.id
+                    )),
+                }
+                break;
+            }
+            if returned {
+                seen.push("note the destroy returned with the interpreter alive".to_string());
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                seen.push("anomaly hang: the end neither began nor returned".to_string());
+                break;
+            }
+            // Attach while the end has not begun: must work.
+            if guard.attach(|_| ()).is_err() && !matches!(status(a), Some(Status::Ending | Status::Ended)) {
+                seen.push(format!("anomaly refused: a guard on the live {} refused", a.id));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(guard);
+        seen
+    });
+    let destroyed = python_destroy(a.id.0);
+    returned.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = holder.join().expect("the holder thread");
+    for line in seen {
+        match line.split_once(' ') {
+            Some(("anomaly", text)) => obs.anomaly(text),
+            Some((_, text)) => obs.note(text),
+            None => {}
+        }
+    }
+    match destroyed {
+        Ok(()) => {
+            w.ended_elsewhere_a();
+            obs.safe(format!(
+                "refused: the guard held elsewhere refused to attach once {}'s end began",
+                a.id
+            ));
+        }
+        Err(refusal) => obs.safe(format!("python-refused: _interpreters.destroy raised {refusal}")),
+    }
+    let _ = S::NAME;
+    obs
+}
+
+/// H14.running: another thread runs Python code in A through the toolkit while A is ended (the
+/// toolkit's end for its subinterpreters, `_interpreters.destroy` for Python-created ones).
+fn h14_running<S: Strategy>(w: &mut World) -> Obs {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    let a = w.a();
+    let mut obs = Obs::default();
+    // 0: not started; 1: running Python code in A; 2: finished.
+    let state = Arc::new(AtomicU8::new(0));
+    let runner = {
+        let state = Arc::clone(&state);
+        std::thread::spawn(move || {
+            interpsafe::attach(a, |at| {
+                state.store(1, Ordering::SeqCst);
+                let r = at.exec(c"import time\ntime.sleep(0.2)\n_hz_ran = True");
+                state.store(2, Ordering::SeqCst);
+                r.is_ok()
+            })
+        })
+    };
+    while state.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    w.end_a();
+    if state.load(Ordering::SeqCst) != 2 {
+        obs.anomaly(format!("no-wait: {} ended while Python code still ran there", a.id));
+    }
+    match runner.join() {
+        Ok(Ok(true)) => obs.safe(format!(
+            "waited: the end of {} waited for the code running there",
+            a.id
+        )),
+        Ok(other) => obs.anomaly(format!("the running code failed: {other:?}")),
+        Err(_) => obs.anomaly("crash: the running thread panicked"),
+    }
+    let _ = S::NAME;
+    obs
+}
+
+/// The `PyInterpreterState*` of interpreter `id`, found in CPython's list.
+///
+/// # Safety
+/// The thread must be attached.
+unsafe fn interpreter_by_id(id: i64) -> *mut ffi::PyInterpreterState {
+    // SAFETY: attached (caller's contract); the list is walked read-only.
+    unsafe {
+        let mut interp = ffi::PyInterpreterState_Head();
+        while !interp.is_null() && ffi::PyInterpreterState_GetID(interp) != id {
+            interp = ffi::PyInterpreterState_Next(interp);
+        }
+        interp
+    }
+}
+
+/// H15: under a scope of A, foreign C code switches the thread into B (a fresh thread state,
+/// `PyEval_SaveThread` / `PyEval_RestoreThread`) and calls back into Rust, which binds A's
+/// handle; then it switches back.
+fn h15<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    within(a, |at| {
+        S::enter(at, |s| {
+            let (h, _) = probes.make::<S>(s);
+            // SAFETY: attached to A; B is alive for the whole scenario.
+            let interp_b = unsafe { interpreter_by_id(b.id.0) };
+            assert!(!interp_b.is_null(), "B is not in CPython's list");
+            // SAFETY: models foreign C code: attached to A, detach, attach a fresh thread state
+            // of the live interpreter B, run, then delete it and restore A's, on this thread.
+            unsafe {
+                let saved = ffi::PyEval_SaveThread();
+                let fresh = ffi::PyThreadState_New(interp_b);
+                assert!(!fresh.is_null());
+                ffi::PyEval_RestoreThread(fresh);
+                match S::bind(s, &h) {
+                    Err(e) => obs.refused(&e, a.id.0),
+                    Ok(r) => {
+                        obs.anomaly(format!(
+                            "accepted: {}'s handle was bound while the thread was in {}",
+                            a.id, b.id
+                        ));
+                        if let Err(e) = ping::<S>(r) {
+                            obs.anomaly(format!("use-failed: calling the foreign probe raised {e}"));
+                        }
+                    }
+                }
+                ffi::PyThreadState_Clear(fresh);
+                ffi::PyThreadState_DeleteCurrent();
+                ffi::PyEval_RestoreThread(saved);
+            }
+            drop(h);
+        })
+    });
     obs
 }

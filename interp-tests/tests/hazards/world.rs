@@ -466,6 +466,14 @@ impl World {
         self.b.get_or_insert_with(|| Interp::new(setting)).key()
     }
 
+    /// Records that interpreter A was ended by someone else (Python code), so the teardown does
+    /// not end it again.
+    pub fn ended_elsewhere_a(&mut self) {
+        if let Some(Interp { kind: Kind::Python { ended }, .. }) = self.a.as_mut() {
+            *ended = true;
+        }
+    }
+
     /// Ends interpreter A.
     pub fn end_a(&mut self) {
         if let Some(a) = self.a.as_mut() {
