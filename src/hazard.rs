@@ -60,11 +60,14 @@ pub enum Hazard {
     /// A raw C-API thread-state switch (foreign C code) moves the thread into another
     /// interpreter under an open scope.
     H15,
+    /// The caller's escape hatches around handle lifetimes: `mem::forget`, a panic unwinding
+    /// through a scope, a thread-local destructor, `__del__` re-entering toolkit code.
+    H16,
 }
 
 impl Hazard {
     /// Every hazard, in catalogue order.
-    pub const ALL: [Hazard; 15] = [
+    pub const ALL: [Hazard; 16] = [
         Hazard::H1,
         Hazard::H2,
         Hazard::H3,
@@ -80,6 +83,7 @@ impl Hazard {
         Hazard::H13,
         Hazard::H14,
         Hazard::H15,
+        Hazard::H16,
     ];
 
     /// The catalogue ID, `H1` .. `H12`.
@@ -100,6 +104,7 @@ impl Hazard {
             Hazard::H13 => "H13",
             Hazard::H14 => "H14",
             Hazard::H15 => "H15",
+            Hazard::H16 => "H16",
         }
     }
 
@@ -121,6 +126,7 @@ impl Hazard {
             Hazard::H13 => "a handle laundered into stored state with the wrong owner",
             Hazard::H14 => "an interpreter ended by Python code while toolkit code holds or runs in it",
             Hazard::H15 => "a raw C-API thread-state switch under an open scope",
+            Hazard::H16 => "forget, unwinding, thread-local destructors and __del__ re-entry",
         }
     }
 }
@@ -226,6 +232,26 @@ impl Case {
             None,
             "C code switches the thread from A into B under a scope of A; A's handle is bound there",
         ),
+        Case::new(
+            Hazard::H16,
+            Some("forget"),
+            "handles of A (a handle, a clone, a stored form) are mem::forget-ed, then A ends",
+        ),
+        Case::new(
+            Hazard::H16,
+            Some("panic"),
+            "a panic unwinds out of a scope and an attach of A, and out of a once-cell initialiser",
+        ),
+        Case::new(
+            Hazard::H16,
+            Some("tls"),
+            "a stored handle of A in a thread-local is dropped by the thread's exit, unattached",
+        ),
+        Case::new(
+            Hazard::H16,
+            Some("del"),
+            "a handle of A dropped in B is released later in A, where its __del__ re-enters the toolkit",
+        ),
     ];
 
     const fn new(hazard: Hazard, form: Option<&'static str>, scenario: &'static str) -> Case {
@@ -248,6 +274,69 @@ impl Case {
     /// Whether this is `hazard` in the form `form`.
     pub fn is(&self, hazard: Hazard, form: Option<&str>) -> bool {
         self.hazard == hazard && self.form == form
+    }
+}
+
+/// What a caller can do: the rows of the threat model (`docs/threat-model.md`). Every case of
+/// the catalogue exercises one, so each strategy's declared verdicts say, per row, what it
+/// guarantees against it; `cargo xtask docs` renders that as the guarantee table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Threat {
+    /// Safe Rust through the public API: store, load, send, once-cells, threads, strategy
+    /// mixing.
+    SafeCode,
+    /// Python code creating, running and ending interpreters (`_interpreters`).
+    PythonInterpreters,
+    /// Raw C-API thread-state switches by foreign C code.
+    RawSwitch,
+    /// `mem::forget` of handles.
+    Forget,
+    /// Panics unwinding through `attach`, scopes and once-cell initialisers.
+    Unwinding,
+    /// Thread-local destructors running at thread exit.
+    ThreadLocalDestructors,
+    /// Re-entrancy from `__del__` during the toolkit's own decrefs.
+    DelReentrancy,
+}
+
+impl Threat {
+    /// Every row, in the table's order.
+    pub const ALL: [Threat; 7] = [
+        Threat::SafeCode,
+        Threat::PythonInterpreters,
+        Threat::RawSwitch,
+        Threat::Forget,
+        Threat::Unwinding,
+        Threat::ThreadLocalDestructors,
+        Threat::DelReentrancy,
+    ];
+
+    /// The row's label, as results records and tables carry it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Threat::SafeCode => "safe code through the public API",
+            Threat::PythonInterpreters => "Python code creating, running and ending interpreters",
+            Threat::RawSwitch => "raw C-API thread-state switches",
+            Threat::Forget => "mem::forget",
+            Threat::Unwinding => "panics unwinding through attach and scopes",
+            Threat::ThreadLocalDestructors => "thread-local destructors",
+            Threat::DelReentrancy => "re-entrancy from __del__ during the toolkit's decrefs",
+        }
+    }
+}
+
+impl Case {
+    /// The caller capability this case exercises.
+    pub fn threat(&self) -> Threat {
+        match (self.hazard, self.form) {
+            (Hazard::H14, _) => Threat::PythonInterpreters,
+            (Hazard::H15, _) => Threat::RawSwitch,
+            (Hazard::H16, Some("forget")) => Threat::Forget,
+            (Hazard::H16, Some("panic")) => Threat::Unwinding,
+            (Hazard::H16, Some("tls")) => Threat::ThreadLocalDestructors,
+            (Hazard::H16, _) => Threat::DelReentrancy,
+            _ => Threat::SafeCode,
+        }
     }
 }
 
@@ -401,6 +490,16 @@ impl Expected {
                       may delay an end Python started), or Python cannot destroy a toolkit \
                       subinterpreter",
             }
+        } else if c.is(Hazard::H16, Some("forget")) {
+            Expected::NotApplicable {
+                why: "forgetting a handle leaks its reference: nothing is released, anywhere",
+            }
+        } else if c.is(Hazard::H16, Some("panic")) {
+            Expected::NotApplicable {
+                why: "unwinding drops handles inside their scope, attached to their owner, and \
+                      restores the thread's previous state; a panicking initialiser leaves the \
+                      once-cell empty",
+            }
         } else if c.is(Hazard::H14, Some("running")) {
             Expected::NotApplicable { why: "the end waits for the code running there to leave" }
         } else if c.is(Hazard::H9, Some("threads")) {
@@ -428,6 +527,10 @@ impl Expected {
             Hazard::H7 => {
                 Expected::NotApplicable { why: "the runtime's shared objects are recognised by address" }
             }
+            Hazard::H16 => Expected::NotApplicable {
+                why: "deferred to the owner's decref pool, which hands its queue out before \
+                      releasing, so re-entry from __del__ finds it unlocked",
+            },
             Hazard::H11 => Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE },
             Hazard::H1
             | Hazard::H3

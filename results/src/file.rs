@@ -129,6 +129,7 @@ mod tests {
                     isolation: Some("own-gil".into()),
                     observed: Verdict::RuntimeError { message: "m".into() },
                     expected: Verdict::RuntimeError { message: "m".into() },
+                    threat: Some("safe code through the public API".into()),
                 }),
             },
             ResultRecord {

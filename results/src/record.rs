@@ -57,7 +57,7 @@ pub enum Verdict {
 /// A hazard verdict: scenario, strategy, what happened and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HazardVerdict {
-    /// The hazard's catalogue ID (`H1` .. `H12`).
+    /// The case's catalogue ID (`H1` .. `H16`, with its form: `H13.once`).
     pub hazard: String,
     /// The strategy's name.
     pub strategy: String,
@@ -71,6 +71,10 @@ pub struct HazardVerdict {
 
 /// One benchmark figure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    /// The caller capability the case exercises (a row of the threat model), where the
+    /// producer knows it; absent in records written before the threat model existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat: Option<String>,
 pub struct BenchFigure {
     /// The operation measured (`bind`, `clone_drop`, ...).
     pub operation: String,

@@ -405,6 +405,7 @@ mod tests {
                     isolation: Some("own-gil".into()),
                     observed,
                     expected,
+                    threat: None,
                 }),
             };
         let und = || Verdict::Undetected {

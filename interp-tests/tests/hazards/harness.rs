@@ -98,7 +98,9 @@ pub fn settings(case: Case, free_threaded: bool) -> Vec<Option<Setting>> {
         | (Hazard::H7, _)
         | (Hazard::H8, _)
         | (Hazard::H9, Some("threads")) => one(Setting::OwnGil),
-        (Hazard::H14, Some("running")) => vec![Some(Setting::OwnGil), Some(Setting::PythonIsolated)],
+        (Hazard::H14, Some("running")) | (Hazard::H16, _) => {
+            vec![Some(Setting::OwnGil), Some(Setting::PythonIsolated)]
+        }
         (Hazard::H1 | Hazard::H2 | Hazard::H3, None) | (Hazard::H13 | Hazard::H14 | Hazard::H15, _) => {
             let mut v = two_toolkit();
             v.push(Some(Setting::PythonIsolated));
@@ -479,6 +481,7 @@ pub fn records(build: &Build, outcomes: &[Outcome]) -> Vec<ResultRecord> {
                 isolation: o.planned.isolation(),
                 observed: o.observed.clone(),
                 expected: o.planned.expected.verdict(),
+                threat: Some(o.planned.cell.case.threat().label().to_string()),
             }),
         })
         .collect()

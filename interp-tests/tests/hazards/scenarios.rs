@@ -45,6 +45,10 @@ pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
         (Hazard::H14, Some("elsewhere")) => h14_elsewhere::<S>(w),
         (Hazard::H14, Some("running")) => h14_running::<S>(w),
         (Hazard::H15, None) => h15::<S>(w),
+        (Hazard::H16, Some("forget")) => h16_forget::<S>(w),
+        (Hazard::H16, Some("panic")) => h16_panic::<S>(w),
+        (Hazard::H16, Some("tls")) => h16_tls::<S>(w),
+        (Hazard::H16, Some("del")) => h16_del::<S>(w),
         _ => panic!(
             "{} has no runtime scenario on this build (a compile-time cell)",
             case.id()
@@ -57,7 +61,7 @@ pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
 pub fn uses_once_cells(case: Case) -> bool {
     matches!(
         case.hazard,
-        Hazard::H4 | Hazard::H5 | Hazard::H9 | Hazard::H10 | Hazard::H12 | Hazard::H13
+        Hazard::H4 | Hazard::H5 | Hazard::H9 | Hazard::H10 | Hazard::H12 | Hazard::H13 | Hazard::H16
     )
 }
 
@@ -1093,5 +1097,157 @@ fn h15<S: Strategy>(w: &mut World) -> Obs {
             drop(h);
         })
     });
+    obs
+}
+
+/// H16.forget: a handle of A, a clone and a stored form are forgotten, then A ends. Forgetting
+/// leaks the references; nothing may be released anywhere (the probe is never finalised).
+fn h16_forget<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let tag = within(a, |at| {
+        S::enter(at, |s| {
+            let (h, tag) = probes.make::<S>(s);
+            let clone = S::clone_handle(s, &h).expect("clone");
+            std::mem::forget(clone);
+            std::mem::forget(S::store(s, h));
+            tag
+        })
+    });
+    within(b, |at| S::enter(at, |_| ()));
+    w.end_a();
+    match w.probes.finalised_in(tag) {
+        None => obs.safe("leaked: the forgotten references were never released"),
+        Some(i) => obs.anomaly(format!(
+            "released: a forgotten handle's probe was finalised in interpreter {i}"
+        )),
+    }
+    obs
+}
+
+/// H16.panic: a panic unwinds out of a scope of A and out of the attach, with a handle of A
+/// alive; then a once-cell initialiser panics. The handle must be released in A, the thread
+/// left detached, and the once-cell left empty and usable.
+fn h16_panic<S: Strategy>(w: &mut World) -> Obs {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let a = w.a();
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let tag = std::sync::atomic::AtomicI64::new(0);
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        interpsafe::attach(a, |at| {
+            S::enter(at, |s| {
+                let (h, t) = probes.make::<S>(s);
+                tag.store(t, std::sync::atomic::Ordering::SeqCst);
+                let _alive = h;
+                panic!("unwinding through the scope and the attach");
+            })
+        })
+    }));
+    // SAFETY: PyThreadState_GetUnchecked may be called in any state.
+    if unsafe { !ffi::PyThreadState_GetUnchecked().is_null() } {
+        obs.anomaly("left-attached: the thread is still attached after the unwind");
+    }
+    let cell = leaked_cell::<S>();
+    let first = within(a, |at| {
+        S::enter(at, |s| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let _ = S::once(cell, s, |_| panic!("a panicking once-cell initialiser"));
+            }))
+            .is_err()
+        })
+    });
+    let second = within(a, |at| {
+        S::enter(at, |s| S::once(cell, s, |s| Ok(probes.make::<S>(s).0)).map(|_| ()))
+    });
+    std::panic::set_hook(quiet);
+    if unwound.is_ok() || !first {
+        obs.anomaly("the panics did not unwind");
+    }
+    if let Err(e) = second {
+        obs.anomaly(format!("poisoned: the once-cell refused after a panicking initialiser: {e}"));
+    }
+    match probes.finalised_in(tag.load(std::sync::atomic::Ordering::SeqCst)) {
+        Some(i) if i == a.id.0 => obs.safe(format!(
+            "unwound: the handle was released in its owner {} during the unwind",
+            a.id
+        )),
+        Some(_) => {} // the probe check reports the wrong interpreter
+        None => obs.anomaly("leaked: the unwind did not release the handle"),
+    }
+    obs
+}
+
+thread_local! {
+    /// H16.tls: where a thread parks a stored handle until it exits.
+    static PARKED_STORED: std::cell::RefCell<Option<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// H16.tls: a thread parks a stored handle of A in a thread-local and exits, unattached; the
+/// thread-local's destructor drops it. B attaches next, then A: it must be released in A.
+fn h16_tls<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    let tag = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let (stored, tag) = within(a, |at| {
+                S::enter(at, |s| {
+                    let (h, tag) = probes.make::<S>(s);
+                    (S::store(s, h), tag)
+                })
+            });
+            PARKED_STORED.with(|p| *p.borrow_mut() = Some(Box::new(stored)));
+            tag
+        })
+        .join()
+        .expect("the parking thread")
+    });
+    // Whoever attaches next: B (entering a scope, where the baseline drains PyO3's pool).
+    within(b, |at| S::enter(at, |_| ()));
+    within(a, |at| S::enter(at, |_| ()));
+    match probes.finalised_in(tag) {
+        Some(i) if i == a.id.0 => obs.safe(format!(
+            "deferred: the thread-local's drop was released in its owner {}",
+            a.id
+        )),
+        Some(_) => {}
+        None => obs.safe("leaked: the thread-local's drop was not released"),
+    }
+    obs
+}
+
+/// H16.del: a handle of A is dropped while attached to B (deferred), and released when A next
+/// attaches; the object's `__del__` then re-enters toolkit code (`_interpsafe.interpreter_id`,
+/// `_interpsafe.record`) in the middle of the toolkit's own release of the deferred queue.
+fn h16_del<S: Strategy>(w: &mut World) -> Obs {
+    let (a, b) = (w.a(), w.b());
+    let probes = &w.probes;
+    let mut obs = Obs::default();
+    within(a, |at| {
+        at.exec(c"class ReProbe(Probe):\n    def __del__(self, _i=_interpsafe.interpreter_id, _r=_interpsafe.record):\n        _i()\n        _r(self.tag, 1)\n")
+            .expect("ReProbe")
+    });
+    let (stored, tag) = within(a, |at| {
+        S::enter(at, |s| {
+            let tag = probes.tag(a.id.0);
+            let code = CString::new(format!("ReProbe({tag})")).unwrap();
+            (S::store(s, S::eval(s, &code).expect("ReProbe")), tag)
+        })
+    });
+    within(b, move |_| drop(stored));
+    within(a, |at| S::enter(at, |_| ()));
+    match probes.finalised_in(tag) {
+        Some(i) if i == a.id.0 => obs.safe(format!(
+            "deferred: released in {} where __del__ re-entered the toolkit",
+            a.id
+        )),
+        Some(_) => {}
+        None => obs.safe("not-released: the drop was not released before the teardown"),
+    }
     obs
 }

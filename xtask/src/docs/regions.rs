@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use super::snapshot::Snapshot;
 use super::tables::{self, Context, Spec};
 
-/// The directories whose `*.md` pages may hold generated regions.
-pub const PAGE_DIRS: &[&str] = &["docs", "RFCs"];
+/// The directories whose `*.md` pages may hold generated regions (`""`: the workspace root, for
+/// README.md).
+pub const PAGE_DIRS: &[&str] = &["", "docs", "RFCs"];
 
 /// What fills a region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +211,8 @@ pub fn regenerate(page: &str, cx: &Context<'_>) -> Result<(String, Vec<String>),
     Ok((out, changed))
 }
 
-/// The pages that may hold regions: `docs/*.md` and `RFCs/*.md`, relative to `root`, sorted.
+/// The pages that may hold regions: the root's `*.md`, `docs/*.md` and `RFCs/*.md`, relative to
+/// `root`, sorted.
 pub fn pages(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for dir in PAGE_DIRS {
@@ -221,7 +223,9 @@ pub fn pages(root: &Path) -> Vec<String> {
             let path: PathBuf = entry.path();
             if path.is_file() && path.extension().and_then(|e| e.to_str()) == Some("md") {
                 if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                    found.push(format!("{dir}/{name}"));
+                    // The workspace root's pages (README.md) are named without a directory, so
+                    // their relative links need no `../`.
+                    found.push(if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") });
                 }
             }
         }

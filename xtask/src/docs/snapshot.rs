@@ -260,6 +260,7 @@ mod tests {
                 expected: Verdict::RuntimeError {
                     message: "bind: x".into(),
                 },
+                threat: None,
             }),
         }
     }

@@ -154,9 +154,13 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
             spec.only(&["types"])?;
             send_sync_matrix(spec, cx)
         }
+        "guarantees" => {
+            spec.only(&["strategies", "builds"])?;
+            Ok(guarantees(spec, cx))
+        }
         other => Err(format!(
             "unknown table kind `{other}` (known: hazards, hazard-matrix, bench, scaling, \
-             handle-size, targets, send-sync-matrix)"
+             handle-size, targets, send-sync-matrix, guarantees)"
         )),
     }
 }
@@ -357,6 +361,7 @@ struct Instance<'a> {
     setting: String,
     observed: &'a Verdict,
     expected: &'a Verdict,
+    threat: Option<&'a str>,
 }
 
 /// The hazard verdicts the spec selects, with the case order of first appearance (by hazard
@@ -381,6 +386,7 @@ fn instances<'a>(spec: &Spec, snapshot: &'a Snapshot) -> Vec<Instance<'a>> {
                     setting: h.isolation.clone().unwrap_or_else(|| "-".into()),
                     observed: &h.observed,
                     expected: &h.expected,
+                    threat: h.threat.as_deref(),
                 })
             }
             _ => None,
@@ -665,6 +671,91 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> String {
         out.push('\n');
     }
     out.push_str(&hazard_legend(&up, true));
+    out
+}
+
+/// `guarantees`: what each strategy guarantees against each caller capability (the threat
+/// model's rows), from the verdicts the strategies *declare* for the catalogue's cases, across
+/// every build in the snapshot. The hazard suite fails wherever a run differs from a
+/// declaration, so the declarations are what ran. A cell holds when no declared verdict of the
+/// row is "undetected" on any build; it names the cases that are, otherwise.
+fn guarantees(spec: &Spec, cx: &Context<'_>) -> String {
+    let items: Vec<Instance<'_>> = instances(spec, cx.snapshot)
+        .into_iter()
+        .filter(|i| i.threat.is_some())
+        .collect();
+    if items.is_empty() {
+        return not_measured("hazard verdicts with threat-model rows", "cargo xtask hazards");
+    }
+    let present: BTreeSet<String> = items.iter().map(|i| i.strategy.to_string()).collect();
+    let strategies = columns(spec, &present);
+    let threats = distinct(&items, |i| i.threat.unwrap_or(""));
+    let mut head = vec!["a caller can".to_string(), "cases".to_string()];
+    head.extend(strategies.iter().map(|s| format!("`{s}`")));
+    let mut out = header(&head);
+    for threat in threats {
+        let of_threat: Vec<&Instance<'_>> =
+            items.iter().filter(|i| i.threat == Some(threat)).collect();
+        let owned: Vec<Instance<'_>> = of_threat.iter().map(|i| (*i).clone()).collect();
+        let cases = case_order(&owned)
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cells = vec![threat.to_string(), cases];
+        for s in &strategies {
+            let mine: Vec<&&Instance<'_>> = of_threat.iter().filter(|i| i.strategy == s).collect();
+            if mine.is_empty() {
+                cells.push("not run".to_string());
+                continue;
+            }
+            let mut open: Vec<&str> = mine
+                .iter()
+                .filter(|i| matches!(i.expected, Verdict::Undetected { .. }))
+                .map(|i| i.case)
+                .collect();
+            open.sort_by_key(|c| (hazard_number(c), c.to_string()));
+            open.dedup();
+            let count = |f: fn(&Verdict) -> bool| mine.iter().filter(|i| f(i.expected)).count();
+            let refused = count(|v| matches!(v, Verdict::RuntimeError { .. }));
+            let compile = count(|v| matches!(v, Verdict::CompileError { .. }));
+            let cannot = count(|v| matches!(v, Verdict::NotApplicable { .. }));
+            cells.push(if open.is_empty() {
+                let mut how = Vec::new();
+                if refused > 0 {
+                    how.push(format!("{refused} refused"));
+                }
+                if compile > 0 {
+                    how.push(format!("{compile} do not compile"));
+                }
+                if cannot > 0 {
+                    how.push(format!("{cannot} cannot arise"));
+                }
+                format!("**holds** ({})", how.join(", "))
+            } else {
+                let ids = open.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" ");
+                format!("not guaranteed: {ids}")
+            });
+        }
+        out.push_str(&row(&cells));
+    }
+    out.push('\n');
+    let mut builds: Vec<&InterpreterBuild> = Vec::new();
+    for i in &items {
+        if !builds.contains(&&i.env.interpreter) {
+            builds.push(&i.env.interpreter);
+        }
+    }
+    builds.sort_by_key(|b| build_rank(b));
+    let names = builds.iter().map(|b| format!("`{}`", b.name)).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(
+        out,
+        "Each cell counts the declared verdicts of the row's cells (case × setting × build, on \
+         {names}); the hazard suite ran every one and failed on any difference. \"not \
+         guaranteed\" names the cases the strategy declares undetected.\n"
+    );
+    let used: Vec<(&Source, &Environment)> = items.iter().map(|i| (i.source, i.env)).collect();
+    out.push_str(&provenance(&used));
     out
 }
 
@@ -1111,6 +1202,7 @@ mod tests {
                 isolation: Some(setting.into()),
                 observed,
                 expected,
+                threat: None,
             }),
         }
     }
@@ -1197,6 +1289,38 @@ mod tests {
             assert!(out.starts_with("Not measured:"), "{spec}: {out}");
             assert!(!out.contains('|'), "{spec}: {out}");
         }
+    }
+
+    #[test]
+    fn guarantees_hold_only_where_no_declared_verdict_is_undetected() {
+        let with = |mut r: ResultRecord, threat: &str| {
+            if let RecordData::Hazard(h) = &mut r.data {
+                h.threat = Some(threat.into());
+            }
+            r
+        };
+        let snap = snapshot(vec![(
+            "hazards-3.13.json",
+            "interp-tests hazards",
+            vec![
+                with(hz("3.13", "H1", "tagged", "own-gil", err("bind: x"), err("bind: x")), "safe"),
+                with(hz("3.13", "H13.once", "tagged", "own-gil", na("a"), na("a")), "safe"),
+                with(hz("3.13", "H15", "tagged", "own-gil", err("bind: y"), err("bind: y")), "raw"),
+                with(hz("3.13", "H1", "scoped", "own-gil", err("bind: x"), err("bind: x")), "safe"),
+                with(hz("3.13", "H15", "scoped", "own-gil", undetected("z"), undetected("z")), "raw"),
+                // Records without a threat (older snapshots) are left out.
+                hz("3.13", "H2", "scoped", "own-gil", undetected("z"), undetected("z")),
+            ],
+        )]);
+        let out = render_in("guarantees", &snap);
+        let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(rows[0], "| a caller can | cases | `tagged` | `scoped` |", "{out}");
+        assert_eq!(
+            rows[1],
+            "| safe | `H1` `H13.once` | **holds** (1 refused, 1 cannot arise) | **holds** (1 refused) |"
+        );
+        assert_eq!(rows[2], "| raw | `H15` | **holds** (1 refused) | not guaranteed: `H15` |");
+        assert!(render_in("guarantees", &Snapshot::default()).starts_with("Not measured:"));
     }
 
     #[test]
