@@ -153,10 +153,36 @@ mod tests {
                     option_size: 16,
                 }),
             },
+            ResultRecord {
+                environment: env(),
+                data: RecordData::FuzzSummary(FuzzSummary {
+                    strategies: vec!["tagged".into(), "affine".into()],
+                    base_seed: u64::MAX - 1,
+                    cases: 12,
+                    ops: 300,
+                    failures: 1,
+                    seconds: 4.5,
+                    hole: Some("once-foreign-init".into()),
+                    first_failure_at: Some(7),
+                }),
+            },
+            ResultRecord {
+                environment: env(),
+                data: RecordData::FuzzFinding(FuzzFinding {
+                    seed: 42,
+                    failure: "op #3: the model predicts Cross(1), observed Ok".into(),
+                    generated_ops: 30,
+                    minimal_ops: 3,
+                    reproduction: "run_sequence(&[Create { t: 0, kind: PythonMade }]);".into(),
+                    hole: None,
+                }),
+            },
         ];
         let file = ResultFile::new("test", records);
         let text = serde_json::to_string(&file).unwrap();
         assert!(text.contains("\"kind\":\"hazard\""), "{text}");
+        assert!(text.contains("\"kind\":\"fuzz_summary\""), "{text}");
+        assert!(text.contains("\"kind\":\"fuzz_finding\""), "{text}");
         assert_eq!(ResultFile::parse("x.json", &text).unwrap(), file);
     }
 

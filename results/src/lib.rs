@@ -1,6 +1,7 @@
 //! The one schema for every machine-readable result interpsafe writes.
 //!
-//! Hazard verdicts, bench figures, handle sizes and the Send/Sync table are all [`ResultRecord`]s:
+//! Hazard verdicts, bench figures, handle sizes, the Send/Sync table and the adversarial search's
+//! summaries and findings are all [`ResultRecord`]s:
 //! one [`Environment`] (interpreter build and exact version, PyO3 version, machine) plus the
 //! figure itself ([`RecordData`]). Every record carries its environment, so files from different
 //! builds and machines (a CI matrix) can be merged without losing where a number came from.
@@ -15,7 +16,8 @@ mod record;
 pub use environment::{Environment, InterpreterBuild, Machine};
 pub use file::{ResultFile, SchemaError};
 pub use record::{
-    BenchFigure, HandleSize, HazardVerdict, RecordData, ResultRecord, SendSyncCell, Verdict,
+    BenchFigure, FuzzFinding, FuzzSummary, HandleSize, HazardVerdict, RecordData, ResultRecord,
+    SendSyncCell, Verdict,
 };
 
 /// The schema identifier written into every file; bump the number on incompatible changes.

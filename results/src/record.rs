@@ -26,6 +26,10 @@ pub enum RecordData {
     HandleSize(HandleSize),
     /// One cell of the Send/Sync model.
     SendSync(SendSyncCell),
+    /// The totals of one adversarial search (`interp-tests/tests/adversarial_search.rs`).
+    FuzzSummary(FuzzSummary),
+    /// One failing sequence the adversarial search found, shrunk.
+    FuzzFinding(FuzzFinding),
 }
 
 /// What happened when a hazard met a strategy.
@@ -67,14 +71,14 @@ pub struct HazardVerdict {
     pub observed: Verdict,
     /// What the strategy declares; a difference fails the suite.
     pub expected: Verdict,
-}
-
-/// One benchmark figure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     /// The caller capability the case exercises (a row of the threat model), where the
     /// producer knows it; absent in records written before the threat model existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threat: Option<String>,
+}
+
+/// One benchmark figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchFigure {
     /// The operation measured (`bind`, `clone_drop`, ...).
     pub operation: String,
@@ -118,4 +122,44 @@ pub struct SendSyncCell {
     pub sync: bool,
     /// How the cell is enforced (static assertion, compile-fail case).
     pub enforced_by: String,
+}
+
+/// The totals of one adversarial search run: generated operation sequences checked against the
+/// reference model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FuzzSummary {
+    /// The strategies the sequences used.
+    pub strategies: Vec<String>,
+    /// The first seed (sequence `k` uses `base_seed + k`).
+    pub base_seed: u64,
+    /// Sequences run.
+    pub cases: u64,
+    /// Operations executed by the sequences that passed.
+    pub ops: u64,
+    /// Failing sequences.
+    pub failures: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// The seeded hole reopened for this run, if any (`--cfg interpsafe_seeds` builds).
+    pub hole: Option<String>,
+    /// The 1-based position of the first failing sequence (for a seeded hole: the cases its
+    /// search needed).
+    pub first_failure_at: Option<u64>,
+}
+
+/// One failing sequence of an adversarial search, shrunk to a minimal reproduction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FuzzFinding {
+    /// The seed that generated it.
+    pub seed: u64,
+    /// What went wrong (a divergence from the model, a crash, a failed teardown check).
+    pub failure: String,
+    /// Operations in the generated sequence.
+    pub generated_ops: u64,
+    /// Operations in the shrunk one.
+    pub minimal_ops: u64,
+    /// The shrunk sequence as a Rust test to paste into the search's test file.
+    pub reproduction: String,
+    /// The seeded hole reopened when it was found, if any.
+    pub hole: Option<String>,
 }
