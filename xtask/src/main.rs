@@ -10,6 +10,7 @@ mod bench;
 mod clock;
 mod docs;
 mod error;
+mod fuzz;
 mod hazards;
 mod host;
 mod instructions;
@@ -48,6 +49,9 @@ commands:
   hazards [--python SPEC]...
                             the hazard suite and its verdict matrix (default: the default set;
                             also 3.13-asan and 3.13-debug, which `test` runs it on too)
+  fuzz [--python SPEC]... [--strategy S]... [--cases N | --seconds S] [--seed N]
+                            the adversarial search, longer than `test` runs it (default: the
+                            default set, 300s each); findings in target/interpsafe/fuzz/<build>.json
   docs [--check] [--refresh] [--tables-only] [--python SPEC]...
                             regenerate the Send/Sync table and every generated table in docs/ and
                             RFCs/ from the snapshot in docs/data/ (--refresh: copy the latest
@@ -97,6 +101,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         "test" => test::test_command(rest, &Cache::from_env()?),
         "bench" => bench::bench_command(rest, &Cache::from_env()?),
         "hazards" => hazards::hazards_command(rest, &Cache::from_env()?),
+        "fuzz" => fuzz::fuzz_command(rest, &Cache::from_env()?),
         "docs" => docs::docs_command(rest, &Cache::from_env()?),
         other => Err(Error::usage(format!(
             "unknown command `{other}`; run `cargo xtask help` for the list"
@@ -141,6 +146,8 @@ mod tests {
             &["python", "remove"],
             &["python", "list", "x"],
             &["hazards", "--fast"],
+            &["fuzz", "--strategy", "unchecked"],
+            &["fuzz", "--cases"],
         ] {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             assert_eq!(run(&args).unwrap_err().exit_code(), 2, "{args:?}");

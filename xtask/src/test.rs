@@ -12,7 +12,11 @@
 //!    and static assertions with `--features own-gil-rules` on each GIL interpreter;
 //! 5. without `--python` (the default set, as CI runs it): `hazards` on each of
 //!    [`hazards::CHECKING_BUILDS`](crate::hazards::CHECKING_BUILDS) (3.13-asan, 3.13-debug),
-//!    installed as needed: the hazard suite only (the default interpreters ran it in stage 1).
+//!    installed as needed: the hazard suite only (the default interpreters ran it in stage 1);
+//! 6. without `--python`: `fuzz` on each of [`fuzz::CI_BUILDS`](crate::fuzz::CI_BUILDS) (3.13-asan,
+//!    3.13-debug, 3.13t), a bounded adversarial search, and `fuzz seeded holes` on
+//!    [`fuzz::SEEDS_BUILD`](crate::fuzz::SEEDS_BUILD) built with `--cfg interpsafe_seeds`
+//!    (`target/seeds-NAME`): every seeded hole must be found.
 
 use std::env;
 use std::ffi::OsString;
@@ -118,6 +122,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         for name in crate::hazards::CHECKING_BUILDS {
             results.push(crate::hazards::run_for(name, cache));
         }
+        results.extend(crate::fuzz::test_stages(cache));
     }
     stage::print_summary(&results, start.elapsed());
     let failed = results.iter().filter(|r| !r.ok()).count();
