@@ -7,9 +7,10 @@
 //! What if code inside the scope switches interpreters? A nested attach runs a `Send` closure,
 //! which cannot capture this scope (it is not `Send`), so toolkit code cannot bind through a
 //! stale scope. Raw C-API thread-state swaps inside the scope are outside that argument: the
-//! scope would then vouch for an interpreter the thread has left. The tagged strategy re-reads
-//! the interpreter on every bind and has no such gap; that is the price difference the benches
-//! measure.
+//! scope would then vouch for an interpreter the thread has left (hazard `H15`, declared
+//! undetected). The tagged strategy re-reads the interpreter on every bind (its fast path asks
+//! CPython's interpreter list) and tags new objects with the interpreter they were made in, so
+//! it has no such gap; that is the price difference the benches measure.
 
 use std::ptr::NonNull;
 use std::marker::PhantomData;

@@ -3,17 +3,22 @@
 //!
 //! The handle is a pointer plus a [`Tag`] (interpreter ID and runtime epoch in one word): 16
 //! bytes. `bind` reads the current interpreter each time, trusting nothing about the scope but
-//! that the thread is attached: while main is the only interpreter ever entered, that is one
-//! relaxed load of the registry's fast-path word and a compare
-//! ([`Registry::fast_owner`](interpsafe_protocol::Registry::fast_owner)); with several
+//! that the thread is attached: while main is the only interpreter ever entered and the only one
+//! in existence, that is one relaxed load of the registry's fast-path word, a compare
+//! ([`Registry::fast_owner`](interpsafe_protocol::Registry::fast_owner)) and one call that reads
+//! CPython's interpreter list head; with several
 //! interpreters it is one `PyThreadState_GetUnchecked` call, an in-place read of the thread
 //! state's interpreter and a thread-local cache hit (see `interpreter::runtime::current`). Drops
 //! outside the owner are deferred to the owner's pool. Once-cells are per interpreter.
 //!
-//! The fast path is sound because every way into toolkit code from an interpreter (the
-//! toolkit's attach, a subinterpreter's worker, the `_interpsafe` module's exec slot, first-entry
-//! registration) observes that interpreter in the registry, which clears the fast-path word under
-//! its lock before any code in a second interpreter can hold a scope (a loom model checks it).
+//! The fast path needs two facts, because the registry only knows the interpreters toolkit code
+//! has entered: the handle's owner is main as the registry's word says (every toolkit entry
+//! observes its interpreter, which clears the word under the registry's lock before code there
+//! can hold a scope; a loom model checks it), and CPython's own list holds main alone
+//! (`runtime::only_main_alive`), which also covers foreign C code that switched the thread into
+//! an interpreter toolkit code never entered. New handles are tagged with the interpreter the
+//! thread is in when the object is made (`runtime::attached_tag`), not the scope's, for the same
+//! reason. So tagged sees a raw thread-state switch (hazard `H15`).
 
 use std::ptr::NonNull;
 use std::marker::PhantomData;
@@ -247,7 +252,7 @@ pub(crate) unsafe fn once_for<'a>(
 impl Strategy for Tagged {
     const NAME: &'static str = "tagged";
     const SUMMARY: &'static str =
-        "handles carry their owner; every bind reads the current interpreter (one-load fast path while main is alone)";
+        "handles carry their owner; every bind reads the current interpreter (fast path while main is the only interpreter)";
 
     type Scope<'s> = TaggedScope<'s>;
     type Ref<'s, 'a>
