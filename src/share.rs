@@ -65,10 +65,18 @@ fn python_error(operation: &'static str) -> Error {
     }
 }
 
+/// How deeply tuples may nest in a [`Shareable`]: reading and re-creating one recurse per level,
+/// and a tuple nested a million deep (`t = (t,)` in a loop) would otherwise overflow the stack.
+pub const MAX_TUPLE_DEPTH: usize = 256;
+
 impl Shareable {
     /// Reads `obj` (in the interpreter the thread is attached to) into a value, or says which
-    /// type cannot be shared.
+    /// type cannot be shared (tuples nested deeper than [`MAX_TUPLE_DEPTH`] cannot).
     pub fn from_object(obj: ObjRef<'_>) -> Result<Shareable, Error> {
+        Shareable::from_object_at(obj, 0)
+    }
+
+    fn from_object_at(obj: ObjRef<'_>, depth: usize) -> Result<Shareable, Error> {
         let p = obj.as_ptr();
         // SAFETY: an ObjRef is a live object in the attached interpreter; every call below reads
         // it through the C API and checks for errors.
@@ -107,12 +115,15 @@ impl Shareable {
                 return Ok(Shareable::Bytes(std::slice::from_raw_parts(ptr, len).to_vec()));
             }
             if ffi::PyTuple_CheckExact(p) != 0 {
+                if depth >= MAX_TUPLE_DEPTH {
+                    return Err(too_deep(here("share tuple")?));
+                }
                 let n = ffi::PyTuple_Size(p);
                 let mut items = Vec::with_capacity(n as usize);
                 for i in 0..n {
                     let item = NonNull::new(ffi::PyTuple_GetItem(p, i))
                         .ok_or_else(|| python_error("share tuple"))?;
-                    items.push(Shareable::from_object(ObjRef::from_raw(item))?);
+                    items.push(Shareable::from_object_at(ObjRef::from_raw(item), depth + 1)?);
                 }
                 return Ok(Shareable::Tuple(items));
             }
@@ -121,14 +132,18 @@ impl Shareable {
         }
     }
 
-    /// Re-creates the value in the scope's interpreter, as a handle of strategy `S`.
+    /// Re-creates the value in the scope's interpreter, as a handle of strategy `S` (refused for
+    /// tuples nested deeper than [`MAX_TUPLE_DEPTH`], which a value built in Rust can be).
     pub fn to_handle<'s, S: Strategy>(&self, scope: &S::Scope<'s>) -> Result<S::Handle<'s>, Error> {
-        let obj = self.to_raw()?;
+        let obj = self.to_raw(0)?;
         // SAFETY: `to_raw` made a new reference in the attached interpreter, the scope's.
         Ok(unsafe { S::adopt(scope, obj) })
     }
 
-    fn to_raw(&self) -> Result<NonNull<ffi::PyObject>, Error> {
+    fn to_raw(&self, depth: usize) -> Result<NonNull<ffi::PyObject>, Error> {
+        if depth >= MAX_TUPLE_DEPTH && matches!(self, Shareable::Tuple(_)) {
+            return Err(too_deep(here("share tuple")?));
+        }
         // SAFETY: callers are attached (a scope exists); every constructor returns a new
         // reference or NULL with an exception set, turned into an error.
         let obj = unsafe {
@@ -157,7 +172,7 @@ impl Shareable {
                         return Err(python_error("share tuple"));
                     }
                     for (i, item) in items.iter().enumerate() {
-                        match item.to_raw() {
+                        match item.to_raw(depth + 1) {
                             // PyTuple_SetItem steals the item's reference.
                             Ok(v) => {
                                 ffi::PyTuple_SetItem(t, i as ffi::Py_ssize_t, v.as_ptr());
@@ -173,6 +188,14 @@ impl Shareable {
             }
         };
         NonNull::new(obj).ok_or_else(|| python_error("share"))
+    }
+}
+
+/// The refusal of a tuple nested deeper than [`MAX_TUPLE_DEPTH`].
+fn too_deep(interpreter: crate::InterpreterKey) -> Error {
+    Error::NotShareable {
+        type_name: format!("tuple nested deeper than {MAX_TUPLE_DEPTH} levels"),
+        interpreter,
     }
 }
 

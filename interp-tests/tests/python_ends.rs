@@ -180,3 +180,55 @@ fn attachments_racing_a_python_destroy_run_whole_or_are_refused() {
         assert_eq!(status(key), Some(Status::Ended));
     }
 }
+
+/// A legacy (shared-GIL) subinterpreter allows daemon threads, which `Py_EndInterpreter` does not
+/// join: ending it under one used to abort the process ("not the last thread"). The end is now
+/// refused with a clear error and the interpreter stays usable; once the thread is gone it ends.
+#[test]
+fn ending_under_a_daemon_thread_is_refused_then_succeeds() {
+    let mut sub = SubInterpreter::new(Isolation::SharedGil).unwrap();
+    sub.run(|at| {
+        at.exec(c"import threading, time\n_stop = threading.Event()\n_d = threading.Thread(target=_stop.wait, daemon=True)\n_d.start()")
+            .unwrap()
+    })
+    .unwrap();
+    match sub.end(Some(Duration::from_secs(10))) {
+        Err(Error::End(interpsafe::protocol::EndRefused::ThreadsRemain { key, count })) => {
+            assert_eq!((key, count), (sub.key(), 1));
+        }
+        other => panic!("ending under a daemon thread: {other:?}"),
+    }
+    assert_eq!(status(sub.key()), Some(Status::Alive));
+    sub.run(|at| at.exec(c"_stop.set()\n_d.join()").unwrap()).unwrap();
+    sub.end(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(status(sub.key()), Some(Status::Ended));
+}
+
+/// A Python thread in main spins on `_interpreters.destroy(id)` while the toolkit ends that
+/// subinterpreter: it must only ever get exceptions (found by attack: the running-main mark used
+/// to be cleared just before `Py_EndInterpreter`, and a destroy that got through that gap hung
+/// in a thread state of the interpreter being freed, or aborted the process).
+#[test]
+fn a_python_destroy_spinning_against_the_toolkits_end_never_gets_in() {
+    for round in 0..10 {
+        let isolation = if round % 2 == 0 { Isolation::OwnGil } else { Isolation::SharedGil };
+        let mut sub = SubInterpreter::new(isolation).unwrap();
+        let id = sub.key().id.0;
+        let start = format!(
+            "import threading, _interpreters\n\
+             _pe_ok = []\n\
+             def _pe_spin(i, stop):\n    while not stop.is_set():\n        try:\n            _interpreters.destroy(i)\n            _pe_ok.append(i)\n            return\n        except Exception:\n            pass\n\
+             _pe_stop = threading.Event()\n\
+             _pe_t = threading.Thread(target=_pe_spin, args=({id}, _pe_stop))\n_pe_t.start()"
+        );
+        let start = std::ffi::CString::new(start).unwrap();
+        attach(main_interpreter(), |at| at.exec(&start).unwrap()).unwrap();
+        sub.end(Some(Duration::from_secs(10))).unwrap();
+        let got_in = attach(main_interpreter(), |at| {
+            at.exec(c"_pe_stop.set()\n_pe_t.join()").unwrap();
+            at.eval(c"len(_pe_ok)").unwrap()
+        })
+        .unwrap();
+        assert_eq!(got_in, "0", "round {round}: Python's destroy got in");
+    }
+}

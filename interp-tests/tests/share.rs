@@ -85,3 +85,40 @@ fn shared_bytes_are_read_in_place_and_keep_their_source_alive() {
     drop(view);
     a.end(None).unwrap();
 }
+
+/// A tuple nested a million deep is refused with a clear error, not a stack overflow (found by
+/// attack: reading and re-creating recursed once per level); one nested just below the limit
+/// still crosses.
+#[test]
+fn deeply_nested_tuples_are_refused_not_overflowed() {
+    use interpsafe::share::MAX_TUPLE_DEPTH;
+    let a = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let (deep, ok) = attach(a.key(), |at| {
+        at.exec(c"t = ()\nfor _ in range(1_000_000):\n    t = (t,)\nu = ()\nfor _ in range(250):\n    u = (u,)")
+            .unwrap();
+        Tagged::enter(at, |scope| {
+            let t = Tagged::eval(scope, c"t").unwrap();
+            let u = Tagged::eval(scope, c"u").unwrap();
+            (
+                Shareable::from_object(Tagged::bind(scope, &t).unwrap()).map(|_| ()),
+                Shareable::from_object(Tagged::bind(scope, &u).unwrap()),
+            )
+        })
+    })
+    .unwrap();
+    let err = deep.unwrap_err();
+    assert!(err.to_string().contains(&format!("deeper than {MAX_TUPLE_DEPTH}")), "{err}");
+    let ok = ok.unwrap();
+    // Built in Rust past the limit: re-creating it is refused too.
+    let mut built = Shareable::None;
+    for _ in 0..MAX_TUPLE_DEPTH + 1 {
+        built = Shareable::Tuple(vec![built]);
+    }
+    let (made, refused) = attach(a.key(), move |at| {
+        Tagged::enter(at, |scope| {
+            (ok.to_handle::<Tagged>(scope).is_ok(), built.to_handle::<Tagged>(scope).is_err())
+        })
+    })
+    .unwrap();
+    assert!(made && refused);
+}

@@ -126,6 +126,14 @@ pub enum EndRefused {
         /// The guards still held when the wait ran out.
         holders: Vec<Holder>,
     },
+    /// Python threads still run in the interpreter (daemon threads, which `Py_EndInterpreter`
+    /// does not join, and with which it aborts the process); the interpreter stays alive.
+    ThreadsRemain {
+        /// The interpreter.
+        key: InterpreterKey,
+        /// How many thread states other than the ending thread's it still has.
+        count: usize,
+    },
 }
 
 impl fmt::Display for EndRefused {
@@ -151,6 +159,12 @@ impl fmt::Display for EndRefused {
                 }
                 f.write_str("; release those attach guards, or wait longer")
             }
+            EndRefused::ThreadsRemain { key, count } => write!(
+                f,
+                "cannot end {key}: {count} Python thread(s) still run in it (daemon threads are \
+                 not joined, and CPython aborts the process if it ends under them); stop them \
+                 first, then end it again"
+            ),
         }
     }
 }

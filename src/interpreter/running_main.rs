@@ -9,6 +9,15 @@
 //! `_PyInterpreterState_SetRunningMain`, the call `_interpreters.exec` itself makes (exported by
 //! libpython 3.13; declared in an internal header, so pyo3-ffi does not have it).
 //!
+//! The mark is never cleared, not even right before `Py_EndInterpreter`: a Python thread
+//! spinning on `_interpreters.destroy(id)` got in through that gap (found by attack) and hung in
+//! a thread state of the interpreter being freed. CPython reads the mark only through
+//! `_PyInterpreterState_IsRunningMain` (destroy, exec), never dereferences it, and drops it with
+//! the interpreter. Not covered: the moment between `Py_NewInterpreterFromConfig` adding the
+//! interpreter to CPython's list and the worker marking it; `_interpreters.destroy` of an ID
+//! guessed in that moment aborts the process ("not the last thread") while the interpreter is
+//! still initialising (listed in `docs/threat-model.md`).
+//!
 //! The trade-off: `_interpreters.exec(id, ...)` refuses it too ("interpreter already running").
 //! Python code cannot run code in a toolkit subinterpreter; toolkit code does that with
 //! `SubInterpreter::run`, or any thread with `attach`. Interpreters created from Python are not
@@ -18,15 +27,14 @@ use crate::pyo3_compat::ffi;
 
 extern "C" {
     fn _PyInterpreterState_SetRunningMain(interp: *mut ffi::PyInterpreterState) -> std::ffi::c_int;
-    fn _PyInterpreterState_SetNotRunningMain(interp: *mut ffi::PyInterpreterState);
 }
 
-/// Marks the calling thread as running `interp`'s main program. Returns false (with no Python
-/// error left) if someone else already runs it.
+/// Marks the calling thread as running `interp`'s main program, for the rest of the
+/// interpreter's life. Returns false (with no Python error left) if someone else already runs it.
 ///
 /// # Safety
-/// The calling thread must be attached to `interp` with the thread state that will stay the
-/// interpreter's main thread until [`unmark`] is called on it.
+/// The calling thread must be attached to `interp` with the thread state that stays the
+/// interpreter's main thread until the interpreter ends.
 pub(crate) unsafe fn mark(interp: *mut ffi::PyInterpreterState) -> bool {
     // SAFETY: attached to `interp` (caller's contract), which the call requires.
     if unsafe { _PyInterpreterState_SetRunningMain(interp) } == 0 {
@@ -35,13 +43,4 @@ pub(crate) unsafe fn mark(interp: *mut ffi::PyInterpreterState) -> bool {
     // SAFETY: attached; the failed call set an error.
     unsafe { ffi::PyErr_Clear() };
     false
-}
-
-/// Clears the mark made by [`mark`].
-///
-/// # Safety
-/// The calling thread must be attached to `interp` with the thread state that [`mark`] marked.
-pub(crate) unsafe fn unmark(interp: *mut ffi::PyInterpreterState) {
-    // SAFETY: caller's contract: the current thread state is the marked one.
-    unsafe { _PyInterpreterState_SetNotRunningMain(interp) };
 }

@@ -61,7 +61,7 @@ type Job = Box<dyn FnOnce(&Attached<'_>) + Send>;
 
 enum Message {
     Run(Job),
-    End(Sender<()>),
+    End(Sender<Result<(), Error>>),
 }
 
 /// A subinterpreter with its own worker thread. Ends when [`SubInterpreter::end`] is called or
@@ -151,9 +151,14 @@ impl SubInterpreter {
         let holder = current_holder();
         detached(|| registry().end(self.key, &holder, timeout))?;
         let (done_tx, done_rx) = bounded(1);
-        if messages.send(Message::End(done_tx)).is_err() || detached(|| done_rx.recv()).is_err() {
+        let ended = if messages.send(Message::End(done_tx)).is_err() {
+            Err(Error::WorkerGone { interpreter: self.key })
+        } else {
+            detached(|| done_rx.recv()).unwrap_or(Err(Error::WorkerGone { interpreter: self.key }))
+        };
+        if let Err(e) = ended {
             registry().abandon_end(self.key);
-            return Err(Error::WorkerGone { interpreter: self.key });
+            return Err(e);
         }
         self.messages = None;
         if let Some(worker) = self.worker.take() {
@@ -201,9 +206,9 @@ fn worker_main(
     // SAFETY: tstate is attached to the new interpreter on this thread.
     let interp = unsafe { ffi::PyThreadState_GetInterpreter(tstate) };
     // SAFETY: attached to `interp` with `tstate`, the worker's thread state for the
-    // interpreter's whole life (unmarked just before Py_EndInterpreter). A new interpreter has
-    // no main thread yet, so this succeeds.
-    let marked = unsafe { running_main::mark(interp) };
+    // interpreter's whole life (never unmarked: see `running_main`). A new interpreter has no
+    // main thread yet, so this succeeds; if it does not, only the protection is lost.
+    let _marked = unsafe { running_main::mark(interp) };
     // SAFETY: tstate is attached to the new interpreter on this thread.
     let key = unsafe { enter(InterpreterId(ffi::PyInterpreterState_GetID(interp)), interp) };
     let state = WorkerState(tstate);
@@ -222,21 +227,60 @@ fn worker_main(
                 unsafe { ffi::PyEval_SaveThread() };
             }
             Message::End(done) => {
+                // SAFETY: attached to `key` with the worker's thread state, which has not ended.
+                let others = unsafe { other_threads_after_shutdown(state.0, key) };
+                if others > 0 {
+                    // Py_EndInterpreter would abort ("not the last thread"): refuse instead and
+                    // keep serving.
+                    let _ = done.send(Err(Error::End(interpsafe_protocol::EndRefused::ThreadsRemain {
+                        key,
+                        count: others,
+                    })));
+                    // SAFETY: attached just above on this thread.
+                    unsafe { ffi::PyEval_SaveThread() };
+                    continue;
+                }
                 // SAFETY: attached to `key`, which has not ended: release what was deferred for
                 // it and close its queue, so later drops of its handles are discarded.
                 unsafe { crate::release::close_for(key) };
-                if marked {
-                    // SAFETY: attached with the thread state `mark` marked.
-                    unsafe { running_main::unmark(interp) };
-                }
+                // The running-main mark stays on through Py_EndInterpreter (see
+                // `running_main`): cleared first, it would let `_interpreters.destroy` in.
                 // SAFETY: the registry's end handshake returned, so no attach guard is held and
                 // no other thread state made by the toolkit exists; this thread state is current,
                 // which Py_EndInterpreter requires, and it is gone afterwards.
                 unsafe { ffi::Py_EndInterpreter(state.0) };
                 registry().ended(key);
-                let _ = done.send(());
+                let _ = done.send(Ok(()));
                 return;
             }
         }
+    }
+}
+
+/// Joins the interpreter's non-daemon Python threads (`threading._shutdown()`, what
+/// `Py_EndInterpreter` does first), then counts its thread states other than `own`: threads that
+/// would still run when `Py_EndInterpreter` checks that the ending thread is the last one.
+///
+/// # Safety
+/// The calling thread must be attached with `own`, a thread state of the live interpreter `key`.
+unsafe fn other_threads_after_shutdown(own: *mut ffi::PyThreadState, key: InterpreterKey) -> usize {
+    const SHUTDOWN: &std::ffi::CStr =
+        c"import sys as _s\n_t = _s.modules.get('threading')\nif _t is not None:\n    _t._shutdown()\ndel _s, _t";
+    // SAFETY: attached (caller's contract); `exec` runs in this interpreter's `__main__`, and a
+    // failure only leaves non-daemon threads to Py_EndInterpreter's own join. The thread list is
+    // walked under the GIL (or, free-threaded, while no other thread of the interpreter can start
+    // one: none runs Python code once the count is zero).
+    unsafe {
+        let interp = ffi::PyThreadState_GetInterpreter(own);
+        let _ = super::python_code::exec(key, SHUTDOWN);
+        let mut count = 0;
+        let mut t = ffi::PyInterpreterState_ThreadHead(interp);
+        while !t.is_null() {
+            if t != own {
+                count += 1;
+            }
+            t = ffi::PyThreadState_Next(t);
+        }
+        count
     }
 }
