@@ -13,7 +13,8 @@ use interpsafe::hazard::{Cell, Expectations, Expected};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::object::ObjRef;
 use interpsafe::pyo3_compat::ffi;
-use interpsafe::strategy::{Tagged, TaggedHandle, TaggedOnce, TaggedScope};
+use interpsafe::strategy::{Tagged, TaggedHandle, TaggedOnce, TaggedRef, TaggedScope};
+use interpsafe::tag::Tag;
 use interpsafe::{attach, Attached, Error, InterpreterKey, Isolation, Strategy, SubInterpreter};
 
 /// How many owner checks `Audited` has made.
@@ -28,7 +29,7 @@ impl Strategy for Audited {
 
     type Scope<'s> = TaggedScope<'s>;
     type Ref<'s, 'a>
-        = ObjRef<'a>
+        = TaggedRef<'a>
     where
         's: 'a;
     type Handle<'s> = TaggedHandle;
@@ -63,6 +64,19 @@ impl Strategy for Audited {
 
     fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
         Tagged::to_handle(scope, obj)
+    }
+
+    fn owner_of<'s, 'a>(scope: &'a Self::Scope<'s>, r: Self::Ref<'s, 'a>) -> Option<Tag> {
+        Tagged::owner_of(scope, r)
+    }
+
+    unsafe fn adopt_derived<'s, 'a>(
+        scope: &'a Self::Scope<'s>,
+        from: Self::Ref<'s, 'a>,
+        obj: NonNull<ffi::PyObject>,
+    ) -> Self::Handle<'s> {
+        // SAFETY: the caller's contract is Tagged::adopt_derived's.
+        unsafe { Tagged::adopt_derived(scope, from, obj) }
     }
 
     fn clone_handle<'s>(

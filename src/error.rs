@@ -56,6 +56,13 @@ pub enum Error {
         /// What was attempted.
         operation: &'static str,
     },
+    /// A handle whose owner is unknown: it was made from a borrowed object used outside its
+    /// interpreter (affine's blind spot, or a reference kept across a raw thread-state switch).
+    /// It is never used, and never released (leaked).
+    OwnerUnknown {
+        /// What was attempted.
+        operation: &'static str,
+    },
     /// An object of a type that cannot cross interpreters as data.
     NotShareable {
         /// Its type's name.
@@ -116,6 +123,12 @@ impl fmt::Display for Error {
                 f,
                 "{operation}: the handle belongs to {owner}, which has ended, so its object is \
                  gone; keep data that must outlive an interpreter as Shareable values"
+            ),
+            Error::OwnerUnknown { operation } => write!(
+                f,
+                "{operation}: the handle's owner is unknown: it was made from a borrowed object \
+                 used outside the interpreter that owns it, so it is never used nor released; \
+                 make handles only from references bound in their owner's interpreter"
             ),
             Error::NotShareable { type_name, interpreter } => write!(
                 f,

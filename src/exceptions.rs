@@ -50,7 +50,9 @@ impl ExceptionClass {
     /// The class an [`Error`] is raised as.
     pub fn of(error: &Error) -> Self {
         match error {
-            Error::CrossInterpreter { .. } => ExceptionClass::CrossInterpreterError,
+            Error::CrossInterpreter { .. } | Error::OwnerUnknown { .. } => {
+                ExceptionClass::CrossInterpreterError
+            }
             Error::OwnerEnded { .. } => ExceptionClass::OwnerEndedError,
             Error::NotAttached { .. } => ExceptionClass::NotAttachedError,
             _ => ExceptionClass::InterpreterError,

@@ -19,8 +19,8 @@ pub fn getattr<'s, 'a, S: Strategy>(
     // SAFETY: a borrowed reference exists only while the thread is attached to its interpreter.
     let attr = unsafe { getattr_new(S::as_obj(obj), name) }
         .map_err(|message| Error::Python { interpreter: S::key(scope), message })?;
-    // SAFETY: getattr returned a new reference in the scope's interpreter.
-    Ok(unsafe { S::adopt(scope, attr) })
+    // SAFETY: getattr on `obj` returned a new reference, on this thread.
+    Ok(unsafe { S::adopt_derived(scope, obj, attr) })
 }
 
 /// `list.append(item)`.

@@ -17,6 +17,10 @@ use crate::tag::Tag;
 
 /// Releases a strong reference owned by `owner`: now if attached there, else deferred.
 pub(crate) fn release(owner: Tag, ptr: NonNull<ffi::PyObject>) {
+    if owner == Tag::UNKNOWN {
+        // Nobody's: no interpreter may release it, so it is leaked.
+        return;
+    }
     if current_tag() == Some(owner) {
         // SAFETY: the thread is attached to the owner interpreter, which owns the reference.
         unsafe { ffi::Py_DECREF(ptr.as_ptr()) };

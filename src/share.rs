@@ -72,8 +72,8 @@ pub const MAX_TUPLE_DEPTH: usize = 256;
 impl Shareable {
     /// Reads `obj` (in the interpreter the thread is attached to) into a value, or says which
     /// type cannot be shared (tuples nested deeper than [`MAX_TUPLE_DEPTH`] cannot).
-    pub fn from_object(obj: ObjRef<'_>) -> Result<Shareable, Error> {
-        Shareable::from_object_at(obj, 0)
+    pub fn from_object<'a>(obj: impl Into<ObjRef<'a>>) -> Result<Shareable, Error> {
+        Shareable::from_object_at(obj.into(), 0)
     }
 
     fn from_object_at(obj: ObjRef<'_>, depth: usize) -> Result<Shareable, Error> {
@@ -240,9 +240,27 @@ unsafe impl Send for SharedBytes {}
 unsafe impl Sync for SharedBytes {}
 
 impl SharedBytes {
-    /// Wraps a `bytes` object of the attached interpreter.
-    pub fn new(obj: ObjRef<'_>) -> Result<Self, Error> {
-        let tag = current_tag().ok_or(Error::NotAttached { operation: "SharedBytes::new" })?;
+    /// Wraps a `bytes` object that strategy `S` bound in `scope`. It belongs to the interpreter
+    /// `S` says it does ([`Strategy::owner_of`]); a strategy that records no owners (the
+    /// baseline) cannot vouch for one, and a reference bound outside its owner is refused.
+    pub fn new<'s, 'a, S: Strategy>(scope: &'a S::Scope<'s>, r: S::Ref<'s, 'a>) -> Result<Self, Error> {
+        const OPERATION: &str = "SharedBytes::new";
+        let here = current_tag().ok_or(Error::NotAttached { operation: OPERATION })?;
+        let tag = match S::owner_of(scope, r) {
+            Some(tag) if tag == here => tag,
+            Some(tag) if tag == crate::tag::Tag::UNKNOWN => {
+                return Err(Error::OwnerUnknown { operation: OPERATION })
+            }
+            Some(tag) => {
+                return Err(Error::CrossInterpreter {
+                    owner: tag.key(),
+                    current: Some(here.key()),
+                    operation: OPERATION,
+                })
+            }
+            None => return Err(Error::OwnerUnknown { operation: OPERATION }),
+        };
+        let obj = S::as_obj(r);
         let p = obj.as_ptr();
         // SAFETY: an ObjRef is live in the attached interpreter.
         if unsafe { ffi::PyBytes_CheckExact(p) } == 0 {

@@ -12,6 +12,13 @@ use interpsafe_protocol::{Epoch, InterpreterId, InterpreterKey};
 pub struct Tag(u64);
 
 impl Tag {
+    /// The owner of a handle made from a borrowed object that was used outside its interpreter
+    /// (affine's blind spot, or a reference kept across a raw thread-state switch): nobody's.
+    /// Every check refuses it and a drop leaks it, so such a handle is never used or released
+    /// anywhere. Not the packed form of any key the registry hands out (that would need
+    /// interpreter ID 2^48 - 1 in epoch 65535).
+    pub const UNKNOWN: Tag = Tag(interpsafe_protocol::NO_FAST_OWNER);
+
     /// Packs `key`.
     #[inline]
     pub fn from_key(key: InterpreterKey) -> Self {

@@ -60,8 +60,8 @@ impl TypeSpec {
         // SAFETY: attached (a scope exists); `ty` is a live type; new reference or NULL.
         let obj = unsafe { ffi::PyObject_CallNoArgs(S::as_obj(ty).as_ptr()) };
         match NonNull::new(obj) {
-            // SAFETY: a new reference made in the scope's interpreter.
-            Some(obj) => Ok(unsafe { S::adopt(scope, obj) }),
+            // SAFETY: calling `ty` returned a new reference, on this thread.
+            Some(obj) => Ok(unsafe { S::adopt_derived(scope, ty, obj) }),
             // SAFETY: attached; the failed call set an exception.
             None => Err(Error::Python { interpreter: S::key(scope), message: unsafe { take_error() } }),
         }

@@ -145,3 +145,88 @@ fn affine_send_keeps_the_owner_it_was_made_in() {
     })
     .unwrap();
 }
+
+/// Affine's blind spot, then a door: a kept handle of main is bound (unchecked, by design) in a
+/// scope of the subinterpreter, and a new handle is made from that reference, by `to_handle` or
+/// by an operation on it (`getattr`). Those used to be tagged with the sub and trusted by every
+/// checked strategy; now they belong to nobody: refused everywhere, and leaked, never released.
+#[test]
+fn handles_made_in_affines_blind_spot_belong_to_nobody() {
+    let main = main_interpreter();
+    let sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let sub_key = sub.key();
+    attach(main, |at| {
+        at.exec(c"kept_list = ['made in main']").unwrap();
+        Affine::enter(at, |scope| {
+            PARKED.with(|p| *p.borrow_mut() = Some(Affine::eval(scope, c"kept_list").unwrap()));
+        });
+        let stored: Vec<TaggedHandle> = attach(sub_key, |at| {
+            Affine::enter(at, |scope| {
+                let kept = PARKED.with(|p| p.borrow_mut().take()).unwrap();
+                let r = Affine::bind(scope, &kept).expect("affine binds unchecked (its blind spot)");
+                let made = Affine::to_handle(scope, r);
+                let derived = interpsafe::ops::getattr::<Affine>(scope, r, c"append").unwrap();
+                let out = vec![Affine::store(scope, made), Affine::store(scope, derived)];
+                PARKED.with(|p| *p.borrow_mut() = Some(kept));
+                out
+            })
+        })
+        .unwrap();
+        for h in &stored {
+            assert_eq!(h.owner(), interpsafe::tag::Tag::UNKNOWN.key());
+        }
+        attach(sub_key, |at| {
+            Tagged::enter(at, |scope| {
+                for h in &stored {
+                    let refused = Tagged::bind(scope, h).map(|_| ());
+                    assert!(matches!(refused, Err(Error::OwnerUnknown { .. })), "{refused:?}");
+                }
+            })
+        })
+        .unwrap();
+        Tagged::enter(at, |scope| {
+            for h in &stored {
+                let refused = Tagged::bind(scope, h).map(|_| ());
+                assert!(matches!(refused, Err(Error::OwnerUnknown { .. })), "{refused:?}");
+            }
+        });
+        drop(stored);
+        // The kept handle goes home: dropped in main, its owner.
+        Affine::enter(at, |_| drop(PARKED.with(|p| p.borrow_mut().take())));
+    })
+    .unwrap();
+}
+
+/// The same door through `SharedBytes`: it takes a strategy's reference and the owner that
+/// strategy established, so a reference from affine's blind spot, or from the baseline (which
+/// records no owners), is refused.
+#[test]
+fn shared_bytes_refuse_references_without_a_known_owner() {
+    use interpsafe::share::SharedBytes;
+    use interpsafe::strategy::Unchecked;
+    let main = main_interpreter();
+    let sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let sub_key = sub.key();
+    attach(main, |at| {
+        Affine::enter(at, |scope| {
+            PARKED.with(|p| *p.borrow_mut() = Some(Affine::eval(scope, c"b'main bytes'").unwrap()));
+        });
+        attach(sub_key, |at| {
+            Affine::enter(at, |scope| {
+                let kept = PARKED.with(|p| p.borrow_mut().take()).unwrap();
+                let r = Affine::bind(scope, &kept).unwrap();
+                let refused = SharedBytes::new::<Affine>(scope, r).map(|_| ());
+                assert!(matches!(refused, Err(Error::OwnerUnknown { .. })), "{refused:?}");
+                PARKED.with(|p| *p.borrow_mut() = Some(kept));
+            });
+            Unchecked::enter(at, |scope| {
+                let h = Unchecked::eval(scope, c"b'sub bytes'").unwrap();
+                let refused = SharedBytes::new::<Unchecked>(scope, Unchecked::bind(scope, &h).unwrap()).map(|_| ());
+                assert!(matches!(refused, Err(Error::OwnerUnknown { .. })), "{refused:?}");
+            });
+        })
+        .unwrap();
+        Affine::enter(at, |_| drop(PARKED.with(|p| p.borrow_mut().take())));
+    })
+    .unwrap();
+}

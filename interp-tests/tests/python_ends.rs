@@ -125,7 +125,7 @@ fn a_python_destroy_waits_for_shared_bytes_held_elsewhere() {
         at.exec(c"payload = b'x' * 100000").unwrap();
         Tagged::enter(at, |s| {
             let h = Tagged::eval(s, c"payload").unwrap();
-            SharedBytes::new(Tagged::bind(s, &h).unwrap()).unwrap()
+            SharedBytes::new::<Tagged>(s, Tagged::bind(s, &h).unwrap()).unwrap()
         })
     })
     .unwrap();

@@ -82,6 +82,26 @@ fn tagged_sees_a_raw_switch_into_an_interpreter_it_never_entered() {
                     Tagged::store(scope, Tagged::clone_handle(scope, &there).unwrap())
                 })
             };
+            // A reference bound in main and kept across the switch vouches for main only while
+            // the thread is there: handles made from it in the raw interpreter (directly, or
+            // derived through an operation) belong to nobody, so they are neither used nor
+            // released anywhere (they used to be tagged with the raw interpreter and released
+            // there: `free(): invalid pointer` on 3.13).
+            let r = Tagged::bind(scope, &mains).unwrap();
+            // SAFETY: as above.
+            let nobodys = unsafe {
+                switched_into(raw, || {
+                    let made = Tagged::to_handle(scope, r);
+                    let derived = interpsafe::ops::getattr::<Tagged>(scope, r, c"append").unwrap();
+                    [made, derived]
+                })
+            };
+            for h in &nobodys {
+                assert_eq!(h.owner(), interpsafe::tag::Tag::UNKNOWN.key());
+                let refused = Tagged::bind(scope, h).map(|_| ());
+                assert!(matches!(refused, Err(Error::OwnerUnknown { .. })), "{refused:?}");
+            }
+            drop(nobodys);
             // Back in main: the raw interpreter's object is refused here.
             let refused = Tagged::bind(scope, &made_there).map(|_| ());
             assert!(matches!(refused, Err(Error::CrossInterpreter { .. })), "{refused:?}");

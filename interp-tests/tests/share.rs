@@ -62,7 +62,7 @@ fn shared_bytes_are_read_in_place_and_keep_their_source_alive() {
     let view = attach(a.key(), |at| {
         Tagged::enter(at, |scope| {
             let h = Tagged::eval(scope, c"bytes(range(256)) * 4096").unwrap();
-            SharedBytes::new(Tagged::bind(scope, &h).unwrap()).unwrap()
+            SharedBytes::new::<Tagged>(scope, Tagged::bind(scope, &h).unwrap()).unwrap()
         })
     })
     .unwrap();

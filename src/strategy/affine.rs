@@ -21,7 +21,7 @@ use std::marker::PhantomData;
 use interpsafe_protocol::InterpreterKey;
 
 use super::tagged::{once_for, TaggedHandle, TaggedOnce};
-use super::Strategy;
+use super::{OwnedRef, Strategy};
 use crate::interpreter::runtime::scope_reading;
 use crate::interpreter::Attached;
 use crate::object::{ObjRef, RawStrong};
@@ -57,6 +57,14 @@ pub struct AffineHandle {
     _not_send: PhantomData<*mut ()>,
 }
 
+/// A borrowed object of the affine strategy, with the interpreter it belongs to: the handle's
+/// owner if it was bound in a scope of that interpreter, [`Tag::UNKNOWN`] if not (the design's
+/// blind spot: a kept handle bound after the thread moved to another interpreter). Handles made
+/// from it ([`Affine::to_handle`], objects derived from it) carry that owner, so the blind spot
+/// cannot launder an object into a handle of the wrong interpreter: they are refused everywhere
+/// and leaked.
+pub type AffineRef<'a> = OwnedRef<'a, Affine>;
+
 /// A handle on its way to another thread, with the interpreter it came from.
 #[derive(Debug)]
 pub struct AffineTransfer {
@@ -67,7 +75,8 @@ impl Drop for AffineHandle {
     fn drop(&mut self) {
         // SAFETY: PyThreadState_GetUnchecked may be called in any state.
         let attached = !unsafe { ffi::PyThreadState_GetUnchecked() }.is_null();
-        if attached {
+        // A handle made from a reference bound outside its owner belongs to nobody: leaked.
+        if attached && self.owner != Tag::UNKNOWN {
             // SAFETY: `!Send` keeps the handle on its thread, and this assumes the thread is
             // still attached to the interpreter that made it. That is the design's blind spot
             // (a thread can run several interpreters in turn), measured by the hazard suite.
@@ -116,7 +125,7 @@ impl Strategy for Affine {
 
     type Scope<'s> = AffineScope<'s>;
     type Ref<'s, 'a>
-        = ObjRef<'a>
+        = AffineRef<'a>
     where
         's: 'a;
     type Handle<'s> = AffineHandle;
@@ -140,13 +149,30 @@ impl Strategy for Affine {
     }
 
     #[inline]
-    fn bind<'s, 'a>(_scope: &'a Self::Scope<'s>, handle: &'a Self::Handle<'s>) -> Result<Self::Ref<'s, 'a>, Error> {
+    fn bind<'s, 'a>(scope: &'a Self::Scope<'s>, handle: &'a Self::Handle<'s>) -> Result<Self::Ref<'s, 'a>, Error> {
+        // Not a check: bind succeeds either way (the design's blind spot, measured by the hazard
+        // suite). The compare only decides whom handles made from this reference belong to.
+        let owner = if handle.owner == scope.tag { handle.owner } else { Tag::UNKNOWN };
         // SAFETY: same thread (the handle is !Send); assumed same interpreter, unchecked.
-        Ok(unsafe { handle.obj.borrow() })
+        Ok(AffineRef::new(unsafe { handle.obj.borrow() }, owner))
     }
 
-    fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
-        AffineHandle::from_raw(RawStrong::new(obj), scope.tag)
+    fn to_handle<'s, 'a>(_scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
+        AffineHandle::from_raw(RawStrong::new(obj.obj()), obj.owner())
+    }
+
+    fn owner_of<'s, 'a>(_scope: &'a Self::Scope<'s>, r: Self::Ref<'s, 'a>) -> Option<Tag> {
+        Some(r.owner())
+    }
+
+    unsafe fn adopt_derived<'s, 'a>(
+        _scope: &'a Self::Scope<'s>,
+        from: Self::Ref<'s, 'a>,
+        obj: NonNull<ffi::PyObject>,
+    ) -> Self::Handle<'s> {
+        // SAFETY: the caller hands over a new reference made from `from` on this thread; it
+        // belongs where `from` does (nobody, if `from` was bound outside its owner).
+        AffineHandle::from_raw(unsafe { RawStrong::adopt(obj) }, from.owner())
     }
 
     #[inline]
@@ -185,12 +211,15 @@ impl Strategy for Affine {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the scope's interpreter for the scope's borrow.
-        unsafe { once_for(cell, scope.tag, scope.slot, || init(scope).map(AffineHandle::into_tagged)) }
+        let obj = unsafe {
+            once_for(cell, scope.tag, scope.slot, || init(scope).map(AffineHandle::into_tagged))
+        }?;
+        Ok(AffineRef::new(obj, scope.tag))
     }
 
     #[inline]
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
-        r
+        r.obj()
     }
 }
 

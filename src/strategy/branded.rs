@@ -133,6 +133,11 @@ impl Strategy for Branded {
         BrandedHandle::from_raw(RawStrong::new(obj.obj))
     }
 
+    /// The brand's interpreter: a branded reference only exists inside its brand.
+    fn owner_of<'s, 'a>(scope: &'a Self::Scope<'s>, _r: Self::Ref<'s, 'a>) -> Option<Tag> {
+        Some(scope.tag)
+    }
+
     #[inline]
     fn clone_handle<'s>(
         _scope: &Self::Scope<'s>,

@@ -21,6 +21,7 @@
 
 mod affine;
 mod branded;
+mod owned_ref;
 mod scoped;
 pub(crate) mod tagged;
 mod unchecked;
@@ -30,15 +31,17 @@ use std::ptr::NonNull;
 
 use interpsafe_protocol::InterpreterKey;
 
-pub use affine::{Affine, AffineHandle, AffineScope, AffineTransfer};
+pub use affine::{Affine, AffineHandle, AffineRef, AffineScope, AffineTransfer};
 pub use branded::{Branded, BrandedHandle, BrandedRef, BrandScope};
-pub use scoped::{Scoped, ScopedScope};
-pub use tagged::{Tagged, TaggedHandle, TaggedOnce, TaggedScope};
+pub use owned_ref::OwnedRef;
+pub use scoped::{Scoped, ScopedRef, ScopedScope};
+pub use tagged::{Tagged, TaggedHandle, TaggedOnce, TaggedRef, TaggedScope};
 pub use unchecked::{Unchecked, UncheckedHandle, UncheckedOnce, UncheckedScope};
 
 use crate::interpreter::Attached;
 use crate::object::{eval_new, ObjRef};
 use crate::pyo3_compat::ffi;
+use crate::tag::Tag;
 use crate::Error;
 
 /// One design for interpreter-safe handles and statics.
@@ -91,8 +94,35 @@ pub trait Strategy: Sized + 'static {
         handle: &'a Self::Handle<'s>,
     ) -> Result<Self::Ref<'s, 'a>, Error>;
 
-    /// A new strong handle to a borrowed object.
+    /// A new strong handle to a borrowed object. It belongs to the interpreter the borrowed
+    /// object belongs to, as the strategy knows it ([`Strategy::owner_of`]), never simply to the
+    /// scope's: a reference bound outside its owner (affine's blind spot, a raw thread-state
+    /// switch) must not turn into a handle that every checked strategy then trusts.
     fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s>;
+
+    /// The interpreter the object behind `r` belongs to, as this strategy knows it: what a new
+    /// handle to it, or to an object derived from it, is tagged with. [`Tag::UNKNOWN`] if the
+    /// reference was bound outside its owner; `None` if the strategy records no owners (the
+    /// baseline).
+    fn owner_of<'s, 'a>(scope: &'a Self::Scope<'s>, r: Self::Ref<'s, 'a>) -> Option<Tag>;
+
+    /// Wraps a new reference produced by an operation on `from` (an attribute of it, the result
+    /// of calling it). It belongs where `from` does, so strategies that know owners tag it with
+    /// [`Strategy::owner_of`]`(from)`; by default it is [`Strategy::adopt`]ed in the scope's
+    /// interpreter.
+    ///
+    /// # Safety
+    /// `obj` must be a strong reference the caller hands over, produced on this thread by an
+    /// operation on `from` while `from` was borrowed.
+    unsafe fn adopt_derived<'s, 'a>(
+        scope: &'a Self::Scope<'s>,
+        from: Self::Ref<'s, 'a>,
+        obj: NonNull<ffi::PyObject>,
+    ) -> Self::Handle<'s> {
+        let _ = from;
+        // SAFETY: the caller hands over a new reference made on this thread, in the scope.
+        unsafe { Self::adopt(scope, obj) }
+    }
 
     /// Clones a handle (a new strong reference: an incref, which must happen in the owner).
     fn clone_handle<'s>(

@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 use interpsafe_protocol::InterpreterKey;
 
 use super::tagged::{once_for, TaggedHandle, TaggedOnce};
-use super::Strategy;
+use super::{OwnedRef, Strategy};
 use crate::interpreter::runtime::scope_reading;
 use crate::interpreter::Attached;
 use crate::object::ObjRef;
@@ -29,6 +29,10 @@ use crate::Error;
 /// Owner-tagged handles checked against a per-scope reading of the interpreter.
 #[derive(Debug)]
 pub enum Scoped {}
+
+/// A borrowed object of the scoped strategy; it belongs to the scope's interpreter (the bind
+/// checked it), or is one of the runtime's shared objects.
+pub type ScopedRef<'a> = OwnedRef<'a, Scoped>;
 
 /// A scope that read the current interpreter once, at entry.
 #[derive(Debug)]
@@ -46,7 +50,7 @@ impl Strategy for Scoped {
 
     type Scope<'s> = ScopedScope<'s>;
     type Ref<'s, 'a>
-        = ObjRef<'a>
+        = ScopedRef<'a>
     where
         's: 'a;
     type Handle<'s> = TaggedHandle;
@@ -77,11 +81,15 @@ impl Strategy for Scoped {
         handle.check(Some(scope.tag), "bind")?;
         // SAFETY: the scope's interpreter is the owner, and the thread stays attached to it for
         // the scope's borrow (see the module docs for the raw C-API caveat).
-        Ok(unsafe { handle.borrow_checked() })
+        Ok(ScopedRef::new(unsafe { handle.borrow_checked() }, scope.tag))
     }
 
     fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
-        TaggedHandle::new(obj, scope.tag)
+        TaggedHandle::new(obj.obj(), scope.tag)
+    }
+
+    fn owner_of<'s, 'a>(scope: &'a Self::Scope<'s>, _r: Self::Ref<'s, 'a>) -> Option<Tag> {
+        Some(scope.tag)
     }
 
     #[inline]
@@ -116,12 +124,13 @@ impl Strategy for Scoped {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the scope's interpreter for the scope's borrow.
-        unsafe { once_for(cell, scope.tag, scope.slot, || init(scope)) }
+        let obj = unsafe { once_for(cell, scope.tag, scope.slot, || init(scope)) }?;
+        Ok(ScopedRef::new(obj, scope.tag))
     }
 
     #[inline]
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
-        r
+        r.obj()
     }
 }
 

@@ -25,7 +25,7 @@ use std::marker::PhantomData;
 
 use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce, SlotTable};
 
-use super::Strategy;
+use super::{OwnedRef, Strategy};
 use crate::interpreter::runtime::{attached_tag, current, current_tag, only_main_alive, registry};
 use crate::interpreter::Attached;
 use crate::object::{ObjRef, RawStrong};
@@ -47,6 +47,10 @@ pub struct TaggedScope<'s> {
     // Not Send or Sync: a scope vouches for the thread that entered it, attached.
     _thread_bound: PhantomData<(&'s (), *mut ())>,
 }
+
+/// A borrowed object of the tagged strategy, with the interpreter it belongs to: the handle's
+/// owner, or, for one of the runtime's shared objects, the interpreter it was bound in.
+pub type TaggedRef<'a> = OwnedRef<'a, Tagged>;
 
 /// A strong handle that knows its owner interpreter. Also the stored form of the scoped,
 /// branded and affine strategies.
@@ -106,8 +110,16 @@ impl TaggedHandle {
     /// `current` is its owner, or it is one of the runtime's shared objects.
     #[inline]
     pub(crate) fn check(&self, current: Option<Tag>, operation: &'static str) -> Result<(), Error> {
+        self.check_owner(current, operation).map(|_| ())
+    }
+
+    /// [`check`](Self::check), returning whom a reference to the object then belongs to: the
+    /// owner, or, for one of the runtime's shared objects, `current` (objects made from it, a
+    /// bound method for instance, are made there).
+    #[inline]
+    fn check_owner(&self, current: Option<Tag>, operation: &'static str) -> Result<Tag, Error> {
         match current {
-            Some(tag) if tag == self.owner => Ok(()),
+            Some(tag) if tag == self.owner => Ok(tag),
             _ => self.check_slow(current, operation),
         }
     }
@@ -120,24 +132,24 @@ impl TaggedHandle {
     /// `PyInterpreterState_Head` (see `runtime::only_main_alive`). The registry word alone is
     /// not enough: C code can switch the thread into an interpreter toolkit code never entered.
     #[inline(always)]
-    pub(crate) fn check_in_scope(&self, operation: &'static str) -> Result<(), Error> {
+    pub(crate) fn check_in_scope(&self, operation: &'static str) -> Result<Tag, Error> {
         let list_agrees =
             || only_main_alive() || crate::seeds::active(crate::seeds::Hole::TaggedRawSwitch);
         if self.owner.raw() == registry().fast_owner() && list_agrees() {
-            return Ok(());
+            return Ok(self.owner);
         }
-        self.check(current_tag(), operation)
+        self.check_owner(current_tag(), operation)
     }
 
     #[cold]
-    fn check_slow(&self, current: Option<Tag>, operation: &'static str) -> Result<(), Error> {
+    fn check_slow(&self, current: Option<Tag>, operation: &'static str) -> Result<Tag, Error> {
         let Some(tag) = current else {
             return Err(Error::NotAttached { operation });
         };
         let obj = self.obj.ptr().as_ptr();
         // SAFETY: attached (current is Some); only the address is compared.
         if unsafe { crate::shared_objects::is_singleton(obj as usize) } {
-            return Ok(());
+            return Ok(tag);
         }
         // A static builtin type is recognised by reading the object, which is only sound while
         // its owner lives (an ended interpreter's objects are freed): hold the owner alive for
@@ -149,7 +161,7 @@ impl TaggedHandle {
         // SAFETY: attached; the handle's strong reference and the guard keep the object alive,
         // and its type flags may be read from any thread.
         if unsafe { crate::shared_objects::is_static_builtin_type(obj) } {
-            return Ok(());
+            return Ok(tag);
         }
         Err(mismatch(self.owner, Some(tag), operation))
     }
@@ -177,6 +189,9 @@ impl TaggedHandle {
 
 /// The error for a handle of `owner` used while attached to `current`.
 pub(crate) fn mismatch(owner: Tag, current: Option<Tag>, operation: &'static str) -> Error {
+    if owner == Tag::UNKNOWN {
+        return Error::OwnerUnknown { operation };
+    }
     let owner = owner.key();
     match registry().status(owner) {
         Some(interpsafe_protocol::Status::Ended) => Error::OwnerEnded { owner, operation },
@@ -256,7 +271,7 @@ impl Strategy for Tagged {
 
     type Scope<'s> = TaggedScope<'s>;
     type Ref<'s, 'a>
-        = ObjRef<'a>
+        = TaggedRef<'a>
     where
         's: 'a;
     type Handle<'s> = TaggedHandle;
@@ -291,13 +306,31 @@ impl Strategy for Tagged {
         _scope: &'a Self::Scope<'s>,
         handle: &'a Self::Handle<'s>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
-        handle.check_in_scope("bind")?;
-        // SAFETY: checked just above: attached to the owner.
-        Ok(unsafe { handle.borrow_checked() })
+        let owner = handle.check_in_scope("bind")?;
+        // SAFETY: checked just above: attached to the owner (or a shared object).
+        Ok(TaggedRef::new(unsafe { handle.borrow_checked() }, owner))
     }
 
     fn to_handle<'s, 'a>(scope: &'a Self::Scope<'s>, obj: Self::Ref<'s, 'a>) -> Self::Handle<'s> {
-        TaggedHandle::new(obj, attached_tag(scope.key))
+        TaggedHandle::new(obj.obj(), Self::owner_of(scope, obj).unwrap_or(Tag::UNKNOWN))
+    }
+
+    /// The reference's owner if the thread is still attached there (read again: C code may have
+    /// switched the thread since the reference was handed out), else [`Tag::UNKNOWN`].
+    fn owner_of<'s, 'a>(scope: &'a Self::Scope<'s>, r: Self::Ref<'s, 'a>) -> Option<Tag> {
+        let here = attached_tag(scope.key);
+        Some(if here == r.owner() { here } else { Tag::UNKNOWN })
+    }
+
+    unsafe fn adopt_derived<'s, 'a>(
+        scope: &'a Self::Scope<'s>,
+        from: Self::Ref<'s, 'a>,
+        obj: NonNull<ffi::PyObject>,
+    ) -> Self::Handle<'s> {
+        let owner = Self::owner_of(scope, from).unwrap_or(Tag::UNKNOWN);
+        // SAFETY: the caller hands over a new reference, made from `from` on this thread; it
+        // belongs where `from` does, if the thread is still there, else to nobody.
+        unsafe { TaggedHandle::adopt(obj, owner) }
     }
 
     #[inline]
@@ -306,7 +339,8 @@ impl Strategy for Tagged {
         handle: &Self::Handle<'s>,
     ) -> Result<Self::Handle<'s>, Error> {
         handle.check_in_scope("clone")?;
-        // SAFETY: checked just above: attached to the owner.
+        // SAFETY: checked just above: attached to the owner (or a shared object, which keeps
+        // its recorded owner: releasing it anywhere is sound).
         Ok(unsafe { handle.clone_checked() })
     }
 
@@ -333,12 +367,13 @@ impl Strategy for Tagged {
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         let current = current().ok_or(Error::NotAttached { operation: "once-cell" })?;
         // SAFETY: attached to `current` for the scope's borrow.
-        unsafe { once_for(cell, current.tag, current.slot, || init(scope)) }
+        let obj = unsafe { once_for(cell, current.tag, current.slot, || init(scope)) }?;
+        Ok(TaggedRef::new(obj, current.tag))
     }
 
     #[inline]
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a> {
-        r
+        r.obj()
     }
 }
 

@@ -152,6 +152,11 @@ impl Strategy for Unchecked {
         UncheckedHandle { obj: RawStrong::new(obj) }
     }
 
+    /// The baseline records no owners.
+    fn owner_of<'s, 'a>(_scope: &'a Self::Scope<'s>, _r: Self::Ref<'s, 'a>) -> Option<crate::tag::Tag> {
+        None
+    }
+
     #[inline]
     fn clone_handle<'s>(
         _scope: &Self::Scope<'s>,

@@ -697,7 +697,7 @@ fn act_in<'s, S: Fuzzed>(cx: &Ctx<'_>, bytes: &mut Vec<SharedBytes>, scope: &S::
                             }
                             Err(e) => (cx.err(e), None),
                         },
-                        (Ok(()), _) => match SharedBytes::new(S::as_obj(r)) {
+                        (Ok(()), _) => match SharedBytes::new::<S>(scope, r) {
                             Ok(b) => {
                                 bytes.push(b);
                                 (Outcome::Ok, None)
