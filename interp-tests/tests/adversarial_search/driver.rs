@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ pub const CHILD_ENV: &str = "INTERPSAFE_FUZZ_CHILD";
 /// The prefix of every line a child reports.
 pub const PREFIX: &str = "interpsafe-fuzz ";
 /// How long a child may run before it counts as hung.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(180);
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the search runs, read from the environment.
 #[derive(Debug, Clone)]
@@ -101,6 +102,8 @@ struct ChildRun {
     in_progress: Option<u64>,
     /// What went wrong with the process itself: a signal, a sanitizer report, a hang.
     crash: Option<String>,
+    /// Killed because the search stopped (a failure elsewhere was enough): nothing to count.
+    cancelled: bool,
 }
 
 /// What the child's stderr says went wrong: a sanitizer report, a CPython fatal error, a glibc
@@ -128,8 +131,9 @@ fn stderr_findings(stderr: &str) -> Vec<String> {
     found
 }
 
-/// Runs this test binary as a child with `spec`, extra environment `envs`.
-fn run_child(spec: &str, envs: &[(&str, &str)]) -> ChildRun {
+/// Runs this test binary as a child with `spec`, extra environment `envs`; kills it if `cancel`
+/// turns true.
+fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun {
     let start = Instant::now();
     let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
     cmd.args(["fuzz_child", "--exact", "--nocapture", "--test-threads", "1"])
@@ -158,7 +162,7 @@ fn run_child(spec: &str, envs: &[(&str, &str)]) -> ChildRun {
         let status = loop {
             match child.try_wait().expect("wait for the fuzz child") {
                 Some(status) => break Some(status),
-                None if start.elapsed() > CHILD_TIMEOUT => {
+                None if start.elapsed() > CHILD_TIMEOUT || cancel.load(Ordering::Relaxed) => {
                     // The child this test started, by its own handle.
                     let _ = child.kill();
                     let _ = child.wait();
@@ -210,7 +214,7 @@ fn run_child(spec: &str, envs: &[(&str, &str)]) -> ChildRun {
         problems.push("the child reported nothing".into());
     }
     let crash = (!problems.is_empty()).then(|| problems.join("; "));
-    ChildRun { verdicts, in_progress, crash }
+    ChildRun { verdicts, in_progress, crash, cancelled: status.is_none() && cancel.load(Ordering::Relaxed) }
 }
 
 /// The verdict of one sequence (or the listed operations of it) run alone in a child.
@@ -219,7 +223,12 @@ pub fn run_alone(seed: u64, ops: Option<&[usize]>, envs: &[(&str, &str)]) -> Ver
         None => format!("seeds:{seed}"),
         Some(ops) => format!("ops:{seed}:{}", ops.iter().map(usize::to_string).collect::<Vec<_>>().join(".")),
     };
-    let run = run_child(&spec, envs);
+    run_spec(&spec, seed, envs)
+}
+
+/// The verdict a child running `spec` reports for `seed` (or its crash).
+pub fn run_spec(spec: &str, seed: u64, envs: &[(&str, &str)]) -> Verdict {
+    let run = run_child(spec, envs, &AtomicBool::new(false));
     let mine = run.verdicts.into_iter().find(|(s, _)| *s == seed).map(|(_, v)| v);
     match (mine, run.crash) {
         (Some(Verdict::Fail(m)), _) => Verdict::Fail(m),
@@ -265,12 +274,11 @@ pub fn search(cfg: &Config, envs: &[(&str, &str)], stop_at_first: bool) -> Outco
     let deadline = cfg.seconds;
     let next = Mutex::new(0usize);
     let results: Mutex<Vec<(usize, u64, Verdict)>> = Mutex::new(Vec::new());
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
     std::thread::scope(|sc| {
         for _ in 0..cfg.workers {
             sc.spawn(|| loop {
-                if stop.load(std::sync::atomic::Ordering::Relaxed)
-                    || start.elapsed().as_secs_f64() > deadline
+                if stop.load(Ordering::Relaxed) || start.elapsed().as_secs_f64() > deadline
                 {
                     break;
                 }
@@ -288,13 +296,18 @@ pub fn search(cfg: &Config, envs: &[(&str, &str)], stop_at_first: bool) -> Outco
                 while !todo.is_empty() {
                     let seeds: Vec<u64> = todo.iter().map(|&k| cfg.base + k as u64).collect();
                     let spec = format!("seeds:{}", seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
-                    let run = run_child(&spec, envs);
+                    let run = run_child(&spec, envs, &stop);
+                    if run.cancelled {
+                        break;
+                    }
                     let mut reported = Vec::new();
                     for (seed, v) in &run.verdicts {
                         let k = (seed - cfg.base) as usize;
                         reported.push(k);
                         if matches!(v, Verdict::Fail(_)) {
-                            stop.store(stop_at_first, std::sync::atomic::Ordering::Relaxed);
+                            if stop_at_first {
+                                stop.store(true, Ordering::Relaxed);
+                            }
                         }
                         results.lock().unwrap().push((k, *seed, v.clone()));
                     }
@@ -304,14 +317,21 @@ pub fn search(cfg: &Config, envs: &[(&str, &str)], stop_at_first: bool) -> Outco
                         // The sequence it died in runs alone: its own verdict, or the crash.
                         if let Some(seed) = run.in_progress {
                             let k = (seed - cfg.base) as usize;
-                            let alone = run_alone(seed, None, envs);
+                            // A known finding's crash needs no second run to be blamed.
+                            let alone = if crate::known_finding(&crash).is_some() {
+                                Verdict::Fail(crash.clone())
+                            } else {
+                                run_alone(seed, None, envs)
+                            };
                             let v = match alone {
                                 Verdict::Pass(_) => Verdict::Fail(format!(
                                     "{crash} (in a child that had run other sequences first; alone it passes)"
                                 )),
                                 fail => fail,
                             };
-                            stop.store(stop_at_first, std::sync::atomic::Ordering::Relaxed);
+                            if stop_at_first {
+                                stop.store(true, Ordering::Relaxed);
+                            }
                             results.lock().unwrap().push((k, seed, v));
                             todo.retain(|&j| j != k);
                         } else if run.verdicts.is_empty() {
@@ -322,7 +342,7 @@ pub fn search(cfg: &Config, envs: &[(&str, &str)], stop_at_first: bool) -> Outco
                     } else if run.verdicts.is_empty() {
                         break;
                     }
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
                         break;
                     }
                 }

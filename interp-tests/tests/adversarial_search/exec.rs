@@ -21,7 +21,7 @@ use interpsafe::{
 };
 use pyo3_ffi as ffi;
 
-use super::model::{Act, Init, Kind, Model, Obj, Op, Outcome, St, Strat, Via};
+use super::model::{Act, Init, Kind, Model, Obj, Op, Outcome, St, Strat, Via, UNKNOWN};
 
 /// Defined in main once per process: creating an interpreter from Python and calling
 /// `_interpreters` functions with the exception (or a failed `exec`'s snapshot) as text.
@@ -185,6 +185,7 @@ fn outcome_of(e: &Error, keys: &[InterpreterKey]) -> Outcome {
     match e {
         Error::CrossInterpreter { owner, .. } => Outcome::Cross(idx(owner)),
         Error::OwnerEnded { owner, .. } => Outcome::OwnerEnded(idx(owner)),
+        Error::OwnerUnknown { .. } => Outcome::OwnerUnknown,
         Error::Attach(AttachRefused::Ending(k)) => Outcome::AttachEnding(idx(k)),
         Error::Attach(AttachRefused::Ended(k)) => Outcome::AttachEnded(idx(k)),
         Error::Attach(AttachRefused::Unknown(k)) => Outcome::AttachUnknown(idx(k)),
@@ -422,9 +423,14 @@ impl Run {
             return Err(format!("{} slots, the model has {}", slots.len(), self.model.slots.len()));
         }
         for (s, (real, m)) in slots.iter().zip(&self.model.slots).enumerate() {
+            let unknown = interpsafe::tag::Tag::UNKNOWN.key();
             match (real, m) {
                 (None, None) => {}
-                (Some(h), Some(m)) if h.owner() == keys[m.owner] => {}
+                (Some(h), Some(m)) if m.owner == UNKNOWN && h.owner() == unknown => {}
+                (Some(h), Some(m)) if m.owner != UNKNOWN && h.owner() == keys[m.owner] => {}
+                (Some(h), Some(m)) if m.owner == UNKNOWN => {
+                    return Err(format!("slot {s} is tagged with {}, the model says nobody's (Tag::UNKNOWN)", h.owner()))
+                }
                 (Some(h), Some(m)) => {
                     return Err(format!(
                         "slot {s} is tagged with {}, the model says interpreter {} ({})",

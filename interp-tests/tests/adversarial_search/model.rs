@@ -234,6 +234,8 @@ pub enum Outcome {
     Cross(usize),
     /// `Error::OwnerEnded` naming the owner.
     OwnerEnded(usize),
+    /// `Error::OwnerUnknown`: a handle tagged as nobody's.
+    OwnerUnknown,
     /// `Error::Attach(AttachRefused::Ending)`.
     AttachEnding(usize),
     /// `Error::Attach(AttachRefused::Ended)`.
@@ -285,6 +287,10 @@ pub struct MInterp {
     /// Its queue is closed (it ended): later deferrals are discarded.
     pub closed: bool,
 }
+
+/// The owner of a handle made from a reference bound outside its recorded owner: nobody's
+/// (`Tag::UNKNOWN`): refused by every check but for shared objects, leaked on drop.
+pub const UNKNOWN: usize = usize::MAX;
 
 /// A strong reference in the model: whose object, what kind, which probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,8 +388,10 @@ impl Model {
 
     /// The owner check every checked strategy makes (at bind, clone, load or receive).
     fn check(&self, h: &MRef, cur: usize) -> Outcome {
-        if h.obj == Obj::Singleton || h.home == cur {
+        if h.obj == Obj::Singleton || (h.home == cur && h.owner == cur) {
             Outcome::Ok
+        } else if h.owner == UNKNOWN {
+            Outcome::OwnerUnknown
         } else if self.st(h.owner) == St::Ended {
             Outcome::OwnerEnded(h.owner)
         } else {
@@ -394,7 +402,7 @@ impl Model {
     /// A stored handle released while attached to `attached`: now if that is its owner, else
     /// deferred to the owner's queue (discarded once the owner has ended).
     fn release(&mut self, h: MRef, attached: Option<usize>) {
-        if attached == Some(h.owner) {
+        if attached == Some(h.owner) || h.owner == UNKNOWN {
             return;
         }
         let o = &mut self.interps[h.owner];
@@ -671,7 +679,11 @@ impl Model {
             Act::ToHandle(s) => match self.load_bind(s, cur, strat) {
                 Err(e) => e,
                 Ok(h) => {
-                    self.slots.push(Some(MRef { owner: cur, ..h }));
+                    // Tagged on the reference's owner as the strategy knows it: the current
+                    // interpreter, except for affine, whose reference to a handle recorded
+                    // elsewhere (a shared object loaded here) is nobody's.
+                    let owner = if strat == Strat::Affine && h.owner != cur { UNKNOWN } else { cur };
+                    self.slots.push(Some(MRef { owner, ..h }));
                     Outcome::Ok
                 }
             },
@@ -743,6 +755,9 @@ impl Model {
             }
             Act::BytesNew(s) => match self.load_bind(s, cur, strat) {
                 Err(e) => e,
+                // The owner the strategy vouches for comes first (affine's reference to a handle
+                // recorded elsewhere is nobody's), then the type.
+                Ok(h) if strat == Strat::Affine && h.owner != cur => Outcome::OwnerUnknown,
                 Ok(h) if h.obj != Obj::Bytes => Outcome::NotShareable,
                 Ok(h) => {
                     self.bytes[t].push(MRef { owner: cur, ..h });
