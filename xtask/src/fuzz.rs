@@ -23,13 +23,16 @@ use crate::test::{cargo, with_python};
 
 /// The builds `cargo xtask test` runs a bounded search on, with the sequences each runs (sized
 /// so that the three stages and the seeded-holes check stay near six minutes on two cores).
-pub const CI_BUILDS: &[(&str, usize)] = &[("3.13-asan", 120), ("3.13-debug", 200), ("3.13t", 200)];
+pub const CI_BUILDS: &[(&str, usize)] = &[("3.13-asan", 300), ("3.13-debug", 200), ("3.13t", 300)];
 
 /// The build the seeded-holes check runs on (one build serves every hole).
 pub const SEEDS_BUILD: &str = "3.13-asan";
 
 /// At most this many sequences per hole in the seeded-holes check.
 pub const SEEDS_CASES: usize = 120;
+
+/// Seconds the seeded-holes check spends shrinking each hole's first failure.
+pub const SEEDS_SHRINK_SECONDS: u64 = 15;
 
 /// The strategies the search generates (the `unchecked` baseline never: its cross-interpreter
 /// use is undefined behaviour, not a result to predict).
@@ -180,6 +183,7 @@ pub fn seeds_stage(py: &Interpreter) -> Result<Stage, Error> {
         .env("RUSTFLAGS", rustflags)
         .env("INTERPSAFE_FUZZ_HOLES", "all")
         .env("INTERPSAFE_FUZZ_CASES", SEEDS_CASES.to_string())
+        .env("INTERPSAFE_FUZZ_SHRINK_SECONDS", SEEDS_SHRINK_SECONDS.to_string())
         .env("INTERPSAFE_FUZZ_OUT", results_path(&format!("{}-seeds", py.name)));
     Ok(Stage { name: "fuzz seeded holes".to_string(), python: Some(py.name.clone()), step })
 }
