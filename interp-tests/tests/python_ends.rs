@@ -274,3 +274,27 @@ fn pipe() -> (i32, i32) {
     assert_eq!(unsafe { libc_pipe(fds.as_mut_ptr()) }, 0, "pipe(2)");
     (fds[0], fds[1])
 }
+
+/// Python code in an ending subinterpreter runs after the end observer reported the end (a
+/// finalizer that `PyInterpreterState_Clear` runs later, here one in `warnings`' registry) and
+/// enters toolkit code. Found by attack: the registry took that for a re-initialised runtime,
+/// marked every live interpreter ended and registered the dead one again, alive, at its freed
+/// address. Now it stays ended and nothing else moves.
+#[test]
+fn code_running_after_an_end_was_reported_changes_nothing() {
+    let other = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let (key, id) = (sub.key(), sub.key().id);
+    sub.run(|at| {
+        at.exec(c"import warnings, _interpsafe\nclass _Late:\n    def __del__(self, f=_interpsafe.interpreter_id):\n        f()\nwarnings._onceregistry['k'] = _Late()")
+            .unwrap()
+    })
+    .unwrap();
+    sub.end(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(lookup(id), Some(key), "re-registered under a new key");
+    assert_eq!(status(key), Some(Status::Ended));
+    assert!(matches!(attach(key, |_| ()), Err(Error::Attach(_))));
+    assert_eq!(status(main_interpreter()), Some(Status::Alive));
+    assert_eq!(status(other.key()), Some(Status::Alive));
+    assert_eq!(other.run(|at| at.eval(c"1 + 1").unwrap()).unwrap(), "2");
+}

@@ -66,6 +66,9 @@ pub struct Observation {
     /// The interpreter's dense slot: a small number, never reused within the process, that
     /// per-interpreter tables index by.
     pub slot: u32,
+    /// The interpreter's end has already been reported: code still running there (a finalizer
+    /// CPython runs after the end observer) is not registered again.
+    pub ended: bool,
 }
 
 /// Why a guard was refused.
@@ -289,15 +292,21 @@ impl Registry {
     /// Records that code is running in interpreter `id` (whose address is `handle`) and returns
     /// its key, registering it on first entry.
     ///
-    /// An ID already seen as ended in the current epoch can only mean that the runtime was
-    /// finalised and initialised again without the registry seeing the main interpreter end: the
-    /// epoch advances, so the new interpreter never shares a key with the old one.
+    /// An interpreter whose end was already reported is not registered again: CPython runs
+    /// finalizers after the end observer fires (during `PyInterpreterState_Clear`), and code in
+    /// one can reach toolkit code; the observation says it has ended. Only the main interpreter's
+    /// ID, seen again as ended, means that the runtime was finalised and initialised again
+    /// without the registry seeing main end: then the epoch advances, so the new interpreters
+    /// never share keys with the old ones. (It used to advance for any ended ID, which a
+    /// finalizer in an ending subinterpreter could trigger: every live interpreter was marked
+    /// ended and the dead one registered again, alive, at its freed address.)
     pub fn observe(&self, id: InterpreterId, handle: usize) -> Observation {
         let mut st = self.state.lock();
         let mut key = InterpreterKey { epoch: st.epoch, id };
         if let Some(entry) = st.entries.get(&key) {
-            if entry.status != Status::Ended {
-                return Observation { key, first_entry: false, slot: entry.slot };
+            let ended = entry.status == Status::Ended;
+            if !ended || !id.is_main() {
+                return Observation { key, first_entry: false, slot: entry.slot, ended };
             }
             st.advance_epoch();
             self.epoch_now.store(st.epoch.0, Ordering::Relaxed);
@@ -334,7 +343,7 @@ impl Registry {
             self.fast_owner.store(NO_FAST_OWNER, Ordering::Relaxed);
             self.second_seen.store(true, Ordering::Release);
         }
-        Observation { key, first_entry: true, slot }
+        Observation { key, first_entry: true, slot, ended: false }
     }
 
     /// Records that the FFI edge installed an observer that will report `key`'s end, so caches

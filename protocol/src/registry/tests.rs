@@ -125,11 +125,31 @@ fn main_end_advances_epoch_and_reused_ids_get_new_keys() {
 }
 
 #[test]
-fn ended_id_seen_again_means_missed_reinitialisation() {
+fn an_ended_subinterpreter_seen_again_is_not_registered_again() {
     let reg = Registry::new();
-    let k = reg.observe(InterpreterId(5), 1).key;
+    let main = reg.observe(InterpreterId::MAIN, 1).key;
+    let k = reg.observe(InterpreterId(5), 2).key;
+    let other = reg.observe(InterpreterId(6), 3).key;
     reg.ended(k);
+    // A finalizer running in 5 after its end was reported.
     let again = reg.observe(InterpreterId(5), 2);
-    assert!(again.first_entry);
+    assert!(!again.first_entry && again.ended);
+    assert_eq!(again.key, k);
+    assert_eq!(reg.status(k), Some(Status::Ended));
+    // Nothing else moved: no epoch change, the others stay alive.
+    assert_eq!(reg.epoch(), Epoch(0));
+    assert_eq!(reg.status(main), Some(Status::Alive));
+    assert_eq!(reg.status(other), Some(Status::Alive));
+    assert!(reg.attach(k, holder("t")).is_err());
+}
+
+#[test]
+fn an_ended_main_seen_again_means_missed_reinitialisation() {
+    let reg = Registry::new();
+    let k = reg.observe(InterpreterId::MAIN, 1).key;
+    // Main's end moves the epoch on; a main seen afterwards is the next runtime's.
+    reg.ended(k);
+    let again = reg.observe(InterpreterId::MAIN, 1);
+    assert!(again.first_entry && !again.ended);
     assert_eq!(again.key.epoch, Epoch(1));
 }
