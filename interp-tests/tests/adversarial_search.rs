@@ -93,16 +93,9 @@ pub struct KnownFinding {
     pub reproduction: &'static [Op],
 }
 
-/// Real bugs the search found with no seeded hole on (see [`KnownFinding`]).
-pub const KNOWN_FINDINGS: &[KnownFinding] = &[KnownFinding {
-    name: "toolkit-end-while-marked-running-main",
-    signature: "PyThreadState_Clear: Assertion `!_PyThreadState_IsRunningMain(tstate)' failed",
-    what: "on a --with-pydebug build, ending any toolkit subinterpreter aborts: the worker keeps \
-           its thread state marked as the interpreter's running main through Py_EndInterpreter \
-           (commit c0a82e5), and CPython asserts in PyThreadState_Clear that no thread state it \
-           clears is running main (Python/pystate.c:1671)",
-    reproduction: &[Op::Create { t: 0, kind: Kind::OwnGil }, Op::EndRust { t: 0, interp: 1 }],
-}];
+/// Real bugs the search found with no seeded hole on (see [`KnownFinding`]); empty while none
+/// is open. Fixed ones become regular tests (`toolkit_end_on_a_debug_build`).
+pub const KNOWN_FINDINGS: &[KnownFinding] = &[];
 
 /// The known finding a failure text shows, if any.
 pub fn known_finding(failure: &str) -> Option<&'static KnownFinding> {
@@ -154,22 +147,44 @@ fn warm_up() {
         use Op::*;
         use Strat::*;
         use Via::*;
-        // Python-made interpreters only: ending a toolkit one aborts a debug build while
-        // `toolkit-end-while-marked-running-main` stands (see KNOWN_FINDINGS).
         let ops = [
+            Create { t: 1, kind: SharedGil },
+            Use { t: 1, via: Direct, interp: 1, strat: Tagged, act: Eval(Probe) },
+            Use { t: 0, via: Direct, interp: 0, strat: Tagged, act: Bind(0) },
+            DropUnattached { t: 1, slot: 0 },
+            EndRust { t: 0, interp: 1 },
             Create { t: 0, kind: PythonMade },
             Create { t: 1, kind: PythonMade },
-            Use { t: 0, via: Direct, interp: 1, strat: Tagged, act: Eval(Probe) },
-            Use { t: 1, via: Direct, interp: 2, strat: Scoped, act: Eval(Data) },
-            Use { t: 1, via: Direct, interp: 0, strat: Tagged, act: Bind(0) },
-            Use { t: 0, via: Direct, interp: 2, strat: Branded, act: ShareOut(1) },
+            Use { t: 0, via: Direct, interp: 2, strat: Tagged, act: Eval(Probe) },
+            Use { t: 1, via: Direct, interp: 3, strat: Scoped, act: Eval(Data) },
+            Use { t: 1, via: Direct, interp: 0, strat: Tagged, act: Bind(1) },
+            Use { t: 0, via: Direct, interp: 3, strat: Branded, act: ShareOut(2) },
             Use { t: 0, via: Direct, interp: 0, strat: Affine, act: ShareIn(0) },
-            DropUnattached { t: 1, slot: 0 },
-            ExecPy { t: 0, interp: 2 },
-            DestroyPy { t: 1, interp: 1 },
-            DestroyPy { t: 0, interp: 2 },
+            Use { t: 0, via: Direct, interp: 0, strat: Tagged, act: Eval(Probe) },
+            Use { t: 1, via: Nested(2), interp: 0, strat: Scoped, act: Dup(4) },
+            Use { t: 0, via: Direct, interp: 0, strat: Branded, act: ToHandle(4) },
+            Use { t: 0, via: Direct, interp: 0, strat: Affine, act: Bind(4) },
+            Use { t: 1, via: Direct, interp: 2, strat: Tagged, act: RawSwitch { into: 0, slot: 4 } },
+            Use { t: 1, via: Direct, interp: 0, strat: Tagged, act: RawSwitch { into: 3, slot: 4 } },
+            Use { t: 0, via: Direct, interp: 0, strat: Scoped, act: Dup(7) },
+            Use { t: 0, via: Direct, interp: 0, strat: Tagged, act: SendTo(5) },
+            Use { t: 1, via: Direct, interp: 0, strat: Branded, act: Receive },
+            Use { t: 1, via: Direct, interp: 0, strat: Affine, act: SendTo(6) },
+            Use { t: 0, via: Direct, interp: 0, strat: Affine, act: Receive },
+            Use { t: 0, via: Direct, interp: 3, strat: Tagged, act: Eval(Bytes) },
+            Use { t: 0, via: Direct, interp: 3, strat: Scoped, act: BytesNew(12) },
+            Use { t: 0, via: Direct, interp: 0, strat: Branded, act: BytesIn(0) },
+            BytesDrop { t: 0, bytes: 0 },
+            GuardNew { t: 1, interp: 0 },
+            Use { t: 1, via: Guard, interp: 0, strat: Tagged, act: DropIn(4) },
+            GuardDrop { t: 1, guard: 0 },
+            DropUnattached { t: 1, slot: 1 },
+            ExecPy { t: 0, interp: 3 },
+            DestroyPy { t: 1, interp: 2 },
+            DestroyPy { t: 0, interp: 3 },
         ];
         let _ = run_ops(&ops, 1);
+        let _ = run_ops(&ops, 2);
     });
 }
 
@@ -432,6 +447,7 @@ fn mixed_sequence() -> Vec<Op> {
 fn fixed(name: &str) -> Vec<Op> {
     match name {
         "mixed" => mixed_sequence(),
+        "toolkit-end" => vec![Op::Create { t: 0, kind: Kind::OwnGil }, Op::EndRust { t: 0, interp: 1 }],
         other => panic!("no fixed sequence {other:?}"),
     }
 }
@@ -448,5 +464,21 @@ fn a_mixed_sequence_matches_the_model() {
             Some(k) => println!("known finding {} stops the mixed sequence on this build", k.name),
             None => panic!("{m}"),
         },
+    }
+}
+
+/// A finding of the search (no hole on), fixed since: on a `--with-pydebug` build, ending any
+/// toolkit subinterpreter aborted the process (`PyThreadState_Clear: Assertion
+/// '!_PyThreadState_IsRunningMain(tstate)' failed`): the worker kept its thread state marked as
+/// the interpreter's running main through `Py_EndInterpreter` (c0a82e5, fixed by 8131aab). Run
+/// in a child, since a regression aborts.
+#[test]
+fn toolkit_end_on_a_debug_build() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    match driver::run_spec("fixed:toolkit-end", 0, &[]) {
+        driver::Verdict::Pass(_) => {}
+        driver::Verdict::Fail(m) => panic!("{m}"),
     }
 }
