@@ -10,7 +10,7 @@ use interpsafe::interpreter::main_interpreter;
 use interpsafe::interpreter::runtime::{lookup, status};
 use interpsafe::protocol::{AttachRefused, Status};
 use interpsafe::share::SharedBytes;
-use interpsafe::strategy::Tagged;
+use interpsafe::strategy::{Tagged, TaggedHandle};
 use interpsafe::{attach, Error, Strategy, InterpreterGuard, InterpreterId, InterpreterKey, Isolation, SubInterpreter};
 
 /// Helpers defined in main's `__main__`. Tests run in parallel, so each call's state stays in
@@ -297,4 +297,58 @@ fn code_running_after_an_end_was_reported_changes_nothing() {
     assert_eq!(status(main_interpreter()), Some(Status::Alive));
     assert_eq!(status(other.key()), Some(Status::Alive));
     assert_eq!(other.run(|at| at.eval(c"1 + 1").unwrap()).unwrap(), "2");
+}
+
+/// Threads started by Python code that the end itself runs: an atexit callback, and a `__del__`
+/// of a handle whose release was deferred to the end. Found by attack: they started after the
+/// thread count and aborted the process ("not the last thread"). Now the end runs that code
+/// first, counts, and refuses; once the threads are gone it ends.
+#[test]
+fn threads_started_by_the_end_itself_are_counted() {
+    use interpsafe::protocol::EndRefused;
+    let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    sub.run(|at| {
+        at.exec(c"import atexit, threading, time\natexit.register(lambda: threading.Thread(target=time.sleep, args=(0.3,)).start())")
+            .unwrap()
+    })
+    .unwrap();
+    // The end runs the callback, joins the thread it started (non-daemon), and ends.
+    sub.end(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(status(sub.key()), Some(Status::Ended));
+    let mut shared = SubInterpreter::new(Isolation::SharedGil).unwrap();
+    let h: TaggedHandle = shared
+        .run(|at| {
+            at.exec(c"import threading\n_stop = threading.Event()\nclass D:\n    def __del__(self):\n        threading.Thread(target=_stop.wait, daemon=True).start()")
+                .unwrap();
+            Tagged::enter(at, |s| Tagged::eval(s, c"D()").unwrap())
+        })
+        .unwrap();
+    drop(h); // deferred to the owner's queue: released by the end
+    match shared.end(Some(Duration::from_secs(10))) {
+        Err(Error::End(EndRefused::ThreadsRemain { count, .. })) => assert_eq!(count, 1),
+        other => panic!("the __del__'s daemon thread was not counted: {other:?}"),
+    }
+    shared.run(|at| at.exec(c"_stop.set()\nimport time\ntime.sleep(0.05)").unwrap()).unwrap();
+    shared.end(Some(Duration::from_secs(10))).unwrap();
+}
+
+/// A panic payload whose own `Drop` panics, thrown in `SubInterpreter::run`: the worker must
+/// survive it, attached state restored (found by attack: it died holding the interpreter's GIL,
+/// and every later attach hung; for a shared-GIL interpreter, attaches to main too).
+#[test]
+fn a_panic_payload_that_panics_on_drop_does_not_kill_the_worker() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the payload's drop panics");
+        }
+    }
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let sub = SubInterpreter::new(Isolation::SharedGil).unwrap();
+    let r = sub.run(|_| -> () { std::panic::panic_any(Bomb) });
+    std::panic::set_hook(quiet);
+    assert!(matches!(r, Err(Error::Panicked { .. })), "{r:?}");
+    assert_eq!(sub.run(|at| at.eval(c"1 + 1").unwrap()).unwrap(), "2");
+    assert_eq!(attach(main_interpreter(), |at| at.eval(c"2 + 2").unwrap()).unwrap(), "4");
 }

@@ -133,6 +133,7 @@ impl SubInterpreter {
                     .map(|s| s.to_string())
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic payload".into());
+                drop_payload(payload);
                 Error::Panicked { interpreter: key, message }
             });
             let _ = tx.send(outcome);
@@ -178,6 +179,16 @@ impl Drop for SubInterpreter {
                 std::mem::forget(messages);
             }
         }
+    }
+}
+
+/// Drops a panic payload on the worker, which is attached: a payload whose `Drop` panics (found
+/// by attack) would otherwise unwind out of the worker with the interpreter's GIL held, and every
+/// later attach there (to main too, for a shared-GIL interpreter) would hang. A second panic's
+/// payload is leaked.
+fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(second);
     }
 }
 
@@ -227,8 +238,27 @@ fn worker_main(
                 unsafe { ffi::PyEval_SaveThread() };
             }
             Message::End(done) => {
+                // Everything that runs Python code before Py_EndInterpreter's last-thread check
+                // runs here first, so a thread it starts is counted: the deferred releases
+                // (`__del__`), the atexit callbacks (then cleared, so Py_EndInterpreter runs
+                // none), the join of non-daemon threads. Found by attack: a thread started by an
+                // atexit callback or a `__del__` after the count aborted the process.
                 // SAFETY: attached to `key` with the worker's thread state, which has not ended.
-                let others = unsafe { other_threads_after_shutdown(state.0, key) };
+                let others = unsafe {
+                    crate::release::drain_for(key);
+                    other_threads_after_shutdown(state.0, key)
+                };
+                // The queue is closed (later drops are discarded) and drained a last time; a
+                // `__del__` there can still start a thread, so count again.
+                let others = if others == 0 {
+                    // SAFETY: as above.
+                    unsafe {
+                        crate::release::close_for(key);
+                        other_threads_after_shutdown(state.0, key)
+                    }
+                } else {
+                    others
+                };
                 if others > 0 {
                     // Py_EndInterpreter would abort ("not the last thread"): refuse instead and
                     // keep serving.
@@ -240,9 +270,6 @@ fn worker_main(
                     unsafe { ffi::PyEval_SaveThread() };
                     continue;
                 }
-                // SAFETY: attached to `key`, which has not ended: release what was deferred for
-                // it and close its queue, so later drops of its handles are discarded.
-                unsafe { crate::release::close_for(key) };
                 // The running-main mark stays on through Py_EndInterpreter (see
                 // `running_main`): cleared first, it would let `_interpreters.destroy` in.
                 // SAFETY: the registry's end handshake returned, so no attach guard is held and
@@ -257,15 +284,16 @@ fn worker_main(
     }
 }
 
-/// Joins the interpreter's non-daemon Python threads (`threading._shutdown()`, what
-/// `Py_EndInterpreter` does first), then counts its thread states other than `own`: threads that
-/// would still run when `Py_EndInterpreter` checks that the ending thread is the last one.
+/// Runs the interpreter's atexit callbacks (`atexit._run_exitfuncs()`, which also clears them) and
+/// joins its non-daemon Python threads (`threading._shutdown()`): what `Py_EndInterpreter` does
+/// before its last-thread check. Then counts its thread states other than `own`: threads that
+/// would still run at that check.
 ///
 /// # Safety
 /// The calling thread must be attached with `own`, a thread state of the live interpreter `key`.
 unsafe fn other_threads_after_shutdown(own: *mut ffi::PyThreadState, key: InterpreterKey) -> usize {
     const SHUTDOWN: &std::ffi::CStr =
-        c"import sys as _s\n_t = _s.modules.get('threading')\nif _t is not None:\n    _t._shutdown()\ndel _s, _t";
+        c"import sys as _s, atexit as _a\n_a._run_exitfuncs()\n_t = _s.modules.get('threading')\nif _t is not None:\n    _t._shutdown()\ndel _s, _a, _t";
     // SAFETY: attached (caller's contract); `exec` runs in this interpreter's `__main__`, and a
     // failure only leaves non-daemon threads to Py_EndInterpreter's own join. The thread list is
     // walked under the GIL (or, free-threaded, while no other thread of the interpreter can start
