@@ -23,7 +23,7 @@ use crate::test::{cargo, with_python};
 
 /// The builds `cargo xtask test` runs a bounded search on, with the sequences each runs (sized
 /// so that the three stages and the seeded-holes check stay near six minutes on two cores).
-pub const CI_BUILDS: &[(&str, usize)] = &[("3.13-asan", 200), ("3.13-debug", 200), ("3.13t", 300)];
+pub const CI_BUILDS: &[(&str, usize)] = &[("3.13-asan", 250), ("3.13-debug", 400), ("3.13t", 300)];
 
 /// The build the seeded-holes check runs on (one build serves every hole).
 pub const SEEDS_BUILD: &str = "3.13-asan";
@@ -64,7 +64,12 @@ const USAGE: &str = "usage: cargo xtask fuzz [--python SPEC]... [--strategy S]..
 
 /// Parses the arguments after `fuzz`; bad input is a usage error naming the valid values.
 pub fn parse_args(args: &[String]) -> Result<Args, Error> {
-    let mut out = Args { pythons: Vec::new(), strategies: Vec::new(), budget: Budget::Seconds(300.0), seed: None };
+    let mut out = Args {
+        pythons: Vec::new(),
+        strategies: Vec::new(),
+        budget: Budget::Seconds(300.0),
+        seed: None,
+    };
     let mut budget_set = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -73,9 +78,10 @@ pub fn parse_args(args: &[String]) -> Result<Args, Error> {
             _ => (arg.as_str(), None),
         };
         let mut value = |what: &str| -> Result<String, Error> {
-            inline.clone().or_else(|| rest.next().cloned()).ok_or_else(|| {
-                Error::usage(format!("{flag} needs a value ({what}); {USAGE}"))
-            })
+            inline
+                .clone()
+                .or_else(|| rest.next().cloned())
+                .ok_or_else(|| Error::usage(format!("{flag} needs a value ({what}); {USAGE}")))
         };
         match flag {
             "--python" => out.pythons.push(value("a known name or a path to python")?),
@@ -94,27 +100,43 @@ pub fn parse_args(args: &[String]) -> Result<Args, Error> {
             }
             "--cases" | "--seconds" => {
                 if budget_set {
-                    return Err(Error::usage(format!("give one of --cases and --seconds, once; {USAGE}")));
+                    return Err(Error::usage(format!(
+                        "give one of --cases and --seconds, once; {USAGE}"
+                    )));
                 }
                 budget_set = true;
                 let v = value("a positive number")?;
                 out.budget = if flag == "--cases" {
                     match v.parse::<usize>() {
                         Ok(n) if n > 0 => Budget::Cases(n),
-                        _ => return Err(Error::usage(format!("--cases takes a positive integer, not `{v}`"))),
+                        _ => {
+                            return Err(Error::usage(format!(
+                                "--cases takes a positive integer, not `{v}`"
+                            )))
+                        }
                     }
                 } else {
                     match v.parse::<f64>() {
                         Ok(s) if s > 0.0 && s.is_finite() => Budget::Seconds(s),
-                        _ => return Err(Error::usage(format!("--seconds takes a positive number, not `{v}`"))),
+                        _ => {
+                            return Err(Error::usage(format!(
+                                "--seconds takes a positive number, not `{v}`"
+                            )))
+                        }
                     }
                 };
             }
             "--seed" => {
                 let v = value("an unsigned integer")?;
-                out.seed = Some(v.parse().map_err(|_| Error::usage(format!("--seed takes an unsigned integer, not `{v}`")))?);
+                out.seed = Some(v.parse().map_err(|_| {
+                    Error::usage(format!("--seed takes an unsigned integer, not `{v}`"))
+                })?);
             }
-            _ => return Err(Error::usage(format!("unknown argument `{arg}` for `fuzz`; {USAGE}"))),
+            _ => {
+                return Err(Error::usage(format!(
+                    "unknown argument `{arg}` for `fuzz`; {USAGE}"
+                )))
+            }
         }
     }
     Ok(out)
@@ -136,28 +158,48 @@ fn libasan() -> Result<PathBuf, Error> {
     if path.is_absolute() && path.exists() {
         Ok(path)
     } else {
-        Err(Error::new("gcc does not know libasan.so; install libasan (Debian: libasan8)"))
+        Err(Error::new(
+            "gcc does not know libasan.so; install libasan (Debian: libasan8)",
+        ))
     }
 }
 
 /// Where a search on build `name` writes its results.
 pub fn results_path(name: &str) -> PathBuf {
-    paths::target_dir("interpsafe").join("fuzz").join(format!("{name}.json"))
+    paths::target_dir("interpsafe")
+        .join("fuzz")
+        .join(format!("{name}.json"))
 }
 
 /// `cargo test` of the search's test target against `py`: only the test function `test_fn`,
 /// output shown, in `target_dir`, the test binary alone under libasan on an ASan build.
-fn search_step(py: &Interpreter, test_fn: &str, target_dir: &std::path::Path) -> Result<Step, Error> {
+fn search_step(
+    py: &Interpreter,
+    test_fn: &str,
+    target_dir: &std::path::Path,
+) -> Result<Step, Error> {
     let mut step = cargo().args(["test", "-p", "interp-tests", "--test", "adversarial_search"]);
     if is_asan(py) {
-        let runner = format!("target.'cfg(all())'.runner=['env','LD_PRELOAD={}']", libasan()?.display());
+        let runner = format!(
+            "target.'cfg(all())'.runner=['env','LD_PRELOAD={}']",
+            libasan()?.display()
+        );
         step = step.args(["--config", &runner]);
     }
-    Ok(with_python(step.args(["--", test_fn, "--exact", "--nocapture"]), py, target_dir))
+    Ok(with_python(
+        step.args(["--", test_fn, "--exact", "--nocapture"]),
+        py,
+        target_dir,
+    ))
 }
 
 /// The stage of a search on `py` with `budget`, `strategies` (empty: all) and `seed`.
-pub fn search_stage(py: &Interpreter, budget: &Budget, strategies: &[String], seed: Option<u64>) -> Result<Stage, Error> {
+pub fn search_stage(
+    py: &Interpreter,
+    budget: &Budget,
+    strategies: &[String],
+    seed: Option<u64>,
+) -> Result<Stage, Error> {
     let mut step = search_step(py, "adversarial_search", &py.target_dir())?
         .env("INTERPSAFE_FUZZ_OUT", results_path(&py.name))
         .env("INTERPSAFE_FUZZ_STRATEGIES", strategies.join(","));
@@ -168,7 +210,11 @@ pub fn search_stage(py: &Interpreter, budget: &Budget, strategies: &[String], se
     if let Some(seed) = seed {
         step = step.env("INTERPSAFE_FUZZ_SEED", seed.to_string());
     }
-    Ok(Stage { name: "fuzz".to_string(), python: Some(py.name.clone()), step })
+    Ok(Stage {
+        name: "fuzz".to_string(),
+        python: Some(py.name.clone()),
+        step,
+    })
 }
 
 /// The seeded-holes stage on `py`: a `--cfg interpsafe_seeds` build in its own target directory
@@ -183,15 +229,32 @@ pub fn seeds_stage(py: &Interpreter) -> Result<Stage, Error> {
         .env("RUSTFLAGS", rustflags)
         .env("INTERPSAFE_FUZZ_HOLES", "all")
         .env("INTERPSAFE_FUZZ_CASES", SEEDS_CASES.to_string())
-        .env("INTERPSAFE_FUZZ_SHRINK_SECONDS", SEEDS_SHRINK_SECONDS.to_string())
-        .env("INTERPSAFE_FUZZ_OUT", results_path(&format!("{}-seeds", py.name)));
-    Ok(Stage { name: "fuzz seeded holes".to_string(), python: Some(py.name.clone()), step })
+        .env(
+            "INTERPSAFE_FUZZ_SHRINK_SECONDS",
+            SEEDS_SHRINK_SECONDS.to_string(),
+        )
+        .env(
+            "INTERPSAFE_FUZZ_OUT",
+            results_path(&format!("{}-seeds", py.name)),
+        );
+    Ok(Stage {
+        name: "fuzz seeded holes".to_string(),
+        python: Some(py.name.clone()),
+        step,
+    })
 }
 
 /// Resolves `spec` (installing it if needed) and runs the stage `make` builds for it.
-fn run_on(spec: &str, cache: &Cache, name: &str, make: impl FnOnce(&Interpreter) -> Result<Stage, Error>) -> StageResult {
+fn run_on(
+    spec: &str,
+    cache: &Cache,
+    name: &str,
+    make: impl FnOnce(&Interpreter) -> Result<Stage, Error>,
+) -> StageResult {
     let start = Instant::now();
-    let planned = interpreter::parse_spec(spec).and_then(|s| interpreter::resolve_spec(&s, cache)).and_then(|py| make(&py));
+    let planned = interpreter::parse_spec(spec)
+        .and_then(|s| interpreter::resolve_spec(&s, cache))
+        .and_then(|py| make(&py));
     match planned {
         Ok(stage) => stage::run_streamed(&stage),
         Err(err) => {
@@ -209,7 +272,9 @@ pub fn test_stages(cache: &Cache) -> Vec<StageResult> {
     let mut out = Vec::new();
     for &(name, cases) in CI_BUILDS {
         let _ = std::fs::remove_file(results_path(name));
-        out.push(run_on(name, cache, "fuzz", |py| search_stage(py, &Budget::Cases(cases), &[], None)));
+        out.push(run_on(name, cache, "fuzz", |py| {
+            search_stage(py, &Budget::Cases(cases), &[], None)
+        }));
     }
     out.push(run_on(SEEDS_BUILD, cache, "fuzz seeded holes", seeds_stage));
     out
@@ -245,13 +310,19 @@ fn summarise(path: &std::path::Path) -> String {
 pub fn fuzz_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let mut a = parse_args(args)?;
     if a.pythons.is_empty() {
-        a.pythons = names::defaults().iter().map(|k| k.name.to_string()).collect();
+        a.pythons = names::defaults()
+            .iter()
+            .map(|k| k.name.to_string())
+            .collect();
     }
     for spec in &a.pythons {
         interpreter::parse_spec(spec)?;
     }
     let seed = a.seed.unwrap_or_else(|| {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) >> 8
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            >> 8
     });
     println!("fuzz: seeds from {seed}");
     let start = Instant::now();
@@ -278,7 +349,10 @@ pub fn fuzz_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     if failed == 0 {
         Ok(())
     } else {
-        Err(Error::new(format!("the search failed on {failed} of {} interpreters", results.len())))
+        Err(Error::new(format!(
+            "the search failed on {failed} of {} interpreters",
+            results.len()
+        )))
     }
 }
 
@@ -292,7 +366,16 @@ mod tests {
 
     #[test]
     fn parses_the_fuzz_command_line() {
-        let a = parse_args(&args(&["--python", "3.13t", "--strategy=tagged", "--cases", "50", "--seed", "7"])).unwrap();
+        let a = parse_args(&args(&[
+            "--python",
+            "3.13t",
+            "--strategy=tagged",
+            "--cases",
+            "50",
+            "--seed",
+            "7",
+        ]))
+        .unwrap();
         assert_eq!(a.pythons, ["3.13t"]);
         assert_eq!(a.strategies, ["tagged"]);
         assert_eq!(a.budget, Budget::Cases(50));
@@ -304,9 +387,22 @@ mod tests {
     fn bad_fuzz_input_names_the_valid_values() {
         let err = parse_args(&args(&["--strategy", "unchecked"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.message().contains("tagged, scoped, branded, affine"), "{}", err.message());
-        for bad in [&["--cases", "0"][..], &["--cases", "5", "--seconds", "3"], &["--frob"], &["--seconds"]] {
-            assert_eq!(parse_args(&args(bad)).unwrap_err().exit_code(), 2, "{bad:?}");
+        assert!(
+            err.message().contains("tagged, scoped, branded, affine"),
+            "{}",
+            err.message()
+        );
+        for bad in [
+            &["--cases", "0"][..],
+            &["--cases", "5", "--seconds", "3"],
+            &["--frob"],
+            &["--seconds"],
+        ] {
+            assert_eq!(
+                parse_args(&args(bad)).unwrap_err().exit_code(),
+                2,
+                "{bad:?}"
+            );
         }
     }
 
@@ -320,12 +416,21 @@ mod tests {
             libdir: None,
             env: vec![],
         };
-        let s = search_stage(&py, &Budget::Cases(9), &[], Some(3)).unwrap().step.to_string();
+        let s = search_stage(&py, &Budget::Cases(9), &[], Some(3))
+            .unwrap()
+            .step
+            .to_string();
         assert!(s.contains("INTERPSAFE_FUZZ_CASES=9"), "{s}");
-        assert!(s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())), "{s}");
+        assert!(
+            s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())),
+            "{s}"
+        );
         assert!(s.contains("target/interpsafe/fuzz/3.13t.json"), "{s}");
         let s = seeds_stage(&py).unwrap().step.to_string();
-        assert!(s.contains("--cfg interpsafe_seeds") && s.contains("target/seeds-3.13t"), "{s}");
+        assert!(
+            s.contains("--cfg interpsafe_seeds") && s.contains("target/seeds-3.13t"),
+            "{s}"
+        );
         assert!(s.contains("INTERPSAFE_FUZZ_HOLES=all"), "{s}");
     }
 }

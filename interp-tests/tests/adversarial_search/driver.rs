@@ -52,12 +52,15 @@ pub fn strategies_from_env() -> Vec<Strat> {
             .split(',')
             .map(|n| {
                 let n = n.trim();
-                Strat::ALL.into_iter().find(|s| s.name() == n).unwrap_or_else(|| {
-                    panic!(
-                        "INTERPSAFE_FUZZ_STRATEGIES: unknown strategy {n:?}; valid: {}",
-                        Strat::ALL.map(Strat::name).join(", ")
-                    )
-                })
+                Strat::ALL
+                    .into_iter()
+                    .find(|s| s.name() == n)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "INTERPSAFE_FUZZ_STRATEGIES: unknown strategy {n:?}; valid: {}",
+                            Strat::ALL.map(Strat::name).join(", ")
+                        )
+                    })
             })
             .collect(),
         _ => Strat::ALL.to_vec(),
@@ -69,15 +72,20 @@ impl Config {
     /// `default_cases` when neither a case count nor a time is given.
     pub fn from_env(default_cases: usize) -> Config {
         let seconds: Option<f64> = env("INTERPSAFE_FUZZ_SECONDS");
-        let cases = env("INTERPSAFE_FUZZ_CASES")
-            .unwrap_or(if seconds.is_some() { usize::MAX } else { default_cases });
+        let cases = env("INTERPSAFE_FUZZ_CASES").unwrap_or(if seconds.is_some() {
+            usize::MAX
+        } else {
+            default_cases
+        });
         Config {
             cases,
             seconds: seconds.unwrap_or(f64::INFINITY),
             base: env("INTERPSAFE_FUZZ_SEED").unwrap_or(0x5eed_0000),
             strategies: strategies_from_env(),
             batch: env("INTERPSAFE_FUZZ_BATCH").unwrap_or(6).max(1),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 2),
+            workers: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(1, 2),
             shrink: Duration::from_secs(env("INTERPSAFE_FUZZ_SHRINK_SECONDS").unwrap_or(60)),
             out: std::env::var_os("INTERPSAFE_FUZZ_OUT").map(PathBuf::from),
         }
@@ -122,7 +130,12 @@ fn stderr_findings(stderr: &str) -> Vec<String> {
             || l.starts_with("corrupted ")
             || l.contains("Debug memory block at address")
         {
-            found.push(l.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(200).collect());
+            found.push(
+                l.chars()
+                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                    .take(200)
+                    .collect(),
+            );
             if found.len() >= 4 {
                 break;
             }
@@ -136,12 +149,18 @@ fn stderr_findings(stderr: &str) -> Vec<String> {
 fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun {
     let start = Instant::now();
     let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-    cmd.args(["fuzz_child", "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD_ENV, spec)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "fuzz_child",
+        "--exact",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(CHILD_ENV, spec)
+    .env("RUST_BACKTRACE", "0")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -178,14 +197,24 @@ fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun
     let mut verdicts = Vec::new();
     let mut in_progress = None;
     let mut done = false;
-    for line in stdout.lines().filter_map(|l| l.find(PREFIX).map(|i| &l[i + PREFIX.len()..])) {
+    for line in stdout
+        .lines()
+        .filter_map(|l| l.find(PREFIX).map(|i| &l[i + PREFIX.len()..]))
+    {
         let mut parts = line.splitn(3, ' ');
-        let (word, seed, rest) = (parts.next(), parts.next().and_then(|s| s.parse().ok()), parts.next());
+        let (word, seed, rest) = (
+            parts.next(),
+            parts.next().and_then(|s| s.parse().ok()),
+            parts.next(),
+        );
         match (word, seed) {
             (Some("start"), Some(seed)) => in_progress = Some(seed),
             (Some("pass"), Some(seed)) => {
                 in_progress = None;
-                verdicts.push((seed, Verdict::Pass(rest.and_then(|r| r.parse().ok()).unwrap_or(0))));
+                verdicts.push((
+                    seed,
+                    Verdict::Pass(rest.and_then(|r| r.parse().ok()).unwrap_or(0)),
+                ));
             }
             (Some("fail"), Some(seed)) => {
                 in_progress = None;
@@ -214,14 +243,25 @@ fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun
         problems.push("the child reported nothing".into());
     }
     let crash = (!problems.is_empty()).then(|| problems.join("; "));
-    ChildRun { verdicts, in_progress, crash, cancelled: status.is_none() && cancel.load(Ordering::Relaxed) }
+    ChildRun {
+        verdicts,
+        in_progress,
+        crash,
+        cancelled: status.is_none() && cancel.load(Ordering::Relaxed),
+    }
 }
 
 /// The verdict of one sequence (or the listed operations of it) run alone in a child.
 pub fn run_alone(seed: u64, ops: Option<&[usize]>, envs: &[(&str, &str)]) -> Verdict {
     let spec = match ops {
         None => format!("seeds:{seed}"),
-        Some(ops) => format!("ops:{seed}:{}", ops.iter().map(usize::to_string).collect::<Vec<_>>().join(".")),
+        Some(ops) => format!(
+            "ops:{seed}:{}",
+            ops.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        ),
     };
     run_spec(&spec, seed, envs)
 }
@@ -229,7 +269,11 @@ pub fn run_alone(seed: u64, ops: Option<&[usize]>, envs: &[(&str, &str)]) -> Ver
 /// The verdict a child running `spec` reports for `seed` (or its crash).
 pub fn run_spec(spec: &str, seed: u64, envs: &[(&str, &str)]) -> Verdict {
     let run = run_child(spec, envs, &AtomicBool::new(false));
-    let mine = run.verdicts.into_iter().find(|(s, _)| *s == seed).map(|(_, v)| v);
+    let mine = run
+        .verdicts
+        .into_iter()
+        .find(|(s, _)| *s == seed)
+        .map(|(_, v)| v);
     match (mine, run.crash) {
         (Some(Verdict::Fail(m)), _) => Verdict::Fail(m),
         (_, Some(crash)) => Verdict::Fail(crash),
@@ -304,10 +348,8 @@ pub fn search(cfg: &Config, envs: &[(&str, &str)], stop_at_first: bool) -> Outco
                     for (seed, v) in &run.verdicts {
                         let k = (seed - cfg.base) as usize;
                         reported.push(k);
-                        if matches!(v, Verdict::Fail(_)) {
-                            if stop_at_first {
-                                stop.store(true, Ordering::Relaxed);
-                            }
+                        if stop_at_first && matches!(v, Verdict::Fail(_)) {
+                            stop.store(true, Ordering::Relaxed);
                         }
                         results.lock().unwrap().push((k, *seed, v.clone()));
                     }
@@ -351,14 +393,22 @@ pub fn search(cfg: &Config, envs: &[(&str, &str)], stop_at_first: bool) -> Outco
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(k, _, _)| *k);
-    let mut out = Outcome { cases: results.len(), ..Outcome::default() };
+    let mut out = Outcome {
+        cases: results.len(),
+        ..Outcome::default()
+    };
     for (k, seed, v) in results {
         match v {
             Verdict::Pass(n) => out.ops += n,
             Verdict::Fail(message) => {
                 out.first_failure_at.get_or_insert(k + 1);
                 let generated = generate(seed, &cfg.strategies).len();
-                out.failures.push(Failure { seed, message, kept: (0..generated).collect(), generated });
+                out.failures.push(Failure {
+                    seed,
+                    message,
+                    kept: (0..generated).collect(),
+                    generated,
+                });
             }
         }
     }
@@ -408,7 +458,9 @@ pub fn reproduction(f: &Failure, strategies: &[Strat], hole: Option<&str>) -> St
     };
     s.push_str(&format!("#[test]\nfn {name}() {{\n"));
     if let Some(h) = hole {
-        s.push_str(&format!("    // needs a --cfg interpsafe_seeds build with INTERPSAFE_SEEDS={h}\n"));
+        s.push_str(&format!(
+            "    // needs a --cfg interpsafe_seeds build with INTERPSAFE_SEEDS={h}\n"
+        ));
     }
     s.push_str("    use Act::*; use Init::*; use Kind::*; use Obj::*; use Op::*; use Strat::*; use Via::*;\n");
     s.push_str("    run_sequence(&[\n");
@@ -436,7 +488,11 @@ pub fn records(
     let mut records = vec![ResultRecord {
         environment: environment.clone(),
         data: RecordData::FuzzSummary(FuzzSummary {
-            strategies: cfg.strategies.iter().map(|s| s.name().to_string()).collect(),
+            strategies: cfg
+                .strategies
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
             base_seed: cfg.base,
             cases: out.cases as u64,
             ops: out.ops as u64,

@@ -155,15 +155,16 @@ impl Worker {
             .spawn(move || {
                 let mut local = Local::default();
                 for job in inbox {
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut local)))
-                        .unwrap_or_else(|p| {
-                            let m = p
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            Outcome::Other(format!("panic: {m}"))
-                        });
+                    let r =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut local)))
+                            .unwrap_or_else(|p| {
+                                let m = p
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_default();
+                                Outcome::Other(format!("panic: {m}"))
+                            });
                     if out.send(r).is_err() {
                         break;
                     }
@@ -175,7 +176,9 @@ impl Worker {
 
     fn run(&self, job: Job) -> Outcome {
         self.jobs.send(job).expect("executor alive");
-        self.done.recv().unwrap_or_else(|_| Outcome::Other("executor thread died".into()))
+        self.done
+            .recv()
+            .unwrap_or_else(|_| Outcome::Other("executor thread died".into()))
     }
 }
 
@@ -385,10 +388,13 @@ impl Run {
         let op_c = *op;
         let next_c = next.clone();
         let expect_c = expect.clone();
-        let seen = self.workers[op.thread()]
-            .run(Box::new(move |local| execute(&sh, local, &pre, &next_c, &op_c, &expect_c)));
+        let seen = self.workers[op.thread()].run(Box::new(move |local| {
+            execute(&sh, local, &pre, &next_c, &op_c, &expect_c)
+        }));
         if !expect.admits(&seen) {
-            return Err(format!("op #{i} {op:?}: the model predicts {expect:?}, observed {seen:?}"));
+            return Err(format!(
+                "op #{i} {op:?}: the model predicts {expect:?}, observed {seen:?}"
+            ));
         }
         // A blocked destroy that the model now sees completed must have completed.
         if self.model.pending_destroy.is_some() && next.pending_destroy.is_none() {
@@ -403,7 +409,8 @@ impl Run {
             }
         }
         self.model = next;
-        self.check_state().map_err(|e| format!("after op #{i} {op:?}: {e}"))
+        self.check_state()
+            .map_err(|e| format!("after op #{i} {op:?}: {e}"))
     }
 
     /// Statuses, queued releases and stored owners against the model.
@@ -417,7 +424,10 @@ impl Run {
             };
             let got = status(keys[i]);
             if got != Some(want) {
-                return Err(format!("interpreter {i} ({}) is {got:?}, the model says {want:?}", keys[i]));
+                return Err(format!(
+                    "interpreter {i} ({}) is {got:?}, the model says {want:?}",
+                    keys[i]
+                ));
             }
             let pending = pending_decrefs(keys[i]);
             if pending != m.pending {
@@ -429,7 +439,11 @@ impl Run {
         }
         let slots = self.sh.slots.lock().unwrap();
         if slots.len() != self.model.slots.len() {
-            return Err(format!("{} slots, the model has {}", slots.len(), self.model.slots.len()));
+            return Err(format!(
+                "{} slots, the model has {}",
+                slots.len(),
+                self.model.slots.len()
+            ));
         }
         for (s, (real, m)) in slots.iter().zip(&self.model.slots).enumerate() {
             let unknown = interpsafe::tag::Tag::UNKNOWN.key();
@@ -438,7 +452,10 @@ impl Run {
                 (Some(h), Some(m)) if m.owner == UNKNOWN && h.owner() == unknown => {}
                 (Some(h), Some(m)) if m.owner != UNKNOWN && h.owner() == keys[m.owner] => {}
                 (Some(h), Some(m)) if m.owner == UNKNOWN => {
-                    return Err(format!("slot {s} is tagged with {}, the model says nobody's (Tag::UNKNOWN)", h.owner()))
+                    return Err(format!(
+                        "slot {s} is tagged with {}, the model says nobody's (Tag::UNKNOWN)",
+                        h.owner()
+                    ))
                 }
                 (Some(h), Some(m)) => {
                     return Err(format!(
@@ -448,7 +465,12 @@ impl Run {
                         keys[m.owner]
                     ))
                 }
-                (r, m) => return Err(format!("slot {s}: real {:?}, model {m:?}", r.as_ref().map(|h| h.owner()))),
+                (r, m) => {
+                    return Err(format!(
+                        "slot {s}: real {:?}, model {m:?}",
+                        r.as_ref().map(|h| h.owner())
+                    ))
+                }
             }
         }
         Ok(())
@@ -457,7 +479,15 @@ impl Run {
     /// Releases everything, ends every interpreter, then checks the pool, the probes and (on a
     /// debug build, when no reference was meant to leak) the total reference count.
     pub fn finish(self) -> Result<(), String> {
-        let Run { model, sh, workers, events_from, stats_before, total_before, .. } = self;
+        let Run {
+            model,
+            sh,
+            workers,
+            events_from,
+            stats_before,
+            total_before,
+            ..
+        } = self;
         for w in &workers {
             w.run(Box::new(|local| {
                 local.guards.clear();
@@ -487,7 +517,8 @@ impl Run {
                     Some(mut sub) => sub
                         .end(Some(Duration::from_secs(20)))
                         .map_err(|e| format!("teardown: end {i}: {e}"))?,
-                    None => match py_call(format!("_fz_call(_interpreters.destroy, {})", key.id.0)) {
+                    None => match py_call(format!("_fz_call(_interpreters.destroy, {})", key.id.0))
+                    {
                         Outcome::Ok => {}
                         other => return Err(format!("teardown: destroy {i}: {other:?}")),
                     },
@@ -497,15 +528,26 @@ impl Run {
         attach(main_interpreter(), |_| ()).map_err(|e| e.to_string())?;
         let stats = decref_stats();
         if !stats.balanced() || stats.stranded != stats_before.stranded {
-            return Err(format!("pool: the deferred-decref pool is out of balance: {stats:?}"));
+            return Err(format!(
+                "pool: the deferred-decref pool is out of balance: {stats:?}"
+            ));
         }
-        let owners: BTreeMap<i64, i64> =
-            model.probes.iter().map(|&(tag, i)| (tag, keys[i].id.0)).collect();
+        let owners: BTreeMap<i64, i64> = model
+            .probes
+            .iter()
+            .map(|&(tag, i)| (tag, keys[i].id.0))
+            .collect();
         let mut finalised: BTreeMap<i64, usize> = BTreeMap::new();
         for e in probe_events().iter().skip(events_from) {
-            let Some(&owner) = owners.get(&e.tag) else { continue };
+            let Some(&owner) = owners.get(&e.tag) else {
+                continue;
+            };
             if e.interpreter != owner {
-                let what = if e.kind == ProbeEventKind::Finalised { "was finalised" } else { "ran a method" };
+                let what = if e.kind == ProbeEventKind::Finalised {
+                    "was finalised"
+                } else {
+                    "ran a method"
+                };
                 return Err(format!(
                     "wrong-interpreter: probe {} of interpreter {owner} {what} in interpreter {}",
                     e.tag, e.interpreter
@@ -515,7 +557,10 @@ impl Run {
                 let n = finalised.entry(e.tag).or_default();
                 *n += 1;
                 if *n > 1 {
-                    return Err(format!("double-finalise: probe {} was finalised twice", e.tag));
+                    return Err(format!(
+                        "double-finalise: probe {} was finalised twice",
+                        e.tag
+                    ));
                 }
             }
         }
@@ -524,7 +569,11 @@ impl Run {
             if delta < 0 || (delta > 0 && !model.leaky) {
                 return Err(format!(
                     "refcount: sys.gettotalrefcount() moved by {delta} over the sequence{}",
-                    if model.leaky { "" } else { " (the model expects no leak)" }
+                    if model.leaky {
+                        ""
+                    } else {
+                        " (the model expects no leak)"
+                    }
                 ));
             }
         }
@@ -540,18 +589,30 @@ fn join_within(h: JoinHandle<Outcome>, limit: Duration) -> Outcome {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    h.join().unwrap_or_else(|_| Outcome::Other("the destroying thread panicked".into()))
+    h.join()
+        .unwrap_or_else(|_| Outcome::Other("the destroying thread panicked".into()))
 }
 
 /// Runs one operation on its executor thread.
-fn execute(sh: &Shared, local: &mut Local, pre: &Model, next: &Model, op: &Op, expect: &Outcome) -> Outcome {
+fn execute(
+    sh: &Shared,
+    local: &mut Local,
+    pre: &Model,
+    next: &Model,
+    op: &Op,
+    expect: &Outcome,
+) -> Outcome {
     let keys = sh.keys();
     let err = |e: Error| outcome_of(&e, &keys);
     match *op {
-        Op::Create { kind, .. } => create(sh, kind).unwrap_or_else(|e| Outcome::Other(format!("create: {e}"))),
+        Op::Create { kind, .. } => {
+            create(sh, kind).unwrap_or_else(|e| Outcome::Other(format!("create: {e}")))
+        }
         Op::EndRust { interp, .. } => {
             let sub = sh.subs.lock().unwrap()[interp].take();
-            let Some(mut sub) = sub else { return Outcome::Other("no SubInterpreter".into()) };
+            let Some(mut sub) = sub else {
+                return Outcome::Other("no SubInterpreter".into());
+            };
             let r = sub.end(Some(END_TIMEOUT));
             sh.subs.lock().unwrap()[interp] = Some(sub);
             r.map_or_else(err, |()| Outcome::Ok)
@@ -604,8 +665,21 @@ fn execute(sh: &Shared, local: &mut Local, pre: &Model, next: &Model, op: &Op, e
             drop(local.bytes.remove(bytes));
             Outcome::Ok
         }
-        Op::Use { t, via, interp, strat, act } => {
-            let ctx = Ctx { sh, keys: &keys, pre, next, t, cur: interp };
+        Op::Use {
+            t,
+            via,
+            interp,
+            strat,
+            act,
+        } => {
+            let ctx = Ctx {
+                sh,
+                keys: &keys,
+                pre,
+                next,
+                t,
+                cur: interp,
+            };
             match strat {
                 Strat::Tagged => use_op::<st::Tagged>(&ctx, local, via, act),
                 Strat::Scoped => use_op::<st::Scoped>(&ctx, local, via, act),
@@ -619,14 +693,19 @@ fn execute(sh: &Shared, local: &mut Local, pre: &Model, next: &Model, op: &Op, e
 fn create(sh: &Shared, kind: Kind) -> Result<Outcome, Error> {
     let (key, sub) = match kind {
         Kind::OwnGil | Kind::SharedGil => {
-            let iso = if kind == Kind::OwnGil { Isolation::OwnGil } else { Isolation::SharedGil };
+            let iso = if kind == Kind::OwnGil {
+                Isolation::OwnGil
+            } else {
+                Isolation::SharedGil
+            };
             let sub = SubInterpreter::new(iso)?;
             (sub.key(), Some(sub))
         }
         Kind::PythonMade => {
             let id: i64 = in_main("_fz_create()")?.parse().expect("an interpreter ID");
-            let key = lookup(InterpreterId(id))
-                .ok_or(Error::NotAttached { operation: "registration on first entry did not happen" })?;
+            let key = lookup(InterpreterId(id)).ok_or(Error::NotAttached {
+                operation: "registration on first entry did not happen",
+            })?;
             (key, None)
         }
     };
@@ -651,7 +730,12 @@ impl Ctx<'_> {
         outcome_of(&e, self.keys)
     }
     fn is_probe(&self, s: usize) -> bool {
-        self.pre.slots.get(s).copied().flatten().is_some_and(|m| m.obj == Obj::Probe)
+        self.pre
+            .slots
+            .get(s)
+            .copied()
+            .flatten()
+            .is_some_and(|m| m.obj == Obj::Probe)
     }
 }
 
@@ -667,7 +751,10 @@ fn use_op<S: Fuzzed>(cx: &Ctx<'_>, local: &mut Local, via: Via, act: Act) -> Out
     let r = match via {
         Via::Direct => attach(key, body),
         Via::Guard => {
-            let g = cx.pre.guards[cx.t].iter().position(|&i| i == cx.cur).expect("resolved");
+            let g = cx.pre.guards[cx.t]
+                .iter()
+                .position(|&i| i == cx.cur)
+                .expect("resolved");
             local.guards[g].attach(body)
         }
         Via::Nested(outer) => attach(cx.keys[outer], |_| attach(key, body)).and_then(|r| r),
@@ -675,7 +762,12 @@ fn use_op<S: Fuzzed>(cx: &Ctx<'_>, local: &mut Local, via: Via, act: Act) -> Out
     r.unwrap_or_else(|e| cx.err(e))
 }
 
-fn act_in<'s, S: Fuzzed>(cx: &Ctx<'_>, bytes: &mut Vec<SharedBytes>, scope: &S::Scope<'s>, act: Act) -> Outcome {
+fn act_in<'s, S: Fuzzed>(
+    cx: &Ctx<'_>,
+    bytes: &mut Vec<SharedBytes>,
+    scope: &S::Scope<'s>,
+    act: Act,
+) -> Outcome {
     let sh = cx.sh;
     let tag = cx.pre.next_tag;
     let missing = || Outcome::Other("the slot is empty but the model has a handle there".into());
@@ -688,7 +780,9 @@ fn act_in<'s, S: Fuzzed>(cx: &Ctx<'_>, bytes: &mut Vec<SharedBytes>, scope: &S::
             Err(e) => cx.err(e),
         },
         Act::Bind(s) | Act::Dup(s) | Act::ToHandle(s) | Act::ShareOut(s) | Act::BytesNew(s) => {
-            let Some(stored) = sh.take_slot(s) else { return missing() };
+            let Some(stored) = sh.take_slot(s) else {
+                return missing();
+            };
             let h = match S::load(scope, stored) {
                 Ok(h) => h,
                 Err(e) => return cx.err(e),
@@ -704,7 +798,9 @@ fn act_in<'s, S: Fuzzed>(cx: &Ctx<'_>, bytes: &mut Vec<SharedBytes>, scope: &S::
                             Ok(c) => (Outcome::Ok, Some(S::store(scope, c))),
                             Err(e) => (cx.err(e), None),
                         },
-                        (Ok(()), Act::ToHandle(_)) => (Outcome::Ok, Some(S::store(scope, S::to_handle(scope, r)))),
+                        (Ok(()), Act::ToHandle(_)) => {
+                            (Outcome::Ok, Some(S::store(scope, S::to_handle(scope, r))))
+                        }
                         (Ok(()), Act::ShareOut(_)) => match Shareable::from_object(S::as_obj(r)) {
                             Ok(v) => {
                                 sh.data.lock().unwrap().push(v);
@@ -729,12 +825,16 @@ fn act_in<'s, S: Fuzzed>(cx: &Ctx<'_>, bytes: &mut Vec<SharedBytes>, scope: &S::
             outcome
         }
         Act::DropIn(s) => {
-            let Some(stored) = sh.take_slot(s) else { return missing() };
+            let Some(stored) = sh.take_slot(s) else {
+                return missing();
+            };
             drop(stored);
             Outcome::Ok
         }
         Act::SendTo(s) => {
-            let Some(stored) = sh.take_slot(s) else { return missing() };
+            let Some(stored) = sh.take_slot(s) else {
+                return missing();
+            };
             match S::load(scope, stored) {
                 Ok(h) => {
                     let parcel = S::wrap(S::send(scope, h));
@@ -746,7 +846,9 @@ fn act_in<'s, S: Fuzzed>(cx: &Ctx<'_>, bytes: &mut Vec<SharedBytes>, scope: &S::
         }
         Act::Receive => {
             let parcel = sh.mail.lock().unwrap()[cx.t].pop_front();
-            let Some(parcel) = parcel else { return Outcome::Other("the mailbox is empty".into()) };
+            let Some(parcel) = parcel else {
+                return Outcome::Other("the mailbox is empty".into());
+            };
             match S::unwrap(parcel) {
                 Err(p) => {
                     sh.mail.lock().unwrap()[cx.t].push_front(p);
@@ -766,13 +868,17 @@ fn act_in<'s, S: Fuzzed>(cx: &Ctx<'_>, bytes: &mut Vec<SharedBytes>, scope: &S::
                 Init::Fresh => S::eval(s, &expr(Obj::Probe, tag)),
                 Init::FromSlot(i) => match sh.take_slot(i) {
                     Some(stored) => S::load(s, stored),
-                    None => Err(Error::NotAttached { operation: "fuzz: the once-cell's slot is empty" }),
+                    None => Err(Error::NotAttached {
+                        operation: "fuzz: the once-cell's slot is empty",
+                    }),
                 },
             });
             match got {
                 Err(e) => cx.err(e),
                 Ok(r) => {
-                    let probe = cx.next.cells[cell].get(&cx.cur).is_some_and(|m| m.obj == Obj::Probe);
+                    let probe = cx.next.cells[cell]
+                        .get(&cx.cur)
+                        .is_some_and(|m| m.obj == Obj::Probe);
                     match if probe { ping::<S>(r) } else { Ok(()) } {
                         Ok(()) => Outcome::Ok,
                         Err(e) => Outcome::Other(format!("ping the once-cell's value: {e}")),
@@ -833,7 +939,10 @@ fn raw_switch(cx: &Ctx<'_>, at: &Attached<'_>, into: usize, slot: usize) -> Outc
                     Err(e) => return (cx.err(e), None),
                 };
                 if let Err(e) = st::Tagged::bind(scope, &made) {
-                    return (Outcome::Other(format!("the probe made under the switch was refused: {e}")), Some(made));
+                    return (
+                        Outcome::Other(format!("the probe made under the switch was refused: {e}")),
+                        Some(made),
+                    );
                 }
                 let slots = cx.sh.slots.lock().unwrap();
                 let bound = match slots.get(slot).and_then(Option::as_ref) {

@@ -343,7 +343,12 @@ impl Model {
     /// Main alone; probe tags from `first_tag` on.
     pub fn new(first_tag: i64) -> Model {
         Model {
-            interps: vec![MInterp { kind: None, st: St::Alive, pending: 0, closed: false }],
+            interps: vec![MInterp {
+                kind: None,
+                st: St::Alive,
+                pending: 0,
+                closed: false,
+            }],
             slots: Vec::new(),
             guards: [Vec::new(), Vec::new()],
             bytes: [Vec::new(), Vec::new()],
@@ -435,7 +440,12 @@ impl Model {
     fn probe(&mut self, owner: usize) -> MRef {
         let tag = self.new_tag();
         self.probes.push((tag, owner));
-        MRef { owner, home: owner, obj: Obj::Probe, tag }
+        MRef {
+            owner,
+            home: owner,
+            obj: Obj::Probe,
+            tag,
+        }
     }
 
     /// Whether anything the model holds references an object of `i` (ignoring singletons).
@@ -473,7 +483,12 @@ impl Model {
         let n = self.interps.len();
         match *op {
             Op::Create { kind, .. } => {
-                let alive = self.interps.iter().skip(1).filter(|m| m.st != St::Ended).count();
+                let alive = self
+                    .interps
+                    .iter()
+                    .skip(1)
+                    .filter(|m| m.st != St::Ended)
+                    .count();
                 if alive >= MAX_ALIVE || self.created >= MAX_CREATED {
                     return Outcome::Skip;
                 }
@@ -481,7 +496,12 @@ impl Model {
                     self.drain(0);
                 }
                 self.created += 1;
-                self.interps.push(MInterp { kind: Some(kind), st: St::Alive, pending: 0, closed: false });
+                self.interps.push(MInterp {
+                    kind: Some(kind),
+                    st: St::Alive,
+                    pending: 0,
+                    closed: false,
+                });
                 Outcome::Ok
             }
             Op::EndRust { t, interp: i } => {
@@ -509,7 +529,9 @@ impl Model {
                 }
                 self.drain(0);
                 match (self.toolkit(i), self.st(i)) {
-                    (_, St::Ended) => Outcome::Py("InterpreterNotFoundError: unrecognized interpreter ID".into()),
+                    (_, St::Ended) => {
+                        Outcome::Py("InterpreterNotFoundError: unrecognized interpreter ID".into())
+                    }
                     (true, _) => Outcome::Py("InterpreterError: interpreter running".into()),
                     (false, _) if blocks => {
                         self.interps[i].st = St::Ending;
@@ -528,8 +550,12 @@ impl Model {
                 }
                 self.drain(0);
                 match (self.toolkit(i), self.st(i)) {
-                    (_, St::Ended) => Outcome::Py("InterpreterNotFoundError: unrecognized interpreter ID".into()),
-                    (true, _) => Outcome::Py("InterpreterError: interpreter already running".into()),
+                    (_, St::Ended) => {
+                        Outcome::Py("InterpreterNotFoundError: unrecognized interpreter ID".into())
+                    }
+                    (true, _) => {
+                        Outcome::Py("InterpreterError: interpreter already running".into())
+                    }
                     (false, _) => {
                         self.probe(i);
                         Outcome::Ok
@@ -553,13 +579,15 @@ impl Model {
                 self.guards[t].remove(guard);
                 Outcome::Ok
             }
-            Op::DropUnattached { slot, .. } => match self.slots.get_mut(slot).and_then(Option::take) {
-                None => Outcome::Skip,
-                Some(h) => {
-                    self.release(h, None);
-                    Outcome::Ok
+            Op::DropUnattached { slot, .. } => {
+                match self.slots.get_mut(slot).and_then(Option::take) {
+                    None => Outcome::Skip,
+                    Some(h) => {
+                        self.release(h, None);
+                        Outcome::Ok
+                    }
                 }
-            },
+            }
             Op::BytesDrop { t, bytes } => {
                 if bytes >= self.bytes[t].len() {
                     return Outcome::Skip;
@@ -569,7 +597,13 @@ impl Model {
                 self.maybe_unblock();
                 Outcome::Ok
             }
-            Op::Use { t, via, interp, strat, act } => self.apply_use(t, via, interp, strat, act),
+            Op::Use {
+                t,
+                via,
+                interp,
+                strat,
+                act,
+            } => self.apply_use(t, via, interp, strat, act),
         }
     }
 
@@ -581,9 +615,16 @@ impl Model {
     fn resolves(&self, t: usize, cur: usize, strat: Strat, act: Act) -> bool {
         match act {
             Act::Eval(_) => true,
-            Act::Bind(s) | Act::Dup(s) | Act::ToHandle(s) | Act::DropIn(s) | Act::SendTo(s)
-            | Act::ShareOut(s) | Act::BytesNew(s) => self.slot(s).is_some(),
-            Act::Receive => self.mail[t].front().is_some_and(|(affine, _)| *affine == (strat == Strat::Affine)),
+            Act::Bind(s)
+            | Act::Dup(s)
+            | Act::ToHandle(s)
+            | Act::DropIn(s)
+            | Act::SendTo(s)
+            | Act::ShareOut(s)
+            | Act::BytesNew(s) => self.slot(s).is_some(),
+            Act::Receive => self.mail[t]
+                .front()
+                .is_some_and(|(affine, _)| *affine == (strat == Strat::Affine)),
             Act::Once { cell, init } => {
                 cell < 2
                     && match init {
@@ -593,7 +634,9 @@ impl Model {
             }
             Act::ShareIn(d) => d < self.data.len(),
             Act::BytesIn(b) => b < self.bytes[t].len(),
-            Act::RawSwitch { into, .. } => strat == Strat::Tagged && into < self.interps.len() && into != cur,
+            Act::RawSwitch { into, .. } => {
+                strat == Strat::Tagged && into < self.interps.len() && into != cur
+            }
         }
     }
 
@@ -663,12 +706,19 @@ impl Model {
             Act::Eval(obj) => {
                 let r = match obj {
                     Obj::Probe => self.probe(cur),
-                    _ => MRef { owner: cur, home: cur, obj, tag: 0 },
+                    _ => MRef {
+                        owner: cur,
+                        home: cur,
+                        obj,
+                        tag: 0,
+                    },
                 };
                 self.slots.push(Some(r));
                 Outcome::Ok
             }
-            Act::Bind(s) => self.load_bind(s, cur, strat).map_or_else(|e| e, |_| Outcome::Ok),
+            Act::Bind(s) => self
+                .load_bind(s, cur, strat)
+                .map_or_else(|e| e, |_| Outcome::Ok),
             Act::Dup(s) => match self.load_bind(s, cur, strat) {
                 Err(e) => e,
                 Ok(h) => {
@@ -682,7 +732,11 @@ impl Model {
                     // Tagged on the reference's owner as the strategy knows it: the current
                     // interpreter, except for affine, whose reference to a handle recorded
                     // elsewhere (a shared object loaded here) is nobody's.
-                    let owner = if strat == Strat::Affine && h.owner != cur { UNKNOWN } else { cur };
+                    let owner = if strat == Strat::Affine && h.owner != cur {
+                        UNKNOWN
+                    } else {
+                        cur
+                    };
                     self.slots.push(Some(MRef { owner, ..h }));
                     Outcome::Ok
                 }
@@ -750,7 +804,12 @@ impl Model {
             },
             Act::ShareIn(d) => {
                 let obj = self.data[d];
-                self.slots.push(Some(MRef { owner: cur, home: cur, obj, tag: 0 }));
+                self.slots.push(Some(MRef {
+                    owner: cur,
+                    home: cur,
+                    obj,
+                    tag: 0,
+                }));
                 Outcome::Ok
             }
             Act::BytesNew(s) => match self.load_bind(s, cur, strat) {
@@ -765,7 +824,12 @@ impl Model {
                 }
             },
             Act::BytesIn(_) => {
-                self.slots.push(Some(MRef { owner: cur, home: cur, obj: Obj::Bytes, tag: 0 }));
+                self.slots.push(Some(MRef {
+                    owner: cur,
+                    home: cur,
+                    obj: Obj::Bytes,
+                    tag: 0,
+                }));
                 Outcome::Ok
             }
             Act::RawSwitch { into, slot } => {
@@ -845,25 +909,59 @@ fn draw(rng: &mut Rng, m: &Model, strategies: &[Strat]) -> Op {
     let n = m.interps.len();
     let live: Vec<usize> = (0..n).filter(|&i| m.interps[i].st == St::Alive).collect();
     // Mostly live interpreters, sometimes any (ended ones test the refusals).
-    let interp = |rng: &mut Rng| if rng.percent(85) { rng.pick(&live) } else { rng.below(n) };
+    let interp = |rng: &mut Rng| {
+        if rng.percent(85) {
+            rng.pick(&live)
+        } else {
+            rng.below(n)
+        }
+    };
     let subs: Vec<usize> = (1..n).collect();
-    let full: Vec<usize> = (0..m.slots.len()).filter(|&s| m.slots[s].is_some()).collect();
+    let full: Vec<usize> = (0..m.slots.len())
+        .filter(|&s| m.slots[s].is_some())
+        .collect();
     let slot = |rng: &mut Rng| if full.is_empty() { 0 } else { rng.pick(&full) };
     let strat = rng.pick(strategies);
     let roll = rng.below(100);
     if n == 1 || (n < 4 && roll < 8) {
-        let kind = rng.pick(&[Kind::OwnGil, Kind::SharedGil, Kind::PythonMade, Kind::PythonMade]);
+        let kind = rng.pick(&[
+            Kind::OwnGil,
+            Kind::SharedGil,
+            Kind::PythonMade,
+            Kind::PythonMade,
+        ]);
         return Op::Create { t, kind };
     }
     match roll {
-        0..=7 => Op::Create { t, kind: rng.pick(&[Kind::OwnGil, Kind::SharedGil, Kind::PythonMade]) },
-        8..=10 => Op::EndRust { t, interp: rng.pick(&subs) },
-        11..=14 => Op::DestroyPy { t, interp: rng.pick(&subs) },
-        15..=16 => Op::ExecPy { t, interp: rng.pick(&subs) },
-        17..=21 => Op::GuardNew { t, interp: interp(rng) },
-        22..=24 => Op::GuardDrop { t, guard: rng.below(m.guards[t].len().max(1)) },
+        0..=7 => Op::Create {
+            t,
+            kind: rng.pick(&[Kind::OwnGil, Kind::SharedGil, Kind::PythonMade]),
+        },
+        8..=10 => Op::EndRust {
+            t,
+            interp: rng.pick(&subs),
+        },
+        11..=14 => Op::DestroyPy {
+            t,
+            interp: rng.pick(&subs),
+        },
+        15..=16 => Op::ExecPy {
+            t,
+            interp: rng.pick(&subs),
+        },
+        17..=21 => Op::GuardNew {
+            t,
+            interp: interp(rng),
+        },
+        22..=24 => Op::GuardDrop {
+            t,
+            guard: rng.below(m.guards[t].len().max(1)),
+        },
         25..=28 => Op::DropUnattached { t, slot: slot(rng) },
-        29..=30 => Op::BytesDrop { t, bytes: rng.below(m.bytes[t].len().max(1)) },
+        29..=30 => Op::BytesDrop {
+            t,
+            bytes: rng.below(m.bytes[t].len().max(1)),
+        },
         _ => {
             let via = match rng.below(10) {
                 0..=5 => Via::Direct,
@@ -877,7 +975,16 @@ fn draw(rng: &mut Rng, m: &Model, strategies: &[Strat]) -> Op {
             };
             let cell = rng.below(2);
             let (strat, act) = match rng.below(100) {
-                0..=17 => (strat, Act::Eval(rng.pick(&[Obj::Probe, Obj::Probe, Obj::Singleton, Obj::Data, Obj::Bytes]))),
+                0..=17 => (
+                    strat,
+                    Act::Eval(rng.pick(&[
+                        Obj::Probe,
+                        Obj::Probe,
+                        Obj::Singleton,
+                        Obj::Data,
+                        Obj::Bytes,
+                    ])),
+                ),
                 18..=33 => (strat, Act::Bind(slot(rng))),
                 34..=39 => (strat, Act::Dup(slot(rng))),
                 40..=44 => (strat, Act::ToHandle(slot(rng))),
@@ -888,21 +995,57 @@ fn draw(rng: &mut Rng, m: &Model, strategies: &[Strat]) -> Op {
                     let s = if affine {
                         Strat::Affine
                     } else {
-                        let non: Vec<Strat> = strategies.iter().copied().filter(|s| *s != Strat::Affine).collect();
-                        if non.is_empty() { strat } else { rng.pick(&non) }
+                        let non: Vec<Strat> = strategies
+                            .iter()
+                            .copied()
+                            .filter(|s| *s != Strat::Affine)
+                            .collect();
+                        if non.is_empty() {
+                            strat
+                        } else {
+                            rng.pick(&non)
+                        }
                     };
                     (s, Act::Receive)
                 }
-                66..=69 => (strat, Act::Once { cell, init: Init::Fresh }),
-                70..=76 => (strat, Act::Once { cell, init: Init::FromSlot(slot(rng)) }),
+                66..=69 => (
+                    strat,
+                    Act::Once {
+                        cell,
+                        init: Init::Fresh,
+                    },
+                ),
+                70..=76 => (
+                    strat,
+                    Act::Once {
+                        cell,
+                        init: Init::FromSlot(slot(rng)),
+                    },
+                ),
                 77..=80 => (strat, Act::ShareOut(slot(rng))),
                 81..=83 => (strat, Act::ShareIn(rng.below(m.data.len().max(1)))),
                 84..=87 => (strat, Act::BytesNew(slot(rng))),
                 88..=90 => (strat, Act::BytesIn(rng.below(m.bytes[t].len().max(1)))),
-                _ => (Strat::Tagged, Act::RawSwitch { into: interp(rng), slot: slot(rng) }),
+                _ => (
+                    Strat::Tagged,
+                    Act::RawSwitch {
+                        into: interp(rng),
+                        slot: slot(rng),
+                    },
+                ),
             };
-            let strat = if strategies.contains(&strat) { strat } else { rng.pick(strategies) };
-            Op::Use { t, via, interp: cur, strat, act }
+            let strat = if strategies.contains(&strat) {
+                strat
+            } else {
+                rng.pick(strategies)
+            };
+            Op::Use {
+                t,
+                via,
+                interp: cur,
+                strat,
+                act,
+            }
         }
     }
 }
