@@ -427,6 +427,18 @@ impl Registry {
         key: InterpreterKey,
         holder: Holder,
     ) -> Result<(GuardId, usize), AttachRefused> {
+        self.attach_with(key, holder, false)
+    }
+
+    /// [`Registry::attach`], recording the guard as pinning if `pinning`, in the same critical
+    /// section as the status check (a loom model found the pin recorded in a second one, after
+    /// an `end_begins` that had counted the guard as idle and returned).
+    fn attach_with(
+        &self,
+        key: InterpreterKey,
+        holder: Holder,
+        pinning: bool,
+    ) -> Result<(GuardId, usize), AttachRefused> {
         let mut st = self.state.lock();
         let entry = st.entry_mut(key).ok_or(AttachRefused::Unknown(key))?;
         match entry.status {
@@ -443,6 +455,15 @@ impl Registry {
         st.next_guard += 1;
         let entry = st.entry_mut(key).ok_or(AttachRefused::Unknown(key))?;
         entry.holders.push((guard, holder));
+        if pinning && self.seeds.active(SeededBug::AttachPinningTwoSteps) {
+            // The seeded bug: record the pin in a second critical section, unchecked.
+            drop(st);
+            st = self.state.lock();
+        }
+        let entry = st.entry_mut(key).ok_or(AttachRefused::Unknown(key))?;
+        if pinning {
+            entry.pinning.push(guard);
+        }
         Ok((guard, entry.handle))
     }
 
@@ -569,11 +590,7 @@ impl Registry {
         key: InterpreterKey,
         holder: Holder,
     ) -> Result<(GuardId, usize), AttachRefused> {
-        let (guard, handle) = self.attach(key, holder)?;
-        if let Some(entry) = self.state.lock().entry_mut(key) {
-            entry.pinning.push(guard);
-        }
-        Ok((guard, handle))
+        self.attach_with(key, holder, true)
     }
 
     /// Releases a guard taken by [`Registry::attach`]; unknown guards are ignored.

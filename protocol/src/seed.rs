@@ -32,6 +32,10 @@ pub enum SeededBug {
     /// guard makes a thread state in an interpreter that Python code is destroying (3.13:
     /// "not the last thread", or a use after free once the interpreter is cleared).
     AttachIgnoresEndBegun,
+    /// Registry: `attach_pinning` takes the guard, releases the lock and records the pin in a
+    /// second critical section (the shipped bug a loom model found), so an `end_begins` in
+    /// between counts the guard as idle and returns while the pin is then taken anyway.
+    AttachPinningTwoSteps,
     /// Registry: `end_begins` returns without waiting for the threads attached through guards,
     /// so the end runs over a thread that is still attached.
     EndBeginsSkipsWait,

@@ -599,11 +599,10 @@ fn seeded_end_begins_skips_wait_is_found() {
 /// `ended`). Invariants: `end_begins` never returns while a pinning guard is held (the pinner's
 /// own record, checked from both sides), and never counts one as an idle ordinary guard.
 ///
-/// This model FAILS on the shipped protocol (see `docs/loom.md`): `attach_pinning` takes the
-/// guard (`attach`) and records the pin in a second critical section, so `end_begins` can run
-/// in between, find no pin, count the guard as idle and return; the pin is recorded afterwards
-/// (without a status check) and `attach_pinning` returns `Ok`. Its test is ignored until the
-/// protocol takes the guard and the pin under one lock; run it with `--ignored`.
+/// This model found a real bug (see `docs/loom.md`): `attach_pinning` took the guard (`attach`)
+/// and recorded the pin in a second critical section, so `end_begins` could run in between, find
+/// no pin, count the guard as idle and return; the pin was recorded afterwards and
+/// `attach_pinning` returned `Ok`. The protocol now takes the guard and the pin under one lock.
 fn end_begins_vs_pinning(seeds: Seeds) -> impl Fn() + Sync + Send + 'static {
     move || {
         let reg = Arc::new(Registry::with_seeds(seeds.clone()));
@@ -645,13 +644,21 @@ fn end_begins_vs_pinning(seeds: Seeds) -> impl Fn() + Sync + Send + 'static {
 }
 
 #[test]
-#[ignore = "fails on the shipped protocol: attach_pinning pins in a second critical section, \
-            after end_begins may have returned (docs/loom.md)"]
 fn registry_end_begins_waits_for_pinning_guard() {
     check(
         "registry_end_begins_waits_for_pinning_guard",
         Exhaustive,
         end_begins_vs_pinning(Seeds::none()),
+    );
+}
+
+#[test]
+fn seeded_attach_pinning_two_steps_is_found() {
+    assert_model_fails(
+        "registry_end_begins_waits_for_pinning_guard",
+        "AttachPinningTwoSteps",
+        Exhaustive,
+        end_begins_vs_pinning(Seeds::none().with(SeededBug::AttachPinningTwoSteps)),
     );
 }
 
