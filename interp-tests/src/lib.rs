@@ -44,3 +44,46 @@ impl Rendezvous {
 
 /// True when the crate was built for a free-threaded interpreter (3.13t).
 pub const FREE_THREADED: bool = cfg!(Py_GIL_DISABLED);
+
+/// Foreign C code, as the raw-switch tests model it: finding an interpreter by ID in CPython's
+/// list, and switching the thread into it with raw thread-state calls.
+pub mod raw_switch {
+    use pyo3_ffi as ffi;
+
+    /// The `PyInterpreterState*` of interpreter `id`, found in CPython's list (null if none).
+    ///
+    /// # Safety
+    /// The thread must be attached, and the interpreter kept from ending while the pointer is
+    /// used.
+    pub unsafe fn interpreter_by_id(id: i64) -> *mut ffi::PyInterpreterState {
+        // SAFETY: attached (caller's contract); the list is walked read-only.
+        unsafe {
+            let mut interp = ffi::PyInterpreterState_Head();
+            while !interp.is_null() && ffi::PyInterpreterState_GetID(interp) != id {
+                interp = ffi::PyInterpreterState_Next(interp);
+            }
+            interp
+        }
+    }
+
+    /// Runs `f` with the thread switched, raw, into `interp` (`PyEval_SaveThread`,
+    /// `PyThreadState_New`, `PyEval_RestoreThread`), then switches back.
+    ///
+    /// # Safety
+    /// The thread must be attached; `interp` must stay alive during `f`.
+    pub unsafe fn switched_into<R>(interp: *mut ffi::PyInterpreterState, f: impl FnOnce() -> R) -> R {
+        // SAFETY: attached (caller's contract): detach, attach a fresh thread state of the live
+        // `interp`, run, then clear and delete it and restore the saved one, on this thread.
+        unsafe {
+            let saved = ffi::PyEval_SaveThread();
+            let fresh = ffi::PyThreadState_New(interp);
+            assert!(!fresh.is_null(), "PyThreadState_New failed");
+            ffi::PyEval_RestoreThread(fresh);
+            let out = f();
+            ffi::PyThreadState_Clear(fresh);
+            ffi::PyThreadState_DeleteCurrent();
+            ffi::PyEval_RestoreThread(saved);
+            out
+        }
+    }
+}

@@ -13,42 +13,9 @@ use interpsafe::interpreter::main_interpreter;
 use interpsafe::interpreter::runtime::only_main_seen;
 use interpsafe::strategy::Tagged;
 use interpsafe::{attach, Error, Strategy};
-use pyo3_ffi as ffi;
+use interp_tests::raw_switch::{interpreter_by_id, switched_into};
 
-/// The `PyInterpreterState*` of interpreter `id`, found in CPython's list.
-///
-/// # Safety
-/// The thread must be attached (the list is stable while the interpreter is not being ended).
-unsafe fn interpreter_by_id(id: i64) -> *mut ffi::PyInterpreterState {
-    // SAFETY: attached (caller's contract); the list is walked read-only.
-    unsafe {
-        let mut interp = ffi::PyInterpreterState_Head();
-        while !interp.is_null() && ffi::PyInterpreterState_GetID(interp) != id {
-            interp = ffi::PyInterpreterState_Next(interp);
-        }
-        interp
-    }
-}
 
-/// Runs `f` with the thread switched, raw, into `interp`, then switches back.
-///
-/// # Safety
-/// The thread must be attached; `interp` must be alive and not ended during `f`.
-unsafe fn switched_into<R>(interp: *mut ffi::PyInterpreterState, f: impl FnOnce() -> R) -> R {
-    // SAFETY: attached (caller's contract): detach, attach a fresh thread state of `interp`,
-    // run, then delete it and restore the saved one, on this thread.
-    unsafe {
-        let saved = ffi::PyEval_SaveThread();
-        let fresh = ffi::PyThreadState_New(interp);
-        assert!(!fresh.is_null());
-        ffi::PyEval_RestoreThread(fresh);
-        let out = f();
-        ffi::PyThreadState_Clear(fresh);
-        ffi::PyThreadState_DeleteCurrent();
-        ffi::PyEval_RestoreThread(saved);
-        out
-    }
-}
 
 #[test]
 fn tagged_sees_a_raw_switch_into_an_interpreter_it_never_entered() {

@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use interpsafe_results::{RecordData, ResultFile};
 
 use crate::error::Error;
+use crate::hazards::{is_asan, libasan};
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter};
 use crate::python::names;
@@ -142,27 +143,6 @@ pub fn parse_args(args: &[String]) -> Result<Args, Error> {
     Ok(out)
 }
 
-/// Whether `py` is an AddressSanitizer build (a known name configured with it).
-fn is_asan(py: &Interpreter) -> bool {
-    names::find(&py.name).is_some_and(|k| k.configure_flags.contains(&"--with-address-sanitizer"))
-}
-
-/// The AddressSanitizer runtime to preload, as gcc reports it.
-fn libasan() -> Result<PathBuf, Error> {
-    let out = Step::new("gcc")
-        .args(["-print-file-name=libasan.so"])
-        .command()
-        .output()
-        .map_err(|e| Error::new(format!("cannot run gcc to find libasan ({e}); install gcc")))?;
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    if path.is_absolute() && path.exists() {
-        Ok(path)
-    } else {
-        Err(Error::new(
-            "gcc does not know libasan.so; install libasan (Debian: libasan8)",
-        ))
-    }
-}
 
 /// Where a search on build `name` writes its results.
 pub fn results_path(name: &str) -> PathBuf {

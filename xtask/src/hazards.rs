@@ -63,12 +63,12 @@ pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
 }
 
 /// Whether `py` is an AddressSanitizer build (a known name configured with it).
-fn is_asan(py: &Interpreter) -> bool {
+pub(crate) fn is_asan(py: &Interpreter) -> bool {
     names::find(&py.name).is_some_and(|k| k.configure_flags.contains(&"--with-address-sanitizer"))
 }
 
 /// The AddressSanitizer runtime to preload, as gcc reports it.
-fn libasan() -> Result<PathBuf, Error> {
+pub(crate) fn libasan() -> Result<PathBuf, Error> {
     let out = Step::new("gcc")
         .args(["-print-file-name=libasan.so"])
         .command()

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use interp_tests::raw_switch::{interpreter_by_id, switched_into};
 use interpsafe::hazard::{probe_events, ProbeEventKind};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::interpreter::runtime::{decref_stats, lookup, pending_decrefs, status};
@@ -263,40 +264,7 @@ unsafe fn take_error() -> String {
     }
 }
 
-/// The `PyInterpreterState*` of interpreter `id`, found in CPython's list.
-///
-/// # Safety
-/// The thread must be attached, and the interpreter kept from ending (a held guard).
-unsafe fn interpreter_by_id(id: i64) -> *mut ffi::PyInterpreterState {
-    // SAFETY: attached (caller's contract); the list is walked read-only.
-    unsafe {
-        let mut interp = ffi::PyInterpreterState_Head();
-        while !interp.is_null() && ffi::PyInterpreterState_GetID(interp) != id {
-            interp = ffi::PyInterpreterState_Next(interp);
-        }
-        interp
-    }
-}
 
-/// Foreign C code: runs `f` with the thread switched, raw, into `interp`, then switches back.
-///
-/// # Safety
-/// The thread must be attached; `interp` must stay alive during `f` (a held guard).
-unsafe fn switched_into<R>(interp: *mut ffi::PyInterpreterState, f: impl FnOnce() -> R) -> R {
-    // SAFETY: attached (caller's contract): detach, attach a fresh thread state of `interp`,
-    // run, then clear and delete it and restore the saved one, all on this thread.
-    unsafe {
-        let saved = ffi::PyEval_SaveThread();
-        let fresh = ffi::PyThreadState_New(interp);
-        assert!(!fresh.is_null(), "PyThreadState_New failed");
-        ffi::PyEval_RestoreThread(fresh);
-        let out = f();
-        ffi::PyThreadState_Clear(fresh);
-        ffi::PyThreadState_DeleteCurrent();
-        ffi::PyEval_RestoreThread(saved);
-        out
-    }
-}
 
 /// Runs `code` (an expression) in main and returns its `str()`.
 fn in_main(code: &str) -> Result<String, Error> {

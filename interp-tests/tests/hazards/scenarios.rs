@@ -8,6 +8,7 @@ use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use interp_tests::raw_switch::{interpreter_by_id, switched_into};
 use interp_tests::{Rendezvous, FREE_THREADED};
 use interpsafe::hazard::{Case, Hazard};
 use interpsafe::interpreter::runtime::pending_decrefs;
@@ -1043,20 +1044,6 @@ fn h14_running<S: Strategy>(w: &mut World) -> Obs {
     obs
 }
 
-/// The `PyInterpreterState*` of interpreter `id`, found in CPython's list.
-///
-/// # Safety
-/// The thread must be attached.
-unsafe fn interpreter_by_id(id: i64) -> *mut ffi::PyInterpreterState {
-    // SAFETY: attached (caller's contract); the list is walked read-only.
-    unsafe {
-        let mut interp = ffi::PyInterpreterState_Head();
-        while !interp.is_null() && ffi::PyInterpreterState_GetID(interp) != id {
-            interp = ffi::PyInterpreterState_Next(interp);
-        }
-        interp
-    }
-}
 
 /// H15: under a scope of A, foreign C code switches the thread into B (a fresh thread state,
 /// `PyEval_SaveThread` / `PyEval_RestoreThread`) and calls back into Rust, which binds A's
@@ -1071,14 +1058,9 @@ fn h15<S: Strategy>(w: &mut World) -> Obs {
             // SAFETY: attached to A; B is alive for the whole scenario.
             let interp_b = unsafe { interpreter_by_id(b.id.0) };
             assert!(!interp_b.is_null(), "B is not in CPython's list");
-            // SAFETY: models foreign C code: attached to A, detach, attach a fresh thread state
-            // of the live interpreter B, run, then delete it and restore A's, on this thread.
+            // SAFETY: attached to A; B is alive for the whole scenario.
             unsafe {
-                let saved = ffi::PyEval_SaveThread();
-                let fresh = ffi::PyThreadState_New(interp_b);
-                assert!(!fresh.is_null());
-                ffi::PyEval_RestoreThread(fresh);
-                match S::bind(s, &h) {
+                switched_into(interp_b, || match S::bind(s, &h) {
                     Err(e) => obs.refused(&e, a.id.0),
                     Ok(r) => {
                         obs.anomaly(format!(
@@ -1089,10 +1071,7 @@ fn h15<S: Strategy>(w: &mut World) -> Obs {
                             obs.anomaly(format!("use-failed: calling the foreign probe raised {e}"));
                         }
                     }
-                }
-                ffi::PyThreadState_Clear(fresh);
-                ffi::PyThreadState_DeleteCurrent();
-                ffi::PyEval_RestoreThread(saved);
+                })
             }
             drop(h);
         })
