@@ -352,3 +352,20 @@ fn a_panic_payload_that_panics_on_drop_does_not_kill_the_worker() {
     assert_eq!(sub.run(|at| at.eval(c"1 + 1").unwrap()).unwrap(), "2");
     assert_eq!(attach(main_interpreter(), |at| at.eval(c"2 + 2").unwrap()).unwrap(), "4");
 }
+
+/// The open window's edge (docs/threat-model.md): Python code removes the toolkit's `atexit`
+/// hook, then destroys the interpreter. The end goes unannounced until the dict capsule reports
+/// it, so only an attachment racing the end itself is exposed; a guard used after the destroy is
+/// still refused cleanly, and the registry says ended.
+#[test]
+fn a_destroy_after_the_end_hook_was_removed_is_still_seen() {
+    let key = python_created();
+    in_main(&format!("_pe_call(__import__('_interpreters').exec, {}, 'import atexit; atexit._clear()')", key.id.0));
+    let guard = InterpreterGuard::new(key).unwrap();
+    python_destroy(key.id.0).expect("destroy");
+    assert_eq!(status(key), Some(Status::Ended));
+    match guard.attach(|at| at.eval(c"1").unwrap()) {
+        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => assert_eq!(k, key),
+        other => panic!("attached to a destroyed interpreter: {other:?}"),
+    }
+}
