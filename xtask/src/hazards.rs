@@ -86,7 +86,25 @@ pub(crate) fn libasan() -> Result<PathBuf, Error> {
 
 /// The stage running the hazard suite (and only it) against `py`.
 pub fn hazard_stage(py: &Interpreter) -> Result<Stage, Error> {
-    let mut step = cargo().args(["test", "-p", "interp-tests", "--test", "hazards"]);
+    interp_tests_stage(py, "hazards", &["hazards"])
+}
+
+/// The regression tests of the attacks on the checked strategies (issue 11), which `cargo xtask
+/// test` runs on the checking builds too: memory errors there are reported, not silent.
+pub const ATTACK_REGRESSIONS: &[&str] = &["adversary", "raw_switch", "python_ends", "share"];
+
+/// The stage running [`ATTACK_REGRESSIONS`] against `py`.
+pub fn regressions_stage(py: &Interpreter) -> Result<Stage, Error> {
+    interp_tests_stage(py, "attack regressions", ATTACK_REGRESSIONS)
+}
+
+/// A stage running interp-tests' `tests` against `py`, with the ASan runtime preloaded into the
+/// test binaries on an AddressSanitizer build.
+fn interp_tests_stage(py: &Interpreter, name: &str, tests: &[&str]) -> Result<Stage, Error> {
+    let mut step = cargo().args(["test", "-p", "interp-tests"]);
+    for t in tests {
+        step = step.args(["--test", t]);
+    }
     if is_asan(py) {
         // The test binary links an instrumented libpython, so the ASan runtime must come first;
         // the runner preloads it into the test binary only (its children inherit it).
@@ -97,10 +115,26 @@ pub fn hazard_stage(py: &Interpreter) -> Result<Stage, Error> {
         step = step.args(["--config", &runner]);
     }
     Ok(Stage {
-        name: "hazards".to_string(),
+        name: name.to_string(),
         python: Some(py.name.clone()),
         step: with_python(step, py, &py.target_dir()),
     })
+}
+
+/// Resolves `spec` (installing a known interpreter if needed) and runs the attack regressions on
+/// it.
+pub fn run_regressions_for(spec: &str, cache: &Cache) -> StageResult {
+    let start = Instant::now();
+    match interpreter::parse_spec(spec)
+        .and_then(|s| interpreter::resolve_spec(&s, cache))
+        .and_then(|py| regressions_stage(&py))
+    {
+        Ok(stage) => stage::run_streamed(&stage),
+        Err(err) => {
+            eprintln!("error: {err}");
+            StageResult::not_run("attack regressions", Some(spec), err.to_string(), start.elapsed())
+        }
+    }
 }
 
 /// Resolves `spec` (installing a known interpreter if needed) and runs the hazard stage on it.

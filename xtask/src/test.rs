@@ -121,6 +121,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     if checking_builds {
         for name in crate::hazards::CHECKING_BUILDS {
             results.push(crate::hazards::run_for(name, cache));
+            results.push(crate::hazards::run_regressions_for(name, cache));
         }
         results.extend(crate::fuzz::test_stages(cache));
     }
