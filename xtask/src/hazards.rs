@@ -124,15 +124,28 @@ fn interp_tests_stage(py: &Interpreter, name: &str, tests: &[&str]) -> Result<St
 /// Resolves `spec` (installing a known interpreter if needed) and runs the attack regressions on
 /// it.
 pub fn run_regressions_for(spec: &str, cache: &Cache) -> StageResult {
+    run_resolved(spec, cache, "attack regressions", regressions_stage)
+}
+
+/// Resolves `spec` (installing a known interpreter if needed) and runs the stage `build` makes
+/// for it; a spec that cannot be resolved is a stage `name` that did not run.
+fn run_resolved(
+    spec: &str,
+    cache: &Cache,
+    name: &str,
+    build: impl FnOnce(&Interpreter) -> Result<Stage, Error>,
+) -> StageResult {
     let start = Instant::now();
     match interpreter::parse_spec(spec)
         .and_then(|s| interpreter::resolve_spec(&s, cache))
-        .and_then(|py| regressions_stage(&py))
+        .and_then(|py| build(&py))
     {
         Ok(stage) => stage::run_streamed(&stage),
         Err(err) => {
             eprintln!("error: {err}");
-            StageResult::not_run("attack regressions", Some(spec), err.to_string(), start.elapsed())
+            let r = StageResult::not_run(name, Some(spec), err.to_string(), start.elapsed());
+            println!("{r}");
+            r
         }
     }
 }
@@ -145,22 +158,15 @@ pub fn run_for(spec: &str, cache: &Cache) -> StageResult {
 /// [`run_for`], also returning where the suite wrote its results (removed first, so that a
 /// stage that fails before writing leaves no stale file behind).
 fn run_with_results(spec: &str, cache: &Cache) -> (StageResult, Option<PathBuf>) {
-    let start = Instant::now();
-    let planned = interpreter::parse_spec(spec)
-        .and_then(|s| interpreter::resolve_spec(&s, cache))
-        .and_then(|py| Ok((hazard_stage(&py)?, results_path(&py.name))));
-    match planned {
-        Ok((stage, path)) => {
-            let _ = std::fs::remove_file(&path);
-            (stage::run_streamed(&stage), Some(path))
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            let r = StageResult::not_run("hazards", Some(spec), err.to_string(), start.elapsed());
-            println!("{r}");
-            (r, None)
-        }
-    }
+    let mut path = None;
+    let result = run_resolved(spec, cache, "hazards", |py| {
+        let stage = hazard_stage(py)?;
+        let p = results_path(&py.name);
+        let _ = std::fs::remove_file(&p);
+        path = Some(p);
+        Ok(stage)
+    });
+    (result, path)
 }
 
 /// Where the suite writes the results of build `name`.
