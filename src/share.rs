@@ -18,6 +18,7 @@ use std::ffi::CStr;
 use std::ptr::NonNull;
 
 use crate::interpreter::runtime::current_tag;
+use crate::interpreter::running_main::PinMark;
 use crate::interpreter::InterpreterGuard;
 use crate::object::{take_error, ObjRef};
 use crate::pyo3_compat::ffi;
@@ -226,9 +227,10 @@ unsafe fn bytes_buffer(b: *mut ffi::PyObject) -> (*const u8, usize) {
 pub struct SharedBytes {
     ptr: *const u8,
     len: usize,
-    // Field order matters: the handle is released (deferred to its owner) before the guard lets
-    // the owner end.
+    // Field order matters: the handle is released (deferred to its owner) and the running-main
+    // mark lifted before the guard lets the owner end.
     _object: TaggedHandle,
+    _refuse_python_destroy: PinMark,
     _owner_alive: InterpreterGuard,
 }
 
@@ -271,9 +273,18 @@ impl SharedBytes {
             return Err(Error::NotShareable { type_name, interpreter: tag.key() });
         }
         let guard = InterpreterGuard::new_pinning(tag.key())?;
+        // SAFETY: attached to the owner (`tag == here`), which `guard` pins until after the mark
+        // is dropped (field order).
+        let mark = unsafe { PinMark::take() };
         // SAFETY: checked to be an exact bytes object, live and attached.
         let (ptr, len) = unsafe { bytes_buffer(p) };
-        Ok(SharedBytes { ptr, len, _object: TaggedHandle::new(obj, tag), _owner_alive: guard })
+        Ok(SharedBytes {
+            ptr,
+            len,
+            _object: TaggedHandle::new(obj, tag),
+            _refuse_python_destroy: mark,
+            _owner_alive: guard,
+        })
     }
 
     /// The bytes, read in place.

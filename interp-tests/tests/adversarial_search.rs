@@ -33,12 +33,10 @@
 //!   holding thread, `Busy` after the timeout elsewhere);
 //! - Python: `_interpreters.destroy`/`exec` refuse toolkit subinterpreters ("interpreter
 //!   running", "already running") and unknown IDs; a Python-made interpreter's destroy does not
-//!   wait for idle guards (they refuse afterwards: `Ending`, then `Ended`), but it **blocks**
-//!   while any `SharedBytes` pins the interpreter, whichever thread holds it (a thread that
-//!   destroys what its own `SharedBytes` pins waits for itself, a documented deadlock). The
-//!   executor therefore runs a destroy the model predicts to block on a helper thread, checks
-//!   that the end began (`Ending`) and did not complete, and joins it when the model sees the
-//!   last pin dropped; lockstep never deadlocks.
+//!   wait for idle guards (they refuse afterwards: `Ending`, then `Ended`), and while any
+//!   `SharedBytes` pins it, whichever thread holds it, Python's destroy and exec refuse it like a
+//!   toolkit subinterpreter (the pin marks it as running main; the end's wait for pins, which
+//!   only a destroy already past CPython's check reaches, is `python_ends.rs`'s).
 //!
 //! After every operation the interpreters' statuses, their queued releases and every stored
 //! handle's owner are compared with the model; after the sequence everything is released, every

@@ -28,6 +28,15 @@ def _pe_call(f, *args):
         return ''
     except Exception as e:
         return type(e).__name__ + ': ' + str(e)
+
+def _pe_spin_exec(i):
+    import _interpreters
+    seen = set()
+    while True:
+        r = _pe_call(_interpreters.exec, i, 'pass')
+        seen.add(r.replace(str(i), 'ID') or 'ran')
+        if r.startswith('InterpreterNotFoundError'):
+            return '|'.join(sorted(seen))
 ";
 
 /// Evaluates `expr` in main after defining the helpers.
@@ -116,31 +125,69 @@ fn a_guard_held_elsewhere_refuses_once_a_python_destroy_began() {
 }
 
 /// A `SharedBytes` reads its source's memory without attaching, so its guard pins the
-/// interpreter: a Python-side destroy waits until it is dropped (PEP 788's wait, emulated for
-/// the one holder that needs it).
+/// interpreter. A Python-side destroy that got past CPython's running-main check before the pin
+/// was taken (and its mark made, see the next test) waits until the pin is dropped (PEP 788's
+/// wait, emulated for the one holder that needs it). To get there, the destroy starts while this
+/// thread holds the interpreter's GIL, and the pin is taken before the GIL is let go; on a
+/// free-threaded build nothing holds the destroy back, the end begins at once, and the pin is
+/// refused instead.
 #[test]
-fn a_python_destroy_waits_for_shared_bytes_held_elsewhere() {
-    let key = python_created();
-    let bytes = attach(key, |at| {
-        at.exec(c"payload = b'x' * 100000").unwrap();
-        Tagged::enter(at, |s| {
-            let h = Tagged::eval(s, c"payload").unwrap();
-            SharedBytes::new::<Tagged>(s, Tagged::bind(s, &h).unwrap()).unwrap()
+fn a_python_destroy_waits_for_shared_bytes_taken_after_it_began() {
+    for attempt in 0.. {
+        assert!(attempt < 5, "the destroy never got past the running-main check before the pin");
+        let key = python_created();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (destroyer, pinned) = attach(key, move |at| {
+            at.exec(c"payload = b'x' * 100000").unwrap();
+            Tagged::enter(at, |s| {
+                // No Python code runs from here until the pin is taken: bytecode would hand
+                // the GIL to the waiting destroy at its next eval-breaker check.
+                let h = Tagged::eval(s, c"payload").unwrap();
+                let destroyer = std::thread::spawn(move || {
+                    started_tx.send(()).unwrap();
+                    python_destroy(key.id.0)
+                });
+                started_rx.recv().unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+                (destroyer, SharedBytes::new::<Tagged>(s, Tagged::bind(s, &h).unwrap()))
+            })
         })
-    })
-    .unwrap();
-    let destroyer = std::thread::spawn(move || python_destroy(key.id.0));
-    let start = Instant::now();
-    while status(key) != Some(Status::Ending) {
-        assert!(start.elapsed() < Duration::from_secs(20), "the end never began");
-        std::thread::sleep(Duration::from_millis(5));
+        .unwrap();
+        let bytes = match pinned {
+            Ok(bytes) => bytes,
+            Err(Error::Attach(_)) => {
+                // The end began before the pin (no GIL held it back): refused, and the end ran.
+                eprintln!("attempt {attempt}: the end began first; the pin was refused");
+                destroyer.join().unwrap().expect("destroy");
+                assert_eq!(status(key), Some(Status::Ended));
+                return;
+            }
+            Err(other) => panic!("pin: {other:?}"),
+        };
+        let start = Instant::now();
+        while status(key) != Some(Status::Ending) {
+            if destroyer.is_finished() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "the end never began");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if destroyer.is_finished() {
+            // Too slow to pass the check first: the pin's mark refused it. Try again.
+            let err = destroyer.join().unwrap().expect_err("refused by the pin's mark");
+            assert!(err.contains("running"), "{err}");
+            eprintln!("attempt {attempt}: the pin's mark refused the destroy; again");
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(status(key), Some(Status::Ending), "the end did not wait for the SharedBytes");
+        assert!(bytes.as_slice().iter().all(|&b| b == b'x'));
+        drop(bytes);
+        destroyer.join().unwrap().expect("destroy completes once the SharedBytes is dropped");
+        assert_eq!(status(key), Some(Status::Ended));
+        eprintln!("attempt {attempt}: the end waited for the pin");
+        return;
     }
-    std::thread::sleep(Duration::from_millis(150));
-    assert_eq!(status(key), Some(Status::Ending), "the end did not wait for the SharedBytes");
-    assert!(bytes.as_slice().iter().all(|&b| b == b'x'));
-    drop(bytes);
-    destroyer.join().unwrap().expect("destroy completes once the SharedBytes is dropped");
-    assert_eq!(status(key), Some(Status::Ended));
 }
 
 /// Threads attaching and detaching through guards in a loop while Python destroys the
@@ -368,4 +415,114 @@ fn a_destroy_after_the_end_hook_was_removed_is_still_seen() {
         Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => assert_eq!(k, key),
         other => panic!("attached to a destroyed interpreter: {other:?}"),
     }
+}
+
+/// A thread that suspends its thread state in an interpreter (a nested attach elsewhere) and
+/// then destroys that interpreter from Python: its own suspended thread state is still there,
+/// and CPython aborted the process ("not the last thread"; found by attack). The interpreter is
+/// marked as running main while the thread state is suspended, so the destroy gets Python's
+/// `InterpreterError`; once the thread is back, the mark is gone and a destroy succeeds.
+#[test]
+fn python_cannot_destroy_an_interpreter_suspended_under_a_nested_attach() {
+    let key = python_created();
+    let guard = InterpreterGuard::new(key).unwrap();
+    let destroy = std::ffi::CString::new(format!("_pe_call(__import__('_interpreters').destroy, {})", key.id.0)).unwrap();
+    let err = guard
+        .attach(|_| {
+            attach(main_interpreter(), |at| {
+                at.exec(HELPERS).unwrap();
+                at.eval(&destroy).unwrap()
+            })
+            .unwrap()
+        })
+        .unwrap();
+    assert!(err.contains("InterpreterError") && err.contains("running"), "{err}");
+    assert_eq!(status(key), Some(Status::Alive));
+    assert_eq!(guard.attach(|at| at.eval(c"2 + 2").unwrap()).unwrap(), "4");
+    python_destroy(key.id.0).expect("no mark is left once the thread came back");
+    assert_eq!(status(key), Some(Status::Ended));
+}
+
+/// The same through a wait: a thread attached to a Python-made interpreter runs a closure on a
+/// toolkit subinterpreter's worker (detached while it waits), and that closure destroys the
+/// waiting thread's interpreter from Python. Refused while the thread waits.
+#[test]
+fn python_cannot_destroy_an_interpreter_whose_thread_waits_on_a_worker() {
+    let key = python_created();
+    let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let code = std::ffi::CString::new(format!(
+        "import _interpreters\ntry:\n    _interpreters.destroy({})\n    r = ''\nexcept Exception as e:\n    r = type(e).__name__ + ': ' + str(e)",
+        key.id.0
+    ))
+    .unwrap();
+    let err = attach(key, |_| {
+        sub.run(move |at| {
+            at.exec(&code).unwrap();
+            at.eval(c"r").unwrap()
+        })
+        .unwrap()
+    })
+    .unwrap();
+    assert!(err.contains("InterpreterError") && err.contains("running"), "{err}");
+    assert_eq!(status(key), Some(Status::Alive));
+    python_destroy(key.id.0).expect("no mark is left once the thread came back");
+    sub.end(Some(Duration::from_secs(10))).unwrap();
+}
+
+/// A thread that holds a `SharedBytes` and destroys its source from Python: the end waits for
+/// pins, so it would wait for itself (a deadlock). While pinned, the interpreter is marked as
+/// running main, so the destroy raises instead; once the last pin goes, it succeeds.
+#[test]
+fn python_cannot_destroy_an_interpreter_while_shared_bytes_pin_it() {
+    let key = python_created();
+    let pin = |at: &interpsafe::Attached<'_>| {
+        Tagged::enter(at, |s| {
+            let b = Tagged::eval(s, c"b'pinned' * 1000")?;
+            SharedBytes::new::<Tagged>(s, Tagged::bind(s, &b)?)
+        })
+        .unwrap()
+    };
+    let first = attach(key, pin).unwrap();
+    let second = attach(key, pin).unwrap();
+    let err = python_destroy(key.id.0).expect_err("destroy must be refused while pinned");
+    assert!(err.contains("InterpreterError") && err.contains("running"), "{err}");
+    drop(first);
+    let err = python_destroy(key.id.0).expect_err("one pin is left");
+    assert!(err.contains("running"), "{err}");
+    assert_eq!(&second.as_slice()[..6], b"pinned");
+    drop(second);
+    python_destroy(key.id.0).expect("no pin left, no mark left");
+    assert_eq!(status(key), Some(Status::Ended));
+}
+
+/// Once the toolkit's end of a subinterpreter has begun, `_interpreters.exec` refuses it before
+/// it makes a thread state there ("not ready"), where it used to make one first and be refused
+/// by the running-main mark only afterwards: an `exec` spinning against the end then left a
+/// thread state behind the end's count, and CPython aborted ("not the last thread") or hung the
+/// thread (found by attack; docs/threat-model.md keeps the race that remains). An `atexit`
+/// callback of the subinterpreter, which the end runs, tries it.
+#[test]
+fn once_the_toolkits_end_began_exec_is_refused_before_it_makes_a_thread_state() {
+    let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let id = sub.key().id.0;
+    let path = std::env::temp_dir().join(format!("interpsafe-exec-at-end-{}-{id}", std::process::id()));
+    let code = std::ffi::CString::new(format!(
+        "import atexit, _interpreters\n\
+         def _try_exec():\n\
+         \x20   try:\n\
+         \x20       _interpreters.exec({id}, 'pass')\n\
+         \x20       r = 'ran'\n\
+         \x20   except Exception as e:\n\
+         \x20       r = type(e).__name__ + ': ' + str(e)\n\
+         \x20   open({path:?}, 'w').write(r)\n\
+         atexit.register(_try_exec)"
+    ))
+    .unwrap();
+    sub.run(move |at| at.exec(&code).unwrap()).unwrap();
+    let before = in_main(&format!("_pe_call(__import__('_interpreters').exec, {id}, 'pass')"));
+    assert!(before.contains("already running"), "{before}");
+    sub.end(Some(Duration::from_secs(10))).unwrap();
+    let during = std::fs::read_to_string(&path).expect("the atexit callback ran");
+    let _ = std::fs::remove_file(&path);
+    assert!(during.contains("InterpreterError") && during.contains("not ready"), "{during}");
 }

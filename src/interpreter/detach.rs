@@ -6,7 +6,12 @@
 //! thread therefore detaches the calling thread first and re-attaches the same thread state
 //! afterwards, as `Py_BEGIN_ALLOW_THREADS` does. (Found by the strategy tests: a subinterpreter
 //! created from a thread attached to main deadlocked in `switch_to_main_interpreter`.)
+//!
+//! While detached, the thread state stays in its interpreter's list, so the interpreter is marked
+//! as running main meanwhile ([`SuspendedMark`]): Python code that the awaited thread runs must
+//! not be able to `_interpreters.destroy` it under the waiting thread.
 
+use super::running_main::SuspendedMark;
 use crate::pyo3_compat::ffi;
 
 /// Runs `f` with the calling thread detached from whatever interpreter it is attached to, then
@@ -16,15 +21,24 @@ pub(crate) fn detached<R>(f: impl FnOnce() -> R) -> R {
     if unsafe { ffi::PyThreadState_GetUnchecked() }.is_null() {
         return f();
     }
-    struct Reattach(*mut ffi::PyThreadState);
+    struct Reattach(*mut ffi::PyThreadState, Option<SuspendedMark>);
     impl Drop for Reattach {
         fn drop(&mut self) {
             // SAFETY: the thread state was detached by PyEval_SaveThread on this thread below and
-            // is restored exactly once, also on unwind.
-            unsafe { ffi::PyEval_RestoreThread(self.0) };
+            // is restored exactly once, also on unwind; the mark was taken with it current.
+            unsafe {
+                ffi::PyEval_RestoreThread(self.0);
+                if let Some(mark) = self.1.take() {
+                    mark.lift();
+                }
+            }
         }
     }
-    // SAFETY: the thread is attached (checked above); detaching it is always allowed.
-    let _reattach = Reattach(unsafe { ffi::PyEval_SaveThread() });
+    // SAFETY: the thread is attached (checked above), with the thread state the mark is taken
+    // with and that PyEval_SaveThread detaches (always allowed).
+    let _reattach = unsafe {
+        let mark = SuspendedMark::take(ffi::PyThreadState_Get());
+        Reattach(ffi::PyEval_SaveThread(), Some(mark))
+    };
     f()
 }

@@ -132,12 +132,27 @@ unsafe fn install_end_begins(key: InterpreterKey) -> bool {
         }
         return false;
     }
-    // SAFETY: attached; every object below is a new reference released once, and the method
-    // definition is a static that outlives every interpreter. CPython only reads it.
+    // SAFETY: attached; the capsule is a new reference, released once the function object holds
+    // its own.
     unsafe {
-        let def = std::ptr::addr_of!(END_BEGINS_DEF.0).cast_mut();
-        let hook = ffi::PyCFunction_NewEx(def, capsule, std::ptr::null_mut());
+        let registered = atexit_register(&END_BEGINS_DEF, capsule);
         ffi::Py_DECREF(capsule);
+        registered
+    }
+}
+
+/// `atexit.register(f)` in the current interpreter, for a builtin function `f` made from `def`
+/// with `self_` (borrowed; may be NULL) as its `self`. Returns false (with no Python error left)
+/// if it failed.
+///
+/// # Safety
+/// The calling thread must be attached; `self_` is NULL or a live object.
+unsafe fn atexit_register(def: &'static HookDef, self_: *mut ffi::PyObject) -> bool {
+    // SAFETY: attached (caller's contract); every object below is a new reference released
+    // once, and the method definition is a static that outlives every interpreter (CPython only
+    // reads it).
+    unsafe {
+        let hook = ffi::PyCFunction_NewEx(std::ptr::addr_of!(def.0).cast_mut(), self_, std::ptr::null_mut());
         if hook.is_null() {
             ffi::PyErr_Clear();
             return false;
@@ -162,8 +177,66 @@ unsafe fn install_end_begins(key: InterpreterKey) -> bool {
             return false;
         }
         ffi::Py_DECREF(registered);
+        true
     }
-    true
+}
+
+/// How long a toolkit end waits, inside `Py_EndInterpreter`, for thread states that appeared
+/// after it counted them, before it lets CPython's check run anyway.
+const LATE_THREAD_STATES_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The `atexit` callback a toolkit end registers last (see [`register_late_thread_wait`]).
+unsafe extern "C" fn wait_for_late_thread_states(
+    _self: *mut ffi::PyObject,
+    _args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let start = std::time::Instant::now();
+    // SAFETY: CPython runs atexit callbacks attached to the ending interpreter; the thread list
+    // is walked attached (as CPython's own check does), and the thread state detached for the
+    // pause is restored on this thread before the next walk.
+    unsafe {
+        let own = ffi::PyThreadState_Get();
+        let interp = ffi::PyThreadState_GetInterpreter(own);
+        let others = || {
+            let mut t = ffi::PyInterpreterState_ThreadHead(interp);
+            let mut n = 0;
+            while !t.is_null() {
+                n += usize::from(t != own);
+                t = ffi::PyThreadState_Next(t);
+            }
+            n
+        };
+        while others() > 0 && start.elapsed() < LATE_THREAD_STATES_LIMIT {
+            let saved = ffi::PyEval_SaveThread();
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            ffi::PyEval_RestoreThread(saved);
+        }
+        let none = ffi::Py_None();
+        ffi::Py_INCREF(none);
+        none
+    }
+}
+
+static LATE_THREAD_WAIT_DEF: HookDef = HookDef(ffi::PyMethodDef {
+    ml_name: c"_interpsafe_late_thread_wait".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: wait_for_late_thread_states },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"interpsafe: wait for thread states made after the end counted them.".as_ptr(),
+});
+
+/// Registers, as the last Python-level `atexit` callback of a toolkit end (the others were run
+/// and cleared before), a wait for thread states that appeared after the end counted them: an
+/// `_interpreters.exec` that passed its readiness check before the end closed the interpreter
+/// makes one late, is refused by the running-main mark, and deletes it again once it gets the
+/// interpreter (its GIL, on a GIL build). `Py_EndInterpreter` runs the callback right before its
+/// "not the last thread" check, so the window shrinks to the instructions between the two.
+/// Returns false if it could not be registered.
+///
+/// # Safety
+/// The calling thread must be attached to the interpreter being ended.
+pub(crate) unsafe fn register_late_thread_wait() -> bool {
+    // SAFETY: attached (caller's contract); the function takes no `self`.
+    unsafe { atexit_register(&LATE_THREAD_WAIT_DEF, std::ptr::null_mut()) }
 }
 
 /// Installs the end observers for `key` in `interp`: the `atexit` hook and the dict capsule.

@@ -21,6 +21,7 @@ use std::ptr::null_mut;
 use interpsafe_protocol::{GuardId, InterpreterKey};
 
 use super::python_code;
+use super::running_main::SuspendedMark;
 use super::runtime::registry;
 use super::thread_label::current_holder;
 use crate::pyo3_compat::ffi;
@@ -174,6 +175,8 @@ impl Attached<'_> {
 struct SwapBack {
     fresh: *mut ffi::PyThreadState,
     previous: *mut ffi::PyThreadState,
+    /// The running-main mark on `previous`'s interpreter while it is suspended.
+    suspended: Option<SuspendedMark>,
 }
 
 impl Drop for SwapBack {
@@ -181,12 +184,16 @@ impl Drop for SwapBack {
         // SAFETY: `fresh` is the thread state this thread attached in `with_thread_state`, and
         // attachments nest (closures), so it is the current one: clearing needs it attached and
         // DeleteCurrent deletes it and detaches. `previous`, if any, was detached by
-        // PyEval_SaveThread on this thread and is restored exactly once.
+        // PyEval_SaveThread on this thread and is restored exactly once; its mark was taken
+        // with it current and is lifted with it current again.
         unsafe {
             ffi::PyThreadState_Clear(self.fresh);
             ffi::PyThreadState_DeleteCurrent();
             if !self.previous.is_null() {
                 ffi::PyEval_RestoreThread(self.previous);
+            }
+            if let Some(mark) = self.suspended.take() {
+                mark.lift();
             }
         }
     }
@@ -208,27 +215,38 @@ pub(crate) unsafe fn with_thread_state<R>(
     if !current.is_null() && unsafe { ffi::PyThreadState_GetInterpreter(current) } == interp {
         return Ok(f(&Attached::new(key)));
     }
-    let previous = if current.is_null() {
-        null_mut()
+    let (previous, suspended) = if current.is_null() {
+        (null_mut(), None)
     } else {
-        // SAFETY: this thread is attached (current is non-NULL); detaching it releases that
-        // interpreter's GIL (or lets a free-threaded stop-the-world proceed).
-        unsafe { ffi::PyEval_SaveThread() }
+        // SAFETY: this thread is attached with `current` (non-NULL), which the mark needs;
+        // detaching it releases that interpreter's GIL (or lets a free-threaded stop-the-world
+        // proceed). The mark keeps Python code from destroying the interpreter under the
+        // suspended thread state (see `running_main`).
+        unsafe {
+            let mark = SuspendedMark::take(current);
+            (ffi::PyEval_SaveThread(), Some(mark))
+        }
     };
     // SAFETY: `interp` is live (caller's contract); PyThreadState_New does not need an attached
     // thread state (PyGILState_Ensure relies on the same).
     let fresh = unsafe { ffi::PyThreadState_New(interp) };
     if fresh.is_null() {
         if !previous.is_null() {
-            // SAFETY: `previous` was detached just above on this thread.
-            unsafe { ffi::PyEval_RestoreThread(previous) };
+            // SAFETY: `previous` was detached just above on this thread, and the mark taken
+            // with it current.
+            unsafe {
+                ffi::PyEval_RestoreThread(previous);
+                if let Some(mark) = suspended {
+                    mark.lift();
+                }
+            }
         }
         return Err(Error::ThreadState { interpreter: key });
     }
     // SAFETY: `fresh` belongs to this thread and is not attached anywhere; the thread is
     // detached, so attaching (and taking `interp`'s GIL on a GIL build) is allowed.
     unsafe { ffi::PyEval_RestoreThread(fresh) };
-    let _swap_back = SwapBack { fresh, previous };
+    let _swap_back = SwapBack { fresh, previous, suspended };
     // SAFETY: attached to `key` just above: release what was deferred for it.
     unsafe { crate::release::drain_for(key) };
     Ok(f(&Attached::new(key)))

@@ -19,7 +19,7 @@ mod end_observer;
 mod entry_module;
 mod guard;
 mod python_code;
-mod running_main;
+pub(crate) mod running_main;
 pub mod runtime;
 mod subinterpreter;
 mod thread_label;

@@ -35,7 +35,18 @@
 //! The trade-off: `_interpreters.exec(id, ...)` refuses it too ("interpreter already running").
 //! Python code cannot run code in a toolkit subinterpreter; toolkit code does that with
 //! `SubInterpreter::run`, or any thread with `attach`. Interpreters created from Python are not
-//! marked: their ends are handled by the end observer's handshake instead.
+//! marked for their whole life: their ends are handled by the end observer's handshake instead.
+//!
+//! They are marked for a while, though. While a [`SharedBytes`](crate::share::SharedBytes) pins
+//! one ([`PinMark`]): the end waits for pins, so a thread that holds one and destroys the
+//! interpreter from Python would wait for itself; marked, its destroy raises instead. And whenever a thread suspends its thread state in an
+//! interpreter to attach elsewhere or to wait on another thread ([`SuspendedMark`]). The end
+//! observer's handshake cannot help there: the suspended thread state is the destroying thread's
+//! own (or belongs to a thread blocked on the destroying one), so waiting for it would deadlock,
+//! and ending under it makes CPython abort ("not the last thread"). Marked, the interpreter is
+//! refused by `_interpreters.destroy` and `_interpreters.exec` until the thread comes back, as an
+//! interpreter running `_interpreters.exec` code is (found by attack: `attach(x, || attach(main,
+//! || _interpreters.destroy(x)))` aborted the process).
 
 use crate::pyo3_compat::ffi;
 
@@ -44,6 +55,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 extern "C" {
+    fn _PyInterpreterState_IsReady(interp: *mut ffi::PyInterpreterState) -> c_int;
+    fn _PyInterpreterState_GetWhence(interp: *mut ffi::PyInterpreterState) -> std::ffi::c_long;
     fn _PyInterpreterState_SetRunningMain(interp: *mut ffi::PyInterpreterState) -> c_int;
     fn _PyInterpreterState_SetNotRunningMain(interp: *mut ffi::PyInterpreterState);
     fn _PyInterpreterState_IsRunningMain(interp: *mut ffi::PyInterpreterState) -> c_int;
@@ -105,13 +118,40 @@ unsafe fn words_equal(interp: *mut ffi::PyInterpreterState, value: usize) -> Vec
         .collect()
 }
 
-/// Points the marked interpreter's running-main field at [`SENTINEL`]. Returns false (the mark
-/// left on the current thread state) if the field is not found exactly once.
+/// Where [`point_mark_at_sentinel`] left the mark.
+#[derive(Debug, PartialEq, Eq)]
+enum Pointed {
+    /// The field points at [`SENTINEL`].
+    AtSentinel,
+    /// The field was not found exactly once: the mark is still on the current thread state.
+    OnThreadState,
+    /// Re-marking after the toggle failed: the interpreter is not marked by this thread.
+    Unmarked,
+}
+
+/// The word index of the running-main field in `PyInterpreterState`, plus one (0 while unknown).
+/// The layout is the libpython's, so the first interpreter located tells it for all.
+static FIELD: AtomicUsize = AtomicUsize::new(0);
+
+/// The running-main field of `interp`, once located.
+///
+/// # Safety
+/// `interp` must be a live interpreter.
+unsafe fn field_of(interp: *mut ffi::PyInterpreterState) -> Option<&'static AtomicUsize> {
+    match FIELD.load(Ordering::Relaxed) {
+        0 => None,
+        // SAFETY: a word index below SCAN_WORDS of a live interpreter (caller's contract); the
+        // reference is used only while the interpreter lives, which the callers ensure.
+        i => Some(unsafe { &*interp.cast::<AtomicUsize>().add(i - 1) }),
+    }
+}
+
+/// Points the marked interpreter's running-main field at [`SENTINEL`].
 ///
 /// # Safety
 /// The calling thread must be attached to `interp` with the thread state `_PyInterpreterState_
 /// SetRunningMain` just marked.
-unsafe fn point_mark_at_sentinel(interp: *mut ffi::PyInterpreterState) -> bool {
+unsafe fn point_mark_at_sentinel(interp: *mut ffi::PyInterpreterState) -> Pointed {
     // SAFETY: attached to `interp` with the marked thread state (caller's contract): the API
     // calls below toggle the mark off and on with that same thread state, and the scans read
     // the live struct.
@@ -123,15 +163,16 @@ unsafe fn point_mark_at_sentinel(interp: *mut ffi::PyInterpreterState) -> bool {
             marked.into_iter().filter(|&i| (*interp.cast::<AtomicUsize>().add(i)).load(Ordering::Relaxed) == 0).collect();
         if _PyInterpreterState_SetRunningMain(interp) != 0 {
             ffi::PyErr_Clear();
-            return false;
+            return Pointed::Unmarked;
         }
-        let [i] = field[..] else { return false };
+        let [i] = field[..] else { return Pointed::OnThreadState };
         let word = &*interp.cast::<AtomicUsize>().add(i);
         if word.load(Ordering::Relaxed) != tstate {
-            return false;
+            return Pointed::OnThreadState;
         }
+        FIELD.store(i + 1, Ordering::Relaxed);
         word.store(std::ptr::addr_of!(SENTINEL) as usize, Ordering::Relaxed);
-        _PyInterpreterState_IsRunningMain(interp) == 1
+        Pointed::AtSentinel
     }
 }
 
@@ -156,7 +197,7 @@ pub(crate) unsafe fn mark(interp: *mut ffi::PyInterpreterState) -> bool {
     // SAFETY: attached to `interp` (caller's contract), which the call requires.
     if unsafe { _PyInterpreterState_SetRunningMain(interp) } == 0 {
         // SAFETY: attached with the thread state just marked.
-        if !unsafe { point_mark_at_sentinel(interp) } {
+        if unsafe { point_mark_at_sentinel(interp) } != Pointed::AtSentinel {
             install_hook();
             MARKED.lock().unwrap_or_else(|e| e.into_inner()).push(interp as usize);
         }
@@ -165,4 +206,222 @@ pub(crate) unsafe fn mark(interp: *mut ffi::PyInterpreterState) -> bool {
     // SAFETY: attached; the failed call set an error.
     unsafe { ffi::PyErr_Clear() };
     false
+}
+
+/// The running-main mark a thread puts on the interpreter whose thread state it suspends (see
+/// the module docs); [`SuspendedMark::lift`] takes it off again once the thread state is back.
+#[derive(Debug)]
+#[must_use = "a suspension mark must be lifted when the thread state is restored"]
+pub(crate) struct SuspendedMark {
+    /// The interpreter marked, if this suspension marked one.
+    interp: *mut ffi::PyInterpreterState,
+}
+
+impl SuspendedMark {
+    /// Marks the calling thread's interpreter as running main with its current thread state,
+    /// unless it already runs main (a toolkit subinterpreter, `_interpreters.exec` code, or a
+    /// suspension further out on this thread) or is the main interpreter (which `_interpreters`
+    /// never destroys). Leaves any Python error indicator as it was.
+    ///
+    /// # Safety
+    /// The calling thread must be attached with `tstate`, the thread state it is about to
+    /// suspend.
+    pub(crate) unsafe fn take(tstate: *mut ffi::PyThreadState) -> Self {
+        // SAFETY: `tstate` is attached to this thread (caller's contract): its interpreter is
+        // alive, and the running-main calls below require exactly this attached thread state.
+        // The raised-exception pair saves and restores the caller's error indicator around a
+        // failed mark (a concurrent marker on a free-threaded build), which sets an error.
+        unsafe {
+            let interp = ffi::PyThreadState_GetInterpreter(tstate);
+            if interp == ffi::PyInterpreterState_Main() || _PyInterpreterState_IsRunningMain(interp) != 0 {
+                return SuspendedMark { interp: std::ptr::null_mut() };
+            }
+            let pending = ffi::PyErr_GetRaisedException();
+            let marked = _PyInterpreterState_SetRunningMain(interp) == 0;
+            ffi::PyErr_Clear();
+            ffi::PyErr_SetRaisedException(pending);
+            SuspendedMark { interp: if marked { interp } else { std::ptr::null_mut() } }
+        }
+    }
+
+    /// Takes the mark off again.
+    ///
+    /// # Safety
+    /// The calling thread must be attached again with the thread state that was current when
+    /// the mark was taken.
+    pub(crate) unsafe fn lift(self) {
+        if !self.interp.is_null() {
+            // SAFETY: the mark points at the thread state that is current again (caller's
+            // contract); only its owner unmarks a running-main mark (CPython's own
+            // `_PyXI_Exit` does the same for its marks), so it is still this one, and the
+            // interpreter cannot have ended under a marked, suspended thread state.
+            unsafe { _PyInterpreterState_SetNotRunningMain(self.interp) };
+        }
+    }
+}
+
+/// Interpreters (by address) that pins marked, with the number of pins on each.
+static PINNED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+/// The running-main mark that pins of an interpreter's memory hold (see the module docs): the
+/// first pin of an unmarked interpreter points its running-main field at [`SENTINEL`], the last
+/// one to go clears it. Where the interpreter already runs main for someone else (a toolkit
+/// subinterpreter, `_interpreters.exec` code) or is the main interpreter, it marks nothing.
+#[derive(Debug)]
+pub(crate) struct PinMark {
+    /// The interpreter this pin counts on, or 0.
+    interp: usize,
+}
+
+impl PinMark {
+    /// Counts a pin on the calling thread's interpreter, marking it on the first.
+    ///
+    /// # Safety
+    /// The calling thread must be attached, and its interpreter pinned (it cannot end) until the
+    /// returned mark is dropped.
+    pub(crate) unsafe fn take() -> Self {
+        // SAFETY: attached (caller's contract): the current thread state and its interpreter
+        // are live, and the running-main calls need exactly this attached thread state. The
+        // caller's error indicator is saved and restored around calls that may set one.
+        unsafe {
+            let interp = ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get());
+            if interp == ffi::PyInterpreterState_Main() {
+                return PinMark { interp: 0 };
+            }
+            let mut pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = pinned.iter_mut().find(|(i, _)| *i == interp as usize) {
+                entry.1 += 1;
+                return PinMark { interp: interp as usize };
+            }
+            if _PyInterpreterState_IsRunningMain(interp) != 0 {
+                return PinMark { interp: 0 };
+            }
+            let sentinel = std::ptr::addr_of!(SENTINEL) as usize;
+            let marked = match field_of(interp) {
+                Some(word) => word.compare_exchange(0, sentinel, Ordering::Relaxed, Ordering::Relaxed).is_ok(),
+                None => {
+                    let pending = ffi::PyErr_GetRaisedException();
+                    let marked = _PyInterpreterState_SetRunningMain(interp) == 0
+                        && match point_mark_at_sentinel(interp) {
+                            Pointed::AtSentinel => true,
+                            Pointed::OnThreadState => {
+                                // The field cannot be told apart: take the mark off again, with
+                                // the thread state it is on.
+                                _PyInterpreterState_SetNotRunningMain(interp);
+                                false
+                            }
+                            Pointed::Unmarked => false,
+                        };
+                    ffi::PyErr_Clear();
+                    ffi::PyErr_SetRaisedException(pending);
+                    marked
+                }
+            };
+            if !marked {
+                return PinMark { interp: 0 };
+            }
+            pinned.push((interp as usize, 1));
+            PinMark { interp: interp as usize }
+        }
+    }
+}
+
+impl Drop for PinMark {
+    fn drop(&mut self) {
+        if self.interp == 0 {
+            return;
+        }
+        let mut pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = pinned.iter().position(|(p, _)| *p == self.interp) else { return };
+        pinned[i].1 -= 1;
+        if pinned[i].1 > 0 {
+            return;
+        }
+        pinned.swap_remove(i);
+        let interp = self.interp as *mut ffi::PyInterpreterState;
+        // SAFETY: the pin this mark counts still holds the interpreter (the caller of `take`
+        // drops the mark first), so it is live; a marked interpreter had its field located.
+        if let Some(word) = unsafe { field_of(interp) } {
+            // Only the sentinel is cleared: a thread state CPython marked since stays marked.
+            let _ = word.compare_exchange(
+                std::ptr::addr_of!(SENTINEL) as usize,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+/// How far `PyInterpreterState._ready` sits before the running-main field (`threads.main`), in
+/// bytes, on 3.13: `id`, `id_refcount`, `requires_idref`, `id_mutex`, `_whence`,
+/// `_initialized`, `_ready`, `finalizing`, `last_restart_version`, `threads.next_unique_id`,
+/// `threads.head`, `threads.main` (`Include/internal/pycore_interp.h`). [`close_to_python`]
+/// checks the neighbours it can read through the API before it writes anything.
+const READY_BEFORE_MAIN: usize = 36;
+
+/// The `_ready` flag of `interp`, if the running-main field is located and the fields around it
+/// read what the API says they hold (`id`, `_whence`, `threads.head`, `_ready` itself).
+///
+/// # Safety
+/// `interp` must be a live interpreter and the calling thread attached to it.
+unsafe fn ready_flag(interp: *mut ffi::PyInterpreterState) -> Option<&'static std::sync::atomic::AtomicI32> {
+    let main = match FIELD.load(Ordering::Relaxed) {
+        0 => return None,
+        i => (i - 1) * std::mem::size_of::<usize>(),
+    };
+    let at = |offset: usize| -> Option<*const u8> {
+        // SAFETY: `interp` is live (caller's contract) and `main` lies in its first SCAN_WORDS
+        // words; only offsets inside the struct, before `main`, are formed.
+        main.checked_sub(offset).map(|o| unsafe { interp.cast::<u8>().add(o) as *const u8 })
+    };
+    // SAFETY: attached to the live `interp` (caller's contract): the API calls read it, and the
+    // reads below are aligned, in bounds (see `at`), and atomic where CPython writes concurrently.
+    unsafe {
+        let id = *at(80)?.cast::<i64>();
+        let whence = *at(48)?.cast::<std::ffi::c_long>();
+        let head = (*at(8)?.cast::<AtomicUsize>()).load(Ordering::Relaxed);
+        let ready = &*at(READY_BEFORE_MAIN)?.cast::<std::sync::atomic::AtomicI32>();
+        let agrees = id == ffi::PyInterpreterState_GetID(interp)
+            && whence == _PyInterpreterState_GetWhence(interp)
+            && head == ffi::PyInterpreterState_ThreadHead(interp) as usize
+            && ready.load(Ordering::Relaxed) == _PyInterpreterState_IsReady(interp);
+        agrees.then_some(ready)
+    }
+}
+
+/// Makes the `_interpreters` calls that run code in `interp` (`exec`, `call`, `run_string`,
+/// `run_func`, `set___main___attrs`, and `incref`/`decref`/`is_running`) refuse it ("not
+/// ready") *before* they make a thread state there, by clearing the `_ready` flag they check.
+/// For a toolkit end: an `_interpreters.exec` racing it made a thread state first and was
+/// refused by the running-main mark only afterwards, and a thread state that appears after the
+/// end counted them makes CPython abort in `Py_EndInterpreter` ("not the last thread"; found by
+/// attack). `_interpreters.destroy` still meets the running-main mark first; `Py_EndInterpreter`
+/// and the clear do not read the flag. Returns false, changing nothing, where the flag cannot be
+/// located and checked.
+///
+/// # Safety
+/// The calling thread must be attached to the live toolkit interpreter `interp`.
+pub(crate) unsafe fn close_to_python(interp: *mut ffi::PyInterpreterState) -> bool {
+    // SAFETY: caller's contract, passed on.
+    let Some(ready) = (unsafe { ready_flag(interp) }) else { return false };
+    ready.store(0, Ordering::SeqCst);
+    // SAFETY: as above.
+    if unsafe { _PyInterpreterState_IsReady(interp) } == 0 {
+        return true;
+    }
+    ready.store(1, Ordering::SeqCst);
+    false
+}
+
+/// Undoes [`close_to_python`] (an end that was refused keeps serving).
+///
+/// # Safety
+/// As for [`close_to_python`], which returned true for `interp`.
+pub(crate) unsafe fn reopen_to_python(interp: *mut ffi::PyInterpreterState) {
+    // SAFETY: caller's contract, passed on; `ready_flag` checked `_ready` against the API while
+    // it read 0, so the same word is found again.
+    if let Some(ready) = unsafe { ready_flag(interp) } {
+        ready.store(1, Ordering::SeqCst);
+    }
 }

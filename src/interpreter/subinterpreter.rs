@@ -243,16 +243,31 @@ fn worker_main(
                 // (`__del__`), the atexit callbacks (then cleared, so Py_EndInterpreter runs
                 // none), the join of non-daemon threads. Found by attack: a thread started by an
                 // atexit callback or a `__del__` after the count aborted the process.
+                // `_interpreters.exec` and its kin are turned away before they make a thread state
+                // from here on (see `running_main::close_to_python`).
                 // SAFETY: attached to `key` with the worker's thread state, which has not ended.
+                let interp = unsafe { ffi::PyThreadState_GetInterpreter(state.0) };
+                // SAFETY: as above.
+                let closed = unsafe { super::running_main::close_to_python(interp) };
+                // SAFETY: as above.
                 let others = unsafe {
                     crate::release::drain_for(key);
                     other_threads_after_shutdown(state.0, key)
                 };
                 // The queue is closed (later drops are discarded) and drained a last time; a
-                // `__del__` there can still start a thread, so count again.
+                // `__del__` there can still start a thread, so count again. Before that, the
+                // worker steps aside for a moment: an `_interpreters.exec` that passed its
+                // readiness check just before `close_to_python` has yet to make its thread
+                // state, and the second count should see it (this narrows the race, it cannot
+                // close it: see docs/threat-model.md).
                 let others = if others == 0 {
-                    // SAFETY: as above.
+                    // SAFETY: as above; the thread state detached here is restored at once.
                     unsafe {
+                        if closed {
+                            let own = ffi::PyEval_SaveThread();
+                            std::thread::sleep(CLOSE_GRACE);
+                            ffi::PyEval_RestoreThread(own);
+                        }
                         crate::release::close_for(key);
                         other_threads_after_shutdown(state.0, key)
                     }
@@ -266,16 +281,28 @@ fn worker_main(
                         key,
                         count: others,
                     })));
-                    // SAFETY: attached just above on this thread.
-                    unsafe { ffi::PyEval_SaveThread() };
+                    // SAFETY: attached just above on this thread, to the live `interp`, which
+                    // `close_to_python` closed if `closed`.
+                    unsafe {
+                        if closed {
+                            super::running_main::reopen_to_python(interp);
+                        }
+                        ffi::PyEval_SaveThread()
+                    };
                     continue;
                 }
                 // The running-main mark stays on through Py_EndInterpreter (see
                 // `running_main`): cleared first, it would let `_interpreters.destroy` in.
                 // SAFETY: the registry's end handshake returned, so no attach guard is held and
                 // no other thread state made by the toolkit exists; this thread state is current,
-                // which Py_EndInterpreter requires, and it is gone afterwards.
-                unsafe { ffi::Py_EndInterpreter(state.0) };
+                // which Py_EndInterpreter requires (and registering an atexit callback too), and
+                // it is gone afterwards.
+                unsafe {
+                    if closed {
+                        super::end_observer::register_late_thread_wait();
+                    }
+                    ffi::Py_EndInterpreter(state.0)
+                };
                 registry().ended(key);
                 let _ = done.send(Ok(()));
                 return;
@@ -283,6 +310,10 @@ fn worker_main(
         }
     }
 }
+
+/// How long an end steps aside after closing its interpreter to `_interpreters` calls, so that one
+/// already past its readiness check makes its thread state before the last count.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Runs the interpreter's atexit callbacks (`atexit._run_exitfuncs()`, which also clears them) and
 /// joins its non-daemon Python threads (`threading._shutdown()`): what `Py_EndInterpreter` does

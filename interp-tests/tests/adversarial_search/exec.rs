@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use interp_tests::raw_switch::{interpreter_by_id, switched_into};
 use interpsafe::hazard::{probe_events, ProbeEventKind};
@@ -114,7 +114,6 @@ struct Shared {
     mail: Mutex<[VecDeque<Parcel>; 2]>,
     data: Mutex<Vec<Shareable>>,
     cells: [&'static TaggedOnce; 2],
-    helper: Mutex<Option<JoinHandle<Outcome>>>,
 }
 
 impl Shared {
@@ -328,7 +327,6 @@ impl Run {
             mail: Mutex::new([VecDeque::new(), VecDeque::new()]),
             data: Mutex::new(Vec::new()),
             cells: [Box::leak(Box::default()), Box::leak(Box::default())],
-            helper: Mutex::new(None),
         });
         // Settle main's queue before reading the counters.
         attach(main, |_| ()).unwrap();
@@ -355,26 +353,13 @@ impl Run {
         let sh = Arc::clone(&self.sh);
         let op_c = *op;
         let next_c = next.clone();
-        let expect_c = expect.clone();
         let seen = self.workers[op.thread()].run(Box::new(move |local| {
-            execute(&sh, local, &pre, &next_c, &op_c, &expect_c)
+            execute(&sh, local, &pre, &next_c, &op_c)
         }));
         if !expect.admits(&seen) {
             return Err(format!(
                 "op #{i} {op:?}: the model predicts {expect:?}, observed {seen:?}"
             ));
-        }
-        // A blocked destroy that the model now sees completed must have completed.
-        if self.model.pending_destroy.is_some() && next.pending_destroy.is_none() {
-            let helper = self.sh.helper.lock().unwrap().take();
-            match helper.map(|h| join_within(h, Duration::from_secs(30))) {
-                Some(Outcome::Ok) => {}
-                other => {
-                    return Err(format!(
-                        "op #{i} {op:?}: released the last guard, but the blocked destroy ended with {other:?}"
-                    ))
-                }
-            }
         }
         self.model = next;
         self.check_state()
@@ -463,12 +448,6 @@ impl Run {
                 Outcome::Ok
             }));
         }
-        if let Some(h) = sh.helper.lock().unwrap().take() {
-            let r = join_within(h, Duration::from_secs(30));
-            if r != Outcome::Ok {
-                return Err(format!("teardown: the blocked destroy ended with {r:?}"));
-            }
-        }
         for w in workers {
             drop(w.jobs);
             let _ = w.thread.join();
@@ -549,18 +528,6 @@ impl Run {
     }
 }
 
-fn join_within(h: JoinHandle<Outcome>, limit: Duration) -> Outcome {
-    let start = Instant::now();
-    while !h.is_finished() {
-        if start.elapsed() > limit {
-            return Outcome::Other(format!("still blocked after {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    h.join()
-        .unwrap_or_else(|_| Outcome::Other("the destroying thread panicked".into()))
-}
-
 /// Runs one operation on its executor thread.
 fn execute(
     sh: &Shared,
@@ -568,7 +535,6 @@ fn execute(
     pre: &Model,
     next: &Model,
     op: &Op,
-    expect: &Outcome,
 ) -> Outcome {
     let keys = sh.keys();
     let err = |e: Error| outcome_of(&e, &keys);
@@ -586,29 +552,7 @@ fn execute(
             r.map_or_else(err, |()| Outcome::Ok)
         }
         Op::DestroyPy { interp, .. } => {
-            let code = format!("_fz_call(_interpreters.destroy, {})", keys[interp].id.0);
-            if *expect != Outcome::Blocks {
-                return py_call(code);
-            }
-            // Predicted to wait for guards another thread holds: run it on a helper (a thread
-            // that holds no guard) and see that the end begins and then waits.
-            let helper = std::thread::spawn(move || py_call(code));
-            let start = Instant::now();
-            loop {
-                if status(keys[interp]) == Some(Status::Ending) {
-                    *sh.helper.lock().unwrap() = Some(helper);
-                    return Outcome::Blocks;
-                }
-                if helper.is_finished() {
-                    let r = helper.join().unwrap_or(Outcome::Other("panicked".into()));
-                    return Outcome::Other(format!("did not block, it ended with {r:?}"));
-                }
-                if start.elapsed() > Duration::from_secs(20) {
-                    *sh.helper.lock().unwrap() = Some(helper);
-                    return Outcome::Other("neither blocked nor finished in 20s".into());
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            py_call(format!("_fz_call(_interpreters.destroy, {})", keys[interp].id.0))
         }
         Op::ExecPy { interp, .. } => py_call(format!(
             "_fz_call(_interpreters.exec, {}, 'Probe({})')",

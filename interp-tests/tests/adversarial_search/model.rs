@@ -228,8 +228,6 @@ pub enum Outcome {
     Skip,
     /// Success.
     Ok,
-    /// A Python-side destroy that waits (for `SharedBytes` pinning the interpreter).
-    Blocks,
     /// `Error::CrossInterpreter` naming the owner (index).
     Cross(usize),
     /// `Error::OwnerEnded` naming the owner.
@@ -322,8 +320,6 @@ pub struct Model {
     pub data: Vec<Obj>,
     /// Once-cells: interpreter → value.
     pub cells: [BTreeMap<usize, MRef>; 2],
-    /// A Python-side destroy waiting for `SharedBytes` pins.
-    pub pending_destroy: Option<usize>,
     /// Probes made: (tag, interpreter).
     pub probes: Vec<(i64, usize)>,
     /// The next probe tag.
@@ -355,7 +351,6 @@ impl Model {
             mail: [VecDeque::new(), VecDeque::new()],
             data: Vec::new(),
             cells: [BTreeMap::new(), BTreeMap::new()],
-            pending_destroy: None,
             probes: Vec::new(),
             next_tag: first_tag,
             leaky: false,
@@ -468,16 +463,6 @@ impl Model {
         m.pending = 0;
     }
 
-    /// After a `SharedBytes` is released: a blocked destroy proceeds once no pin is left.
-    fn maybe_unblock(&mut self) {
-        if let Some(i) = self.pending_destroy {
-            if self.pins(i) == 0 {
-                self.pending_destroy = None;
-                self.ended(i, false);
-            }
-        }
-    }
-
     /// Predicts `op`'s result and moves the model past it.
     pub fn apply(&mut self, op: &Op) -> Outcome {
         let n = self.interps.len();
@@ -523,21 +508,15 @@ impl Model {
                 if i == 0 || i >= n || self.st(i) == St::Ending {
                     return Outcome::Skip;
                 }
-                let blocks = self.pins(i) > 0;
-                if blocks && self.pending_destroy.is_some() {
-                    return Outcome::Skip;
-                }
+                let pinned = self.pins(i) > 0;
                 self.drain(0);
                 match (self.toolkit(i), self.st(i)) {
                     (_, St::Ended) => {
                         Outcome::Py("InterpreterNotFoundError: unrecognized interpreter ID".into())
                     }
                     (true, _) => Outcome::Py("InterpreterError: interpreter running".into()),
-                    (false, _) if blocks => {
-                        self.interps[i].st = St::Ending;
-                        self.pending_destroy = Some(i);
-                        Outcome::Blocks
-                    }
+                    // A pin marks it as running main (`running_main::PinMark`).
+                    (false, _) if pinned => Outcome::Py("InterpreterError: interpreter running".into()),
                     (false, _) => {
                         self.ended(i, false);
                         Outcome::Ok
@@ -554,6 +533,9 @@ impl Model {
                         Outcome::Py("InterpreterNotFoundError: unrecognized interpreter ID".into())
                     }
                     (true, _) => {
+                        Outcome::Py("InterpreterError: interpreter already running".into())
+                    }
+                    (false, _) if self.pins(i) > 0 => {
                         Outcome::Py("InterpreterError: interpreter already running".into())
                     }
                     (false, _) => {
@@ -594,7 +576,6 @@ impl Model {
                 }
                 let b = self.bytes[t].remove(bytes);
                 self.release(b, None);
-                self.maybe_unblock();
                 Outcome::Ok
             }
             Op::Use {
