@@ -7,17 +7,23 @@
 //! builds and machines (a CI matrix) can be merged without losing where a number came from.
 //! Producers write a [`ResultFile`]; the report and the docs generator read them back with
 //! [`ResultFile::read`]. A file whose `schema` differs from [`SCHEMA`] is refused, never guessed
-//! at.
+//! at. The vocabulary module (re-exported here) holds the words they share: [`VerdictKind`] and the
+//! orders of strategies, cases and builds.
 
 mod environment;
 mod file;
 mod record;
+mod vocabulary;
 
 pub use environment::{Environment, InterpreterBuild, Machine};
 pub use file::{ResultFile, SchemaError};
 pub use record::{
     BenchFigure, FuzzFinding, FuzzSummary, HandleSize, HazardVerdict, RecordData, ResultRecord,
     SendSyncCell, Verdict,
+};
+pub use vocabulary::{
+    build_rank, case_rank, hazard_number, strategy_rank, VerdictKind, BASELINE, REFERENCE,
+    STRATEGY_ORDER,
 };
 
 /// The schema identifier written into every file; bump the number on incompatible changes.

@@ -271,15 +271,6 @@ pub fn short(v: &Verdict) -> String {
     }
 }
 
-fn kind(v: &Verdict) -> u8 {
-    match v {
-        Verdict::CompileError { .. } => 0,
-        Verdict::RuntimeError { .. } => 1,
-        Verdict::Undetected { .. } => 2,
-        Verdict::NotApplicable { .. } => 3,
-    }
-}
-
 /// The verdict matrix of one results file: rows are cases (and settings), columns strategies;
 /// a `!` marks a cell whose kind differs from the strategy's declared one.
 pub fn table(file: &ResultFile, path: &Path) -> String {
@@ -309,7 +300,7 @@ pub fn table(file: &ResultFile, path: &Path) -> String {
             rows.push(row.clone());
         }
         let mut text = short(&h.observed);
-        if kind(&h.observed) != kind(&h.expected) {
+        if h.observed.kind() != h.expected.kind() {
             text.push_str(" !");
             differing += 1;
         }

@@ -265,7 +265,7 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
             // A CPython call counted beside the strategies (the `reference` group), named as in
             // the criterion benches: operation `reference`, strategy = the call.
             out.push(BenchFigure {
-                operation: crate::report::REFERENCE.to_string(),
+                operation: interpsafe_results::REFERENCE.to_string(),
                 strategy: call.to_string(),
                 threads: 1,
                 interpreters: 1,

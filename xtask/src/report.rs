@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use interpsafe_results::{BenchFigure, RecordData, ResultFile, ResultRecord, Verdict};
+use interpsafe_results::{case_rank, strategy_rank, BenchFigure, RecordData, ResultFile, ResultRecord, Verdict};
+use interpsafe_results::REFERENCE;
 
 use crate::error::Error;
 use crate::paths;
@@ -19,17 +20,6 @@ pub struct Report {
     pub dir: PathBuf,
     /// The ns/op and ratio table for the console.
     pub console_table: String,
-}
-
-/// The group of CPython reference calls measured beside the strategies (the operation name in
-/// the criterion benches and in the instruction counts alike).
-pub const REFERENCE: &str = "reference";
-
-/// Strategies in display order: the baseline first, then the designs as registered.
-const ORDER: [&str; 5] = ["unchecked", "tagged", "scoped", "branded", "affine"];
-
-fn strategy_rank(name: &str) -> (usize, String) {
-    (ORDER.iter().position(|s| *s == name).unwrap_or(ORDER.len()), name.to_string())
 }
 
 /// One table: figures of one build and one interpreter count, by operation then strategy.
@@ -480,13 +470,6 @@ fn verdict_short(v: &Verdict) -> &'static str {
 /// (hazard, isolation) -> strategy -> verdict, of one build.
 type HazardRows = BTreeMap<(String, Option<String>), BTreeMap<String, String>>;
 
-/// Catalogue order for hazard IDs and their forms: `H2` < `H2.kept` < `H10`.
-fn hazard_order(id: &str) -> (u32, String) {
-    let rest = id.strip_prefix('H').unwrap_or(id);
-    let (num, form) = rest.split_once('.').unwrap_or((rest, ""));
-    (num.parse().unwrap_or(u32::MAX), form.to_string())
-}
-
 fn hazard_markdown(records: &[ResultRecord]) -> String {
     let mut by_build: BTreeMap<String, HazardRows> = BTreeMap::new();
     for r in records {
@@ -508,7 +491,7 @@ fn hazard_markdown(records: &[ResultRecord]) -> String {
         let _ = writeln!(md, "| hazard | isolation | {} |", strategies.join(" | "));
         let _ = writeln!(md, "|---|---|{}", "---|".repeat(strategies.len()));
         let mut rows: Vec<_> = rows.into_iter().collect();
-        rows.sort_by_key(|((hazard, iso), _)| (hazard_order(hazard), iso.clone()));
+        rows.sort_by_key(|((hazard, iso), _)| (case_rank(hazard), iso.clone()));
         for ((hazard, iso), cells) in rows {
             let row: Vec<String> = strategies.iter().map(|s| cells.get(s).cloned().unwrap_or("–".into())).collect();
             let _ = writeln!(md, "| {hazard} | {} | {} |", iso.unwrap_or("–".into()), row.join(" | "));
@@ -789,13 +772,6 @@ mod tests {
         let checks = scaling_targets(&scaling(&r));
         assert_eq!(checks[0].verdict, "missed", "{checks:?}");
         assert_eq!(checks[0].measured, "×1.88 vs control ×2.30, capped at ×2.00 (94%)");
-    }
-
-    #[test]
-    fn hazards_sort_in_catalogue_order() {
-        let mut ids = vec!["H10", "H2.kept", "H1", "H2", "H12"];
-        ids.sort_by_key(|h| hazard_order(h));
-        assert_eq!(ids, vec!["H1", "H2", "H2.kept", "H10", "H12"]);
     }
 
     #[test]

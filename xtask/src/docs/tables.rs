@@ -23,16 +23,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use interpsafe_results::{Environment, InterpreterBuild, Machine, RecordData, Verdict};
+use interpsafe_results::{
+    build_rank, hazard_number, strategy_rank, Environment, InterpreterBuild, Machine, RecordData,
+    Verdict, REFERENCE,
+};
 
 use super::snapshot::{Snapshot, Source};
-
-/// The strategies in the order the toolkit presents them; others (new proposals) follow,
-/// alphabetically.
-const STRATEGY_ORDER: &[&str] = &["unchecked", "tagged", "scoped", "branded", "affine"];
-
-/// The bench operation that holds reference costs (raw C-API calls), not strategies.
-use crate::report::REFERENCE;
 
 /// A strategy's sort key ([`strategy_rank`]).
 type StrategyKey = (usize, String);
@@ -168,21 +164,6 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------
 // Shared pieces: ordering, filters, provenance, number formats.
 
-/// Sort key of a strategy: the toolkit's order, then new ones alphabetically.
-fn strategy_rank(name: &str) -> StrategyKey {
-    let i = STRATEGY_ORDER
-        .iter()
-        .position(|s| *s == name)
-        .unwrap_or(STRATEGY_ORDER.len());
-    (i, name.to_string())
-}
-
-/// Sort key of a build: plain builds before sanitizer/debug variants, then by name (`3.13`,
-/// `3.13t`, `3.13-asan`, `3.13-debug`).
-fn build_rank(b: &InterpreterBuild) -> BuildKey {
-    (b.variant.is_some(), b.name.clone())
-}
-
 /// Whether `list` (absent: everything) admits `name`.
 fn admits(list: &Option<Vec<String>>, name: &str) -> bool {
     list.as_ref().is_none_or(|l| l.iter().any(|x| x == name))
@@ -196,15 +177,6 @@ fn case_selected(list: &Option<Vec<String>>, id: &str) -> bool {
             id == want || (!want.contains('.') && id.split('.').next() == Some(want.as_str()))
         })
     })
-}
-
-/// The hazard number of a case ID (`H12.x` -> 12).
-fn hazard_number(id: &str) -> u32 {
-    id.trim_start_matches('H')
-        .split('.')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(u32::MAX)
 }
 
 /// The strategies of `present`, restricted to and ordered by the `strategies` argument if given,
@@ -414,16 +386,6 @@ fn case_order<'a>(items: &'a [Instance<'a>]) -> Vec<&'a str> {
     cases
 }
 
-/// The kind of a verdict, for comparing observed with declared.
-fn kind(v: &Verdict) -> u8 {
-    match v {
-        Verdict::CompileError { .. } => 0,
-        Verdict::RuntimeError { .. } => 1,
-        Verdict::Undetected { .. } => 2,
-        Verdict::NotApplicable { .. } => 3,
-    }
-}
-
 /// The text before the first `:` if it is a slug (`deferred`, `per-interpreter`).
 fn slug(text: &str) -> Option<&str> {
     let head = text.split(':').next()?.trim();
@@ -497,7 +459,7 @@ fn label(observed: &Verdict, expected: &Verdict, up: &str) -> String {
             }
         }
     };
-    if kind(observed) == kind(expected) {
+    if observed.kind() == expected.kind() {
         text
     } else {
         format!("{text} **≠ declared**")
