@@ -7,10 +7,11 @@
 //!   `const` that fails to compile when a type's `Send` or `Sync` differs from its cell (both
 //!   directions, through an inherent-versus-trait associated-const probe, no external crate),
 //!   plus a plain `T: Send` / `T: Sync` bound check for every "yes" cell;
-//! - [`rows`], the current rule set's rows, which `cargo xtask docs` renders into
-//!   `docs/send-sync.md` (through the `send_sync_table` example) and a test here compares with
-//!   the committed table;
-//! - [`cells`], the same rows as [`SendSyncCell`] result records.
+//! - [`rows`], the current rule set's rows, which [`result_file`] turns into [`SendSyncCell`]
+//!   records (the one results schema). The `send_sync_table` example writes them; `cargo xtask
+//!   docs` collects the three rule sets' files into `docs/data/send-sync.json` and renders
+//!   `docs/send-sync.md` from it, and a test here compares the committed snapshot with this
+//!   build's rows. The library renders nothing.
 //!
 //! The rule set is chosen at compile time: `free-threaded` when `cfg(Py_GIL_DISABLED)` (set by
 //! the build script from the interpreter), else `own-gil` with the cargo feature `own-gil-rules`,
@@ -28,7 +29,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use interpsafe_results::SendSyncCell;
+use interpsafe_results::{CompileCase, RecordData, ResultFile, ResultRecord, SendSyncCell};
 
 use crate::interpreter::{Attached, InterpreterGuard};
 use crate::object::ObjRef;
@@ -53,21 +54,12 @@ impl RuleSet {
     /// Every rule set, in the docs' column order.
     pub const ALL: [RuleSet; 3] = [RuleSet::Gil, RuleSet::FreeThreaded, RuleSet::OwnGil];
 
-    /// The name used in result records and in the docs' detail table.
+    /// The name used in result records.
     pub fn name(self) -> &'static str {
         match self {
             RuleSet::Gil => "gil",
             RuleSet::FreeThreaded => "free-threaded",
             RuleSet::OwnGil => "own-gil",
-        }
-    }
-
-    /// The docs' column heading.
-    pub fn heading(self) -> &'static str {
-        match self {
-            RuleSet::Gil => "GIL build",
-            RuleSet::FreeThreaded => "free-threaded build",
-            RuleSet::OwnGil => "own-GIL subinterpreters",
         }
     }
 }
@@ -128,107 +120,40 @@ pub struct Row {
 }
 
 impl Row {
-    /// `Send + Sync`, `Send, !Sync`, `!Send, Sync` or `!Send, !Sync`.
-    pub fn traits(&self) -> &'static str {
-        match (self.send, self.sync) {
-            (true, true) => "Send + Sync",
-            (true, false) => "Send, !Sync",
-            (false, true) => "!Send, Sync",
-            (false, false) => "!Send, !Sync",
-        }
-    }
-
-    /// The cell in the docs' matrix: the traits, and `(hazard)` where one is unsound.
-    pub fn matrix_cell(&self) -> String {
-        if self.hazard {
-            format!("{} (hazard)", self.traits())
-        } else {
-            self.traits().to_string()
-        }
-    }
-
-    /// How the cell is enforced, in plain text (for result records).
-    pub fn enforced_by(&self) -> String {
-        let mut text = String::from("static assertion");
-        for case in self.cases {
-            let kind = match case.kind {
-                CaseKind::Fails => "compile-fail",
-                CaseKind::Passes => "must compile",
-            };
-            text.push_str(&format!("; {kind} compile-fail/tests/{}", case.path));
-        }
-        text
-    }
-
-    /// The row in the docs' detail table.
-    pub fn detail_line(&self) -> String {
-        let yes_no = |b: bool| if b { "yes" } else { "no" };
-        let mut enforced = String::from("static assertion");
-        for case in self.cases {
-            let kind = match case.kind {
-                CaseKind::Fails => "compile-fail",
-                CaseKind::Passes => "must compile",
-            };
-            enforced.push_str(&format!(
-                "; {kind}: [`{}`](../compile-fail/tests/{})",
-                case.path, case.path
-            ));
-        }
-        let note = if self.hazard {
-            format!("**hazard**: {}", self.note)
-        } else {
-            self.note.to_string()
-        };
-        format!(
-            "| `{}` | {} | {} | {} | {} | {} |",
-            self.type_name,
-            self.rules.name(),
-            yes_no(self.send),
-            yes_no(self.sync),
-            escape(&enforced),
-            escape(&note)
-        )
-    }
-
     /// The result record of this cell.
-    pub fn cell(&self) -> SendSyncCell {
+    pub fn record(&self) -> SendSyncCell {
         SendSyncCell {
             type_name: self.type_name.to_string(),
+            stands_for: self.stands_for.to_string(),
             rules: self.rules.name().to_string(),
             send: self.send,
             sync: self.sync,
-            enforced_by: self.enforced_by(),
+            hazard: self.hazard,
+            cases: self
+                .cases
+                .iter()
+                .map(|c| CompileCase {
+                    path: c.path.to_string(),
+                    must_compile: c.kind == CaseKind::Passes,
+                })
+                .collect(),
+            note: self.note.to_string(),
         }
     }
 }
 
-/// Escapes a Markdown table cell.
-fn escape(text: &str) -> String {
-    text.replace('|', "\\|")
-}
-
-/// The current rule set's cells as result records.
-pub fn cells() -> Vec<SendSyncCell> {
-    rows().iter().map(Row::cell).collect()
-}
-
-/// The first line of the generator output (see [`generator_lines`]).
-pub const GENERATOR_HEADER: &str = "interpsafe-send-sync/1";
-
-/// What `cargo xtask docs` reads from one build: a header line `interpsafe-send-sync/1<TAB>rules`,
-/// then per row `row<TAB>type<TAB>stands for<TAB>matrix cell<TAB>detail line`.
-pub fn generator_lines() -> Vec<String> {
-    let mut lines = vec![format!("{GENERATOR_HEADER}\t{}", CURRENT.name())];
-    for row in rows() {
-        lines.push(format!(
-            "row\t{}\t{}\t{}\t{}",
-            row.type_name,
-            row.stands_for,
-            row.matrix_cell(),
-            row.detail_line()
-        ));
-    }
-    lines
+/// What the `send_sync_table` example writes: the current rule set's cells, each stamped with
+/// this build's environment.
+pub fn result_file() -> ResultFile {
+    let environment = crate::environment::current_environment();
+    let records = rows()
+        .iter()
+        .map(|row| ResultRecord {
+            environment: environment.clone(),
+            data: RecordData::SendSync(row.record()),
+        })
+        .collect();
+    ResultFile::new("examples/send_sync_table", records)
 }
 
 /// The compile-time probes behind the assertions: `<Probe<T>>::SEND` is the inherent constant
@@ -599,106 +524,34 @@ mod tests {
     use std::cell::Cell;
     use std::path::Path;
 
-    /// The committed docs page.
-    const DOC: &str = "docs/send-sync.md";
-    const START: &str = "<!-- send-sync:start -->";
-    const END: &str = "<!-- send-sync:end -->";
-
-    /// Splits a Markdown table row into trimmed cells.
-    fn cells_of(line: &str) -> Vec<String> {
-        let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
-        let mut cells = Vec::new();
-        let mut cell = String::new();
-        let mut chars = inner.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' if chars.peek() == Some(&'|') => {
-                    cell.push_str("\\|");
-                    chars.next();
-                }
-                '|' => cells.push(std::mem::take(&mut cell).trim().to_string()),
-                c => cell.push(c),
-            }
-        }
-        cells.push(cell.trim().to_string());
-        cells
-    }
+    /// The committed snapshot the docs page is rendered from.
+    const SNAPSHOT: &str = "docs/data/send-sync.json";
 
     #[test]
-    fn the_committed_table_matches_this_rule_set() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DOC);
-        let stale = |why: String| -> ! {
+    fn the_committed_snapshot_matches_this_rule_set() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SNAPSHOT);
+        let file = ResultFile::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let committed: Vec<SendSyncCell> = file
+            .records
+            .into_iter()
+            .filter_map(|r| match r.data {
+                RecordData::SendSync(cell) if cell.rules == CURRENT.name() => Some(cell),
+                _ => None,
+            })
+            .collect();
+        let built: Vec<SendSyncCell> = rows().iter().map(Row::record).collect();
+        if committed != built {
+            let first = built
+                .iter()
+                .zip(committed.iter().map(Some).chain(std::iter::repeat(None)))
+                .find(|(b, c)| Some(*b) != *c);
             panic!(
-                "{DOC} is stale for the `{}` rules: {why}\nregenerate it with `cargo xtask docs`",
-                CURRENT.name()
-            )
-        };
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| stale(format!("cannot read {}: {e}", path.display())));
-        let (Some(start), Some(end)) = (text.find(START), text.find(END)) else {
-            stale(format!("no `{START}` ... `{END}` markers"));
-        };
-        let region = &text[start + START.len()..end];
-        let table_lines: Vec<&str> = region
-            .lines()
-            .filter(|l| l.trim_start().starts_with('|'))
-            .collect();
-
-        // The matrix: | type | stands for | GIL build | free-threaded build | own-GIL ... |
-        let column = 2 + RuleSet::ALL.iter().position(|r| *r == CURRENT).unwrap();
-        let matrix: Vec<Vec<String>> = table_lines
-            .iter()
-            .map(|l| cells_of(l))
-            .filter(|c| c.len() == 5 && c[0].starts_with('`'))
-            .collect();
-        let rows = rows();
-        let found: Vec<(String, String, String)> = matrix
-            .iter()
-            .map(|c| (c[0].clone(), c[1].clone(), c[column].clone()))
-            .collect();
-        let expected: Vec<(String, String, String)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    format!("`{}`", r.type_name),
-                    r.stands_for.to_string(),
-                    r.matrix_cell(),
-                )
-            })
-            .collect();
-        if found != expected {
-            let first = expected
-                .iter()
-                .zip(found.iter().map(Some).chain(std::iter::repeat(None)))
-                .find(|(e, f)| Some(*e) != *f);
-            stale(format!(
-                "the matrix's `{}` column differs (first difference: expected {:?}, found {:?})",
-                CURRENT.heading(),
-                first.map(|(e, _)| e),
-                first.and_then(|(_, f)| f)
-            ));
-        }
-
-        // The details: | type | rules | Send | Sync | enforced by | note |, this rule set's lines.
-        let found: Vec<String> = table_lines
-            .iter()
-            .filter(|l| {
-                let c = cells_of(l);
-                c.len() == 6 && c[0].starts_with('`') && c[1] == CURRENT.name()
-            })
-            .map(|l| l.trim().to_string())
-            .collect();
-        let expected: Vec<String> = rows.iter().map(Row::detail_line).collect();
-        if found != expected {
-            let first = expected
-                .iter()
-                .zip(found.iter().map(Some).chain(std::iter::repeat(None)))
-                .find(|(e, f)| Some(*e) != *f);
-            stale(format!(
-                "the detail rows differ (first difference:\n  expected {:?}\n  found    {:?})",
-                first.map(|(e, _)| e),
-                first.and_then(|(_, f)| f)
-            ));
+                "{SNAPSHOT} is stale for the `{}` rules (first difference:\n  this build {:?}\n  \
+                 committed  {:?})\nregenerate it with `cargo xtask docs`",
+                CURRENT.name(),
+                first.map(|(b, _)| b),
+                first.and_then(|(_, c)| c)
+            );
         }
     }
 
@@ -738,23 +591,17 @@ mod tests {
                 "{}",
                 row.type_name
             );
-            assert!(!row.type_name.contains('\t') && !row.stands_for.contains('\t'));
         }
-        let cells = cells();
-        assert_eq!(cells.len(), rows.len());
-        assert!(cells
-            .iter()
-            .all(|c| c.enforced_by.starts_with("static assertion")));
     }
 
     #[test]
-    fn generator_output_has_one_line_per_row() {
-        let lines = generator_lines();
-        assert_eq!(lines[0], format!("{GENERATOR_HEADER}\t{}", CURRENT.name()));
-        assert_eq!(lines.len(), rows().len() + 1);
-        assert!(lines[1..]
-            .iter()
-            .all(|l| l.starts_with("row\t") && l.split('\t').count() == 5));
+    fn the_result_file_has_one_record_per_row() {
+        let file = result_file();
+        assert_eq!(file.records.len(), rows().len());
+        assert!(file.records.iter().all(|r| matches!(
+            &r.data,
+            RecordData::SendSync(c) if c.rules == CURRENT.name()
+        )));
     }
 
     /// The probes agree with plain bounds on types whose traits are known.

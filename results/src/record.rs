@@ -109,19 +109,35 @@ pub struct HandleSize {
     pub option_size: usize,
 }
 
-/// One cell of the Send/Sync model.
+/// One cell of the Send/Sync model (`src/send_sync.rs`): a type under one rule set, as the
+/// build compiled for those rules checked it with static assertions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendSyncCell {
-    /// The wrapper type.
+    /// The type as the docs spell it, e.g. `BrandedHandle<'s>`.
     pub type_name: String,
+    /// What it stands for, in PyO3's terms.
+    pub stands_for: String,
     /// The rule set: `gil`, `free-threaded` or `own-gil`.
     pub rules: String,
     /// Whether it is `Send` under those rules.
     pub send: bool,
     /// Whether it is `Sync` under those rules.
     pub sync: bool,
-    /// How the cell is enforced (static assertion, compile-fail case).
-    pub enforced_by: String,
+    /// Whether a trait it implements is unsound under those rules.
+    pub hazard: bool,
+    /// The compile-fail crate's cases that show the cell, beside the static assertion.
+    pub cases: Vec<CompileCase>,
+    /// Why, in one or two sentences (Markdown).
+    pub note: String,
+}
+
+/// A trybuild case of the `compile-fail/` crate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileCase {
+    /// Its path under `compile-fail/tests/`, e.g. `ui/affine_into_thread_spawn.rs`.
+    pub path: String,
+    /// `true` for a case that must compile (trybuild `pass`), `false` for one that must not.
+    pub must_compile: bool,
 }
 
 /// The totals of one adversarial search run: generated operation sequences checked against the

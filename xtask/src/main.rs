@@ -53,9 +53,10 @@ commands:
                             the adversarial search, longer than `test` runs it (default: the
                             default set, 300s each); findings in target/interpsafe/fuzz/<build>.json
   docs [--check] [--refresh] [--tables-only] [--python SPEC]...
-                            regenerate the Send/Sync table and every generated table in docs/ and
-                            RFCs/ from the snapshot in docs/data/ (--refresh: copy the latest
-                            results there first; --check: fail if anything is stale)
+                            regenerate the Send/Sync snapshot (docs/data/send-sync.json) and every
+                            generated table in docs/, RFCs/ and README.md from docs/data/
+                            (--refresh: copy the latest results there first; --check: fail if
+                            anything is stale; --tables-only: no interpreter builds)
   help                      this text
 
 SPEC is a known NAME or a path to a python executable (anything containing '/').

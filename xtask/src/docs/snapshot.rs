@@ -206,7 +206,7 @@ fn shown(root: &Path, path: &Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testdir::TestDir;
     use interpsafe_results::{

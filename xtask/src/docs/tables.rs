@@ -12,7 +12,8 @@
 //! | `scaling` | bench figures with a scaling ratio | `operations`, `strategies`, `builds` |
 //! | `handle-size` | handle sizes | `strategies`, `builds` |
 //! | `targets` | bench figures, judged by the report's own target checks | `strategies`, `builds` |
-//! | `send-sync-matrix` | the generated matrix of `docs/send-sync.md` | `types` |
+//! | `send-sync` | Send/Sync cells (`docs/data/send-sync.json`): matrix and details | `types` |
+//! | `send-sync-matrix` | Send/Sync cells: the matrix only | `types` |
 //!
 //! Every table ends with its provenance: the snapshot files, the producer's command (and whether
 //! it was a `--quick` run), the interpreter builds with their exact versions, the PyO3 version
@@ -25,7 +26,7 @@ use std::path::Path;
 
 use interpsafe_results::{
     build_rank, hazard_number, strategy_rank, Environment, InterpreterBuild, Machine, RecordData,
-    Verdict, REFERENCE,
+    SendSyncCell, Verdict, REFERENCE,
 };
 
 use super::snapshot::{Snapshot, Source};
@@ -146,6 +147,10 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
             spec.only(&["strategies", "builds"])?;
             Ok(targets(spec, cx))
         }
+        "send-sync" => {
+            spec.only(&["types"])?;
+            send_sync(spec, cx)
+        }
         "send-sync-matrix" => {
             spec.only(&["types"])?;
             send_sync_matrix(spec, cx)
@@ -156,7 +161,7 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
         }
         other => Err(format!(
             "unknown table kind `{other}` (known: hazards, hazard-matrix, bench, scaling, \
-             handle-size, targets, send-sync-matrix, guarantees)"
+             handle-size, targets, send-sync, send-sync-matrix, guarantees)"
         )),
     }
 }
@@ -1068,53 +1073,90 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> String {
     out
 }
 
-/// `send-sync-matrix`: rows of the generated matrix in `docs/send-sync.md`.
-fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
-    let path = cx.root.join(super::DOC);
-    let page =
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", super::DOC))?;
-    let start = page
-        .find(super::START)
-        .ok_or_else(|| format!("{} has no `{}` marker", super::DOC, super::START))?;
-    let region = &page[start..];
-    let region = &region[..region.find(super::END).unwrap_or(region.len())];
-    let mut lines = region
-        .lines()
-        .skip_while(|l| !l.starts_with("| type | stands for |"))
-        .take_while(|l| l.starts_with('|'));
-    let head = lines
-        .next()
-        .ok_or_else(|| format!("{} has no generated matrix", super::DOC))?;
-    let rule = lines.next().unwrap_or("|---|");
+/// The Send/Sync cells of the snapshot (`docs/data/send-sync.json`) in table order, each row's
+/// cells in [`RULE_SETS`](super::RULE_SETS) order, for the `types` selected (all if none).
+fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendSyncCell>>, String> {
+    let mut rows: Vec<Vec<&SendSyncCell>> = Vec::new();
+    for (_, r) in cx.snapshot.records() {
+        let RecordData::SendSync(c) = &r.data else { continue };
+        match rows.iter_mut().find(|row| row[0].type_name == c.type_name) {
+            Some(row) => row.push(c),
+            None => rows.push(vec![c]),
+        }
+    }
+    let order = |c: &SendSyncCell| super::RULE_SETS.iter().position(|(name, ..)| *name == c.rules);
+    for row in &mut rows {
+        row.sort_by_key(|c| order(c));
+        if row.len() != super::RULE_SETS.len() || row.iter().any(|c| order(c).is_none()) {
+            return Err(format!("{}: `{}` lacks a rule set", super::SEND_SYNC, row[0].type_name));
+        }
+    }
     let types = spec.list("types");
-    let mut out = format!("{head}\n{rule}\n");
-    let mut found = 0;
-    for line in lines {
-        let type_name = line
-            .trim_start_matches('|')
-            .split('|')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches('`');
-        if admits(&types, type_name) {
-            out.push_str(line);
-            out.push('\n');
-            found += 1;
-        }
+    rows.retain(|row| admits(&types, &row[0].type_name));
+    if rows.is_empty() || types.is_some_and(|t| t.len() != rows.len()) {
+        return Err(format!(
+            "{} has no cells (run `cargo xtask docs`) or lacks some of the types asked for",
+            super::SEND_SYNC
+        ));
     }
-    if let Some(types) = &types {
-        if found != types.len() {
-            return Err(format!(
-                "send-sync-matrix: some of {types:?} are not rows of the matrix in {}",
-                super::DOC
-            ));
+    Ok(rows)
+}
+
+/// The matrix of types by rule sets: the traits, and `(hazard)` where one is unsound.
+fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> String {
+    let mut head = vec!["type".to_string(), "stands for".to_string()];
+    head.extend(super::RULE_SETS.iter().map(|(_, heading, ..)| heading.to_string()));
+    let mut out = header(&head);
+    for of_type in rows {
+        let mut cells = vec![format!("`{}`", of_type[0].type_name), of_type[0].stands_for.clone()];
+        for c in of_type {
+            let not = |b: bool| if b { "" } else { "!" };
+            let sep = if c.send && c.sync { " + " } else { ", " };
+            let hazard = if c.hazard { " (hazard)" } else { "" };
+            cells.push(format!("{}Send{sep}{}Sync{hazard}", not(c.send), not(c.sync)));
         }
+        out.push_str(&row(&cells));
     }
+    out
+}
+
+/// `send-sync`: the Send/Sync matrix, then every cell with how it is enforced and why.
+fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
+    let rows = send_sync_rows(spec, cx)?;
     let up = cx.up();
+    let mut out = send_sync_matrix_of(&rows);
+    out.push('\n');
+    let head = ["type", "rules", "Send", "Sync", "enforced by", "note"];
+    out.push_str(&header(&head.map(String::from)));
+    for c in rows.iter().flatten() {
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let mut enforced = String::from("static assertion");
+        for case in &c.cases {
+            let kind = if case.must_compile { "must compile" } else { "compile-fail" };
+            let path = &case.path;
+            let _ = write!(enforced, "; {kind}: [`{path}`]({up}compile-fail/tests/{path})");
+        }
+        let note = if c.hazard { format!("**hazard**: {}", c.note) } else { c.note.clone() };
+        let cells = [format!("`{}`", c.type_name), c.rules.clone(), yes_no(c.send), yes_no(c.sync)];
+        out.push_str(&row(&[cells.to_vec(), vec![enforced, note]].concat()));
+    }
     let _ = write!(
         out,
-        "\nRows copied from the generated table in [docs/send-sync.md]({up}docs/send-sync.md), \
+        "\nSource: `{}` (written by `cargo xtask docs`: each rule set's cells by a build compiled \
+         for it, whose static assertions held).\n",
+        super::SEND_SYNC
+    );
+    Ok(out)
+}
+
+/// `send-sync-matrix`: rows of the Send/Sync matrix.
+fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
+    let rows = send_sync_rows(spec, cx)?;
+    let up = cx.up();
+    let mut out = send_sync_matrix_of(&rows);
+    let _ = write!(
+        out,
+        "\nRows of the generated table in [docs/send-sync.md]({up}docs/send-sync.md), \
          whose source is the table in `src/send_sync.rs`: each build checks the cells of its \
          own rule set with static assertions, and `cargo xtask docs` builds all three.\n"
     );
@@ -1124,9 +1166,7 @@ fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use interpsafe_results::{
-        BenchFigure, HandleSize, HazardVerdict, InterpreterBuild, ResultFile, ResultRecord,
-    };
+    use interpsafe_results::{BenchFigure, HandleSize, HazardVerdict, ResultFile, ResultRecord};
 
     fn env(name: &str, variant: Option<&str>) -> Environment {
         Environment {
@@ -1592,6 +1632,38 @@ mod tests {
         );
         // Scaling figures are not bench cells.
         assert!(render_in("bench", &snap).starts_with("Not measured"));
+    }
+
+    #[test]
+    fn send_sync_tables_come_from_the_cells_of_all_three_rule_sets() {
+        let cell = |rules: &str, sync: bool, hazard: bool| ResultRecord {
+            environment: env("3.13", None),
+            data: RecordData::SendSync(SendSyncCell {
+                type_name: "A<'s>".into(),
+                stands_for: "a | thing".into(),
+                rules: rules.into(),
+                send: true,
+                sync,
+                hazard,
+                cases: vec![interpsafe_results::CompileCase { path: "ui/a.rs".into(), must_compile: false }],
+                note: "why".into(),
+            }),
+        };
+        // Out of column order on purpose: the columns follow the rule sets, not the file.
+        let cells = vec![cell("own-gil", true, true), cell("gil", false, false), cell("free-threaded", true, false)];
+        let snap = snapshot(vec![("docs/data/send-sync.json", "cargo xtask docs", cells.clone())]);
+        let out = render_in("send-sync", &snap);
+        assert!(out.contains("| `A<'s>` | a \\| thing | Send, !Sync | Send + Sync | Send + Sync (hazard) |\n"), "{out}");
+        assert!(
+            out.contains("| `A<'s>` | own-gil | yes | yes | static assertion; compile-fail: [`ui/a.rs`](../compile-fail/tests/ui/a.rs) | **hazard**: why |\n"),
+            "{out}"
+        );
+        assert!(out.find("| gil |").unwrap() < out.find("| own-gil |").unwrap(), "{out}");
+        let cx = Context { snapshot: &snap, root: Path::new("/"), page: "RFCs/x.md" };
+        assert!(render(&Spec::parse("send-sync-matrix types=B").unwrap(), &cx).is_err());
+        let partial = snapshot(vec![("docs/data/send-sync.json", "cargo xtask docs", cells[..2].to_vec())]);
+        let cx = Context { snapshot: &partial, ..cx };
+        assert!(render(&Spec::parse("send-sync").unwrap(), &cx).unwrap_err().contains("lacks a rule set"));
     }
 
     #[test]
