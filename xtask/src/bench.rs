@@ -20,9 +20,8 @@ use interpsafe_results::{
 use crate::error::Error;
 use crate::paths::Cache;
 use crate::python::interpreter::{self, Interpreter};
-use crate::python::names;
 use crate::stage::{self, Stage, StageResult};
-use crate::test::{cargo, with_python};
+use crate::cli::{self, cargo, with_python};
 
 /// The bench binaries and how many interpreters exist while each runs.
 pub const BENCHES: [(&str, u32); 2] = [("single_interpreter", 1), ("several_interpreters", 2)];
@@ -69,36 +68,12 @@ pub struct BenchArgs {
 
 /// Parses the arguments after `bench`.
 pub fn parse_args(args: &[String]) -> Result<BenchArgs, Error> {
-    let mut parsed = BenchArgs::default();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--quick" => parsed.quick = true,
-            "--only" => match rest.next() {
-                Some(v) if PARTS.contains(&v.as_str()) => parsed.only.push(v.clone()),
-                Some(v) => {
-                    return Err(Error::usage(format!(
-                        "unknown bench `{v}` for --only; valid: {}",
-                        PARTS.join(", ")
-                    )))
-                }
-                None => return Err(Error::usage(format!("--only needs one of: {}", PARTS.join(", ")))),
-            },
-            "--python" => match rest.next() {
-                Some(v) => parsed.pythons.push(v.clone()),
-                None => return Err(Error::usage("--python needs a value (a known name or a path)")),
-            },
-            other => match other.strip_prefix("--python=") {
-                Some(v) => parsed.pythons.push(v.to_string()),
-                None => {
-                    return Err(Error::usage(format!(
-                        "unknown argument `{other}` for `bench`; usage: cargo xtask bench [--python SPEC]... [--quick]"
-                    )))
-                }
-            },
-        }
+    let a = cli::parse(args, "bench", "[--python SPEC]... [--quick] [--only PART]...", &["--quick"], &["--only"])?;
+    let only: Vec<String> = a.all("--only").into_iter().map(str::to_string).collect();
+    if let Some(v) = only.iter().find(|v| !PARTS.contains(&v.as_str())) {
+        return Err(Error::usage(format!("unknown bench `{v}` for --only; valid: {}", PARTS.join(", "))));
     }
-    Ok(parsed)
+    Ok(BenchArgs { quick: a.has("--quick"), only, pythons: a.pythons })
 }
 
 /// The PyO3 version the workspace pins (`pyo3 = { version = "=X" ... }` in Cargo.toml).
@@ -204,11 +179,7 @@ fn scaling_stage(py: &Interpreter, out: &Path, quick: bool) -> Stage {
 /// Runs the `bench` command.
 pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let args = parse_args(args)?;
-    let specs: Vec<String> = if args.pythons.is_empty() {
-        names::defaults().iter().map(|k| k.name.to_string()).collect()
-    } else {
-        args.pythons.clone()
-    };
+    let specs = cli::or_defaults(args.pythons.clone());
     let start = Instant::now();
     let mut results: Vec<StageResult> = Vec::new();
     let mut records: Vec<ResultRecord> = Vec::new();

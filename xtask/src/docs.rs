@@ -22,6 +22,9 @@ pub mod regions;
 pub mod snapshot;
 pub mod tables;
 
+pub use snapshot::SEND_SYNC;
+pub use tables::RULE_SETS;
+
 use std::fs;
 use std::path::Path;
 
@@ -30,24 +33,7 @@ use interpsafe_results::{RecordData, ResultFile};
 use crate::error::Error;
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter};
-use crate::python::names;
-use crate::test::{cargo, with_python};
-
-/// The Send/Sync snapshot, relative to the workspace root.
-pub const SEND_SYNC: &str = "docs/data/send-sync.json";
-
-/// The rule sets, in column order: name, column heading, whether it needs a free-threaded
-/// interpreter, and the cargo features of its build.
-pub const RULE_SETS: [(&str, &str, bool, &[&str]); 3] = [
-    ("gil", "GIL build", false, &[]),
-    ("free-threaded", "free-threaded build", true, &[]),
-    (
-        "own-gil",
-        "own-GIL subinterpreters",
-        false,
-        &["own-gil-rules"],
-    ),
-];
+use crate::cli::{self, cargo, with_python};
 
 /// A parsed `docs` command line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -64,40 +50,21 @@ pub struct Options {
 
 /// Parses the arguments after `docs`.
 pub fn parse_args(args: &[String]) -> Result<Options, Error> {
-    let mut options = Options::default();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--check" {
-            options.check = true;
-        } else if arg == "--refresh" {
-            options.refresh = true;
-        } else if arg == "--tables-only" {
-            options.tables_only = true;
-        } else if arg == "--python" {
-            match rest.next() {
-                Some(spec) => options.pythons.push(spec.clone()),
-                None => {
-                    return Err(Error::usage(
-                        "--python needs a value: a known name (e.g. 3.13t) or a path to a python executable",
-                    ))
-                }
-            }
-        } else if let Some(spec) = arg.strip_prefix("--python=") {
-            options.pythons.push(spec.to_string());
-        } else {
-            return Err(Error::usage(format!(
-                "unknown argument `{arg}` for `docs`; usage: cargo xtask docs [--check | --refresh] \
-                 [--tables-only] [--python SPEC]..."
-            )));
-        }
-    }
-    if options.check && options.refresh {
+    let flags = ["--check", "--refresh", "--tables-only"];
+    let usage = "[--check | --refresh] [--tables-only] [--python SPEC]...";
+    let a = cli::parse(args, "docs", usage, &flags, &[])?;
+    if a.has("--check") && a.has("--refresh") {
         return Err(Error::usage(
             "`--check` compares the pages with the committed snapshot and `--refresh` replaces it; \
              run `cargo xtask docs --refresh`, then `cargo xtask docs --check`",
         ));
     }
-    Ok(options)
+    Ok(Options {
+        check: a.has("--check"),
+        refresh: a.has("--refresh"),
+        tables_only: a.has("--tables-only"),
+        pythons: a.pythons,
+    })
 }
 
 /// The Send/Sync snapshot from the three builds' files, in [`RULE_SETS`] order: refused unless
@@ -238,14 +205,7 @@ fn generated_regions(root: &Path, check: bool) -> Result<(), Error> {
 /// The Send/Sync snapshot: regenerated from the three builds, written (or, with `--check`,
 /// compared) when its cells differ; the environments alone do not make it stale.
 fn send_sync_command(options: &Options, cache: &Cache, root: &Path) -> Result<(), Error> {
-    let specs: Vec<String> = if options.pythons.is_empty() {
-        names::defaults()
-            .iter()
-            .map(|k| k.name.to_string())
-            .collect()
-    } else {
-        options.pythons.clone()
-    };
+    let specs = cli::or_defaults(options.pythons.clone());
     let parsed = specs
         .iter()
         .map(|s| interpreter::parse_spec(s))

@@ -17,10 +17,9 @@ use crate::error::Error;
 use crate::hazards::{is_asan, libasan};
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter};
-use crate::python::names;
 use crate::stage::{self, Stage, StageResult};
 use crate::step::Step;
-use crate::test::{cargo, with_python};
+use crate::cli::{self, cargo, with_python};
 
 /// The builds `cargo xtask test` runs a bounded search on, with the sequences each runs (sized
 /// so that the three stages and the seeded-holes check stay near six minutes on two cores).
@@ -61,88 +60,46 @@ pub struct Args {
     pub seed: Option<u64>,
 }
 
-const USAGE: &str = "usage: cargo xtask fuzz [--python SPEC]... [--strategy S]... [--cases N | --seconds S] [--seed N]";
-
 /// Parses the arguments after `fuzz`; bad input is a usage error naming the valid values.
 pub fn parse_args(args: &[String]) -> Result<Args, Error> {
-    let mut out = Args {
-        pythons: Vec::new(),
-        strategies: Vec::new(),
-        budget: Budget::Seconds(300.0),
-        seed: None,
-    };
-    let mut budget_set = false;
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |what: &str| -> Result<String, Error> {
-            inline
-                .clone()
-                .or_else(|| rest.next().cloned())
-                .ok_or_else(|| Error::usage(format!("{flag} needs a value ({what}); {USAGE}")))
-        };
-        match flag {
-            "--python" => out.pythons.push(value("a known name or a path to python")?),
-            "--strategy" => {
-                let s = value("a strategy")?;
-                if !STRATEGIES.contains(&s.as_str()) {
-                    return Err(Error::usage(format!(
-                        "unknown strategy `{s}`; valid: {} (the unchecked baseline is never generated: \
-                         its cross-interpreter use is undefined behaviour)",
-                        STRATEGIES.join(", ")
-                    )));
-                }
-                if !out.strategies.contains(&s) {
-                    out.strategies.push(s);
-                }
-            }
-            "--cases" | "--seconds" => {
-                if budget_set {
-                    return Err(Error::usage(format!(
-                        "give one of --cases and --seconds, once; {USAGE}"
-                    )));
-                }
-                budget_set = true;
-                let v = value("a positive number")?;
-                out.budget = if flag == "--cases" {
-                    match v.parse::<usize>() {
-                        Ok(n) if n > 0 => Budget::Cases(n),
-                        _ => {
-                            return Err(Error::usage(format!(
-                                "--cases takes a positive integer, not `{v}`"
-                            )))
-                        }
-                    }
-                } else {
-                    match v.parse::<f64>() {
-                        Ok(s) if s > 0.0 && s.is_finite() => Budget::Seconds(s),
-                        _ => {
-                            return Err(Error::usage(format!(
-                                "--seconds takes a positive number, not `{v}`"
-                            )))
-                        }
-                    }
-                };
-            }
-            "--seed" => {
-                let v = value("an unsigned integer")?;
-                out.seed = Some(v.parse().map_err(|_| {
-                    Error::usage(format!("--seed takes an unsigned integer, not `{v}`"))
-                })?);
-            }
-            _ => {
-                return Err(Error::usage(format!(
-                    "unknown argument `{arg}` for `fuzz`; {USAGE}"
-                )))
-            }
+    let usage = "[--python SPEC]... [--strategy S]... [--cases N | --seconds S] [--seed N]";
+    let a = cli::parse(args, "fuzz", usage, &[], &["--strategy", "--cases", "--seconds", "--seed"])?;
+    let mut strategies: Vec<String> = Vec::new();
+    for s in a.all("--strategy") {
+        if !STRATEGIES.contains(&s) {
+            return Err(Error::usage(format!(
+                "unknown strategy `{s}`; valid: {} (the unchecked baseline is never generated: \
+                 its cross-interpreter use is undefined behaviour)",
+                STRATEGIES.join(", ")
+            )));
+        }
+        if !strategies.iter().any(|x| x == s) {
+            strategies.push(s.to_string());
         }
     }
-    Ok(out)
+    let budget = match (a.all("--cases").as_slice(), a.all("--seconds").as_slice()) {
+        ([], []) => Budget::Seconds(300.0),
+        ([v], []) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Budget::Cases(n),
+            _ => return Err(Error::usage(format!("--cases takes a positive integer, not `{v}`"))),
+        },
+        ([], [v]) => match v.parse::<f64>() {
+            Ok(s) if s > 0.0 && s.is_finite() => Budget::Seconds(s),
+            _ => return Err(Error::usage(format!("--seconds takes a positive number, not `{v}`"))),
+        },
+        _ => {
+            let why = "give one of --cases and --seconds, once";
+            return Err(Error::usage(format!("{why}; usage: cargo xtask fuzz {usage}")));
+        }
+    };
+    let seed = match a.all("--seed").last() {
+        Some(v) => Some(v.parse().map_err(|_| {
+            Error::usage(format!("--seed takes an unsigned integer, not `{v}`"))
+        })?),
+        None => None,
+    };
+    Ok(Args { pythons: a.pythons, strategies, budget, seed })
 }
-
 
 /// Where a search on build `name` writes its results.
 pub fn results_path(name: &str) -> PathBuf {
@@ -289,12 +246,7 @@ fn summarise(path: &std::path::Path) -> String {
 /// Runs the `fuzz` command.
 pub fn fuzz_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let mut a = parse_args(args)?;
-    if a.pythons.is_empty() {
-        a.pythons = names::defaults()
-            .iter()
-            .map(|k| k.name.to_string())
-            .collect();
-    }
+    a.pythons = crate::cli::or_defaults(a.pythons);
     for spec in &a.pythons {
         interpreter::parse_spec(spec)?;
     }
@@ -339,10 +291,7 @@ pub fn fuzz_command(args: &[String], cache: &Cache) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::cli::tests::args;
 
     #[test]
     fn parses_the_fuzz_command_line() {

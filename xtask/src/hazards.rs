@@ -20,7 +20,7 @@ use crate::python::interpreter::{self, Interpreter};
 use crate::python::names;
 use crate::stage::{self, Stage, StageResult};
 use crate::step::Step;
-use crate::test::{cargo, with_python};
+use crate::cli::{self, cargo, with_python};
 
 /// The builds `cargo xtask test` runs the hazard suite on, beyond the default interpreters.
 pub const CHECKING_BUILDS: &[&str] = &["3.13-asan", "3.13-debug"];
@@ -59,7 +59,7 @@ const TITLES: &[(&str, &str)] = &[
 
 /// The `--python` values of a `hazards` command line.
 pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
-    crate::test::parse_python_args(args, "hazards")
+    Ok(cli::parse(args, "hazards", "[--python SPEC]...", &[], &[])?.pythons)
 }
 
 /// Whether `py` is an AddressSanitizer build (a known name configured with it).
@@ -178,13 +178,7 @@ pub fn results_path(name: &str) -> PathBuf {
 
 /// Runs the `hazards` command.
 pub fn hazards_command(args: &[String], cache: &Cache) -> Result<(), Error> {
-    let mut specs = parse_args(args)?;
-    if specs.is_empty() {
-        specs = names::defaults()
-            .iter()
-            .map(|k| k.name.to_string())
-            .collect();
-    }
+    let specs = cli::or_defaults(parse_args(args)?);
     // A typo fails before anything is built.
     for spec in &specs {
         interpreter::parse_spec(spec)?;

@@ -22,7 +22,7 @@ use crate::paths::{self, Cache};
 use crate::python::interpreter::Interpreter;
 use crate::stage::{self, Outcome, Stage, StageLog, StageResult};
 use crate::step::Step;
-use crate::test::{cargo, with_python};
+use crate::cli::{cargo, with_python};
 
 /// The bench target.
 pub const BENCH: &str = "instructions";

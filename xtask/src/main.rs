@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod cli;
 mod clock;
 mod docs;
 mod error;

@@ -19,61 +19,27 @@
 //!    (`target/seeds-NAME`): every seeded hole must be found.
 
 use std::env;
-use std::ffi::OsString;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cli::{self, cargo, with_python};
 use crate::error::Error;
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter, Spec};
-use crate::python::names;
 use crate::stage::{self, Stage, StageResult};
-use crate::step::Step;
 
 /// Default for `LOOM_MAX_PREEMPTIONS` when the environment does not set it.
 pub const LOOM_MAX_PREEMPTIONS: &str = "3";
 
 /// The `--python` values of a `test` command line; an unknown option is a usage error.
 pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
-    parse_python_args(args, "test")
-}
-
-/// The `--python` values of a command line that takes nothing else (`test`, `hazards`); an
-/// unknown option is a usage error naming `command`.
-pub fn parse_python_args(args: &[String], command: &str) -> Result<Vec<String>, Error> {
-    let mut pythons = Vec::new();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--python" {
-            match rest.next() {
-                Some(spec) => pythons.push(spec.clone()),
-                None => {
-                    return Err(Error::usage(
-                        "--python needs a value: a known name (e.g. 3.13t) or a path to a python executable",
-                    ))
-                }
-            }
-        } else if let Some(spec) = arg.strip_prefix("--python=") {
-            pythons.push(spec.to_string());
-        } else {
-            return Err(Error::usage(format!(
-                "unknown argument `{arg}` for `{command}`; usage: cargo xtask {command} [--python SPEC]..."
-            )));
-        }
-    }
-    Ok(pythons)
+    Ok(cli::parse(args, "test", "[--python SPEC]...", &[], &[])?.pythons)
 }
 
 /// Runs the `test` command with the arguments after `test`.
 pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
-    let mut specs = parse_args(args)?;
-    let checking_builds = specs.is_empty();
-    if specs.is_empty() {
-        specs = names::defaults()
-            .iter()
-            .map(|k| k.name.to_string())
-            .collect();
-    }
+    let pythons = parse_args(args)?;
+    let checking_builds = pythons.is_empty();
+    let specs = cli::or_defaults(pythons);
     let parsed: Vec<(String, Spec)> = specs
         .iter()
         .map(|s| interpreter::parse_spec(s).map(|p| (s.clone(), p)))
@@ -135,35 +101,6 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             results.len()
         )))
     }
-}
-
-/// `cargo` as invoked by `cargo xtask` (`$CARGO`), else `cargo` from PATH, run at the workspace root.
-pub fn cargo() -> Step {
-    Step::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
-        .current_dir(paths::workspace_root())
-}
-
-/// `step` set up to build and run against `py`: `PYO3_PYTHON`, its own target dir, its
-/// `libpython` directory on `LD_LIBRARY_PATH`, and the interpreter's runtime environment.
-pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
-    let mut step = step
-        .env("PYO3_PYTHON", &py.executable)
-        .env("INTERPSAFE_PYTHON_NAME", &py.name)
-        .env("INTERPSAFE_PYTHON_VARIANT", py.variant().unwrap_or_default())
-        .env("CARGO_TARGET_DIR", target_dir);
-    if let Some(libdir) = &py.libdir {
-        let mut dirs = vec![libdir.clone()];
-        if let Some(old) = env::var_os("LD_LIBRARY_PATH") {
-            dirs.extend(env::split_paths(&old));
-        }
-        if let Ok(joined) = env::join_paths(dirs) {
-            step = step.env("LD_LIBRARY_PATH", joined);
-        }
-    }
-    for (k, v) in &py.env {
-        step = step.env(k, v);
-    }
-    step
 }
 
 /// Stage 1b: the criterion benches run once each in test mode against `py`, so they never rot
@@ -273,9 +210,6 @@ mod tests {
         assert_eq!(parse_args(&args).unwrap(), ["3.13t", "/usr/bin/python3"]);
         assert_eq!(parse_args(&["--python".into()]).unwrap_err().exit_code(), 2);
         assert_eq!(parse_args(&["--fast".into()]).unwrap_err().exit_code(), 2);
-        // The shared parser names the command it serves (`hazards` uses it too).
-        let err = parse_python_args(&["--fast".into()], "hazards").unwrap_err();
-        assert!(err.message().contains("cargo xtask hazards"), "{}", err.message());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use interpsafe_results::{
     SendSyncCell, Verdict, REFERENCE,
 };
 
-use super::snapshot::{Snapshot, Source};
+use super::snapshot::{Snapshot, Source, SEND_SYNC};
 
 /// A strategy's sort key ([`strategy_rank`]).
 type StrategyKey = (usize, String);
@@ -39,6 +39,20 @@ type BuildKey = (bool, String);
 type ScalingRow = (BuildKey, String, StrategyKey);
 /// A handle-size cell: size, size as `Option`, short type name.
 type SizeCell = (usize, usize, String);
+
+/// Which threads can reach one object at once: the Send/Sync model's rule sets, in column
+/// order: name, column heading, whether its build needs a free-threaded interpreter, and the
+/// cargo features of its build.
+pub const RULE_SETS: [(&str, &str, bool, &[&str]); 3] = [
+    ("gil", "GIL build", false, &[]),
+    ("free-threaded", "free-threaded build", true, &[]),
+    (
+        "own-gil",
+        "own-GIL subinterpreters",
+        false,
+        &["own-gil-rules"],
+    ),
+];
 
 /// A table request: its kind and arguments, as written in the start marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1074,7 +1088,7 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> String {
 }
 
 /// The Send/Sync cells of the snapshot (`docs/data/send-sync.json`) in table order, each row's
-/// cells in [`RULE_SETS`](super::RULE_SETS) order, for the `types` selected (all if none).
+/// cells in [`RULE_SETS`] order, for the `types` selected (all if none).
 fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendSyncCell>>, String> {
     let mut rows: Vec<Vec<&SendSyncCell>> = Vec::new();
     for (_, r) in cx.snapshot.records() {
@@ -1084,11 +1098,11 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
             None => rows.push(vec![c]),
         }
     }
-    let order = |c: &SendSyncCell| super::RULE_SETS.iter().position(|(name, ..)| *name == c.rules);
+    let order = |c: &SendSyncCell| RULE_SETS.iter().position(|(name, ..)| *name == c.rules);
     for row in &mut rows {
         row.sort_by_key(|c| order(c));
-        if row.len() != super::RULE_SETS.len() || row.iter().any(|c| order(c).is_none()) {
-            return Err(format!("{}: `{}` lacks a rule set", super::SEND_SYNC, row[0].type_name));
+        if row.len() != RULE_SETS.len() || row.iter().any(|c| order(c).is_none()) {
+            return Err(format!("{}: `{}` lacks a rule set", SEND_SYNC, row[0].type_name));
         }
     }
     let types = spec.list("types");
@@ -1096,7 +1110,7 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
     if rows.is_empty() || types.is_some_and(|t| t.len() != rows.len()) {
         return Err(format!(
             "{} has no cells (run `cargo xtask docs`) or lacks some of the types asked for",
-            super::SEND_SYNC
+            SEND_SYNC
         ));
     }
     Ok(rows)
@@ -1105,7 +1119,7 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
 /// The matrix of types by rule sets: the traits, and `(hazard)` where one is unsound.
 fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> String {
     let mut head = vec!["type".to_string(), "stands for".to_string()];
-    head.extend(super::RULE_SETS.iter().map(|(_, heading, ..)| heading.to_string()));
+    head.extend(RULE_SETS.iter().map(|(_, heading, ..)| heading.to_string()));
     let mut out = header(&head);
     for of_type in rows {
         let mut cells = vec![format!("`{}`", of_type[0].type_name), of_type[0].stands_for.clone()];
@@ -1144,7 +1158,7 @@ fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
         out,
         "\nSource: `{}` (written by `cargo xtask docs`: each rule set's cells by a build compiled \
          for it, whose static assertions held).\n",
-        super::SEND_SYNC
+        SEND_SYNC
     );
     Ok(out)
 }

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use super::build;
 use super::deps;
-use super::interpreter;
+use super::facts;
 use super::marker::{self, InstallState, Marker};
 use super::names::{self, KnownPython};
 use super::source;
@@ -103,7 +103,7 @@ fn install_fresh(known: &KnownPython, cache: &Cache) -> Result<Marker, Error> {
     let configure_flags = build::build(known, &tarball, cache)?;
 
     let executable = prefix.join("bin").join(known.executable);
-    let facts = interpreter::query(&executable, known.env).map_err(|e| {
+    let facts = facts::query(&executable, known.env).map_err(|e| {
         e.reword(|m| format!("[{name}] built and installed, but the result does not run: {m}"))
     })?;
     if facts.free_threaded() != known.free_threaded {

@@ -1,7 +1,7 @@
 //! `python list`: every known interpreter with its state here, and interpreters already present.
 
 use super::discover;
-use super::interpreter;
+use super::facts;
 use super::marker::{self, InstallState};
 use super::names::{KnownPython, KNOWN};
 use super::probe::{self, Availability};
@@ -24,7 +24,7 @@ pub fn list_command(cache: &Cache) {
         println!("  none (no python3* on PATH, no ~/.pyenv/versions/*/bin/python3)");
     }
     for exe in found {
-        match interpreter::query(&exe, &[]) {
+        match facts::query(&exe, &[]) {
             Ok(facts) => {
                 let kind = if facts.free_threaded() {
                     "free-threaded"

@@ -5,6 +5,7 @@ pub mod build;
 pub mod debversion;
 pub mod deps;
 pub mod discover;
+pub mod facts;
 pub mod install;
 pub mod interpreter;
 pub mod list;
