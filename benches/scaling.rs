@@ -166,6 +166,7 @@ fn figure(operation: &str, strategy: &str, threads: u32, interpreters: u32, ops:
             ns_per_op: Some(1e9 / ops * threads as f64),
             instructions_per_op: None,
             scaling,
+            ns_interval: None,
         }),
     }
 }

@@ -142,6 +142,7 @@ mod tests {
                     ns_per_op: Some(1.5),
                     instructions_per_op: None,
                     scaling: None,
+                    ns_interval: None,
                 }),
             },
             ResultRecord {

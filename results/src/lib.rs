@@ -18,7 +18,7 @@ mod vocabulary;
 pub use environment::{Environment, InterpreterBuild, Machine};
 pub use file::{ResultFile, SchemaError};
 pub use record::{
-    BenchFigure, CompileCase, FuzzFinding, FuzzSummary, HandleSize, HazardVerdict, RecordData, ResultRecord,
+    BenchFigure, CompileCase, FuzzFinding, FuzzSummary, HandleSize, HazardVerdict, Interval, RecordData, ResultRecord,
     SendSyncCell, Verdict,
 };
 pub use vocabulary::{

@@ -94,6 +94,19 @@ pub struct BenchFigure {
     pub instructions_per_op: Option<f64>,
     /// Throughput relative to one thread, for scaling runs.
     pub scaling: Option<f64>,
+    /// The spread of `ns_per_op`: criterion's 95% confidence interval of the median. Absent in
+    /// records written before it was kept, and where the producer has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_interval: Option<Interval>,
+}
+
+/// A range a figure lies in, as its producer measured it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// The lower bound.
+    pub low: f64,
+    /// The upper bound.
+    pub high: f64,
 }
 
 /// The size of one handle type.

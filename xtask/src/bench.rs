@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use interpsafe_results::{
-    BenchFigure, Environment, InterpreterBuild, Machine, RecordData, ResultFile, ResultRecord,
+    BenchFigure, Environment, InterpreterBuild, Interval, Machine, RecordData, ResultFile,
+    ResultRecord,
 };
 
 use crate::error::Error;
@@ -148,7 +149,15 @@ fn figure(new_dir: &Path, interpreters: u32) -> Option<BenchFigure> {
         ns_per_op: est.get("median")?.get("point_estimate")?.as_f64(),
         instructions_per_op: None,
         scaling: None,
+        ns_interval: interval(est.get("median")?),
     })
+}
+
+/// Criterion's confidence interval of an estimate (`{"confidence_interval": {"lower_bound",
+/// "upper_bound"}}`), if it has one.
+fn interval(estimate: &serde_json::Value) -> Option<Interval> {
+    let ci = estimate.get("confidence_interval")?;
+    Some(Interval { low: ci.get("lower_bound")?.as_f64()?, high: ci.get("upper_bound")?.as_f64()? })
 }
 
 /// The criterion flags for a quick smoke run.
@@ -287,6 +296,7 @@ mod tests {
                 ns_per_op: Some(1.0),
                 instructions_per_op: None,
                 scaling,
+                ns_interval: None,
             }),
         };
         let previous = vec![fig("3.13t", Some(1.0)), fig("3.13t", None), fig("3.13", Some(1.0))];
@@ -315,6 +325,11 @@ mod tests {
         std::fs::write(f.join("estimates.json"), r#"{"median":{"point_estimate":12.5}}"#).unwrap();
         let figs = read_criterion(dir.path(), 2);
         assert_eq!(figs.len(), 1);
+        assert_eq!(figs[0].ns_interval, None);
+        let ci = r#"{"median":{"point_estimate":12.5,"confidence_interval":{"confidence_level":0.95,"lower_bound":12.0,"upper_bound":13.5}}}"#;
+        std::fs::write(f.join("estimates.json"), ci).unwrap();
+        let figs = read_criterion(dir.path(), 2);
+        assert_eq!(figs[0].ns_interval, Some(Interval { low: 12.0, high: 13.5 }));
         assert_eq!(figs[0].operation, "send_1mib_bytes/copied");
         assert_eq!(figs[0].strategy, "tagged");
         assert_eq!(figs[0].ns_per_op, Some(12.5));

@@ -272,6 +272,7 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
                 ns_per_op: None,
                 instructions_per_op: Some((ir - baseline) / n),
                 scaling: None,
+                ns_interval: None,
             });
             continue;
         }
@@ -292,6 +293,7 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
             ns_per_op: None,
             instructions_per_op: Some((ir - baseline) / n),
             scaling: None,
+            ns_interval: None,
         });
     }
     out.sort_by(|a, b| (a.interpreters, &a.operation, &a.strategy).cmp(&(b.interpreters, &b.operation, &b.strategy)));

@@ -17,9 +17,11 @@ mod host;
 mod instructions;
 mod paths;
 mod python;
+mod render;
 mod report;
 mod stage;
 mod step;
+mod targets;
 mod test;
 #[cfg(test)]
 mod testdir;
@@ -58,6 +60,8 @@ commands:
                             generated table in docs/, RFCs/ and README.md from docs/data/
                             (--refresh: copy the latest results there first; --check: fail if
                             anything is stale; --tables-only: no interpreter builds)
+  report [RESULTS.json]     render target/interpsafe/report/ again from a results file (default:
+                            the last bench run's results.json; docs/data/bench.json works too)
   help                      this text
 
 SPEC is a known NAME or a path to a python executable (anything containing '/').
@@ -105,6 +109,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         "hazards" => hazards::hazards_command(rest, &Cache::from_env()?),
         "fuzz" => fuzz::fuzz_command(rest, &Cache::from_env()?),
         "docs" => docs::docs_command(rest, &Cache::from_env()?),
+        "report" => report::report_command(rest),
         other => Err(Error::usage(format!(
             "unknown command `{other}`; run `cargo xtask help` for the list"
         ))),

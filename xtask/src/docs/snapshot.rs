@@ -246,6 +246,7 @@ pub(crate) mod tests {
                 ns_per_op: Some(1.0),
                 instructions_per_op: None,
                 scaling: None,
+                ns_interval: None,
             }),
         }
     }

@@ -26,10 +26,11 @@ use std::path::Path;
 
 use interpsafe_results::{
     build_rank, hazard_number, strategy_rank, Environment, InterpreterBuild, Machine, RecordData,
-    SendSyncCell, Verdict, REFERENCE,
+    Interval, SendSyncCell, Verdict, REFERENCE,
 };
 
 use super::snapshot::{Snapshot, Source, SEND_SYNC};
+use crate::render::{Block, Table};
 
 /// A strategy's sort key ([`strategy_rank`]).
 type StrategyKey = (usize, String);
@@ -128,7 +129,7 @@ impl Context<'_> {
 }
 
 /// Renders the table `spec` asks for: Markdown ending in a newline.
-pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
+pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     match spec.kind.as_str() {
         "hazards" => {
             spec.only(&["strategies", "cases", "builds"])?;
@@ -241,7 +242,7 @@ fn describe_machine(m: &Machine) -> String {
 }
 
 /// The provenance paragraph of a table generated from `used`.
-fn provenance(used: &[(&Source, &Environment)]) -> String {
+fn provenance(used: &[(&Source, &Environment)]) -> Block {
     // (producer, quick) -> files, in order of first appearance.
     let mut files: Vec<((&str, bool), Vec<&str>)> = Vec::new();
     let mut builds: Vec<&InterpreterBuild> = Vec::new();
@@ -279,38 +280,21 @@ fn provenance(used: &[(&Source, &Environment)]) -> String {
         .collect();
     let builds: Vec<String> = builds.iter().map(|b| describe_build(b)).collect();
     let machines: Vec<String> = machines.iter().map(|m| describe_machine(m)).collect();
-    format!(
-        "Source: {}. Builds: {}. PyO3 {}. Machine: {}.\n",
+    Block::Text(format!(
+        "Source: {}. Builds: {}. PyO3 {}. Machine: {}.",
         files.join("; "),
         builds.join("; "),
         pyo3.join(", "),
         machines.join("; ")
-    )
+    ))
 }
 
 /// The line printed instead of a table that has no figures at all.
-fn not_measured(what: &str, how: &str) -> String {
-    format!(
+fn not_measured(what: &str, how: &str) -> Vec<Block> {
+    vec![Block::Text(format!(
         "Not measured: the snapshot in `docs/data/` has no {what}. Produce them with `{how}`, then \
-         copy them in with `cargo xtask docs --refresh`.\n"
-    )
-}
-
-/// A Markdown table row.
-fn row(cells: &[String]) -> String {
-    let escaped: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
-    format!("| {} |\n", escaped.join(" | "))
-}
-
-/// The header and rule of a Markdown table.
-fn header(cells: &[String]) -> String {
-    let mut s = row(cells);
-    s.push('|');
-    for _ in cells {
-        s.push_str("---|");
-    }
-    s.push('\n');
-    s
+         copy them in with `cargo xtask docs --refresh`."
+    ))]
 }
 
 /// Groups digits in threes: 1234567 -> 1,234,567.
@@ -568,12 +552,12 @@ fn hazard_legend(up: &str, per_setting: bool) -> String {
          follow); n/a (why): the hazard cannot arise, and why; compile error: the misuse does not \
          compile, shown by the linked compile-fail case. **≠ declared** marks a cell where the \
          strategy declared another kind of verdict: the suite fails on it, so the snapshot comes \
-         from a failing run there. Cases and settings: [the hazard catalogue]({up}docs/hazards.md).\n"
+         from a failing run there. Cases and settings: [the hazard catalogue]({up}docs/hazards.md)."
     )
 }
 
 /// `hazards`: cases by strategies, each cell summarised over builds and settings.
-fn hazards(spec: &Spec, cx: &Context<'_>) -> String {
+fn hazards(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
     let items = instances(spec, cx.snapshot);
     if items.is_empty() {
         return not_measured("hazard verdicts for this selection", "cargo xtask hazards");
@@ -581,10 +565,9 @@ fn hazards(spec: &Spec, cx: &Context<'_>) -> String {
     let up = cx.up();
     let present: BTreeSet<String> = items.iter().map(|i| i.strategy.to_string()).collect();
     let strategies = columns(spec, &present);
-    let mut out = String::new();
     let mut head = vec!["case".to_string()];
     head.extend(strategies.iter().map(|s| format!("`{s}`")));
-    out.push_str(&header(&head));
+    let mut table = Table::new(head);
     for case in case_order(&items) {
         let mut cells = vec![format!("`{case}`")];
         for s in &strategies {
@@ -594,18 +577,14 @@ fn hazards(spec: &Spec, cx: &Context<'_>) -> String {
                 .collect();
             cells.push(summarise(&cell, &up));
         }
-        out.push_str(&row(&cells));
+        table.push(cells);
     }
-    out.push('\n');
-    out.push_str(&hazard_legend(&up, false));
-    out.push('\n');
     let used: Vec<(&Source, &Environment)> = items.iter().map(|i| (i.source, i.env)).collect();
-    out.push_str(&provenance(&used));
-    out
+    vec![Block::Table(table), Block::Text(hazard_legend(&up, false)), provenance(&used)]
 }
 
 /// `hazard-matrix`: per build, cases and settings by strategies.
-fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> String {
+fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
     let items = instances(spec, cx.snapshot);
     if items.is_empty() {
         return not_measured("hazard verdicts", "cargo xtask hazards");
@@ -618,7 +597,7 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> String {
         }
     }
     builds.sort_by_key(|b| build_rank(b));
-    let mut out = String::new();
+    let mut out = Vec::new();
     for b in builds {
         let mine: Vec<Instance<'_>> = items
             .iter()
@@ -627,10 +606,9 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> String {
             .collect();
         let present: BTreeSet<String> = mine.iter().map(|i| i.strategy.to_string()).collect();
         let strategies = columns(spec, &present);
-        let _ = writeln!(out, "#### {}\n", describe_build(b));
         let mut head = vec!["case".to_string(), "setting".to_string()];
         head.extend(strategies.iter().map(|s| format!("`{s}`")));
-        out.push_str(&header(&head));
+        let mut table = Table::new(head);
         for case in case_order(&mine) {
             let of_case: Vec<Instance<'_>> =
                 mine.iter().filter(|i| i.case == case).cloned().collect();
@@ -643,15 +621,13 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> String {
                         .collect();
                     cells.push(summarise(&cell, &up));
                 }
-                out.push_str(&row(&cells));
+                table.push(cells);
             }
         }
-        out.push('\n');
         let used: Vec<(&Source, &Environment)> = mine.iter().map(|i| (i.source, i.env)).collect();
-        out.push_str(&provenance(&used));
-        out.push('\n');
+        out.extend([Block::Heading(4, describe_build(b)), Block::Table(table), provenance(&used)]);
     }
-    out.push_str(&hazard_legend(&up, true));
+    out.push(Block::Text(hazard_legend(&up, true)));
     out
 }
 
@@ -660,7 +636,7 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> String {
 /// every build in the snapshot. The hazard suite fails wherever a run differs from a
 /// declaration, so the declarations are what ran. A cell holds when no declared verdict of the
 /// row is "undetected" on any build; it names the cases that are, otherwise.
-fn guarantees(spec: &Spec, cx: &Context<'_>) -> String {
+fn guarantees(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
     let items: Vec<Instance<'_>> = instances(spec, cx.snapshot)
         .into_iter()
         .filter(|i| i.threat.is_some())
@@ -673,7 +649,7 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> String {
     let threats = distinct(&items, |i| i.threat.unwrap_or(""));
     let mut head = vec!["a caller can".to_string(), "cases".to_string()];
     head.extend(strategies.iter().map(|s| format!("`{s}`")));
-    let mut out = header(&head);
+    let mut table = Table::new(head);
     for threat in threats {
         let of_threat: Vec<&Instance<'_>> =
             items.iter().filter(|i| i.threat == Some(threat)).collect();
@@ -718,9 +694,8 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> String {
                 format!("not guaranteed: {ids}")
             });
         }
-        out.push_str(&row(&cells));
+        table.push(cells);
     }
-    out.push('\n');
     let mut builds: Vec<&InterpreterBuild> = Vec::new();
     for i in &items {
         if !builds.contains(&&i.env.interpreter) {
@@ -729,15 +704,13 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> String {
     }
     builds.sort_by_key(|b| build_rank(b));
     let names = builds.iter().map(|b| format!("`{}`", b.name)).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(
-        out,
+    let note = format!(
         "Each cell counts the declared verdicts of the row's cells (case × setting × build, on \
          {names}); the hazard suite ran every one and failed on any difference. \"not \
-         guaranteed\" names the cases the strategy declares undetected.\n"
+         guaranteed\" names the cases the strategy declares undetected."
     );
     let used: Vec<(&Source, &Environment)> = items.iter().map(|i| (i.source, i.env)).collect();
-    out.push_str(&provenance(&used));
-    out
+    vec![Block::Table(table), Block::Text(note), provenance(&used)]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -745,7 +718,7 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> String {
 
 /// `bench`: operations by strategies, per build and interpreter count, with ratios to a
 /// baseline strategy.
-fn bench(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
+fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let metric = spec.args.get("metric").map_or("ns", String::as_str);
     let (what, unit) = match metric {
         "ns" => (
@@ -784,6 +757,7 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
     // Every selected figure of the metric, first one per key.
     type Key = (String, u32, String, String);
     let mut figures: BTreeMap<Key, (f64, &Source, &Environment)> = BTreeMap::new();
+    let mut spreads: BTreeMap<Key, Interval> = BTreeMap::new();
     let mut build_list: Vec<&InterpreterBuild> = Vec::new();
     let mut ops_seen: Vec<&str> = Vec::new();
     let mut strategies_seen: BTreeSet<String> = BTreeSet::new();
@@ -819,14 +793,11 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
             ops_seen.push(&b.operation);
         }
         strategies_seen.insert(b.strategy.clone());
-        figures
-            .entry((
-                build.name.clone(),
-                b.interpreters,
-                b.operation.clone(),
-                b.strategy.clone(),
-            ))
-            .or_insert((value, source, &r.environment));
+        let key = (build.name.clone(), b.interpreters, b.operation.clone(), b.strategy.clone());
+        if let Some(spread) = b.ns_interval.filter(|_| metric == "ns") {
+            spreads.entry(key.clone()).or_insert(spread);
+        }
+        figures.entry(key).or_insert((value, source, &r.environment));
     }
     if figures.is_empty() {
         return Ok(not_measured(
@@ -840,12 +811,13 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
     let columns = columns(spec, &strategies_seen);
     let used: Vec<(&Source, &Environment)> = figures.values().map(|(_, s, e)| (*s, *e)).collect();
 
-    let mut out = String::new();
+    let mut out = Vec::new();
     if used.iter().any(|(s, _)| s.is_quick()) {
-        out.push_str(
+        out.push(Block::Text(
             "**Quick run**: these figures come from `cargo xtask bench --quick` (short warm-up and \
-             measurement). They show the shape of the costs and are not figures to cite.\n\n",
-        );
+             measurement). They show the shape of the costs and are not figures to cite."
+                .into(),
+        ));
     }
     let mut head = vec![
         "build".to_string(),
@@ -853,7 +825,7 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
         "operation".to_string(),
     ];
     head.extend(columns.iter().map(|s| format!("`{s}`")));
-    out.push_str(&header(&head));
+    let mut table = Table::new(head);
     for b in &build_list {
         let counts: BTreeSet<u32> = figures
             .keys()
@@ -862,11 +834,8 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
             .collect();
         for n in counts {
             for op in &ops {
-                let get = |s: &str| {
-                    figures
-                        .get(&(b.name.clone(), n, op.clone(), s.to_string()))
-                        .map(|f| f.0)
-                };
+                let key = |s: &str| (b.name.clone(), n, op.clone(), s.to_string());
+                let get = |s: &str| figures.get(&key(s)).map(|f| f.0);
                 let base = if baseline == "none" {
                     None
                 } else {
@@ -874,37 +843,40 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
                 };
                 let mut cells = vec![format!("`{}`", b.name), n.to_string(), format!("`{op}`")];
                 for s in &columns {
+                    // The spread, where recorded (criterion's confidence interval).
+                    let spread = spreads.get(&key(s)).map_or(String::new(), |i| {
+                        format!(" [{}–{}]", figure(i.low), figure(i.high))
+                    });
                     cells.push(match (get(s), base) {
                         (Some(v), Some(base)) if s != baseline && base > 0.0 => {
-                            format!("{} (×{:.2})", figure(v), v / base)
+                            format!("{}{spread} (×{:.2})", figure(v), v / base)
                         }
-                        (Some(v), _) => figure(v),
+                        (Some(v), _) => figure(v) + &spread,
                         (None, _) => "not measured".to_string(),
                     });
                 }
-                out.push_str(&row(&cells));
+                table.push(cells);
             }
         }
     }
-    out.push('\n');
     let ratio = if baseline == "none" {
         String::new()
     } else {
         format!(" (×r): the ratio to `{baseline}` on the same row.")
     };
-    let _ = writeln!(
-        out,
-        "Cells: {unit}.{ratio} interpreters: 1 = only the main interpreter has ever entered toolkit \
+    let spread = if spreads.is_empty() { "" } else { " [a–b]: criterion's 95% confidence interval." };
+    let note = format!(
+        "Cells: {unit}.{ratio}{spread} interpreters: 1 = only the main interpreter has ever entered toolkit \
          code (the tagged strategy's fast path is on); 2 = an own-GIL subinterpreter is alive as \
          well (the fast path is off); the operation runs in main either way. not measured: the \
-         snapshot has no such figure.\n"
+         snapshot has no such figure."
     );
-    out.push_str(&provenance(&used));
+    out.extend([Block::Table(table), Block::Text(note), provenance(&used)]);
     Ok(out)
 }
 
 /// `scaling`: throughput with N threads (or interpreters) over throughput with one.
-fn scaling(spec: &Spec, cx: &Context<'_>) -> String {
+fn scaling(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
     let operations = spec.list("operations");
     let strategies = spec.list("strategies");
     let builds = spec.list("builds");
@@ -937,11 +909,12 @@ fn scaling(spec: &Spec, cx: &Context<'_>) -> String {
         return not_measured("thread-scaling figures", "cargo xtask bench");
     }
     let used: Vec<(&Source, &Environment)> = figures.values().map(|(_, s, e)| (*s, *e)).collect();
-    let mut out = String::new();
+    let mut out = Vec::new();
     if used.iter().any(|(s, _)| s.is_quick()) {
-        out.push_str(
-            "**Quick run**: scaling measured by `cargo xtask bench --quick`; not figures to cite.\n\n",
-        );
+        out.push(Block::Text(
+            "**Quick run**: scaling measured by `cargo xtask bench --quick`; not figures to cite."
+                .into(),
+        ));
     }
     let mut head = vec![
         "build".to_string(),
@@ -949,7 +922,7 @@ fn scaling(spec: &Spec, cx: &Context<'_>) -> String {
         "strategy".to_string(),
     ];
     head.extend(threads.iter().map(|t| format!("{t} thread(s)")));
-    out.push_str(&header(&head));
+    let mut table = Table::new(head);
     let rows: BTreeSet<ScalingRow> = figures
         .keys()
         .map(|(b, o, s, _)| (b.clone(), o.clone(), s.clone()))
@@ -966,21 +939,18 @@ fn scaling(spec: &Spec, cx: &Context<'_>) -> String {
                 None => "not measured".to_string(),
             });
         }
-        out.push_str(&row(&cells));
+        table.push(cells);
     }
-    out.push('\n');
-    out.push_str(
-        "Cells: throughput with that many threads (each attached to the main interpreter, or each \
-         to its own own-GIL interpreter, as the scenario says) over the throughput with one. The \
-         `control` scenario is a pure-Rust loop measured in the same run: the machine's own \
-         ceiling.\n\n",
-    );
-    out.push_str(&provenance(&used));
+    let note = "Cells: throughput with that many threads (each attached to the main interpreter, or \
+                each to its own own-GIL interpreter, as the scenario says) over the throughput with \
+                one. The `control` scenario is a pure-Rust loop measured in the same run: the \
+                machine's own ceiling.";
+    out.extend([Block::Table(table), Block::Text(note.into()), provenance(&used)]);
     out
 }
 
 /// `handle-size`: each strategy's handle, per build.
-fn handle_size(spec: &Spec, cx: &Context<'_>) -> String {
+fn handle_size(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
     let strategies = spec.list("strategies");
     let builds = spec.list("builds");
     let mut figures: BTreeMap<(StrategyKey, BuildKey), SizeCell> = BTreeMap::new();
@@ -1014,7 +984,7 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> String {
     build_list.sort_by_key(|b| build_rank(b));
     let mut head = vec!["strategy".to_string(), "handle type".to_string()];
     head.extend(build_list.iter().map(|b| format!("`{}`", b.name)));
-    let mut out = header(&head);
+    let mut table = Table::new(head);
     let rows: BTreeSet<StrategyKey> = figures.keys().map(|(s, _)| s.clone()).collect();
     for s in rows {
         let type_name = figures
@@ -1029,22 +999,17 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> String {
                 None => "not measured".to_string(),
             });
         }
-        out.push_str(&row(&cells));
+        table.push(cells);
     }
-    out.push('\n');
-    out.push_str(
-        "Cells: `size_of` the strategy's handle type, and of `Option` of it (equal when the \
-         handle keeps the pointer's niche).\n\n",
-    );
-    out.push_str(&provenance(&used));
-    out
+    let note = "Cells: `size_of` the strategy's handle type, and of `Option` of it (equal when the \
+                handle keeps the pointer's niche).";
+    vec![Block::Table(table), Block::Text(note.into()), provenance(&used)]
 }
 
-/// `targets`: the benches issue's performance targets, judged on the snapshot's bench figures by
-/// the same checks `cargo xtask bench` prints (`report::targets`, `report::scaling_targets`), so a
-/// page never states a verdict the figures do not give. `strategies` keeps the targets whose
-/// text starts with one of them.
-fn targets(spec: &Spec, cx: &Context<'_>) -> String {
+/// `targets`: the performance targets ([`crate::targets::TARGETS`]), judged on the snapshot's
+/// bench figures by the same checks `cargo xtask bench` prints, so a page never states a verdict
+/// the figures do not give. `strategies` keeps the targets whose text starts with one of them.
+fn targets(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
     let strategies = spec.list("strategies");
     let builds = spec.list("builds");
     let mut used: Vec<(&Source, &Environment)> = Vec::new();
@@ -1058,10 +1023,7 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> String {
         }
         records.push(r.clone());
     }
-    let tables = crate::report::tables(&records);
-    let itables = crate::report::instruction_tables(&records);
-    let mut checks = crate::report::targets(&tables, &itables);
-    checks.extend(crate::report::scaling_targets(&crate::report::scaling(&records)));
+    let mut checks = crate::targets::judge(&records);
     checks.retain(|c| {
         strategies
             .as_ref()
@@ -1070,21 +1032,17 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> String {
     if checks.is_empty() {
         return not_measured("performance targets", "cargo xtask bench");
     }
-    let mut out = header(&["target".to_string(), "build".to_string(), "measured".to_string(), "verdict".to_string()]);
-    for c in &checks {
-        let verdict = if c.verdict == "missed" { "**missed**".to_string() } else { c.verdict.clone() };
-        out.push_str(&row(&[c.target.clone(), format!("`{}`", c.build), c.measured.clone(), verdict]));
+    let mut table = Table::new(["target", "build", "measured", "verdict"]);
+    for c in checks {
+        let verdict = if c.verdict == "missed" { "**missed**".to_string() } else { c.verdict };
+        table.push(vec![c.target, format!("`{}`", c.build), c.measured, verdict]);
     }
-    out.push('\n');
-    out.push_str(
-        "Each target is judged by the checks `cargo xtask bench` prints at the end of its \
+    let note = "Each target is judged by the checks `cargo xtask bench` prints at the end of its \
          console output, in the wording of the benches issue: the per-operation targets against \
          `unchecked` in the same bench, the scaling targets against the pure-Rust control loop \
          of the same scaling run (capped at ×2.00: two threads cannot do more than twice the \
-         work of one).\n\n",
-    );
-    out.push_str(&provenance(&used));
-    out
+         work of one).";
+    vec![Block::Table(table), Block::Text(note.into()), provenance(&used)]
 }
 
 /// The Send/Sync cells of the snapshot (`docs/data/send-sync.json`) in table order, each row's
@@ -1117,10 +1075,10 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
 }
 
 /// The matrix of types by rule sets: the traits, and `(hazard)` where one is unsound.
-fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> String {
+fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> Block {
     let mut head = vec!["type".to_string(), "stands for".to_string()];
     head.extend(RULE_SETS.iter().map(|(_, heading, ..)| heading.to_string()));
-    let mut out = header(&head);
+    let mut table = Table::new(head);
     for of_type in rows {
         let mut cells = vec![format!("`{}`", of_type[0].type_name), of_type[0].stands_for.clone()];
         for c in of_type {
@@ -1129,19 +1087,16 @@ fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> String {
             let hazard = if c.hazard { " (hazard)" } else { "" };
             cells.push(format!("{}Send{sep}{}Sync{hazard}", not(c.send), not(c.sync)));
         }
-        out.push_str(&row(&cells));
+        table.push(cells);
     }
-    out
+    Block::Table(table)
 }
 
 /// `send-sync`: the Send/Sync matrix, then every cell with how it is enforced and why.
-fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
+fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let rows = send_sync_rows(spec, cx)?;
     let up = cx.up();
-    let mut out = send_sync_matrix_of(&rows);
-    out.push('\n');
-    let head = ["type", "rules", "Send", "Sync", "enforced by", "note"];
-    out.push_str(&header(&head.map(String::from)));
+    let mut details = Table::new(["type", "rules", "Send", "Sync", "enforced by", "note"]);
     for c in rows.iter().flatten() {
         let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
         let mut enforced = String::from("static assertion");
@@ -1152,29 +1107,25 @@ fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
         }
         let note = if c.hazard { format!("**hazard**: {}", c.note) } else { c.note.clone() };
         let cells = [format!("`{}`", c.type_name), c.rules.clone(), yes_no(c.send), yes_no(c.sync)];
-        out.push_str(&row(&[cells.to_vec(), vec![enforced, note]].concat()));
+        details.push([cells.to_vec(), vec![enforced, note]].concat());
     }
-    let _ = write!(
-        out,
-        "\nSource: `{}` (written by `cargo xtask docs`: each rule set's cells by a build compiled \
-         for it, whose static assertions held).\n",
-        SEND_SYNC
+    let source = format!(
+        "Source: `{SEND_SYNC}` (written by `cargo xtask docs`: each rule set's cells by a build \
+         compiled for it, whose static assertions held)."
     );
-    Ok(out)
+    Ok(vec![send_sync_matrix_of(&rows), Block::Table(details), Block::Text(source)])
 }
 
 /// `send-sync-matrix`: rows of the Send/Sync matrix.
-fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<String, String> {
+fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let rows = send_sync_rows(spec, cx)?;
     let up = cx.up();
-    let mut out = send_sync_matrix_of(&rows);
-    let _ = write!(
-        out,
-        "\nRows of the generated table in [docs/send-sync.md]({up}docs/send-sync.md), \
+    let note = format!(
+        "Rows of the generated table in [docs/send-sync.md]({up}docs/send-sync.md), \
          whose source is the table in `src/send_sync.rs`: each build checks the cells of its \
-         own rule set with static assertions, and `cargo xtask docs` builds all three.\n"
+         own rule set with static assertions, and `cargo xtask docs` builds all three."
     );
-    Ok(out)
+    Ok(vec![send_sync_matrix_of(&rows), Block::Text(note)])
 }
 
 #[cfg(test)]
@@ -1234,6 +1185,7 @@ mod tests {
                 ns_per_op: Some(ns),
                 instructions_per_op: None,
                 scaling: None,
+                ns_interval: None,
             }),
         }
     }
@@ -1266,7 +1218,7 @@ mod tests {
             root: Path::new("/nonexistent"),
             page: "RFCs/x.md",
         };
-        render(&Spec::parse(spec).unwrap(), &cx).unwrap()
+        crate::render::markdown(&render(&Spec::parse(spec).unwrap(), &cx).unwrap())
     }
 
     #[test]
