@@ -7,12 +7,10 @@
 //! own. On an AddressSanitizer build the test binary, and only it, runs with libasan preloaded:
 //! cargo runs it through a runner (`env LD_PRELOAD=...`), so cargo and rustc never load it.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use interpsafe_results::{RecordData, ResultFile, Verdict};
+use interpsafe_results::{RecordData, ResultFile};
 
 use crate::error::Error;
 use crate::paths::{self, Cache};
@@ -21,41 +19,12 @@ use crate::python::names;
 use crate::stage::{self, Stage, StageResult};
 use crate::step::Step;
 use crate::cli::{self, cargo, with_python};
+use crate::docs::snapshot::{Snapshot, Source};
+use crate::docs::tables::{self, Context, Spec};
+use crate::render::{self, Block};
 
 /// The builds `cargo xtask test` runs the hazard suite on, beyond the default interpreters.
 pub const CHECKING_BUILDS: &[&str] = &["3.13-asan", "3.13-debug"];
-
-/// The catalogue's titles (the suite's `interpsafe::hazard::Hazard::title`; xtask does not link
-/// the library).
-const TITLES: &[(&str, &str)] = &[
-    ("H1", "bind in the wrong interpreter"),
-    (
-        "H2",
-        "drop in the wrong interpreter, or with no thread attached",
-    ),
-    ("H3", "use after the owning interpreter ended"),
-    (
-        "H4",
-        "a once-cell filled in one interpreter, read in another",
-    ),
-    ("H5", "one type object used from several interpreters"),
-    (
-        "H6",
-        "a foreign thread's callback lands in main instead of the owner",
-    ),
-    ("H7", "immortal shared objects must not be flagged"),
-    ("H8", "unsynchronised interior mutation from two threads"),
-    ("H9", "a lazy init raced by two threads or two interpreters"),
-    (
-        "H10",
-        "an exception class of one interpreter raised in another",
-    ),
-    ("H11", "a GIL-bound reference escaping its scope"),
-    (
-        "H12",
-        "an interned-string static filled in one interpreter, used in another",
-    ),
-];
 
 /// The `--python` values of a `hazards` command line.
 pub fn parse_args(args: &[String]) -> Result<Vec<String>, Error> {
@@ -212,202 +181,45 @@ pub fn hazards_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     }
 }
 
-/// The word before the first `:` (verdict texts start with a category: `deferred: ...`).
-fn category(text: &str) -> &str {
-    text.split(':').next().unwrap_or(text).trim()
-}
-
-/// A cell of the table: the verdict in a few words.
-pub fn short(v: &Verdict) -> String {
-    match v {
-        Verdict::CompileError { .. } => "compile error".to_string(),
-        Verdict::RuntimeError { message } => {
-            format!(
-                "error@{}",
-                category(message).split_whitespace().next().unwrap_or("?")
-            )
-        }
-        Verdict::Undetected { how } => {
-            // The most telling of what was seen, in this order.
-            const ORDER: &[(&str, &str)] = &[
-                ("asan", "ASan"),
-                ("crash", "crash"),
-                ("stderr", "abort"),
-                ("hang", "hang"),
-                ("wrong-interpreter", "wrong interp"),
-                ("wrong-object", "wrong object"),
-                ("wrong-result", "wrong result"),
-                ("lost-updates", "lost updates"),
-                ("refcount", "refcount"),
-                ("pool", "pool"),
-                ("leak", "leak"),
-            ];
-            let seen: Vec<&str> = how.split("; ").map(category).collect();
-            let mut words: Vec<&str> = ORDER
-                .iter()
-                .filter(|(k, _)| seen.contains(k))
-                .map(|(_, w)| *w)
-                .take(2)
-                .collect();
-            if words.is_empty() && seen.contains(&"accepted") {
-                words.push("accepted");
-            }
-            format!(
-                "UNDETECTED {}",
-                if words.is_empty() {
-                    "?".to_string()
-                } else {
-                    words.join("+")
-                }
-            )
-        }
-        Verdict::NotApplicable { why } => format!("n/a {}", category(why)),
-    }
-}
-
-/// The verdict matrix of one results file: rows are cases (and settings), columns strategies;
-/// a `!` marks a cell whose kind differs from the strategy's declared one.
+/// The verdict matrix of one results file on the console: the docs' `hazard-matrix` table
+/// (cases and settings by strategies, "≠ declared" where a cell differs from its strategy's
+/// declaration) through the console back-end, with what the settings mean on this build.
 pub fn table(file: &ResultFile, path: &Path) -> String {
-    let mut strategies: Vec<String> = Vec::new();
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let mut cells: BTreeMap<(String, String, String), String> = BTreeMap::new();
-    let mut build = String::new();
-    let mut free_threaded = false;
-    let mut differing = 0;
-    for r in &file.records {
-        let RecordData::Hazard(h) = &r.data else {
-            continue;
-        };
-        build = format!(
-            "{} ({})",
-            r.environment.interpreter.name, r.environment.interpreter.version
-        );
-        free_threaded = r.environment.interpreter.free_threaded;
-        if !strategies.contains(&h.strategy) {
-            strategies.push(h.strategy.clone());
-        }
-        let row = (
-            h.hazard.clone(),
-            h.isolation.clone().unwrap_or_else(|| "-".into()),
-        );
-        if !rows.contains(&row) {
-            rows.push(row.clone());
-        }
-        let mut text = short(&h.observed);
-        if h.observed.kind() != h.expected.kind() {
-            text.push_str(" !");
-            differing += 1;
-        }
-        cells.insert((row.0, row.1, h.strategy.clone()), text);
-    }
-    let number = |id: &str| -> u32 {
-        id.trim_start_matches('H')
-            .split('.')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(99)
-    };
-    rows.sort_by_key(|(id, _)| number(id));
-    let width = |col: &str| -> usize {
-        cells
-            .iter()
-            .filter(|((_, _, s), _)| s == col)
-            .map(|(_, t)| t.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(col.len())
-    };
-    let widths: Vec<usize> = strategies.iter().map(|s| width(s)).collect();
-    let malloc_runs = rows.iter().any(|(_, setting)| setting.ends_with("+malloc"));
-    let mut out = String::new();
-    let _ = writeln!(out, "hazard matrix on {build} ({})", path.display());
-    let mut line = format!("{:<18} {:<18}", "case", "setting");
-    for (s, w) in strategies.iter().zip(&widths) {
-        let _ = write!(line, " {s:<w$}");
-    }
-    let _ = writeln!(out, "{}", line.trim_end());
-    let mut last_hazard = "";
-    for (id, setting) in &rows {
-        let hazard = id.split('.').next().unwrap_or(id);
-        if hazard != last_hazard {
-            let title = TITLES
-                .iter()
-                .find(|(h, _)| *h == hazard)
-                .map_or("", |(_, t)| t);
-            let _ = writeln!(out, "{hazard}: {title}");
-            last_hazard = hazard;
-        }
-        let mut line = format!("  {id:<16} {setting:<18}");
-        for (s, w) in strategies.iter().zip(&widths) {
-            let text = cells
-                .get(&(id.clone(), setting.clone(), s.clone()))
-                .map_or("-", String::as_str);
-            let _ = write!(line, " {text:<w$}");
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-    if free_threaded {
-        out.push_str(
-            "note: free-threaded build: a subinterpreter's GIL setting changes nothing here (and the \
-             legacy config forces check_multi_interp_extensions), so one toolkit setting (own-gil) and \
-             one Python-created one (py-isolated) run; own- versus shared-GIL rows are meaningful on \
-             GIL builds only.\n",
-        );
+    let source = Source { file: path.display().to_string(), result: file.clone() };
+    let snapshot = Snapshot { sources: vec![source] };
+    let root = paths::workspace_root();
+    let cx = Context { snapshot: &snapshot, root: &root, page: "" };
+    let spec = Spec::parse("hazard-matrix").expect("a valid table spec");
+    let mut blocks = tables::render(&spec, &cx).unwrap_or_else(|e| vec![Block::Text(e)]);
+    let hazards = || file.records.iter().filter_map(|r| match &r.data {
+        RecordData::Hazard(h) => Some((r, h)),
+        _ => None,
+    });
+    let note = if hazards().any(|(r, _)| r.environment.interpreter.free_threaded) {
+        "Settings: on a free-threaded build a subinterpreter's GIL setting changes nothing (and the \
+         legacy config forces check_multi_interp_extensions), so one toolkit setting (own-gil) and \
+         one Python-created one (py-isolated) run."
     } else {
-        out.push_str(
-            "note: own-gil: PEP 684 subinterpreters (their own GIL and allocator); shared-gil: the \
-             legacy config (main's GIL and allocator); py-*: interpreters made by \
-             _interpreters.create('isolated' / 'legacy').\n",
-        );
-        if malloc_runs {
-            out.push_str(
-                "+malloc: run again with PYTHONMALLOC=malloc (ASan sees no pymalloc arena).\n",
-            );
-        }
-    }
-    out.push_str(
-        "legend: error@op: a clear runtime error from op; n/a <why>: the hazard cannot arise (what \
-         prevented it); UNDETECTED <what was seen>; compile error: shown by the cited compile-fail \
-         case. Full texts in the JSON.\n",
-    );
+        "Settings: own-gil: PEP 684 subinterpreters (their own GIL and allocator); shared-gil: the \
+         legacy config (main's GIL and allocator); py-*: interpreters made by \
+         _interpreters.create('isolated' / 'legacy'); +malloc: run again with PYTHONMALLOC=malloc \
+         (ASan sees no pymalloc arena)."
+    };
+    blocks.push(Block::Text(note.into()));
+    let differing = hazards().filter(|(_, h)| h.observed.kind() != h.expected.kind()).count();
     if differing > 0 {
-        let _ = writeln!(
-            out,
-            "{differing} cell(s) marked ! differ from their strategy's declared verdict"
-        );
+        let why = "differ from their strategy's declared verdict (marked ≠ declared)";
+        blocks.push(Block::Text(format!("{differing} cell(s) {why}")));
     }
-    out
+    render::console(&blocks)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use interpsafe_results::{Environment, HazardVerdict, InterpreterBuild, Machine, ResultRecord};
-
-    #[test]
-    fn cells_say_what_was_seen() {
-        let v = Verdict::RuntimeError {
-            message: "load into brand: the handle belongs to interpreter 1".into(),
-        };
-        assert_eq!(short(&v), "error@load");
-        let v = Verdict::Undetected {
-            how: "accepted: x; wrong-interpreter: y; crash: killed by SIGABRT during the scenario"
-                .into(),
-        };
-        assert_eq!(short(&v), "UNDETECTED crash+wrong interp");
-        assert_eq!(
-            short(&Verdict::Undetected {
-                how: "accepted: x".into()
-            }),
-            "UNDETECTED accepted"
-        );
-        assert_eq!(
-            short(&Verdict::NotApplicable {
-                why: "deferred: released in its owner".into()
-            }),
-            "n/a deferred"
-        );
-    }
+    use interpsafe_results::{
+        Environment, HazardVerdict, InterpreterBuild, Machine, ResultRecord, Verdict,
+    };
 
     #[test]
     fn table_has_a_row_per_case_and_a_column_per_strategy() {
@@ -448,12 +260,11 @@ mod tests {
             ],
         );
         let t = table(&file, Path::new("x.json"));
-        assert!(t.contains("unchecked") && t.contains("tagged"), "{t}");
-        assert!(
-            t.find("H2:").unwrap() < t.find("H10:").unwrap(),
-            "rows in catalogue order:\n{t}"
-        );
-        assert!(t.contains("error@bind !"), "{t}");
-        assert!(t.contains("1 cell(s) marked !"), "{t}");
+        assert!(t.contains("case  setting  unchecked"), "{t}");
+        assert!(t.find("H2 ").unwrap() < t.find("H10 ").unwrap(), "rows in catalogue order:\n{t}");
+        assert!(t.contains("error at bind ≠ declared"), "{t}");
+        assert!(t.contains("undetected: wrong object"), "{t}");
+        assert!(t.contains("1 cell(s) differ"), "{t}");
+        assert!(!t.contains('`') && !t.contains("**"), "{t}");
     }
 }
