@@ -70,7 +70,7 @@ enum Op {
     /// `bind`: the check alone.
     Bind,
     /// `bind` then `getattr(obj, '__class__')` and the release of the result, as in the
-    /// criterion bench: the per-operation target of the benches issue, counted.
+    /// criterion bench: the per-operation target (`xtask/src/targets.rs`), counted.
     BindGetattr,
     /// Clone a handle and drop the clone.
     CloneDrop,

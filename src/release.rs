@@ -4,7 +4,7 @@
 //! thread is attached elsewhere, or to nothing) the reference is queued in the owner's deferred
 //! decref pool and released the next time a thread attaches there ([`drain_for`]); if the owner
 //! has ended, it is discarded without touching freed memory, and counted. This is the fix for the
-//! process-global pool of PyO3 (issue #4570), which is drained by whichever interpreter attaches
+//! process-global pool of PyO3 0.28 (`src/internal/state.rs`; PyO3 issue #4570, 2024), which is drained by whichever interpreter attaches
 //! next.
 
 use std::ptr::NonNull;

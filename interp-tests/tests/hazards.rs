@@ -1,4 +1,4 @@
-//! The hazard suite: the catalogue (`interpsafe::hazard`, BRIEF section 3) against every
+//! The hazard suite: the catalogue (`interpsafe::hazard`, described in docs/hazards.md) against every
 //! registered strategy, on the interpreter build this binary is linked with, with real own-GIL,
 //! shared-GIL and Python-created subinterpreters and real threads.
 //!

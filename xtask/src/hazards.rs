@@ -58,7 +58,7 @@ pub fn hazard_stage(py: &Interpreter) -> Result<Stage, Error> {
     interp_tests_stage(py, "hazards", &["hazards"])
 }
 
-/// The regression tests of the attacks on the checked strategies (issue 11), which `cargo xtask
+/// The regression tests of the attacks on the checked strategies (docs/threat-model.md), which `cargo xtask
 /// test` runs on the checking builds too: memory errors there are reported, not silent.
 pub const ATTACK_REGRESSIONS: &[&str] = &["adversary", "raw_switch", "python_ends", "share"];
 
