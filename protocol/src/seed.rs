@@ -61,6 +61,10 @@ pub enum SeededBug {
     /// by panicking with the lock held, and the guard's drop during unwinding panics again, which
     /// aborts the process: a model of this bug has to run in a child process.
     OnceInitUnderLock,
+    /// Pin marks: the last pin's release uncounts it under the lock but unmarks after releasing
+    /// the lock, so a pin taken in between finds no count, fails to mark (the old mark is still
+    /// there) and goes uncounted, and the late unmark leaves that pin held with no mark.
+    PinUnmarkOutsideLock,
 }
 
 /// The set of seeded bugs switched on for one protocol instance.

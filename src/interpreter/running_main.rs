@@ -49,6 +49,7 @@
 //! || _interpreters.destroy(x)))` aborted the process).
 
 use crate::pyo3_compat::ffi;
+use interpsafe_protocol::PinMarks;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -260,8 +261,9 @@ impl SuspendedMark {
     }
 }
 
-/// Interpreters (by address) that pins marked, with the number of pins on each.
-static PINNED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+/// The pins counted per interpreter, and when to mark and unmark (the protocol, modelled in
+/// loom: `interpsafe_protocol::PinMarks`).
+static PIN_MARKS: PinMarks = PinMarks::new();
 
 /// The running-main mark that pins of an interpreter's memory hold (see the module docs): the
 /// first pin of an unmarked interpreter points its running-main field at [`SENTINEL`], the last
@@ -281,24 +283,23 @@ impl PinMark {
     /// returned mark is dropped.
     pub(crate) unsafe fn take() -> Self {
         // SAFETY: attached (caller's contract): the current thread state and its interpreter
-        // are live, and the running-main calls need exactly this attached thread state. The
-        // caller's error indicator is saved and restored around calls that may set one.
-        unsafe {
-            let interp = ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get());
-            if interp == ffi::PyInterpreterState_Main() {
-                return PinMark { interp: 0 };
-            }
-            let mut pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = pinned.iter_mut().find(|(i, _)| *i == interp as usize) {
-                entry.1 += 1;
-                return PinMark { interp: interp as usize };
-            }
+        // are live.
+        let interp = unsafe { ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get()) };
+        // SAFETY: as above.
+        if interp == unsafe { ffi::PyInterpreterState_Main() } {
+            return PinMark { interp: 0 };
+        }
+        // SAFETY: attached to the live `interp` (caller's contract), which the running-main
+        // calls need with exactly this attached thread state; the caller's error indicator is
+        // saved and restored around calls that may set one.
+        let mark = || unsafe {
             if _PyInterpreterState_IsRunningMain(interp) != 0 {
-                return PinMark { interp: 0 };
+                return false;
             }
-            let sentinel = std::ptr::addr_of!(SENTINEL) as usize;
-            let marked = match field_of(interp) {
-                Some(word) => word.compare_exchange(0, sentinel, Ordering::Relaxed, Ordering::Relaxed).is_ok(),
+            match field_of(interp) {
+                Some(word) => word
+                    .compare_exchange(0, std::ptr::addr_of!(SENTINEL) as usize, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok(),
                 None => {
                     let pending = ffi::PyErr_GetRaisedException();
                     let marked = _PyInterpreterState_SetRunningMain(interp) == 0
@@ -316,13 +317,9 @@ impl PinMark {
                     ffi::PyErr_SetRaisedException(pending);
                     marked
                 }
-            };
-            if !marked {
-                return PinMark { interp: 0 };
             }
-            pinned.push((interp as usize, 1));
-            PinMark { interp: interp as usize }
-        }
+        };
+        PinMark { interp: if PIN_MARKS.take(interp as usize, mark) { interp as usize } else { 0 } }
     }
 }
 
@@ -331,25 +328,20 @@ impl Drop for PinMark {
         if self.interp == 0 {
             return;
         }
-        let mut pinned = PINNED.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(i) = pinned.iter().position(|(p, _)| *p == self.interp) else { return };
-        pinned[i].1 -= 1;
-        if pinned[i].1 > 0 {
-            return;
-        }
-        pinned.swap_remove(i);
         let interp = self.interp as *mut ffi::PyInterpreterState;
-        // SAFETY: the pin this mark counts still holds the interpreter (the caller of `take`
-        // drops the mark first), so it is live; a marked interpreter had its field located.
-        if let Some(word) = unsafe { field_of(interp) } {
-            // Only the sentinel is cleared: a thread state CPython marked since stays marked.
-            let _ = word.compare_exchange(
-                std::ptr::addr_of!(SENTINEL) as usize,
-                0,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
+        PIN_MARKS.release(self.interp, || {
+            // SAFETY: the pin this mark counts still holds the interpreter (the owner of the
+            // mark drops it first), so it is live; a marked interpreter had its field located.
+            if let Some(word) = unsafe { field_of(interp) } {
+                // Only the sentinel is cleared: a thread state CPython marked since stays marked.
+                let _ = word.compare_exchange(
+                    std::ptr::addr_of!(SENTINEL) as usize,
+                    0,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        });
     }
 }
 

@@ -12,5 +12,6 @@
 mod borrow_flag;
 mod decref_pool;
 mod once_cell;
+mod pin_marks;
 mod registry;
 mod slot_table;
