@@ -17,6 +17,16 @@ use interp_tests::raw_switch::{interpreter_by_id, switched_into};
 
 
 
+/// The fast path's question (is main the only interpreter in CPython's list?) is answered by
+/// one load of the list head, located through `_PyRuntime`'s debug offsets and checked against
+/// `PyInterpreterState_Head` (3.13's layout); the raw-switch tests below then exercise that
+/// load, not the call it replaced.
+#[test]
+fn the_interpreter_list_head_is_read_in_place() {
+    interpsafe::interpreter::initialize();
+    assert!(interpsafe::interpreter::runtime::interpreter_list_read_in_place());
+}
+
 #[test]
 fn tagged_sees_a_raw_switch_into_an_interpreter_it_never_entered() {
     let main = main_interpreter();

@@ -18,6 +18,7 @@ mod detach;
 mod end_observer;
 mod entry_module;
 mod guard;
+mod interpreter_list;
 mod python_code;
 pub(crate) mod running_main;
 pub mod runtime;

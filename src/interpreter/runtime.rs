@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use interpsafe_protocol::{DecrefPool, InterpreterId, InterpreterKey, PoolStats, Registry, Status};
 
 use super::guard::with_thread_state;
-use super::{end_observer, entry_module, thread_state};
+use super::{end_observer, entry_module, interpreter_list, thread_state};
 use crate::pyo3_compat::{self, ffi};
 use crate::tag::Tag;
 
@@ -167,9 +167,15 @@ static MAIN_INTERP: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr
 #[inline(always)]
 pub(crate) fn only_main_alive() -> bool {
     let main = MAIN_INTERP.load(Ordering::Relaxed);
-    // SAFETY: PyInterpreterState_Head only reads the runtime's list head (an aligned pointer
-    // written under the runtime's lock); the result is compared, never dereferenced.
-    !main.is_null() && unsafe { ffi::PyInterpreterState_Head() } == main
+    !main.is_null() && interpreter_list::head() == main
+}
+
+/// Whether the tagged fast path reads the head of CPython's interpreter list in place (through
+/// `_PyRuntime`'s debug offsets, checked against `PyInterpreterState_Head` at initialisation)
+/// rather than calling `PyInterpreterState_Head`. False before [`initialize`], or where the
+/// debug offsets are not the 3.13 layout.
+pub fn interpreter_list_read_in_place() -> bool {
+    interpreter_list::read_in_place()
 }
 
 /// The owner tag for a new reference made on this thread, which is attached (inside a scope):
@@ -226,6 +232,8 @@ pub fn initialize() {
     // SAFETY: the runtime is initialised, so PyInterpreterState_Main returns the main
     // interpreter, valid until finalisation.
     let main = unsafe { ffi::PyInterpreterState_Main() };
+    // SAFETY: the runtime is initialised.
+    unsafe { interpreter_list::locate() };
     MAIN_INTERP.store(main, Ordering::Relaxed);
     let seen = registry().observe(InterpreterId::MAIN, main as usize);
     if seen.first_entry {
