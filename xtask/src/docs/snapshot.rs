@@ -86,6 +86,20 @@ impl Snapshot {
         Ok(Snapshot { sources })
     }
 
+    /// The file `record` (one of this snapshot's records) came from.
+    pub fn source_of(&self, record: &ResultRecord) -> &Source {
+        let mine = |s: &&Source| {
+            s.result
+                .records
+                .as_ptr_range()
+                .contains(&std::ptr::from_ref(record))
+        };
+        self.sources
+            .iter()
+            .find(mine)
+            .expect("a record of this snapshot")
+    }
+
     /// Every record with the file it came from.
     pub fn records(&self) -> impl Iterator<Item = (&Source, &ResultRecord)> {
         self.sources

@@ -25,21 +25,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use interpsafe_results::{
-    build_rank, hazard_number, strategy_rank, Environment, InterpreterBuild, Machine, RecordData,
-    Interval, SendSyncCell, Verdict, REFERENCE,
+    build_rank, hazard_number, strategy_rank, HazardVerdict, InterpreterBuild, Machine, RecordData,
+    ResultRecord, SendSyncCell, Verdict, BASELINE, REFERENCE,
 };
 
-use super::snapshot::{Snapshot, Source, SEND_SYNC};
+use super::snapshot::{Snapshot, SEND_SYNC};
 use crate::render::{Block, Table};
-
-/// A strategy's sort key ([`strategy_rank`]).
-type StrategyKey = (usize, String);
-/// A build's sort key ([`build_rank`]).
-type BuildKey = (bool, String);
-/// A scaling row: build, scenario, strategy.
-type ScalingRow = (BuildKey, String, StrategyKey);
-/// A handle-size cell: size, size as `Option`, short type name.
-type SizeCell = (usize, usize, String);
+use crate::targets::{Figures, Key, Metric};
 
 /// Which threads can reach one object at once: the Send/Sync model's rule sets, in column
 /// order: name, column heading, whether its build needs a free-threaded interpreter, and the
@@ -70,43 +62,32 @@ impl Spec {
         let mut words = text.split_whitespace();
         let kind = words
             .next()
-            .ok_or("no table kind (e.g. `hazards`, `bench`)")?
-            .to_string();
+            .ok_or("no table kind (e.g. `hazards`, `bench`)")?;
         let mut args = BTreeMap::new();
         for word in words {
             let (k, v) = word
                 .split_once('=')
-                .ok_or_else(|| format!("argument `{word}` is not key=value"))?;
+                .ok_or(format!("argument `{word}` is not key=value"))?;
             if args.insert(k.to_string(), v.to_string()).is_some() {
                 return Err(format!("argument `{k}` is given twice"));
             }
         }
-        Ok(Spec { kind, args })
-    }
-
-    /// Refuses arguments the kind does not take, so that a typo cannot silently widen a table.
-    fn only(&self, allowed: &[&str]) -> Result<(), String> {
-        for k in self.args.keys() {
-            if !allowed.contains(&k.as_str()) {
-                return Err(format!(
-                    "`{}` tables take no argument `{k}` (they take: {})",
-                    self.kind,
-                    allowed.join(", ")
-                ));
-            }
-        }
-        Ok(())
+        Ok(Spec {
+            kind: kind.to_string(),
+            args,
+        })
     }
 
     /// A comma-separated list argument.
     fn list(&self, key: &str) -> Option<Vec<String>> {
-        self.args.get(key).map(|v| {
+        let items = |v: &str| {
             v.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .map(String::from)
                 .collect()
-        })
+        };
+        self.args.get(key).map(|v| items(v))
     }
 }
 
@@ -115,7 +96,7 @@ impl Spec {
 pub struct Context<'a> {
     /// The snapshot.
     pub snapshot: &'a Snapshot,
-    /// The workspace root (for `send-sync-matrix`, which reads `docs/send-sync.md`).
+    /// The workspace root.
     pub root: &'a Path,
     /// The page the table goes into, relative to the root (for relative links).
     pub page: &'a str,
@@ -128,61 +109,59 @@ impl Context<'_> {
     }
 }
 
-/// Renders the table `spec` asks for: Markdown ending in a newline.
+/// A table kind's renderer.
+type Kind = fn(&Spec, &Context<'_>) -> Result<Vec<Block>, String>;
+
+/// Every table kind, with the arguments it takes.
+const KINDS: [(&str, &[&str], Kind); 9] = [
+    ("hazards", &["strategies", "cases", "builds"], hazards),
+    (
+        "hazard-matrix",
+        &["strategies", "cases", "builds"],
+        hazard_matrix,
+    ),
+    (
+        "bench",
+        &[
+            "operations",
+            "strategies",
+            "interpreters",
+            "builds",
+            "metric",
+            "baseline",
+        ],
+        bench,
+    ),
+    ("scaling", &["operations", "strategies", "builds"], scaling),
+    ("handle-size", &["strategies", "builds"], handle_size),
+    ("targets", &["strategies", "builds"], targets),
+    ("send-sync", &["types"], send_sync),
+    ("send-sync-matrix", &["types"], send_sync_matrix),
+    ("guarantees", &["strategies", "builds"], guarantees),
+];
+
+/// Renders the table `spec` asks for. Arguments the kind does not take are refused, so that a
+/// typo cannot silently widen a table.
 pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
-    match spec.kind.as_str() {
-        "hazards" => {
-            spec.only(&["strategies", "cases", "builds"])?;
-            Ok(hazards(spec, cx))
-        }
-        "hazard-matrix" => {
-            spec.only(&["strategies", "cases", "builds"])?;
-            Ok(hazard_matrix(spec, cx))
-        }
-        "bench" => {
-            spec.only(&[
-                "operations",
-                "strategies",
-                "interpreters",
-                "builds",
-                "metric",
-                "baseline",
-            ])?;
-            bench(spec, cx)
-        }
-        "scaling" => {
-            spec.only(&["operations", "strategies", "builds"])?;
-            Ok(scaling(spec, cx))
-        }
-        "handle-size" => {
-            spec.only(&["strategies", "builds"])?;
-            Ok(handle_size(spec, cx))
-        }
-        "targets" => {
-            spec.only(&["strategies", "builds"])?;
-            Ok(targets(spec, cx))
-        }
-        "send-sync" => {
-            spec.only(&["types"])?;
-            send_sync(spec, cx)
-        }
-        "send-sync-matrix" => {
-            spec.only(&["types"])?;
-            send_sync_matrix(spec, cx)
-        }
-        "guarantees" => {
-            spec.only(&["strategies", "builds"])?;
-            Ok(guarantees(spec, cx))
-        }
-        other => Err(format!(
-            "unknown table kind `{other}` (known: hazards, hazard-matrix, bench, scaling, \
-             handle-size, targets, send-sync, send-sync-matrix, guarantees)"
-        )),
+    let Some((kind, allowed, f)) = KINDS.iter().find(|k| k.0 == spec.kind) else {
+        let known: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
+        return Err(format!(
+            "unknown table kind `{}` (known: {})",
+            spec.kind,
+            known.join(", ")
+        ));
+    };
+    if let Some(k) = spec.args.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let takes = allowed.join(", ");
+        return Err(format!(
+            "`{kind}` tables take no argument `{k}` (they take: {takes})"
+        ));
     }
+    f(spec, cx)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared pieces: ordering, filters, provenance, number formats.
+// Shared pieces: selection, ordering, provenance, number formats.
 
 /// Whether `list` (absent: everything) admits `name`.
 fn admits(list: &Option<Vec<String>>, name: &str) -> bool {
@@ -192,24 +171,57 @@ fn admits(list: &Option<Vec<String>>, name: &str) -> bool {
 /// Whether a case ID is selected: `H2` selects `H2` and its forms (`H2.kept`); `H2.kept` only
 /// itself.
 fn case_selected(list: &Option<Vec<String>>, id: &str) -> bool {
-    list.as_ref().is_none_or(|l| {
-        l.iter().any(|want| {
-            id == want || (!want.contains('.') && id.split('.').next() == Some(want.as_str()))
-        })
+    let hazard = id.split('.').next();
+    let matches = |want: &String| id == want || (!want.contains('.') && hazard == Some(want));
+    list.as_ref().is_none_or(|l| l.iter().any(matches))
+}
+
+/// The snapshot's records of the builds and strategies the spec admits.
+fn selected<'a>(spec: &Spec, cx: &Context<'a>) -> impl Iterator<Item = &'a ResultRecord> {
+    let (strategies, builds) = (spec.list("strategies"), spec.list("builds"));
+    cx.snapshot.records().map(|(_, r)| r).filter(move |r| {
+        let strategy = match &r.data {
+            RecordData::Hazard(h) => &h.strategy,
+            RecordData::Bench(b) => &b.strategy,
+            RecordData::HandleSize(h) => &h.strategy,
+            _ => return false,
+        };
+        admits(&strategies, strategy) && admits(&builds, &r.environment.interpreter.name)
     })
+}
+
+/// The distinct items, in order of first appearance.
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// The distinct builds of `records`, in the toolkit's build order.
+fn builds_of<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<&'a InterpreterBuild> {
+    let mut builds = distinct(records.into_iter().map(|r| &r.environment.interpreter));
+    builds.sort_by_key(|b| build_rank(b));
+    builds
 }
 
 /// The strategies of `present`, restricted to and ordered by the `strategies` argument if given,
 /// else in the toolkit's order.
-fn columns(spec: &Spec, present: &BTreeSet<String>) -> Vec<String> {
-    match spec.list("strategies") {
-        Some(list) => list,
-        None => {
-            let mut all: Vec<String> = present.iter().cloned().collect();
-            all.sort_by_key(|s| strategy_rank(s));
-            all
-        }
-    }
+fn columns<'a>(spec: &Spec, present: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    spec.list("strategies").unwrap_or_else(|| {
+        let mut all: Vec<String> = distinct(present.into_iter().map(String::from));
+        all.sort_by_key(|s| strategy_rank(s));
+        all
+    })
+}
+
+/// A header row: `fixed` headings, then a code-formatted heading per strategy.
+fn head(fixed: &[&str], strategies: &[String]) -> Table {
+    let quoted = strategies.iter().map(|s| format!("`{s}`"));
+    Table::new(fixed.iter().map(|h| h.to_string()).chain(quoted))
 }
 
 /// How a build is described: `3.13t`: CPython 3.13.15, free-threaded.
@@ -241,60 +253,51 @@ fn describe_machine(m: &Machine) -> String {
     s
 }
 
-/// The provenance paragraph of a table generated from `used`.
-fn provenance(used: &[(&Source, &Environment)]) -> Block {
-    // (producer, quick) -> files, in order of first appearance.
-    let mut files: Vec<((&str, bool), Vec<&str>)> = Vec::new();
-    let mut builds: Vec<&InterpreterBuild> = Vec::new();
-    let mut pyo3: Vec<&str> = Vec::new();
-    let mut machines: Vec<&Machine> = Vec::new();
-    for (source, env) in used {
-        let producer = (source.result.producer.as_str(), source.is_quick());
-        match files.iter_mut().find(|(p, _)| *p == producer) {
-            Some((_, list)) if list.contains(&source.file.as_str()) => {}
-            Some((_, list)) => list.push(&source.file),
-            None => files.push((producer, vec![&source.file])),
-        }
-        if !builds.contains(&&env.interpreter) {
-            builds.push(&env.interpreter);
-        }
-        if !pyo3.contains(&env.pyo3_version.as_str()) {
-            pyo3.push(&env.pyo3_version);
-        }
-        if !machines.contains(&&env.machine) {
-            machines.push(&env.machine);
-        }
-    }
-    builds.sort_by_key(|b| build_rank(b));
-    let files: Vec<String> = files
-        .iter()
-        .map(|((producer, quick), list)| {
-            let quick = if *quick {
-                ": **a quick run, smoke numbers to develop with, not to cite**"
-            } else {
-                ""
+/// The provenance paragraph of a table generated from `used`: the snapshot files by producer,
+/// the builds, PyO3 versions and machines, each in order of first appearance (builds sorted).
+fn provenance<'a>(cx: &Context<'a>, used: impl IntoIterator<Item = &'a ResultRecord>) -> Block {
+    let used: Vec<&ResultRecord> = used.into_iter().collect();
+    let file = |r: &&ResultRecord| {
+        let s = cx.snapshot.source_of(r);
+        (s.result.producer.as_str(), s.is_quick(), s.file.as_str())
+    };
+    let sources = distinct(used.iter().map(file));
+    let files: Vec<String> = distinct(sources.iter().map(|s| (s.0, s.1)))
+        .into_iter()
+        .map(|(producer, quick)| {
+            let of = sources.iter().filter(|s| s.0 == producer);
+            let list: Vec<String> = of.map(|s| format!("`{}`", s.2)).collect();
+            let quick = match quick {
+                true => ": **a quick run, smoke numbers to develop with, not to cite**",
+                false => "",
             };
-            let list: Vec<String> = list.iter().map(|f| format!("`{f}`")).collect();
             format!("{} (written by `{producer}`{quick})", list.join(", "))
         })
         .collect();
-    let builds: Vec<String> = builds.iter().map(|b| describe_build(b)).collect();
-    let machines: Vec<String> = machines.iter().map(|m| describe_machine(m)).collect();
-    Block::Text(format!(
-        "Source: {}. Builds: {}. PyO3 {}. Machine: {}.",
+    let builds: Vec<String> = builds_of(used.iter().copied())
+        .into_iter()
+        .map(describe_build)
+        .collect();
+    let pyo3 = distinct(used.iter().map(|r| r.environment.pyo3_version.as_str()));
+    let machines = distinct(used.iter().map(|r| &r.environment.machine));
+    let machines: Vec<String> = machines.into_iter().map(describe_machine).collect();
+    let (files, builds, pyo3, machines) = (
         files.join("; "),
         builds.join("; "),
         pyo3.join(", "),
-        machines.join("; ")
+        machines.join("; "),
+    );
+    Block::Text(format!(
+        "Source: {files}. Builds: {builds}. PyO3 {pyo3}. Machine: {machines}."
     ))
 }
 
 /// The line printed instead of a table that has no figures at all.
-fn not_measured(what: &str, how: &str) -> Vec<Block> {
-    vec![Block::Text(format!(
+fn not_measured(what: &str, how: &str) -> Result<Vec<Block>, String> {
+    Ok(vec![Block::Text(format!(
         "Not measured: the snapshot in `docs/data/` has no {what}. Produce them with `{how}`, then \
          copy them in with `cargo xtask docs --refresh`."
-    ))]
+    ))])
 }
 
 /// Groups digits in threes: 1234567 -> 1,234,567.
@@ -312,14 +315,11 @@ fn grouped(whole: u64) -> String {
 
 /// A figure with precision suited to its size.
 fn figure(v: f64) -> String {
-    if v >= 1000.0 {
-        grouped(v.round() as u64)
-    } else if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
+    match v {
+        v if v >= 1000.0 => grouped(v.round() as u64),
+        v if v >= 100.0 => format!("{v:.0}"),
+        v if v >= 10.0 => format!("{v:.1}"),
+        v => format!("{v:.2}"),
     }
 }
 
@@ -327,64 +327,37 @@ fn figure(v: f64) -> String {
 // Hazard verdicts.
 
 /// One hazard verdict as the tables use it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Instance<'a> {
-    source: &'a Source,
-    env: &'a Environment,
-    case: &'a str,
-    strategy: &'a str,
-    setting: String,
-    observed: &'a Verdict,
-    expected: &'a Verdict,
-    threat: Option<&'a str>,
+    r: &'a ResultRecord,
+    h: &'a HazardVerdict,
+    setting: &'a str,
 }
 
-/// The hazard verdicts the spec selects, with the case order of first appearance (by hazard
-/// number).
-fn instances<'a>(spec: &Spec, snapshot: &'a Snapshot) -> Vec<Instance<'a>> {
-    let strategies = spec.list("strategies");
-    let cases = spec.list("cases");
-    let builds = spec.list("builds");
-    snapshot
-        .records()
-        .filter_map(|(source, r)| match &r.data {
-            RecordData::Hazard(h)
-                if admits(&strategies, &h.strategy)
-                    && case_selected(&cases, &h.hazard)
-                    && admits(&builds, &r.environment.interpreter.name) =>
-            {
-                Some(Instance {
-                    source,
-                    env: &r.environment,
-                    case: &h.hazard,
-                    strategy: &h.strategy,
-                    setting: h.isolation.clone().unwrap_or_else(|| "-".into()),
-                    observed: &h.observed,
-                    expected: &h.expected,
-                    threat: h.threat.as_deref(),
-                })
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-/// The distinct values of `f` over `items`, in order of first appearance.
-fn distinct<'a, T>(items: &'a [T], f: impl Fn(&'a T) -> &'a str) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for item in items {
-        let v = f(item);
-        if !out.contains(&v) {
-            out.push(v);
-        }
+impl Instance<'_> {
+    fn build(&self) -> &InterpreterBuild {
+        &self.r.environment.interpreter
     }
-    out
 }
 
-/// The case IDs of `items`, ordered by hazard number, forms in order of first appearance.
-fn case_order<'a>(items: &'a [Instance<'a>]) -> Vec<&'a str> {
-    let mut cases = distinct(items, |i| i.case);
-    // A stable sort keeps each hazard's forms in the order the suite ran them.
+/// The hazard verdicts the spec selects, in snapshot order.
+fn instances<'a>(spec: &Spec, cx: &Context<'a>) -> Vec<Instance<'a>> {
+    let cases = spec.list("cases");
+    let hazard = |r: &'a ResultRecord| match &r.data {
+        RecordData::Hazard(h) if case_selected(&cases, &h.hazard) => Some(Instance {
+            r,
+            h,
+            setting: h.isolation.as_deref().unwrap_or("-"),
+        }),
+        _ => None,
+    };
+    selected(spec, cx).filter_map(hazard).collect()
+}
+
+/// The case IDs of `items`, ordered by hazard number, forms in order of first appearance (a
+/// stable sort keeps each hazard's forms in the order the suite ran them).
+fn case_order<'a>(items: &[Instance<'a>]) -> Vec<&'a str> {
+    let mut cases = distinct(items.iter().map(|i| i.h.hazard.as_str()));
     cases.sort_by_key(|c| hazard_number(c));
     cases
 }
@@ -414,10 +387,10 @@ fn seen(how: &str) -> Vec<&'static str> {
         ("leak", "leak"),
     ];
     let slugs: Vec<&str> = how.split("; ").filter_map(slug).collect();
-    let mut words: Vec<&'static str> = WORDS
+    let mut words: Vec<&str> = WORDS
         .iter()
         .filter(|(k, _)| slugs.contains(k))
-        .map(|(_, w)| *w)
+        .map(|w| w.1)
         .collect();
     if how.contains("gettotalrefcount() rose") {
         words.push("references leaked");
@@ -444,11 +417,12 @@ fn label(observed: &Verdict, expected: &Verdict, up: &str) -> String {
         }
         Verdict::RuntimeError { message } => {
             let op = message.split(':').next().unwrap_or(message).trim();
-            if message.contains("has ended") {
-                format!("error at `{op}` (owner ended)")
+            let ended = if message.contains("has ended") {
+                " (owner ended)"
             } else {
-                format!("error at `{op}`")
-            }
+                ""
+            };
+            format!("error at `{op}`{ended}")
         }
         Verdict::Undetected { how } => format!("**undetected**: {}", seen(how).join(", ")),
         Verdict::NotApplicable { why } => {
@@ -456,96 +430,72 @@ fn label(observed: &Verdict, expected: &Verdict, up: &str) -> String {
                 Verdict::NotApplicable { why } => slug(why),
                 _ => None,
             };
-            match slug(why).or(declared) {
-                Some(s) => format!("n/a ({s})"),
-                None => "n/a".to_string(),
-            }
+            slug(why)
+                .or(declared)
+                .map_or("n/a".to_string(), |s| format!("n/a ({s})"))
         }
     };
-    if observed.kind() == expected.kind() {
-        text
-    } else {
-        format!("{text} **≠ declared**")
+    match observed.kind() == expected.kind() {
+        true => text,
+        false => format!("{text} **≠ declared**"),
     }
 }
 
 /// One cell: the verdicts of `items` (one case, one strategy, every build and setting). If they
 /// differ, each verdict names where it was seen: a build alone when it covers every setting of
-/// that build in the cell, else the build with its settings.
+/// that build in the cell, else the build with its settings. Where every verdict is
+/// "undetected", it says so once and lists what was seen where.
 fn summarise(items: &[&Instance<'_>], up: &str) -> String {
-    if items.is_empty() {
-        return "not measured".to_string();
-    }
-    let mut groups: Vec<(String, Vec<&Instance<'_>>)> = Vec::new();
-    for item in items {
-        let l = label(item.observed, item.expected, up);
-        match groups.iter_mut().find(|(g, _)| *g == l) {
-            Some((_, members)) => members.push(item),
-            None => groups.push((l, vec![item])),
-        }
-    }
-    if groups.len() == 1 {
-        return groups.remove(0).0;
-    }
-    // Where every verdict is "undetected", say so once and list what was seen where.
     const UNDETECTED: &str = "**undetected**: ";
-    let all_undetected = groups.iter().all(|(l, _)| l.starts_with(UNDETECTED));
-    if all_undetected {
-        for (l, _) in groups.iter_mut() {
-            *l = l[UNDETECTED.len()..].to_string();
-        }
+    let labels: Vec<String> = items
+        .iter()
+        .map(|i| label(&i.h.observed, &i.h.expected, up))
+        .collect();
+    let groups = distinct(labels.iter());
+    match groups.len() {
+        0 => return "not measured".to_string(),
+        1 => return labels[0].clone(),
+        _ => {}
     }
-    let mut builds: Vec<&InterpreterBuild> = Vec::new();
-    for item in items {
-        if !builds.contains(&&item.env.interpreter) {
-            builds.push(&item.env.interpreter);
-        }
-    }
-    builds.sort_by_key(|b| build_rank(b));
+    let all_undetected = groups.iter().all(|l| l.starts_with(UNDETECTED));
+    let builds = builds_of(items.iter().map(|i| i.r));
     let parts: Vec<String> = groups
         .iter()
-        .map(|(l, members)| {
+        .map(|&l| {
             let places: Vec<String> = builds
                 .iter()
-                .filter_map(|b| {
-                    let all: Vec<&str> = items
-                        .iter()
-                        .filter(|i| &&i.env.interpreter == b)
-                        .map(|i| i.setting.as_str())
-                        .collect();
-                    let here: Vec<&str> = members
-                        .iter()
-                        .filter(|i| &&i.env.interpreter == b)
-                        .map(|i| i.setting.as_str())
-                        .collect();
-                    if here.is_empty() {
-                        None
-                    } else if here.len() == all.len() {
-                        Some(format!("`{}`", b.name))
-                    } else {
-                        Some(format!("`{}` ({})", b.name, here.join(", ")))
+                .filter_map(|&b| {
+                    let on_b = items.iter().zip(&labels).filter(|(i, _)| i.build() == b);
+                    let all = on_b.clone().count();
+                    let here: Vec<&str> = on_b.filter(|x| x.1 == l).map(|x| x.0.setting).collect();
+                    match here.len() {
+                        0 => None,
+                        n if n == all => Some(format!("`{}`", b.name)),
+                        _ => Some(format!("`{}` ({})", b.name, here.join(", "))),
                     }
                 })
                 .collect();
+            let l = if all_undetected {
+                &l[UNDETECTED.len()..]
+            } else {
+                l
+            };
             format!("{l} on {}", places.join(", "))
         })
         .collect();
-    if all_undetected {
-        format!("{UNDETECTED}{}", parts.join("; "))
-    } else {
-        parts.join("; ")
-    }
+    let prefix = if all_undetected { UNDETECTED } else { "" };
+    format!("{prefix}{}", parts.join("; "))
 }
 
 /// The legend under every hazard table.
-fn hazard_legend(up: &str, per_setting: bool) -> String {
+fn hazard_legend(up: &str, per_setting: bool) -> Block {
     let scope = if per_setting {
         "Cells: what the hazard suite observed for that case, setting and strategy on that build."
     } else {
         "Cells: what the hazard suite observed for that case and strategy on every build and \
          setting in the snapshot; where they differ, each verdict says where it was seen."
     };
-    format!(
+    Block::Text(format!(
         "{scope} `error at op`: a clear runtime error from operation `op`, and the process \
          survives; **undetected**: not caught, with what the suite saw instead (the suite observes \
          the wrong interpreter directly through probe objects, since a crash may or may not \
@@ -553,82 +503,81 @@ fn hazard_legend(up: &str, per_setting: bool) -> String {
          compile, shown by the linked compile-fail case. **≠ declared** marks a cell where the \
          strategy declared another kind of verdict: the suite fails on it, so the snapshot comes \
          from a failing run there. Cases and settings: [the hazard catalogue]({up}docs/hazards.md)."
-    )
+    ))
+}
+
+/// The rows of a hazard table over `items`: per case (and per setting if `per_setting`), one
+/// cell per strategy.
+fn hazard_rows(
+    items: &[Instance<'_>],
+    strategies: &[String],
+    per_setting: bool,
+    up: &str,
+) -> Table {
+    let fixed: &[&str] = if per_setting {
+        &["case", "setting"]
+    } else {
+        &["case"]
+    };
+    let mut table = head(fixed, strategies);
+    for case in case_order(items) {
+        let of_case: Vec<&Instance<'_>> = items.iter().filter(|i| i.h.hazard == case).collect();
+        let settings = match per_setting {
+            true => distinct(of_case.iter().map(|i| Some(i.setting))),
+            false => vec![None],
+        };
+        for setting in settings {
+            let mut cells = vec![format!("`{case}`")];
+            cells.extend(setting.map(str::to_string));
+            for s in strategies {
+                let here = |i: &&&Instance<'_>| {
+                    i.h.strategy == *s && setting.is_none_or(|x| x == i.setting)
+                };
+                let cell: Vec<&Instance<'_>> = of_case.iter().filter(here).copied().collect();
+                cells.push(summarise(&cell, up));
+            }
+            table.push(cells);
+        }
+    }
+    table
 }
 
 /// `hazards`: cases by strategies, each cell summarised over builds and settings.
-fn hazards(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
-    let items = instances(spec, cx.snapshot);
+fn hazards(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let items = instances(spec, cx);
     if items.is_empty() {
         return not_measured("hazard verdicts for this selection", "cargo xtask hazards");
     }
-    let up = cx.up();
-    let present: BTreeSet<String> = items.iter().map(|i| i.strategy.to_string()).collect();
-    let strategies = columns(spec, &present);
-    let mut head = vec!["case".to_string()];
-    head.extend(strategies.iter().map(|s| format!("`{s}`")));
-    let mut table = Table::new(head);
-    for case in case_order(&items) {
-        let mut cells = vec![format!("`{case}`")];
-        for s in &strategies {
-            let cell: Vec<&Instance<'_>> = items
-                .iter()
-                .filter(|i| i.case == case && i.strategy == s)
-                .collect();
-            cells.push(summarise(&cell, &up));
-        }
-        table.push(cells);
-    }
-    let used: Vec<(&Source, &Environment)> = items.iter().map(|i| (i.source, i.env)).collect();
-    vec![Block::Table(table), Block::Text(hazard_legend(&up, false)), provenance(&used)]
+    let strategies = columns(spec, items.iter().map(|i| i.h.strategy.as_str()));
+    let table = hazard_rows(&items, &strategies, false, &cx.up());
+    let used = provenance(cx, items.iter().map(|i| i.r));
+    Ok(vec![
+        Block::Table(table),
+        hazard_legend(&cx.up(), false),
+        used,
+    ])
 }
 
 /// `hazard-matrix`: per build, cases and settings by strategies.
-fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
-    let items = instances(spec, cx.snapshot);
+fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let items = instances(spec, cx);
     if items.is_empty() {
         return not_measured("hazard verdicts", "cargo xtask hazards");
     }
-    let up = cx.up();
-    let mut builds: Vec<&InterpreterBuild> = Vec::new();
-    for i in &items {
-        if !builds.contains(&&i.env.interpreter) {
-            builds.push(&i.env.interpreter);
-        }
-    }
-    builds.sort_by_key(|b| build_rank(b));
     let mut out = Vec::new();
-    for b in builds {
-        let mine: Vec<Instance<'_>> = items
-            .iter()
-            .filter(|i| &i.env.interpreter == b)
-            .cloned()
-            .collect();
-        let present: BTreeSet<String> = mine.iter().map(|i| i.strategy.to_string()).collect();
-        let strategies = columns(spec, &present);
-        let mut head = vec!["case".to_string(), "setting".to_string()];
-        head.extend(strategies.iter().map(|s| format!("`{s}`")));
-        let mut table = Table::new(head);
-        for case in case_order(&mine) {
-            let of_case: Vec<Instance<'_>> =
-                mine.iter().filter(|i| i.case == case).cloned().collect();
-            for setting in distinct(&of_case, |i| i.setting.as_str()) {
-                let mut cells = vec![format!("`{case}`"), setting.to_string()];
-                for s in &strategies {
-                    let cell: Vec<&Instance<'_>> = of_case
-                        .iter()
-                        .filter(|i| i.setting == setting && i.strategy == s)
-                        .collect();
-                    cells.push(summarise(&cell, &up));
-                }
-                table.push(cells);
-            }
-        }
-        let used: Vec<(&Source, &Environment)> = mine.iter().map(|i| (i.source, i.env)).collect();
-        out.extend([Block::Heading(4, describe_build(b)), Block::Table(table), provenance(&used)]);
+    for b in builds_of(items.iter().map(|i| i.r)) {
+        let mine: Vec<Instance<'_>> = items.iter().filter(|i| i.build() == b).copied().collect();
+        let strategies = columns(spec, mine.iter().map(|i| i.h.strategy.as_str()));
+        let table = hazard_rows(&mine, &strategies, true, &cx.up());
+        let used = provenance(cx, mine.iter().map(|i| i.r));
+        out.extend([
+            Block::Heading(4, describe_build(b)),
+            Block::Table(table),
+            used,
+        ]);
     }
-    out.push(Block::Text(hazard_legend(&up, true)));
-    out
+    out.push(hazard_legend(&cx.up(), true));
+    Ok(out)
 }
 
 /// `guarantees`: what each strategy guarantees against each caller capability (the threat
@@ -636,96 +585,103 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
 /// every build in the snapshot. The hazard suite fails wherever a run differs from a
 /// declaration, so the declarations are what ran. A cell holds when no declared verdict of the
 /// row is "undetected" on any build; it names the cases that are, otherwise.
-fn guarantees(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
-    let items: Vec<Instance<'_>> = instances(spec, cx.snapshot)
-        .into_iter()
-        .filter(|i| i.threat.is_some())
-        .collect();
+fn guarantees(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let mut items = instances(spec, cx);
+    items.retain(|i| i.h.threat.is_some());
     if items.is_empty() {
-        return not_measured("hazard verdicts with threat-model rows", "cargo xtask hazards");
+        return not_measured(
+            "hazard verdicts with threat-model rows",
+            "cargo xtask hazards",
+        );
     }
-    let present: BTreeSet<String> = items.iter().map(|i| i.strategy.to_string()).collect();
-    let strategies = columns(spec, &present);
-    let threats = distinct(&items, |i| i.threat.unwrap_or(""));
-    let mut head = vec!["a caller can".to_string(), "cases".to_string()];
-    head.extend(strategies.iter().map(|s| format!("`{s}`")));
-    let mut table = Table::new(head);
-    for threat in threats {
-        let of_threat: Vec<&Instance<'_>> =
-            items.iter().filter(|i| i.threat == Some(threat)).collect();
-        let owned: Vec<Instance<'_>> = of_threat.iter().map(|i| (*i).clone()).collect();
-        let cases = case_order(&owned)
+    let strategies = columns(spec, items.iter().map(|i| i.h.strategy.as_str()));
+    let mut table = head(&["a caller can", "cases"], &strategies);
+    for threat in distinct(items.iter().map(|i| i.h.threat.as_deref())) {
+        let of_threat: Vec<Instance<'_>> = items
+            .iter()
+            .filter(|i| i.h.threat.as_deref() == threat)
+            .copied()
+            .collect();
+        let cases: Vec<String> = case_order(&of_threat)
             .iter()
             .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut cells = vec![threat.to_string(), cases];
+            .collect();
+        let mut cells = vec![threat.unwrap_or_default().to_string(), cases.join(" ")];
         for s in &strategies {
-            let mine: Vec<&&Instance<'_>> = of_threat.iter().filter(|i| i.strategy == s).collect();
-            if mine.is_empty() {
-                cells.push("not run".to_string());
-                continue;
-            }
-            let mut open: Vec<&str> = mine
+            let mine: Vec<&Verdict> = of_threat
                 .iter()
-                .filter(|i| matches!(i.expected, Verdict::Undetected { .. }))
-                .map(|i| i.case)
+                .filter(|i| i.h.strategy == *s)
+                .map(|i| &i.h.expected)
                 .collect();
+            let open = of_threat.iter().filter(|i| {
+                i.h.strategy == *s && matches!(i.h.expected, Verdict::Undetected { .. })
+            });
+            let mut open: Vec<&str> = open.map(|i| i.h.hazard.as_str()).collect();
             open.sort_by_key(|c| (hazard_number(c), c.to_string()));
             open.dedup();
-            let count = |f: fn(&Verdict) -> bool| mine.iter().filter(|i| f(i.expected)).count();
-            let refused = count(|v| matches!(v, Verdict::RuntimeError { .. }));
-            let compile = count(|v| matches!(v, Verdict::CompileError { .. }));
-            let cannot = count(|v| matches!(v, Verdict::NotApplicable { .. }));
-            cells.push(if open.is_empty() {
-                let mut how = Vec::new();
-                if refused > 0 {
-                    how.push(format!("{refused} refused"));
-                }
-                if compile > 0 {
-                    how.push(format!("{compile} do not compile"));
-                }
-                if cannot > 0 {
-                    how.push(format!("{cannot} cannot arise"));
-                }
-                format!("**holds** ({})", how.join(", "))
-            } else {
-                let ids = open.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" ");
-                format!("not guaranteed: {ids}")
+            let count = |f: fn(&Verdict) -> bool| mine.iter().filter(|v| f(v)).count();
+            let how = [
+                (
+                    count(|v| matches!(v, Verdict::RuntimeError { .. })),
+                    "refused",
+                ),
+                (
+                    count(|v| matches!(v, Verdict::CompileError { .. })),
+                    "do not compile",
+                ),
+                (
+                    count(|v| matches!(v, Verdict::NotApplicable { .. })),
+                    "cannot arise",
+                ),
+            ];
+            let how: Vec<String> = how
+                .iter()
+                .filter(|h| h.0 > 0)
+                .map(|(n, w)| format!("{n} {w}"))
+                .collect();
+            let ids: Vec<String> = open.iter().map(|c| format!("`{c}`")).collect();
+            cells.push(match (mine.is_empty(), open.is_empty()) {
+                (true, _) => "not run".to_string(),
+                (false, true) => format!("**holds** ({})", how.join(", ")),
+                (false, false) => format!("not guaranteed: {}", ids.join(" ")),
             });
         }
         table.push(cells);
     }
-    let mut builds: Vec<&InterpreterBuild> = Vec::new();
-    for i in &items {
-        if !builds.contains(&&i.env.interpreter) {
-            builds.push(&i.env.interpreter);
-        }
-    }
-    builds.sort_by_key(|b| build_rank(b));
-    let names = builds.iter().map(|b| format!("`{}`", b.name)).collect::<Vec<_>>().join(", ");
+    let names: Vec<String> = builds_of(items.iter().map(|i| i.r))
+        .iter()
+        .map(|b| format!("`{}`", b.name))
+        .collect();
     let note = format!(
         "Each cell counts the declared verdicts of the row's cells (case × setting × build, on \
-         {names}); the hazard suite ran every one and failed on any difference. \"not \
-         guaranteed\" names the cases the strategy declares undetected."
+         {}); the hazard suite ran every one and failed on any difference. \"not \
+         guaranteed\" names the cases the strategy declares undetected.",
+        names.join(", ")
     );
-    let used: Vec<(&Source, &Environment)> = items.iter().map(|i| (i.source, i.env)).collect();
-    vec![Block::Table(table), Block::Text(note), provenance(&used)]
+    let used = provenance(cx, items.iter().map(|i| i.r));
+    Ok(vec![Block::Table(table), Block::Text(note), used])
 }
 
 // ---------------------------------------------------------------------------------------------
 // Bench figures.
 
+/// The paragraph that opens a table of quick-run figures.
+fn quick_note(cx: &Context<'_>, used: &[&ResultRecord], text: &str) -> Option<Block> {
+    let quick = used.iter().any(|r| cx.snapshot.source_of(r).is_quick());
+    quick.then(|| Block::Text(text.to_string()))
+}
+
 /// `bench`: operations by strategies, per build and interpreter count, with ratios to a
 /// baseline strategy.
 fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
-    let metric = spec.args.get("metric").map_or("ns", String::as_str);
-    let (what, unit) = match metric {
+    let (metric, what, unit) = match spec.args.get("metric").map_or("ns", String::as_str) {
         "ns" => (
+            Metric::Ns,
             "wall-clock figures",
             "wall-clock nanoseconds per operation (criterion's point estimate)",
         ),
         "instructions" => (
+            Metric::Instructions,
             "instruction counts",
             "instructions per operation (callgrind, through gungraun)",
         ),
@@ -735,322 +691,266 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
             ))
         }
     };
+    let number = |n: &String| {
+        n.parse()
+            .map_err(|_| format!("interpreters: `{n}` is not a number"))
+    };
+    let counts = spec
+        .list("interpreters")
+        .map(|l| l.iter().map(number).collect::<Result<Vec<u32>, _>>());
+    let counts = counts.transpose()?;
+    let baseline = spec.args.get("baseline").map_or(BASELINE, String::as_str);
     let operations = spec.list("operations");
-    let strategies = spec.list("strategies");
-    let builds = spec.list("builds");
-    let interpreters: Option<Vec<u32>> = match spec.list("interpreters") {
-        Some(list) => Some(
-            list.iter()
-                .map(|n| {
-                    n.parse()
-                        .map_err(|_| format!("interpreters: `{n}` is not a number"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        None => None,
+    let figures = Figures::new(selected(spec, cx));
+    let wanted = |k: &Key| {
+        let op = operations
+            .as_ref()
+            .map_or(k.3 != REFERENCE, |l| l.contains(&k.3));
+        k.0 == metric && op && counts.as_ref().is_none_or(|l| l.contains(&k.2))
     };
-    let baseline = spec
-        .args
-        .get("baseline")
-        .map_or("unchecked", String::as_str);
-
-    // Every selected figure of the metric, first one per key.
-    type Key = (String, u32, String, String);
-    let mut figures: BTreeMap<Key, (f64, &Source, &Environment)> = BTreeMap::new();
-    let mut spreads: BTreeMap<Key, Interval> = BTreeMap::new();
-    let mut build_list: Vec<&InterpreterBuild> = Vec::new();
-    let mut ops_seen: Vec<&str> = Vec::new();
-    let mut strategies_seen: BTreeSet<String> = BTreeSet::new();
-    for (source, r) in cx.snapshot.records() {
-        let RecordData::Bench(b) = &r.data else {
-            continue;
-        };
-        let value = match metric {
-            "ns" => b.ns_per_op,
-            _ => b.instructions_per_op,
-        };
-        let build = &r.environment.interpreter;
-        let wanted_op = match &operations {
-            Some(list) => list.contains(&b.operation),
-            None => b.operation != REFERENCE,
-        };
-        let Some(value) = value else { continue };
-        if b.scaling.is_some()
-            || b.threads != 1
-            || !wanted_op
-            || !admits(&strategies, &b.strategy)
-            || !admits(&builds, &build.name)
-            || !interpreters
-                .as_ref()
-                .is_none_or(|l| l.contains(&b.interpreters))
-        {
-            continue;
-        }
-        if !build_list.contains(&build) {
-            build_list.push(build);
-        }
-        if !ops_seen.contains(&b.operation.as_str()) {
-            ops_seen.push(&b.operation);
-        }
-        strategies_seen.insert(b.strategy.clone());
-        let key = (build.name.clone(), b.interpreters, b.operation.clone(), b.strategy.clone());
-        if let Some(spread) = b.ns_interval.filter(|_| metric == "ns") {
-            spreads.entry(key.clone()).or_insert(spread);
-        }
-        figures.entry(key).or_insert((value, source, &r.environment));
+    let mut figs: Vec<_> = figures.0.iter().filter(|(k, _)| wanted(k)).collect();
+    if figs.is_empty() {
+        return not_measured(&format!("{what} for this selection"), "cargo xtask bench");
     }
-    if figures.is_empty() {
-        return Ok(not_measured(
-            &format!("{what} for this selection"),
-            "cargo xtask bench",
-        ));
-    }
-    build_list.sort_by_key(|b| build_rank(b));
-    let ops: Vec<String> =
-        operations.unwrap_or_else(|| ops_seen.iter().map(|s| s.to_string()).collect());
-    let columns = columns(spec, &strategies_seen);
-    let used: Vec<(&Source, &Environment)> = figures.values().map(|(_, s, e)| (*s, *e)).collect();
-
-    let mut out = Vec::new();
-    if used.iter().any(|(s, _)| s.is_quick()) {
-        out.push(Block::Text(
-            "**Quick run**: these figures come from `cargo xtask bench --quick` (short warm-up and \
-             measurement). They show the shape of the costs and are not figures to cite."
-                .into(),
-        ));
-    }
-    let mut head = vec![
-        "build".to_string(),
-        "interpreters".to_string(),
-        "operation".to_string(),
-    ];
-    head.extend(columns.iter().map(|s| format!("`{s}`")));
-    let mut table = Table::new(head);
-    for b in &build_list {
-        let counts: BTreeSet<u32> = figures
-            .keys()
-            .filter(|(name, ..)| *name == b.name)
-            .map(|(_, n, ..)| *n)
+    let used: Vec<&ResultRecord> = figs.iter().map(|(_, f)| f.record).collect();
+    let columns = columns(spec, figs.iter().map(|(k, _)| k.4.as_str()));
+    figs.sort_by_key(|(_, f)| f.seq);
+    let ops = operations.unwrap_or_else(|| distinct(figs.iter().map(|(k, _)| k.3.clone())));
+    let mut table = head(&["build", "interpreters", "operation"], &columns);
+    for b in builds_of(used.iter().copied()) {
+        let counts: BTreeSet<u32> = figs
+            .iter()
+            .filter(|(k, _)| k.1 == b.name)
+            .map(|(k, _)| k.2)
             .collect();
-        for n in counts {
-            for op in &ops {
-                let key = |s: &str| (b.name.clone(), n, op.clone(), s.to_string());
-                let get = |s: &str| figures.get(&key(s)).map(|f| f.0);
-                let base = if baseline == "none" {
-                    None
-                } else {
-                    get(baseline)
-                };
-                let mut cells = vec![format!("`{}`", b.name), n.to_string(), format!("`{op}`")];
-                for s in &columns {
-                    // The spread, where recorded (criterion's confidence interval).
-                    let spread = spreads.get(&key(s)).map_or(String::new(), |i| {
-                        format!(" [{}–{}]", figure(i.low), figure(i.high))
-                    });
-                    cells.push(match (get(s), base) {
-                        (Some(v), Some(base)) if s != baseline && base > 0.0 => {
-                            format!("{}{spread} (×{:.2})", figure(v), v / base)
+        for (n, op) in counts
+            .iter()
+            .flat_map(|n| ops.iter().map(move |op| (*n, op)))
+        {
+            let get = |s: &str| {
+                figures
+                    .0
+                    .get(&(metric, b.name.clone(), n, op.clone(), s.to_string()))
+            };
+            let base = get(baseline)
+                .map(|f| f.value)
+                .filter(|v| *v > 0.0 && baseline != "none");
+            let mut cells = vec![format!("`{}`", b.name), n.to_string(), format!("`{op}`")];
+            for s in &columns {
+                cells.push(match get(s) {
+                    None => "not measured".to_string(),
+                    Some(f) => {
+                        // The spread, where recorded (criterion's confidence interval).
+                        let spread = f.spread.map_or(String::new(), |i| {
+                            format!(" [{}–{}]", figure(i.low), figure(i.high))
+                        });
+                        match base.filter(|_| s != baseline) {
+                            Some(base) => {
+                                format!("{}{spread} (×{:.2})", figure(f.value), f.value / base)
+                            }
+                            None => figure(f.value) + &spread,
                         }
-                        (Some(v), _) => figure(v) + &spread,
-                        (None, _) => "not measured".to_string(),
-                    });
-                }
-                table.push(cells);
+                    }
+                });
             }
+            table.push(cells);
         }
     }
-    let ratio = if baseline == "none" {
-        String::new()
-    } else {
-        format!(" (×r): the ratio to `{baseline}` on the same row.")
+    let ratio = match baseline {
+        "none" => String::new(),
+        _ => format!(" (×r): the ratio to `{baseline}` on the same row."),
     };
-    let spread = if spreads.is_empty() { "" } else { " [a–b]: criterion's 95% confidence interval." };
+    let spread = match figs.iter().any(|(_, f)| f.spread.is_some()) {
+        true => " [a–b]: criterion's 95% confidence interval.",
+        false => "",
+    };
     let note = format!(
         "Cells: {unit}.{ratio}{spread} interpreters: 1 = only the main interpreter has ever entered toolkit \
          code (the tagged strategy's fast path is on); 2 = an own-GIL subinterpreter is alive as \
          well (the fast path is off); the operation runs in main either way. not measured: the \
          snapshot has no such figure."
     );
-    out.extend([Block::Table(table), Block::Text(note), provenance(&used)]);
-    Ok(out)
+    let quick =
+        "**Quick run**: these figures come from `cargo xtask bench --quick` (short warm-up and \
+                 measurement). They show the shape of the costs and are not figures to cite.";
+    let quick = quick_note(cx, &used, quick);
+    Ok(quick
+        .into_iter()
+        .chain([Block::Table(table), Block::Text(note), provenance(cx, used)])
+        .collect())
 }
 
 /// `scaling`: throughput with N threads (or interpreters) over throughput with one.
-fn scaling(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
+fn scaling(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let operations = spec.list("operations");
-    let strategies = spec.list("strategies");
-    let builds = spec.list("builds");
-    type Key = (BuildKey, String, StrategyKey, u32);
-    let mut figures: BTreeMap<Key, (f64, &Source, &Environment)> = BTreeMap::new();
-    let mut threads: BTreeSet<u32> = BTreeSet::new();
-    for (source, r) in cx.snapshot.records() {
-        let RecordData::Bench(b) = &r.data else {
-            continue;
-        };
-        let Some(v) = b.scaling else { continue };
-        let build = &r.environment.interpreter;
-        if !admits(&operations, &b.operation)
-            || !admits(&strategies, &b.strategy)
-            || !admits(&builds, &build.name)
-        {
-            continue;
-        }
-        threads.insert(b.threads);
-        figures
-            .entry((
-                build_rank(build),
-                b.operation.clone(),
-                strategy_rank(&b.strategy),
-                b.threads,
-            ))
-            .or_insert((v, source, &r.environment));
-    }
-    if figures.is_empty() {
+    let figures = Figures::new(selected(spec, cx));
+    let figs = figures
+        .0
+        .iter()
+        .filter(|(k, _)| k.0 == Metric::Scaling && admits(&operations, &k.3));
+    let figs: BTreeMap<_, _> = figs
+        .map(|(k, f)| {
+            (
+                (
+                    build_rank(&f.record.environment.interpreter),
+                    k.3.as_str(),
+                    strategy_rank(&k.4),
+                    k.2,
+                ),
+                f,
+            )
+        })
+        .collect();
+    if figs.is_empty() {
         return not_measured("thread-scaling figures", "cargo xtask bench");
     }
-    let used: Vec<(&Source, &Environment)> = figures.values().map(|(_, s, e)| (*s, *e)).collect();
-    let mut out = Vec::new();
-    if used.iter().any(|(s, _)| s.is_quick()) {
-        out.push(Block::Text(
-            "**Quick run**: scaling measured by `cargo xtask bench --quick`; not figures to cite."
-                .into(),
-        ));
-    }
-    let mut head = vec![
-        "build".to_string(),
-        "scenario".to_string(),
-        "strategy".to_string(),
-    ];
-    head.extend(threads.iter().map(|t| format!("{t} thread(s)")));
-    let mut table = Table::new(head);
-    let rows: BTreeSet<ScalingRow> = figures
-        .keys()
-        .map(|(b, o, s, _)| (b.clone(), o.clone(), s.clone()))
-        .collect();
-    for (b, op, s) in rows {
+    let threads: BTreeSet<u32> = figs.keys().map(|k| k.3).collect();
+    let headings: Vec<String> = threads.iter().map(|t| format!("{t} thread(s)")).collect();
+    let mut table = Table::new(
+        ["build", "scenario", "strategy"]
+            .map(String::from)
+            .into_iter()
+            .chain(headings),
+    );
+    for (b, op, s) in distinct(figs.keys().map(|(b, o, s, _)| (b, o, s))) {
         let mut cells = vec![
             format!("`{}`", b.1),
             format!("`{op}`"),
             format!("`{}`", s.1),
         ];
         for t in &threads {
-            cells.push(match figures.get(&(b.clone(), op.clone(), s.clone(), *t)) {
-                Some((v, ..)) => format!("×{v:.2}"),
-                None => "not measured".to_string(),
-            });
+            let key = (b.clone(), *op, s.clone(), *t);
+            cells.push(
+                figs.get(&key)
+                    .map_or("not measured".into(), |f| format!("×{:.2}", f.value)),
+            );
         }
         table.push(cells);
     }
+    let used: Vec<&ResultRecord> = figs.values().map(|f| f.record).collect();
     let note = "Cells: throughput with that many threads (each attached to the main interpreter, or \
                 each to its own own-GIL interpreter, as the scenario says) over the throughput with \
                 one. The `control` scenario is a pure-Rust loop measured in the same run: the \
                 machine's own ceiling.";
-    out.extend([Block::Table(table), Block::Text(note.into()), provenance(&used)]);
-    out
+    let quick =
+        "**Quick run**: scaling measured by `cargo xtask bench --quick`; not figures to cite.";
+    let quick = quick_note(cx, &used, quick);
+    Ok(quick
+        .into_iter()
+        .chain([
+            Block::Table(table),
+            Block::Text(note.into()),
+            provenance(cx, used),
+        ])
+        .collect())
 }
 
 /// `handle-size`: each strategy's handle, per build.
-fn handle_size(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
-    let strategies = spec.list("strategies");
-    let builds = spec.list("builds");
-    let mut figures: BTreeMap<(StrategyKey, BuildKey), SizeCell> = BTreeMap::new();
-    let mut build_list: Vec<&InterpreterBuild> = Vec::new();
-    let mut used: Vec<(&Source, &Environment)> = Vec::new();
-    for (source, r) in cx.snapshot.records() {
-        let RecordData::HandleSize(h) = &r.data else {
-            continue;
-        };
-        let build = &r.environment.interpreter;
-        if !admits(&strategies, &h.strategy) || !admits(&builds, &build.name) {
-            continue;
-        }
-        if !build_list.contains(&build) {
-            build_list.push(build);
-        }
-        used.push((source, &r.environment));
-        let short = h
-            .type_name
-            .rsplit("::")
-            .next()
-            .unwrap_or(&h.type_name)
-            .to_string();
-        figures
-            .entry((strategy_rank(&h.strategy), build_rank(build)))
-            .or_insert((h.size, h.option_size, short));
-    }
-    if figures.is_empty() {
+fn handle_size(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let sizes: Vec<_> = selected(spec, cx)
+        .filter_map(|r| match &r.data {
+            RecordData::HandleSize(h) => Some((r, h)),
+            _ => None,
+        })
+        .collect();
+    if sizes.is_empty() {
         return not_measured("handle sizes", "cargo xtask bench");
     }
-    build_list.sort_by_key(|b| build_rank(b));
-    let mut head = vec!["strategy".to_string(), "handle type".to_string()];
-    head.extend(build_list.iter().map(|b| format!("`{}`", b.name)));
-    let mut table = Table::new(head);
-    let rows: BTreeSet<StrategyKey> = figures.keys().map(|(s, _)| s.clone()).collect();
-    for s in rows {
-        let type_name = figures
+    let builds = builds_of(sizes.iter().map(|x| x.0));
+    let mut strategies = distinct(sizes.iter().map(|x| x.1.strategy.as_str()));
+    strategies.sort_by_key(|s| strategy_rank(s));
+    let mut table = Table::new(["strategy", "handle type"].map(String::from));
+    table
+        .head
+        .extend(builds.iter().map(|b| format!("`{}`", b.name)));
+    for s in strategies {
+        let rank = |r: &ResultRecord| build_rank(&r.environment.interpreter);
+        let of = |b: &&InterpreterBuild| {
+            sizes
+                .iter()
+                .find(|(r, h)| h.strategy == s && rank(r) == build_rank(b))
+        };
+        let first = builds
             .iter()
-            .find(|((k, _), _)| *k == s)
-            .map(|(_, (.., t))| t.clone())
-            .unwrap_or_default();
-        let mut cells = vec![format!("`{}`", s.1), format!("`{type_name}`")];
-        for b in &build_list {
-            cells.push(match figures.get(&(s.clone(), build_rank(b))) {
-                Some((size, option, _)) => format!("{size} B ({option} B as `Option`)"),
-                None => "not measured".to_string(),
-            });
+            .find_map(|b| of(&b))
+            .map_or("", |x| x.1.type_name.as_str());
+        let mut cells = vec![
+            format!("`{s}`"),
+            format!("`{}`", first.rsplit("::").next().unwrap_or(first)),
+        ];
+        for b in &builds {
+            cells.push(of(&b).map_or("not measured".into(), |(_, h)| {
+                format!("{} B ({} B as `Option`)", h.size, h.option_size)
+            }));
         }
         table.push(cells);
     }
-    let note = "Cells: `size_of` the strategy's handle type, and of `Option` of it (equal when the \
+    let note =
+        "Cells: `size_of` the strategy's handle type, and of `Option` of it (equal when the \
                 handle keeps the pointer's niche).";
-    vec![Block::Table(table), Block::Text(note.into()), provenance(&used)]
+    Ok(vec![
+        Block::Table(table),
+        Block::Text(note.into()),
+        provenance(cx, sizes.iter().map(|x| x.0)),
+    ])
 }
 
 /// `targets`: the performance targets ([`crate::targets::TARGETS`]), judged on the snapshot's
 /// bench figures by the same checks `cargo xtask bench` prints, so a page never states a verdict
 /// the figures do not give. `strategies` keeps the targets whose text starts with one of them.
-fn targets(spec: &Spec, cx: &Context<'_>) -> Vec<Block> {
-    let strategies = spec.list("strategies");
-    let builds = spec.list("builds");
-    let mut used: Vec<(&Source, &Environment)> = Vec::new();
-    let mut records = Vec::new();
-    for (source, r) in cx.snapshot.records() {
-        if !matches!(r.data, RecordData::Bench(_)) || !admits(&builds, &r.environment.interpreter.name) {
-            continue;
-        }
-        if !used.iter().any(|(s, e)| s.file == source.file && *e == &r.environment) {
-            used.push((source, &r.environment));
-        }
-        records.push(r.clone());
-    }
-    let mut checks = crate::targets::judge(&records);
-    checks.retain(|c| {
+fn targets(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let (strategies, builds) = (spec.list("strategies"), spec.list("builds"));
+    let records = cx.snapshot.records().map(|(_, r)| r).filter(|r| {
+        matches!(r.data, RecordData::Bench(_)) && admits(&builds, &r.environment.interpreter.name)
+    });
+    let records: Vec<&ResultRecord> = records.collect();
+    let mut checks = crate::targets::judge(records.iter().copied());
+    let about = |target: &str| {
         strategies
             .as_ref()
-            .is_none_or(|list| list.iter().any(|s| c.target.starts_with(&format!("{s} "))))
-    });
+            .is_none_or(|l| l.iter().any(|s| target.starts_with(&format!("{s} "))))
+    };
+    checks.retain(|c| about(&c.target));
     if checks.is_empty() {
         return not_measured("performance targets", "cargo xtask bench");
     }
     let mut table = Table::new(["target", "build", "measured", "verdict"]);
     for c in checks {
-        let verdict = if c.verdict == "missed" { "**missed**".to_string() } else { c.verdict };
-        table.push(vec![c.target, format!("`{}`", c.build), c.measured, verdict]);
+        let verdict = if c.verdict == "missed" {
+            "**missed**".to_string()
+        } else {
+            c.verdict
+        };
+        table.push(vec![
+            c.target,
+            format!("`{}`", c.build),
+            c.measured,
+            verdict,
+        ]);
     }
     let note = "Each target is judged by the checks `cargo xtask bench` prints at the end of its \
          console output, in the wording of the benches issue: the per-operation targets against \
          `unchecked` in the same bench, the scaling targets against the pure-Rust control loop \
          of the same scaling run (capped at ×2.00: two threads cannot do more than twice the \
          work of one).";
-    vec![Block::Table(table), Block::Text(note.into()), provenance(&used)]
+    Ok(vec![
+        Block::Table(table),
+        Block::Text(note.into()),
+        provenance(cx, records),
+    ])
 }
+
+// ---------------------------------------------------------------------------------------------
+// Send/Sync cells.
 
 /// The Send/Sync cells of the snapshot (`docs/data/send-sync.json`) in table order, each row's
 /// cells in [`RULE_SETS`] order, for the `types` selected (all if none).
 fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendSyncCell>>, String> {
     let mut rows: Vec<Vec<&SendSyncCell>> = Vec::new();
     for (_, r) in cx.snapshot.records() {
-        let RecordData::SendSync(c) = &r.data else { continue };
+        let RecordData::SendSync(c) = &r.data else {
+            continue;
+        };
         match rows.iter_mut().find(|row| row[0].type_name == c.type_name) {
             Some(row) => row.push(c),
             None => rows.push(vec![c]),
@@ -1060,15 +960,17 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
     for row in &mut rows {
         row.sort_by_key(|c| order(c));
         if row.len() != RULE_SETS.len() || row.iter().any(|c| order(c).is_none()) {
-            return Err(format!("{}: `{}` lacks a rule set", SEND_SYNC, row[0].type_name));
+            return Err(format!(
+                "{SEND_SYNC}: `{}` lacks a rule set",
+                row[0].type_name
+            ));
         }
     }
     let types = spec.list("types");
     rows.retain(|row| admits(&types, &row[0].type_name));
     if rows.is_empty() || types.is_some_and(|t| t.len() != rows.len()) {
         return Err(format!(
-            "{} has no cells (run `cargo xtask docs`) or lacks some of the types asked for",
-            SEND_SYNC
+            "{SEND_SYNC} has no cells (run `cargo xtask docs`) or lacks some of the types asked for"
         ));
     }
     Ok(rows)
@@ -1076,16 +978,25 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
 
 /// The matrix of types by rule sets: the traits, and `(hazard)` where one is unsound.
 fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> Block {
-    let mut head = vec!["type".to_string(), "stands for".to_string()];
-    head.extend(RULE_SETS.iter().map(|(_, heading, ..)| heading.to_string()));
-    let mut table = Table::new(head);
+    let mut table = Table::new(
+        ["type", "stands for"]
+            .into_iter()
+            .chain(RULE_SETS.map(|r| r.1)),
+    );
     for of_type in rows {
-        let mut cells = vec![format!("`{}`", of_type[0].type_name), of_type[0].stands_for.clone()];
+        let mut cells = vec![
+            format!("`{}`", of_type[0].type_name),
+            of_type[0].stands_for.clone(),
+        ];
         for c in of_type {
             let not = |b: bool| if b { "" } else { "!" };
             let sep = if c.send && c.sync { " + " } else { ", " };
             let hazard = if c.hazard { " (hazard)" } else { "" };
-            cells.push(format!("{}Send{sep}{}Sync{hazard}", not(c.send), not(c.sync)));
+            cells.push(format!(
+                "{}Send{sep}{}Sync{hazard}",
+                not(c.send),
+                not(c.sync)
+            ));
         }
         table.push(cells);
     }
@@ -1101,29 +1012,49 @@ fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
         let mut enforced = String::from("static assertion");
         for case in &c.cases {
-            let kind = if case.must_compile { "must compile" } else { "compile-fail" };
+            let kind = if case.must_compile {
+                "must compile"
+            } else {
+                "compile-fail"
+            };
             let path = &case.path;
-            let _ = write!(enforced, "; {kind}: [`{path}`]({up}compile-fail/tests/{path})");
+            let _ = write!(
+                enforced,
+                "; {kind}: [`{path}`]({up}compile-fail/tests/{path})"
+            );
         }
-        let note = if c.hazard { format!("**hazard**: {}", c.note) } else { c.note.clone() };
-        let cells = [format!("`{}`", c.type_name), c.rules.clone(), yes_no(c.send), yes_no(c.sync)];
+        let note = if c.hazard {
+            format!("**hazard**: {}", c.note)
+        } else {
+            c.note.clone()
+        };
+        let cells = [
+            format!("`{}`", c.type_name),
+            c.rules.clone(),
+            yes_no(c.send),
+            yes_no(c.sync),
+        ];
         details.push([cells.to_vec(), vec![enforced, note]].concat());
     }
     let source = format!(
         "Source: `{SEND_SYNC}` (written by `cargo xtask docs`: each rule set's cells by a build \
          compiled for it, whose static assertions held)."
     );
-    Ok(vec![send_sync_matrix_of(&rows), Block::Table(details), Block::Text(source)])
+    Ok(vec![
+        send_sync_matrix_of(&rows),
+        Block::Table(details),
+        Block::Text(source),
+    ])
 }
 
 /// `send-sync-matrix`: rows of the Send/Sync matrix.
 fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let rows = send_sync_rows(spec, cx)?;
-    let up = cx.up();
     let note = format!(
-        "Rows of the generated table in [docs/send-sync.md]({up}docs/send-sync.md), \
+        "Rows of the generated table in [docs/send-sync.md]({}docs/send-sync.md), \
          whose source is the table in `src/send_sync.rs`: each build checks the cells of its \
-         own rule set with static assertions, and `cargo xtask docs` builds all three."
+         own rule set with static assertions, and `cargo xtask docs` builds all three.",
+        cx.up()
     );
     Ok(vec![send_sync_matrix_of(&rows), Block::Text(note)])
 }
@@ -1131,7 +1062,8 @@ fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use interpsafe_results::{BenchFigure, HandleSize, HazardVerdict, ResultFile, ResultRecord};
+    use crate::docs::snapshot::Source;
+    use interpsafe_results::{BenchFigure, Environment, HandleSize, ResultFile};
 
     fn env(name: &str, variant: Option<&str>) -> Environment {
         Environment {
@@ -1271,23 +1203,79 @@ mod tests {
             "hazards-3.13.json",
             "interp-tests hazards",
             vec![
-                with(hz("3.13", "H1", "tagged", "own-gil", err("bind: x"), err("bind: x")), "safe"),
-                with(hz("3.13", "H13.once", "tagged", "own-gil", na("a"), na("a")), "safe"),
-                with(hz("3.13", "H15", "tagged", "own-gil", err("bind: y"), err("bind: y")), "raw"),
-                with(hz("3.13", "H1", "scoped", "own-gil", err("bind: x"), err("bind: x")), "safe"),
-                with(hz("3.13", "H15", "scoped", "own-gil", undetected("z"), undetected("z")), "raw"),
+                with(
+                    hz(
+                        "3.13",
+                        "H1",
+                        "tagged",
+                        "own-gil",
+                        err("bind: x"),
+                        err("bind: x"),
+                    ),
+                    "safe",
+                ),
+                with(
+                    hz("3.13", "H13.once", "tagged", "own-gil", na("a"), na("a")),
+                    "safe",
+                ),
+                with(
+                    hz(
+                        "3.13",
+                        "H15",
+                        "tagged",
+                        "own-gil",
+                        err("bind: y"),
+                        err("bind: y"),
+                    ),
+                    "raw",
+                ),
+                with(
+                    hz(
+                        "3.13",
+                        "H1",
+                        "scoped",
+                        "own-gil",
+                        err("bind: x"),
+                        err("bind: x"),
+                    ),
+                    "safe",
+                ),
+                with(
+                    hz(
+                        "3.13",
+                        "H15",
+                        "scoped",
+                        "own-gil",
+                        undetected("z"),
+                        undetected("z"),
+                    ),
+                    "raw",
+                ),
                 // Records without a threat (older snapshots) are left out.
-                hz("3.13", "H2", "scoped", "own-gil", undetected("z"), undetected("z")),
+                hz(
+                    "3.13",
+                    "H2",
+                    "scoped",
+                    "own-gil",
+                    undetected("z"),
+                    undetected("z"),
+                ),
             ],
         )]);
         let out = render_in("guarantees", &snap);
         let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
-        assert_eq!(rows[0], "| a caller can | cases | `tagged` | `scoped` |", "{out}");
+        assert_eq!(
+            rows[0], "| a caller can | cases | `tagged` | `scoped` |",
+            "{out}"
+        );
         assert_eq!(
             rows[1],
             "| safe | `H1` `H13.once` | **holds** (1 refused, 1 cannot arise) | **holds** (1 refused) |"
         );
-        assert_eq!(rows[2], "| raw | `H15` | **holds** (1 refused) | not guaranteed: `H15` |");
+        assert_eq!(
+            rows[2],
+            "| raw | `H15` | **holds** (1 refused) | not guaranteed: `H15` |"
+        );
         assert!(render_in("guarantees", &Snapshot::default()).starts_with("Not measured:"));
     }
 
@@ -1488,7 +1476,10 @@ mod tests {
             ],
         )]);
         let out = render_in("targets strategies=tagged builds=3.13", &snap);
-        assert!(out.contains("| target | build | measured | verdict |"), "{out}");
+        assert!(
+            out.contains("| target | build | measured | verdict |"),
+            "{out}"
+        );
         assert!(
             out.contains("| tagged bind, one interpreter: at most +0.5 ns over unchecked | `3.13` | +0.25 ns (0.50 vs 0.25) | met |"),
             "{out}"
@@ -1496,8 +1487,15 @@ mod tests {
         assert!(out.contains("allowance 3.50 ns | **missed** |"), "{out}");
         assert!(!out.contains("`3.13t`"), "{out}");
         assert!(render_in("targets strategies=branded", &snap).contains("Not measured"));
-        let cx = Context { snapshot: &snap, root: Path::new("/nonexistent"), page: "RFCs/x.md" };
-        assert!(render(&Spec::parse("targets cases=H1").unwrap(), &cx).is_err(), "a bad argument is refused");
+        let cx = Context {
+            snapshot: &snap,
+            root: Path::new("/nonexistent"),
+            page: "RFCs/x.md",
+        };
+        assert!(
+            render(&Spec::parse("targets cases=H1").unwrap(), &cx).is_err(),
+            "a bad argument is refused"
+        );
     }
 
     #[test]
@@ -1611,25 +1609,57 @@ mod tests {
                 send: true,
                 sync,
                 hazard,
-                cases: vec![interpsafe_results::CompileCase { path: "ui/a.rs".into(), must_compile: false }],
+                cases: vec![interpsafe_results::CompileCase {
+                    path: "ui/a.rs".into(),
+                    must_compile: false,
+                }],
                 note: "why".into(),
             }),
         };
         // Out of column order on purpose: the columns follow the rule sets, not the file.
-        let cells = vec![cell("own-gil", true, true), cell("gil", false, false), cell("free-threaded", true, false)];
-        let snap = snapshot(vec![("docs/data/send-sync.json", "cargo xtask docs", cells.clone())]);
+        let cells = vec![
+            cell("own-gil", true, true),
+            cell("gil", false, false),
+            cell("free-threaded", true, false),
+        ];
+        let snap = snapshot(vec![(
+            "docs/data/send-sync.json",
+            "cargo xtask docs",
+            cells.clone(),
+        )]);
         let out = render_in("send-sync", &snap);
-        assert!(out.contains("| `A<'s>` | a \\| thing | Send, !Sync | Send + Sync | Send + Sync (hazard) |\n"), "{out}");
+        assert!(
+            out.contains(
+                "| `A<'s>` | a \\| thing | Send, !Sync | Send + Sync | Send + Sync (hazard) |\n"
+            ),
+            "{out}"
+        );
         assert!(
             out.contains("| `A<'s>` | own-gil | yes | yes | static assertion; compile-fail: [`ui/a.rs`](../compile-fail/tests/ui/a.rs) | **hazard**: why |\n"),
             "{out}"
         );
-        assert!(out.find("| gil |").unwrap() < out.find("| own-gil |").unwrap(), "{out}");
-        let cx = Context { snapshot: &snap, root: Path::new("/"), page: "RFCs/x.md" };
+        assert!(
+            out.find("| gil |").unwrap() < out.find("| own-gil |").unwrap(),
+            "{out}"
+        );
+        let cx = Context {
+            snapshot: &snap,
+            root: Path::new("/"),
+            page: "RFCs/x.md",
+        };
         assert!(render(&Spec::parse("send-sync-matrix types=B").unwrap(), &cx).is_err());
-        let partial = snapshot(vec![("docs/data/send-sync.json", "cargo xtask docs", cells[..2].to_vec())]);
-        let cx = Context { snapshot: &partial, ..cx };
-        assert!(render(&Spec::parse("send-sync").unwrap(), &cx).unwrap_err().contains("lacks a rule set"));
+        let partial = snapshot(vec![(
+            "docs/data/send-sync.json",
+            "cargo xtask docs",
+            cells[..2].to_vec(),
+        )]);
+        let cx = Context {
+            snapshot: &partial,
+            ..cx
+        };
+        assert!(render(&Spec::parse("send-sync").unwrap(), &cx)
+            .unwrap_err()
+            .contains("lacks a rule set"));
     }
 
     #[test]
