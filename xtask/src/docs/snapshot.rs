@@ -226,60 +226,113 @@ fn shown(root: &Path, path: &Path) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::testdir::TestDir;
-    use interpsafe_results::{
-        BenchFigure, Environment, HazardVerdict, InterpreterBuild, Machine, Verdict,
-    };
+    use interpsafe_results::{BenchFigure, Environment, HandleSize, HazardVerdict};
+    use interpsafe_results::{InterpreterBuild, Interval, Machine, Verdict};
 
+    /// The environment of a test record: a build named `NAME-VARIANT` has that variant, one
+    /// ending in `t` is free-threaded.
     pub(crate) fn env(name: &str) -> Environment {
+        let interpreter = InterpreterBuild {
+            name: name.into(),
+            version: "3.13.15".into(),
+            free_threaded: name.ends_with('t'),
+            variant: name.split_once('-').map(|(_, v)| v.into()),
+        };
+        let (os, arch, cpu_model) = ("linux".into(), "x86_64".into(), Some("Test CPU".into()));
+        let machine = Machine {
+            os,
+            arch,
+            cpus: 2,
+            cpu_model,
+            threads_per_core: Some(1),
+        };
         Environment {
-            interpreter: InterpreterBuild {
-                name: name.into(),
-                version: "3.13.15".into(),
-                free_threaded: name.ends_with('t'),
-                variant: None,
-            },
+            interpreter,
             pyo3_version: "0.28.3".into(),
-            machine: Machine {
-                os: "linux".into(),
-                arch: "x86_64".into(),
-                cpus: 2,
-                cpu_model: Some("Test CPU".into()),
-                threads_per_core: Some(1),
+            machine,
+        }
+    }
+
+    /// A verdict written `KIND:TEXT`, the kind `c` (compile error), `e` (runtime error), `u`
+    /// (undetected) or `n` (not applicable).
+    pub(crate) fn verdict(text: &str) -> Verdict {
+        let (kind, text) = text.split_once(':').expect("KIND:TEXT");
+        match kind {
+            "c" => Verdict::CompileError { case: text.into() },
+            "e" => Verdict::RuntimeError {
+                message: text.into(),
             },
+            "u" => Verdict::Undetected { how: text.into() },
+            _ => Verdict::NotApplicable { why: text.into() },
         }
     }
 
-    fn bench() -> ResultRecord {
-        ResultRecord {
-            environment: env("3.13"),
-            data: RecordData::Bench(BenchFigure {
-                operation: "bind".into(),
-                strategy: "unchecked".into(),
-                threads: 1,
-                interpreters: 1,
-                ns_per_op: Some(1.0),
-                instructions_per_op: None,
-                scaling: None,
-                ns_interval: None,
+    /// Test records, one a line, fields separated by `|`:
+    /// - `BUILD|ns|OPERATION|STRATEGY|INTERPRETERS|NS[|LOW|HIGH]`: wall clock (with its spread);
+    /// - `BUILD|in|OPERATION|STRATEGY|INTERPRETERS|INSTRUCTIONS`: an instruction count;
+    /// - `BUILD|sc|SCENARIO|STRATEGY|THREADS|RATIO`: a scaling figure;
+    /// - `BUILD|size|STRATEGY|TYPE|SIZE|OPTION SIZE`: a handle size;
+    /// - `BUILD|hz|CASE|STRATEGY|SETTING|OBSERVED|EXPECTED[|THREAT]`: a hazard verdict.
+    pub(crate) fn records(text: &str) -> Vec<ResultRecord> {
+        let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        lines
+            .map(|line| record(&line.split('|').collect::<Vec<_>>()))
+            .collect()
+    }
+
+    fn record(f: &[&str]) -> ResultRecord {
+        let num = |i: usize| f[i].parse::<f64>().expect("a number");
+        let bench = |threads, ns_per_op, instructions_per_op, scaling: Option<f64>, ns_interval| {
+            RecordData::Bench(BenchFigure {
+                operation: f[2].into(),
+                strategy: f[3].into(),
+                threads,
+                interpreters: if scaling.is_some() { 1 } else { num(4) as u32 },
+                ns_per_op,
+                instructions_per_op,
+                scaling,
+                ns_interval,
+            })
+        };
+        let data = match f[1] {
+            "ns" => {
+                let spread = (f.len() > 6).then(|| Interval {
+                    low: num(6),
+                    high: num(7),
+                });
+                bench(1, Some(num(5)), None, None, spread)
+            }
+            "in" => bench(1, None, Some(num(5)), None, None),
+            "sc" => bench(num(4) as u32, Some(1.0), None, Some(num(5)), None),
+            "size" => RecordData::HandleSize(HandleSize {
+                strategy: f[2].into(),
+                type_name: f[3].into(),
+                size: num(4) as usize,
+                option_size: num(5) as usize,
             }),
+            _ => RecordData::Hazard(HazardVerdict {
+                hazard: f[2].into(),
+                strategy: f[3].into(),
+                isolation: Some(f[4].into()),
+                observed: verdict(f[5]),
+                expected: verdict(f[6]),
+                threat: f.get(7).map(|t| t.to_string()),
+            }),
+        };
+        ResultRecord {
+            environment: env(f[0]),
+            data,
         }
     }
 
-    fn hazard() -> ResultRecord {
-        ResultRecord {
-            environment: env("3.13"),
-            data: RecordData::Hazard(HazardVerdict {
-                hazard: "H1".into(),
-                strategy: "tagged".into(),
-                isolation: Some("own-gil".into()),
-                observed: Verdict::RuntimeError {
-                    message: "bind: x".into(),
-                },
-                expected: Verdict::RuntimeError {
-                    message: "bind: x".into(),
-                },
-                threat: None,
-            }),
+    /// A snapshot of (file, producer, records) sources.
+    pub(crate) fn snapshot(files: &[(&str, &str, &str)]) -> Snapshot {
+        let source = |&(file, producer, text): &(&str, &str, &str)| Source {
+            file: file.into(),
+            result: ResultFile::new(producer, records(text)),
+        };
+        Snapshot {
+            sources: files.iter().map(source).collect(),
         }
     }
 
@@ -290,12 +343,17 @@ pub(crate) mod tests {
         assert!(!is_quick("cargo xtask bench --quickly"));
     }
 
+    const BENCH: &str = "3.13|ns|bind|unchecked|1|1.0";
+    const HAZARD: &str = "3.13|hz|H1|tagged|own-gil|e:bind: x|e:bind: x";
+
     #[test]
     fn bench_snapshot_drops_hazards_and_marks_quick_runs() {
-        let file = ResultFile::new("cargo xtask bench", vec![bench(), hazard()]);
+        let file = ResultFile::new("cargo xtask bench", records(&format!("{BENCH}\n{HAZARD}")));
         let s = bench_snapshot(file.clone(), true);
-        assert_eq!(s.producer, "cargo xtask bench --quick");
-        assert_eq!(s.records, vec![bench()]);
+        assert_eq!(
+            (s.producer.as_str(), s.records),
+            ("cargo xtask bench --quick", records(BENCH))
+        );
         assert_eq!(bench_snapshot(file, false).producer, "cargo xtask bench");
         let already = ResultFile::new("cargo xtask bench --quick", vec![]);
         assert_eq!(
@@ -308,59 +366,53 @@ pub(crate) mod tests {
     fn refresh_copies_the_latest_results_and_keeps_the_rest() {
         let dir = TestDir::new("docs-refresh");
         let root = dir.path();
-        let report = root.join("target/interpsafe/report");
-        fs::create_dir_all(&report).unwrap();
-        ResultFile::new("cargo xtask bench", vec![bench(), hazard()])
-            .write(&report.join("results.json"))
-            .unwrap();
-        fs::write(
-            report.join("report.md"),
-            "# interpsafe bench report\n\nGenerated by `cargo xtask bench --quick` from the figures in `results.json`.\n",
-        )
-        .unwrap();
-        let hazards = root.join("target/interpsafe/hazards");
-        fs::create_dir_all(&hazards).unwrap();
-        ResultFile::new("interp-tests hazards", vec![hazard()])
-            .write(&hazards.join("3.13.json"))
-            .unwrap();
-        let data = root.join(DATA_DIR);
-        fs::create_dir_all(&data).unwrap();
-        ResultFile::new("interp-tests hazards", vec![])
-            .write(&data.join("hazards-3.13-asan.json"))
-            .unwrap();
-
-        let lines = refresh(root).unwrap();
-        assert!(lines[0].contains("a quick run"), "{lines:?}");
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("hazards-3.13.json: 1 records")),
-            "{lines:?}"
+        let write = |path: &str, producer: &str, text: &str| {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            ResultFile::new(producer, records(text))
+                .write(&path)
+                .unwrap();
+        };
+        let both = format!("{BENCH}\n{HAZARD}");
+        write(
+            "target/interpsafe/report/results.json",
+            "cargo xtask bench",
+            &both,
         );
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("hazards-3.13-asan.json: kept")),
-            "{lines:?}"
+        let header = "# interpsafe bench report\n\nGenerated by `cargo xtask bench --quick` from \
+                      the figures in `results.json`.\n";
+        fs::write(root.join("target/interpsafe/report/report.md"), header).unwrap();
+        write(
+            "target/interpsafe/hazards/3.13.json",
+            "interp-tests hazards",
+            HAZARD,
+        );
+        write(
+            "docs/data/hazards-3.13-asan.json",
+            "interp-tests hazards",
+            "",
         );
 
+        let lines = refresh(root).unwrap().join("\n");
+        for want in [
+            "(a quick run)",
+            "hazards-3.13.json: 1 records",
+            "hazards-3.13-asan.json: kept",
+        ] {
+            assert!(lines.contains(want), "{want}: {lines}");
+        }
         let snap = Snapshot::load(root).unwrap();
         let files: Vec<&str> = snap.sources.iter().map(|s| s.file.as_str()).collect();
-        assert_eq!(
-            files,
-            [
-                "docs/data/bench.json",
-                "docs/data/hazards-3.13-asan.json",
-                "docs/data/hazards-3.13.json"
-            ]
-        );
+        let data = ["bench.json", "hazards-3.13-asan.json", "hazards-3.13.json"];
+        assert_eq!(files, data.map(|f| format!("{DATA_DIR}/{f}")));
         assert!(snap.sources[0].is_quick());
-        assert_eq!(snap.sources[0].result.records, vec![bench()]);
+        assert_eq!(snap.sources[0].result.records, records(BENCH));
         assert_eq!(snap.records().count(), 2);
         // The hazard file is a byte-for-byte copy.
+        let read = |p: &str| fs::read(root.join(p)).unwrap();
         assert_eq!(
-            fs::read(hazards.join("3.13.json")).unwrap(),
-            fs::read(data.join("hazards-3.13.json")).unwrap()
+            read("target/interpsafe/hazards/3.13.json"),
+            read("docs/data/hazards-3.13.json")
         );
     }
 

@@ -1062,559 +1062,299 @@ fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::snapshot::Source;
-    use interpsafe_results::{BenchFigure, Environment, HandleSize, ResultFile};
+    use crate::docs::snapshot::tests::{env, records, snapshot, verdict};
+    use crate::render::markdown;
+    use interpsafe_results::CompileCase;
 
-    fn env(name: &str, variant: Option<&str>) -> Environment {
-        Environment {
-            interpreter: InterpreterBuild {
-                name: name.into(),
-                version: "3.13.15".into(),
-                free_threaded: name.ends_with('t'),
-                variant: variant.map(str::to_string),
-            },
-            pyo3_version: "0.28.3".into(),
-            machine: Machine {
-                os: "linux".into(),
-                arch: "x86_64".into(),
-                cpus: 2,
-                cpu_model: Some("Test CPU".into()),
-                threads_per_core: Some(1),
-            },
-        }
-    }
-
-    fn hz(
-        build: &str,
-        case: &str,
-        strategy: &str,
-        setting: &str,
-        observed: Verdict,
-        expected: Verdict,
-    ) -> ResultRecord {
-        let variant = build.split_once('-').map(|(_, v)| v);
-        ResultRecord {
-            environment: env(build, variant),
-            data: RecordData::Hazard(HazardVerdict {
-                hazard: case.into(),
-                strategy: strategy.into(),
-                isolation: Some(setting.into()),
-                observed,
-                expected,
-                threat: None,
-            }),
-        }
-    }
-
-    fn bench(build: &str, op: &str, strategy: &str, interpreters: u32, ns: f64) -> ResultRecord {
-        ResultRecord {
-            environment: env(build, None),
-            data: RecordData::Bench(BenchFigure {
-                operation: op.into(),
-                strategy: strategy.into(),
-                threads: 1,
-                interpreters,
-                ns_per_op: Some(ns),
-                instructions_per_op: None,
-                scaling: None,
-                ns_interval: None,
-            }),
-        }
-    }
-
-    fn err(m: &str) -> Verdict {
-        Verdict::RuntimeError { message: m.into() }
-    }
-    fn undetected(h: &str) -> Verdict {
-        Verdict::Undetected { how: h.into() }
-    }
-    fn na(w: &str) -> Verdict {
-        Verdict::NotApplicable { why: w.into() }
-    }
-
-    fn snapshot(files: Vec<(&str, &str, Vec<ResultRecord>)>) -> Snapshot {
-        Snapshot {
-            sources: files
-                .into_iter()
-                .map(|(file, producer, records)| Source {
-                    file: file.into(),
-                    result: ResultFile::new(producer, records),
-                })
-                .collect(),
-        }
-    }
-
-    fn render_in(spec: &str, snap: &Snapshot) -> String {
+    /// Renders each `> SPEC` of `script` against `snap` (on a page in `RFCs/`) and checks the
+    /// lines after it (`\n` stands for a line break): each must appear in the Markdown; `^`:
+    /// it starts with the rest; `!`: the rest does not appear; `=`: rendering fails with an
+    /// error that contains the rest.
+    fn check(snap: &Snapshot, script: &str) {
         let cx = Context {
             snapshot: snap,
             root: Path::new("/nonexistent"),
             page: "RFCs/x.md",
         };
-        crate::render::markdown(&render(&Spec::parse(spec).unwrap(), &cx).unwrap())
+        let mut out = Err(String::new());
+        for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(spec) = line.strip_prefix('>') {
+                out = Spec::parse(spec)
+                    .and_then(|s| render(&s, &cx))
+                    .map(|b| markdown(&b));
+                continue;
+            }
+            let (mode, want) = line.split_at(if "^!=".contains(&line[..1]) { 1 } else { 0 });
+            let want = want.replace("\\n", "\n");
+            let ok = match (mode, &out) {
+                ("=", Err(e)) => e.contains(&want),
+                ("^", Ok(md)) => md.starts_with(&want),
+                ("!", Ok(md)) => !md.contains(&want),
+                ("", Ok(md)) => md.contains(&want),
+                _ => false,
+            };
+            assert!(ok, "`{line}` fails on:\n{out:?}");
+        }
     }
 
     #[test]
     fn specs_parse_and_refuse_unknown_arguments() {
         let s = Spec::parse("bench operations=bind,clone_drop strategies=unchecked").unwrap();
-        assert_eq!(s.kind, "bench");
-        assert_eq!(s.list("operations").unwrap(), ["bind", "clone_drop"]);
-        assert!(Spec::parse("").is_err());
-        assert!(Spec::parse("bench operations").is_err());
-        assert!(Spec::parse("bench a=1 a=2").is_err());
-        let snap = Snapshot::default();
-        let cx = Context {
-            snapshot: &snap,
-            root: Path::new("/"),
-            page: "docs/x.md",
-        };
-        let e = render(&Spec::parse("hazards strategy=tagged").unwrap(), &cx).unwrap_err();
-        assert!(e.contains("no argument `strategy`"), "{e}");
-        assert!(render(&Spec::parse("frobs").unwrap(), &cx)
-            .unwrap_err()
-            .contains("unknown table kind"));
-        assert!(render(&Spec::parse("bench metric=joules").unwrap(), &cx).is_err());
+        assert_eq!(
+            (s.kind.as_str(), s.list("operations").unwrap()),
+            ("bench", vec!["bind".into(), "clone_drop".into()])
+        );
+        check(
+            &Snapshot::default(),
+            "> \n =no table kind\n > bench operations\n =`operations` is not key=value
+             > bench a=1 a=2\n =`a` is given twice\n > frobs\n =unknown table kind `frobs` (known: hazards,
+             > hazards strategy=tagged\n =`hazards` tables take no argument `strategy` (they take: strategies, cases, builds)
+             > bench metric=joules\n =metric `joules` is neither\n > bench interpreters=x\n =`x` is not a number
+             > targets cases=H1\n =no argument `cases`",
+        );
     }
 
     #[test]
     fn an_empty_snapshot_is_not_measured_never_invented() {
-        let snap = Snapshot::default();
-        for spec in [
+        for kind in [
             "hazards",
             "hazard-matrix",
             "bench",
             "scaling",
             "handle-size",
+            "targets",
+            "guarantees",
         ] {
-            let out = render_in(spec, &snap);
-            assert!(out.starts_with("Not measured:"), "{spec}: {out}");
-            assert!(!out.contains('|'), "{spec}: {out}");
+            check(
+                &Snapshot::default(),
+                &format!("> {kind}\n ^Not measured: the snapshot in `docs/data/` has no\n !|"),
+            );
         }
     }
 
     #[test]
-    fn guarantees_hold_only_where_no_declared_verdict_is_undetected() {
-        let with = |mut r: ResultRecord, threat: &str| {
-            if let RecordData::Hazard(h) = &mut r.data {
-                h.threat = Some(threat.into());
-            }
-            r
-        };
-        let snap = snapshot(vec![(
-            "hazards-3.13.json",
-            "interp-tests hazards",
-            vec![
-                with(
-                    hz(
-                        "3.13",
-                        "H1",
-                        "tagged",
-                        "own-gil",
-                        err("bind: x"),
-                        err("bind: x"),
-                    ),
-                    "safe",
-                ),
-                with(
-                    hz("3.13", "H13.once", "tagged", "own-gil", na("a"), na("a")),
-                    "safe",
-                ),
-                with(
-                    hz(
-                        "3.13",
-                        "H15",
-                        "tagged",
-                        "own-gil",
-                        err("bind: y"),
-                        err("bind: y"),
-                    ),
-                    "raw",
-                ),
-                with(
-                    hz(
-                        "3.13",
-                        "H1",
-                        "scoped",
-                        "own-gil",
-                        err("bind: x"),
-                        err("bind: x"),
-                    ),
-                    "safe",
-                ),
-                with(
-                    hz(
-                        "3.13",
-                        "H15",
-                        "scoped",
-                        "own-gil",
-                        undetected("z"),
-                        undetected("z"),
-                    ),
-                    "raw",
-                ),
-                // Records without a threat (older snapshots) are left out.
-                hz(
-                    "3.13",
-                    "H2",
-                    "scoped",
-                    "own-gil",
-                    undetected("z"),
-                    undetected("z"),
-                ),
-            ],
-        )]);
-        let out = render_in("guarantees", &snap);
-        let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
-        assert_eq!(
-            rows[0], "| a caller can | cases | `tagged` | `scoped` |",
-            "{out}"
-        );
-        assert_eq!(
-            rows[1],
-            "| safe | `H1` `H13.once` | **holds** (1 refused, 1 cannot arise) | **holds** (1 refused) |"
-        );
-        assert_eq!(
-            rows[2],
-            "| raw | `H15` | **holds** (1 refused) | not guaranteed: `H15` |"
-        );
-        assert!(render_in("guarantees", &Snapshot::default()).starts_with("Not measured:"));
-    }
-
-    #[test]
-    fn case_selection_takes_forms_with_their_hazard() {
+    fn cases_select_their_forms_and_figures_are_rounded_by_size() {
         let l = Some(vec!["H2".to_string(), "H1.kept".to_string()]);
-        assert!(case_selected(&l, "H2"));
-        assert!(case_selected(&l, "H2.unattached"));
-        assert!(case_selected(&l, "H1.kept"));
-        assert!(!case_selected(&l, "H1"));
-        assert!(!case_selected(&l, "H12"));
+        let cases = [
+            ("H2", true),
+            ("H2.unattached", true),
+            ("H1.kept", true),
+            ("H1", false),
+            ("H12", false),
+        ];
+        for (id, selected) in cases {
+            assert_eq!(case_selected(&l, id), selected, "{id}");
+        }
         assert!(case_selected(&None, "H12"));
+        let figures = [
+            (0.2345, "0.23"),
+            (12.345, "12.3"),
+            (123.45, "123"),
+            (999.0, "999"),
+            (1000.0, "1,000"),
+        ];
+        for (v, shown) in figures.into_iter().chain([(1001305.4, "1,001,305")]) {
+            assert_eq!(figure(v), shown);
+        }
     }
 
     #[test]
     fn labels_say_what_was_seen() {
-        let up = "../";
-        assert_eq!(
-            label(&err("bind: belongs to"), &err("bind: x"), up),
-            "error at `bind`"
-        );
-        assert_eq!(
-            label(
-                &err("load into brand: the handle belongs to interpreter 1, which has ended"),
-                &err("x"),
-                up
-            ),
-            "error at `load into brand` (owner ended)"
-        );
-        assert_eq!(
-            label(
-                &undetected("crash: killed by SIGABRT; stderr: free(): invalid pointer"),
-                &undetected("x"),
-                up
-            ),
-            "**undetected**: crash, error on stderr"
-        );
-        assert_eq!(
-            label(&undetected("accepted: bound; wrong-interpreter: a probe ran [x; sys.gettotalrefcount() rose by 1]"), &undetected("x"), up),
-            "**undetected**: ran in the wrong interpreter, references leaked"
-        );
-        assert_eq!(
-            label(&undetected("accepted: bound"), &undetected("x"), up),
-            "**undetected**: accepted"
-        );
-        assert_eq!(
-            label(&na("deferred: queued"), &na("x"), up),
-            "n/a (deferred)"
-        );
-        // No slug in the observation: the declared reason's slug.
-        assert_eq!(
-            label(
-                &na("attached to the owner interpreter 1"),
-                &na("owner: attached"),
-                up
-            ),
-            "n/a (owner)"
-        );
-        assert_eq!(
-            label(
-                &Verdict::CompileError {
-                    case: "compile-fail/tests/ui/a_b.rs".into()
-                },
-                &Verdict::CompileError { case: "x".into() },
-                up
-            ),
-            "compile error ([`a_b`](../compile-fail/tests/ui/a_b.rs))"
-        );
-        assert_eq!(
-            label(&na("serialised: none lost"), &undetected("x"), up),
-            "n/a (serialised) **≠ declared**"
-        );
+        // observed => declared => label
+        let cases = "e:bind: belongs to => e:bind: x => error at `bind`
+            e:load into brand: the handle belongs to interpreter 1, which has ended => e:x => error at `load into brand` (owner ended)
+            u:crash: killed by SIGABRT; stderr: free(): invalid pointer => u:x => **undetected**: crash, error on stderr
+            u:accepted: bound; wrong-interpreter: a probe ran [x; sys.gettotalrefcount() rose by 1] => u:x => **undetected**: ran in the wrong interpreter, references leaked
+            u:accepted: bound => u:x => **undetected**: accepted
+            u:whatever => u:x => **undetected**: see the JSON
+            n:deferred: queued => n:x => n/a (deferred)
+            n:attached to the owner interpreter 1 => n:owner: attached => n/a (owner)
+            n:no slug here => n:nor here => n/a
+            c:compile-fail/tests/ui/a_b.rs => c:x => compile error ([`a_b`](../compile-fail/tests/ui/a_b.rs))
+            n:serialised: none lost => u:x => n/a (serialised) **≠ declared**";
+        for case in cases.lines() {
+            let [observed, declared, want] = case.trim().split(" => ").collect::<Vec<_>>()[..]
+            else {
+                panic!("{case}")
+            };
+            assert_eq!(label(&verdict(observed), &verdict(declared), "../"), want);
+        }
     }
 
     #[test]
     fn hazard_cells_agree_or_say_where_each_verdict_was_seen() {
-        let snap = snapshot(vec![
+        let snap = snapshot(&[
             (
                 "docs/data/hazards-3.13.json",
                 "interp-tests hazards",
-                vec![
-                    hz(
-                        "3.13",
-                        "H2",
-                        "unchecked",
-                        "own-gil",
-                        undetected("crash: x"),
-                        undetected("d"),
-                    ),
-                    hz(
-                        "3.13",
-                        "H2",
-                        "unchecked",
-                        "shared-gil",
-                        undetected("wrong-interpreter: x"),
-                        undetected("d"),
-                    ),
-                    hz(
-                        "3.13",
-                        "H2",
-                        "tagged",
-                        "own-gil",
-                        na("deferred: x"),
-                        na("deferred: d"),
-                    ),
-                    hz(
-                        "3.13",
-                        "H2",
-                        "tagged",
-                        "shared-gil",
-                        na("deferred: x"),
-                        na("deferred: d"),
-                    ),
-                    hz(
-                        "3.13",
-                        "H1",
-                        "tagged",
-                        "own-gil",
-                        err("bind: x"),
-                        err("bind: d"),
-                    ),
-                ],
+                "3.13|hz|H2|unchecked|own-gil|u:crash: x|u:d
+                 3.13|hz|H2|unchecked|shared-gil|u:wrong-interpreter: x|u:d
+                 3.13|hz|H2|tagged|own-gil|n:deferred: x|n:deferred: d
+                 3.13|hz|H2|tagged|shared-gil|n:deferred: x|n:deferred: d
+                 3.13|hz|H1|tagged|own-gil|e:bind: x|e:bind: d
+                 3.13|hz|H3|tagged|own-gil|e:bind: x|e:bind: d
+                 3.13|hz|H3|tagged|shared-gil|n:deferred: x|u:d",
             ),
             (
                 "docs/data/hazards-3.13t.json",
                 "interp-tests hazards",
-                vec![
-                    hz(
-                        "3.13t",
-                        "H2",
-                        "unchecked",
-                        "own-gil",
-                        undetected("wrong-interpreter: x"),
-                        undetected("d"),
-                    ),
-                    hz(
-                        "3.13t",
-                        "H2",
-                        "tagged",
-                        "own-gil",
-                        na("deferred: x"),
-                        na("deferred: d"),
-                    ),
-                ],
+                "3.13t|hz|H2|unchecked|own-gil|u:wrong-interpreter: x|u:d
+                 3.13t|hz|H2|tagged|own-gil|n:deferred: x|n:deferred: d
+                 3.13-asan|hz|H3|tagged|own-gil|e:bind: x|e:bind: d",
             ),
         ]);
-        let out = render_in("hazards strategies=unchecked,tagged", &snap);
-        assert!(
-            out.starts_with("| case | `unchecked` | `tagged` |\n|---|---|---|\n"),
-            "{out}"
+        check(
+            &snap,
+            r"> hazards strategies=unchecked,tagged
+             ^| case | `unchecked` | `tagged` |\n|---|---|---|\n
+             | `H1` | not measured | error at `bind` |\n
+             | `H2` | **undetected**: crash on `3.13` (own-gil); ran in the wrong interpreter on `3.13` (shared-gil), `3.13t` | n/a (deferred) |\n
+             | `H3` | not measured | error at `bind` on `3.13` (own-gil), `3.13-asan`; n/a (deferred) **≠ declared** on `3.13` (shared-gil) |\n
+             Source: `docs/data/hazards-3.13.json`, `docs/data/hazards-3.13t.json` (written by `interp-tests hazards`).
+             Builds: `3.13`: CPython 3.13.15, GIL; `3.13t`: CPython 3.13.15, free-threaded; `3.13-asan`: CPython 3.13.15, GIL, AddressSanitizer build.
+             PyO3 0.28.3. Machine: linux x86_64, 2 logical CPUs (Test CPU), 1 thread(s) per core.
+             ](../docs/hazards.md)
+             > hazards cases=H1 builds=3.13t
+             ^Not measured: the snapshot in `docs/data/` has no hazard verdicts for this selection.
+             > hazards cases=H2.kept,H1
+             ^| case | `tagged` |\n|---|---|\n| `H1` | error at `bind` |\n\n
+             > hazard-matrix builds=3.13,3.13t
+             ^#### `3.13`: CPython 3.13.15, GIL\n\n| case | setting | `unchecked` | `tagged` |\n|---|---|---|---|\n| `H1` | own-gil | not measured | error at `bind` |\n
+             | `H2` | shared-gil | **undetected**: ran in the wrong interpreter | n/a (deferred) |\n
+             | `H3` | shared-gil | not measured | n/a (deferred) **≠ declared** |\n
+             #### `3.13t`: CPython 3.13.15, free-threaded\n\n| case | setting | `unchecked` | `tagged` |
+             Builds: `3.13t`: CPython 3.13.15, free-threaded. PyO3
+             !asan",
         );
-        // Ordered by hazard number; a cell with no record is not measured.
-        assert!(
-            out.contains("| `H1` | not measured | error at `bind` |\n"),
-            "{out}"
-        );
-        assert!(out.contains(
-            "| `H2` | **undetected**: crash on `3.13` (own-gil); ran in the wrong interpreter on \
-             `3.13` (shared-gil), `3.13t` | n/a (deferred) |\n"
-        ), "{out}");
-        assert!(out.contains("Source: `docs/data/hazards-3.13.json`, `docs/data/hazards-3.13t.json` (written by `interp-tests hazards`)."), "{out}");
-        assert!(
-            out.contains(
-                "Builds: `3.13`: CPython 3.13.15, GIL; `3.13t`: CPython 3.13.15, free-threaded."
-            ),
-            "{out}"
-        );
-        assert!(out.contains("PyO3 0.28.3. Machine: linux x86_64, 2 logical CPUs (Test CPU), 1 thread(s) per core."), "{out}");
-        assert!(out.contains("](../docs/hazards.md)"), "{out}");
-
-        let cases = render_in("hazards cases=H1 builds=3.13t", &snap);
-        assert!(cases.starts_with("Not measured"), "{cases}");
-
-        let matrix = render_in("hazard-matrix", &snap);
-        assert!(
-            matrix.contains(
-                "#### `3.13`: CPython 3.13.15, GIL\n\n| case | setting | `unchecked` | `tagged` |"
-            ),
-            "{matrix}"
-        );
-        assert!(matrix.contains("| `H2` | shared-gil | **undetected**: ran in the wrong interpreter | n/a (deferred) |"), "{matrix}");
-        assert!(matrix.find("#### `3.13`").unwrap() < matrix.find("#### `3.13t`").unwrap());
     }
 
     #[test]
-    fn target_tables_judge_the_snapshot_with_the_report_checks() {
-        let snap = snapshot(vec![(
-            "docs/data/bench.json",
-            "cargo xtask bench",
-            vec![
-                bench("3.13", "bind", "unchecked", 1, 0.25),
-                bench("3.13", "bind", "tagged", 1, 0.5),
-                bench("3.13", "bind", "unchecked", 2, 0.25),
-                bench("3.13", "bind", "tagged", 2, 9.0),
-                bench("3.13", "reference", "PyThreadState_GetUnchecked", 2, 3.0),
-                bench("3.13t", "bind", "unchecked", 1, 0.25),
-                bench("3.13t", "bind", "tagged", 1, 1.0),
-            ],
+    fn guarantees_hold_only_where_no_declared_verdict_is_undetected() {
+        let snap = snapshot(&[(
+            "hazards-3.13.json",
+            "interp-tests hazards",
+            "3.13|hz|H1|tagged|own-gil|e:bind: x|e:bind: x|safe
+             3.13|hz|H13.once|tagged|own-gil|n:a|n:a|safe
+             3.13|hz|H15|tagged|own-gil|e:bind: y|e:bind: y|raw
+             3.13|hz|H1|scoped|own-gil|e:bind: x|e:bind: x|safe
+             3.13|hz|H15|scoped|own-gil|u:z|u:z|raw
+             3.13|hz|H16|branded|own-gil|c:ui/a.rs|c:ui/a.rs|raw
+             3.13|hz|H2|scoped|own-gil|u:z|u:z",
         )]);
-        let out = render_in("targets strategies=tagged builds=3.13", &snap);
-        assert!(
-            out.contains("| target | build | measured | verdict |"),
-            "{out}"
-        );
-        assert!(
-            out.contains("| tagged bind, one interpreter: at most +0.5 ns over unchecked | `3.13` | +0.25 ns (0.50 vs 0.25) | met |"),
-            "{out}"
-        );
-        assert!(out.contains("allowance 3.50 ns | **missed** |"), "{out}");
-        assert!(!out.contains("`3.13t`"), "{out}");
-        assert!(render_in("targets strategies=branded", &snap).contains("Not measured"));
-        let cx = Context {
-            snapshot: &snap,
-            root: Path::new("/nonexistent"),
-            page: "RFCs/x.md",
-        };
-        assert!(
-            render(&Spec::parse("targets cases=H1").unwrap(), &cx).is_err(),
-            "a bad argument is refused"
+        // Records without a threat (older snapshots) are left out.
+        check(
+            &snap,
+            r"> guarantees
+             ^| a caller can | cases | `tagged` | `scoped` | `branded` |\n|---|---|---|---|---|\n
+             | safe | `H1` `H13.once` | **holds** (1 refused, 1 cannot arise) | **holds** (1 refused) | not run |\n
+             | raw | `H15` `H16` | **holds** (1 refused) | not guaranteed: `H15` | **holds** (1 do not compile) |\n
+             (case × setting × build, on `3.13`)
+             !H2",
         );
     }
 
     #[test]
-    fn bench_tables_show_ratios_provenance_and_gaps() {
-        let snap = snapshot(vec![(
+    fn bench_tables_show_ratios_spreads_provenance_and_gaps() {
+        let snap = snapshot(&[(
             "docs/data/bench.json",
             "cargo xtask bench --quick",
-            vec![
-                bench("3.13", "bind", "unchecked", 1, 0.25),
-                bench("3.13", "bind", "tagged", 1, 5.0),
-                bench("3.13", "bind", "unchecked", 2, 0.5),
-                bench("3.13", "reference", "PyThreadState_GetUnchecked", 1, 3.0),
-                bench("3.13", "send", "tagged", 1, 1234567.0),
-            ],
+            "3.13|ns|bind|unchecked|1|0.25
+             3.13|ns|bind|tagged|1|5.0|4.5|5.5
+             3.13|ns|bind|unchecked|2|0.5
+             3.13|ns|reference|PyThreadState_GetUnchecked|1|3.0
+             3.13|ns|send|tagged|1|1234567.0
+             3.13|sc|interpreters|tagged|2|1.7",
         )]);
-        let out = render_in(
-            "bench operations=bind,send strategies=unchecked,tagged,branded",
+        check(
             &snap,
-        );
-        assert!(out.starts_with("**Quick run**"), "{out}");
-        assert!(
-            out.contains(
-                "| build | interpreters | operation | `unchecked` | `tagged` | `branded` |"
-            ),
-            "{out}"
-        );
-        assert!(
-            out.contains("| `3.13` | 1 | `bind` | 0.25 | 5.00 (×20.00) | not measured |"),
-            "{out}"
-        );
-        assert!(
-            out.contains("| `3.13` | 1 | `send` | not measured | 1,234,567 | not measured |"),
-            "{out}"
-        );
-        assert!(
-            out.contains("| `3.13` | 2 | `bind` | 0.50 | not measured | not measured |"),
-            "{out}"
-        );
-        assert!(
-            out.contains("written by `cargo xtask bench --quick`: **a quick run"),
-            "{out}"
-        );
-        // Reference costs only when asked for, with no baseline.
-        assert!(!out.contains("PyThreadState_GetUnchecked"));
-        let refs = render_in("bench operations=reference baseline=none", &snap);
-        assert!(
-            refs.contains("| build | interpreters | operation | `PyThreadState_GetUnchecked` |"),
-            "{refs}"
-        );
-        assert!(
-            refs.contains("| `3.13` | 1 | `reference` | 3.00 |"),
-            "{refs}"
-        );
-        assert!(!refs.contains("(×"), "{refs}");
-        let none = render_in("bench metric=instructions", &snap);
-        assert!(
-            none.starts_with(
-                "Not measured: the snapshot in `docs/data/` has no instruction counts"
-            ),
-            "{none}"
+            r"> bench operations=bind,send strategies=unchecked,tagged,branded
+             ^**Quick run**
+             | build | interpreters | operation | `unchecked` | `tagged` | `branded` |
+             | `3.13` | 1 | `bind` | 0.25 | 5.00 [4.50–5.50] (×20.00) | not measured |
+             | `3.13` | 1 | `send` | not measured | 1,234,567 | not measured |
+             | `3.13` | 2 | `bind` | 0.50 | not measured | not measured |
+             (×r): the ratio to `unchecked` on the same row. [a–b]: criterion's 95% confidence interval.
+             written by `cargo xtask bench --quick`: **a quick run
+             !PyThreadState_GetUnchecked
+             > bench interpreters=2
+             | `3.13` | 2 | `bind` | 0.50 |
+             ![a–b]
+             > bench operations=reference baseline=none
+             | build | interpreters | operation | `PyThreadState_GetUnchecked` |
+             | `3.13` | 1 | `reference` | 3.00 |
+             !(×
+             > bench metric=instructions
+             ^Not measured: the snapshot in `docs/data/` has no instruction counts",
         );
     }
 
     #[test]
-    fn scaling_and_handle_sizes_render_when_present() {
-        let mut s1 = bench("3.13t", "threads/independent", "tagged", 1, 10.0);
-        let mut s2 = bench("3.13t", "threads/independent", "tagged", 1, 6.0);
-        if let RecordData::Bench(b) = &mut s1.data {
-            b.scaling = Some(1.0);
-        }
-        if let RecordData::Bench(b) = &mut s2.data {
-            b.scaling = Some(1.7);
-            b.threads = 2;
-        }
-        let size = ResultRecord {
-            environment: env("3.13", None),
-            data: RecordData::HandleSize(HandleSize {
-                strategy: "tagged".into(),
-                type_name: "interpsafe::strategy::tagged::TaggedHandle".into(),
-                size: 16,
-                option_size: 16,
-            }),
-        };
-        let snap = snapshot(vec![
-            ("docs/data/bench.json", "cargo xtask bench", vec![s1, s2]),
-            ("docs/data/bench.json", "cargo xtask bench", vec![size]),
+    fn scaling_handle_size_and_target_tables_render_when_present() {
+        let snap = snapshot(&[
+            (
+                "docs/data/bench.json",
+                "cargo xtask bench",
+                "3.13t|sc|threads/independent|tagged|1|1.0
+                 3.13t|sc|threads/independent|tagged|2|1.7
+                 3.13|ns|bind|unchecked|1|0.25
+                 3.13|ns|bind|tagged|1|0.5
+                 3.13|ns|bind|unchecked|2|0.25
+                 3.13|ns|bind|tagged|2|9.0
+                 3.13|ns|reference|PyThreadState_GetUnchecked|2|3.0
+                 3.13t|ns|bind|unchecked|1|0.25
+                 3.13t|ns|bind|tagged|1|1.0",
+            ),
+            (
+                "docs/data/bench.json",
+                "cargo xtask bench",
+                "3.13|size|tagged|interpsafe::strategy::tagged::TaggedHandle|16|16
+                 3.13t|size|tagged|interpsafe::strategy::tagged::TaggedHandle|16|24",
+            ),
         ]);
-        let out = render_in("scaling", &snap);
-        assert!(
-            out.contains("| `3.13t` | `threads/independent` | `tagged` | ×1.00 | ×1.70 |"),
-            "{out}"
+        check(
+            &snap,
+            r"> scaling
+             | build | scenario | strategy | 1 thread(s) | 2 thread(s) |
+             | `3.13t` | `threads/independent` | `tagged` | ×1.00 | ×1.70 |
+             Source: `docs/data/bench.json` (written by `cargo xtask bench`).
+             !Quick run
+             > handle-size
+             | strategy | handle type | `3.13` | `3.13t` |\n|---|---|---|---|\n| `tagged` | `TaggedHandle` | 16 B (16 B as `Option`) | 16 B (24 B as `Option`) |\n
+             > bench strategies=tagged builds=3.13t
+             | `3.13t` | 1 | `bind` | 1.00 |
+             !×1.70
+             > targets strategies=tagged builds=3.13
+             | target | build | measured | verdict |
+             | tagged bind, one interpreter: at most +0.5 ns over unchecked | `3.13` | +0.25 ns (0.50 vs 0.25) | met |
+             allowance 3.50 ns | **missed** |
+             !`3.13t`
+             > targets strategies=branded
+             ^Not measured",
         );
-        assert!(!out.contains("Quick run"));
-        let out = render_in("handle-size", &snap);
-        assert!(
-            out.contains("| `tagged` | `TaggedHandle` | 16 B (16 B as `Option`) |"),
-            "{out}"
-        );
-        // Scaling figures are not bench cells.
-        assert!(render_in("bench", &snap).starts_with("Not measured"));
     }
 
     #[test]
     fn send_sync_tables_come_from_the_cells_of_all_three_rule_sets() {
-        let cell = |rules: &str, sync: bool, hazard: bool| ResultRecord {
-            environment: env("3.13", None),
-            data: RecordData::SendSync(SendSyncCell {
-                type_name: "A<'s>".into(),
-                stands_for: "a | thing".into(),
+        let cell = |rules: &str, sync: bool, hazard: bool| {
+            let case = CompileCase {
+                path: "ui/a.rs".into(),
+                must_compile: false,
+            };
+            let (type_name, stands_for, note) = ("A<'s>".into(), "a | thing".into(), "why".into());
+            let cell = SendSyncCell {
+                type_name,
+                stands_for,
                 rules: rules.into(),
                 send: true,
                 sync,
                 hazard,
-                cases: vec![interpsafe_results::CompileCase {
-                    path: "ui/a.rs".into(),
-                    must_compile: false,
-                }],
-                note: "why".into(),
-            }),
+                cases: vec![case],
+                note,
+            };
+            ResultRecord {
+                environment: env("3.13"),
+                data: RecordData::SendSync(cell),
+            }
         };
         // Out of column order on purpose: the columns follow the rule sets, not the file.
         let cells = vec![
@@ -1622,53 +1362,29 @@ mod tests {
             cell("gil", false, false),
             cell("free-threaded", true, false),
         ];
-        let snap = snapshot(vec![(
-            "docs/data/send-sync.json",
-            "cargo xtask docs",
-            cells.clone(),
-        )]);
-        let out = render_in("send-sync", &snap);
-        assert!(
-            out.contains(
-                "| `A<'s>` | a \\| thing | Send, !Sync | Send + Sync | Send + Sync (hazard) |\n"
-            ),
-            "{out}"
-        );
-        assert!(
-            out.contains("| `A<'s>` | own-gil | yes | yes | static assertion; compile-fail: [`ui/a.rs`](../compile-fail/tests/ui/a.rs) | **hazard**: why |\n"),
-            "{out}"
-        );
-        assert!(
-            out.find("| gil |").unwrap() < out.find("| own-gil |").unwrap(),
-            "{out}"
-        );
-        let cx = Context {
-            snapshot: &snap,
-            root: Path::new("/"),
-            page: "RFCs/x.md",
+        let source = |cells: &[ResultRecord]| super::super::snapshot::Source {
+            file: "docs/data/send-sync.json".into(),
+            result: interpsafe_results::ResultFile::new("cargo xtask docs", cells.to_vec()),
         };
-        assert!(render(&Spec::parse("send-sync-matrix types=B").unwrap(), &cx).is_err());
-        let partial = snapshot(vec![(
-            "docs/data/send-sync.json",
-            "cargo xtask docs",
-            cells[..2].to_vec(),
-        )]);
-        let cx = Context {
-            snapshot: &partial,
-            ..cx
-        };
-        assert!(render(&Spec::parse("send-sync").unwrap(), &cx)
-            .unwrap_err()
-            .contains("lacks a rule set"));
-    }
-
-    #[test]
-    fn figures_are_grouped_and_rounded_by_size() {
-        assert_eq!(figure(0.2345), "0.23");
-        assert_eq!(figure(12.345), "12.3");
-        assert_eq!(figure(123.45), "123");
-        assert_eq!(figure(1001305.4), "1,001,305");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1000), "1,000");
+        check(
+            &Snapshot {
+                sources: vec![source(&cells)],
+            },
+            r"> send-sync
+             | `A<'s>` | a \| thing | Send, !Sync | Send + Sync | Send + Sync (hazard) |\n
+             | `A<'s>` | gil | yes | no | static assertion; compile-fail: [`ui/a.rs`](../compile-fail/tests/ui/a.rs) | why |\n| `A<'s>` | free-threaded |
+             | `A<'s>` | own-gil | yes | yes | static assertion; compile-fail: [`ui/a.rs`](../compile-fail/tests/ui/a.rs) | **hazard**: why |\n
+             > send-sync-matrix types=A<'s>
+             ](../docs/send-sync.md)
+             !enforced by
+             > send-sync-matrix types=B
+             =lacks some of the types",
+        );
+        check(
+            &Snapshot {
+                sources: vec![source(&cells[..2])],
+            },
+            "> send-sync\n =`A<'s>` lacks a rule set",
+        );
     }
 }
