@@ -292,83 +292,71 @@ fn phase(b: Bound) -> Metric {
 
 /// One target on one group: what was measured and the verdict, or `None` without figures.
 fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String, String)> {
-    let verdict = |ok: bool| if ok { "met" } else { "missed" }.to_string();
     let op = t.operation;
-    let counts = |m, n, s| f.get(Metric::Instructions, build, n, m, s);
-    Some(match t.bound {
+    let wall = |s| f.get(Metric::Ns, build, n, op, s);
+    let counts = |op, n, s| f.get(Metric::Instructions, build, n, op, s);
+    let ratio = |m| f.ratio(m, build, n, op, s);
+    let (measured, ok) = match t.bound {
         Bound::NsOver {
             slack,
             plus_call: None,
         } => {
-            let (tg, u) = (
-                f.get(Metric::Ns, build, n, op, s)?,
-                f.get(Metric::Ns, build, n, op, BASELINE)?,
-            );
+            let (tg, u) = (wall(s)?, wall(BASELINE)?);
             (
                 format!("+{:.2} ns ({} vs {})", tg - u, ns(tg), ns(u)),
-                verdict(tg - u <= slack),
+                tg - u <= slack,
             )
         }
         Bound::NsOver {
             slack,
             plus_call: Some(call),
         } => {
-            let (tg, u) = (
-                f.get(Metric::Ns, build, n, op, s)?,
-                f.get(Metric::Ns, build, n, op, BASELINE)?,
-            );
+            let (tg, u) = (wall(s)?, wall(BASELINE)?);
             let allowance = f.get(Metric::Ns, build, n, REFERENCE, call)? + slack;
             // The instruction counts, where taken, say how much of it is the call itself
             // (counted once per build, with one interpreter).
-            let counted = (|| {
-                Some((
-                    counts(op, n, s)?,
-                    counts(op, n, BASELINE)?,
-                    counts(REFERENCE, 1, call)?,
-                ))
-            })()
-            .map_or(String::new(), |(tg, u, c)| {
-                format!("; instructions: {tg:.1} vs {u:.1}, of which the call {c:.1}")
-            });
-            (
-                format!("+{:.2} ns, allowance {allowance:.2} ns{counted}", tg - u),
-                verdict(tg - u <= allowance),
-            )
+            let c = (
+                counts(op, n, s),
+                counts(op, n, BASELINE),
+                counts(REFERENCE, 1, call),
+            );
+            let counted = match c {
+                (Some(tg), Some(u), Some(c)) => {
+                    format!("; instructions: {tg:.1} vs {u:.1}, of which the call {c:.1}")
+                }
+                _ => String::new(),
+            };
+            let measured = format!("+{:.2} ns, allowance {allowance:.2} ns{counted}", tg - u);
+            (measured, tg - u <= allowance)
         }
         Bound::RatioAtMost(max) => {
-            let r = f.ratio(Metric::Ns, build, n, op, s)?;
+            let r = ratio(Metric::Ns)?;
             // Instruction counts are repeatable where a wall-clock ratio this small is noise.
-            let counted = f
-                .ratio(Metric::Instructions, build, n, op, s)
-                .map_or(String::new(), |ir| {
-                    format!("; instructions {:+.1}%", (ir - 1.0) * 100.0)
-                });
+            let counted = ratio(Metric::Instructions).map_or(String::new(), |ir| {
+                format!("; instructions {:+.1}%", (ir - 1.0) * 100.0)
+            });
             (
                 format!("{:+.1}% wall clock{counted}", (r - 1.0) * 100.0),
-                verdict(r <= max),
+                r <= max,
             )
         }
         Bound::InstructionsAtMost(max) => {
             let noise = |w: f64| format!("wall-clock ratio ×{w:.3} (below this machine's noise)");
-            let wall = f.ratio(Metric::Ns, build, n, op, s);
-            match (
-                f.ratio(Metric::Instructions, build, n, op, s),
+            let wall = ratio(Metric::Ns);
+            let (Some(r), Some(b), Some(u)) = (
+                ratio(Metric::Instructions),
                 counts(op, n, s),
                 counts(op, n, BASELINE),
-            ) {
-                (Some(r), Some(b), Some(u)) => {
-                    let wall = wall.map_or(String::new(), |w| format!("; {}", noise(w)));
-                    let measured = format!(
-                        "{b:.1} vs {u:.1} instructions/op ({:+.2}%){wall}",
-                        (r - 1.0) * 100.0
-                    );
-                    (measured, verdict(r <= max))
-                }
-                _ => {
-                    let why = "no instruction counts for this build and interpreter count";
-                    (noise(wall?), format!("not measured ({why})"))
-                }
-            }
+            ) else {
+                let why = "no instruction counts for this build and interpreter count";
+                return Some((noise(wall?), format!("not measured ({why})")));
+            };
+            let wall = wall.map_or(String::new(), |w| format!("; {}", noise(w)));
+            let pct = (r - 1.0) * 100.0;
+            (
+                format!("{b:.1} vs {u:.1} instructions/op ({pct:+.2}%){wall}"),
+                r <= max,
+            )
         }
         Bound::ScalingShare(share) => {
             let v = f.get(Metric::Scaling, build, n, op, s)?;
@@ -381,183 +369,94 @@ fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String,
             } else {
                 ""
             };
-            let measured = format!(
-                "×{v:.2} vs control ×{control:.2}{capped} ({:.0}%)",
-                got * 100.0
-            );
-            (measured, verdict(got >= share))
+            let pct = got * 100.0;
+            (
+                format!("×{v:.2} vs control ×{control:.2}{capped} ({pct:.0}%)"),
+                got >= share,
+            )
         }
-    })
+    };
+    Some((measured, if ok { "met" } else { "missed" }.to_string()))
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use interpsafe_results::{BenchFigure, Environment, InterpreterBuild, Machine};
+    use crate::docs::snapshot::tests::records;
 
-    /// A bench record: wall clock, or instructions with `ns` `None`.
-    pub(crate) fn rec(
-        build: &str,
-        op: &str,
-        s: &str,
-        interps: u32,
-        ns: Option<f64>,
-        instr: Option<f64>,
-    ) -> ResultRecord {
-        ResultRecord {
-            environment: Environment {
-                interpreter: InterpreterBuild {
-                    name: build.into(),
-                    version: "3.13.15".into(),
-                    free_threaded: false,
-                    variant: None,
-                },
-                pyo3_version: "0.28.3".into(),
-                machine: Machine {
-                    os: "linux".into(),
-                    arch: "x86_64".into(),
-                    cpus: 2,
-                    cpu_model: None,
-                    threads_per_core: Some(1),
-                },
-            },
-            data: RecordData::Bench(BenchFigure {
-                operation: op.into(),
-                strategy: s.into(),
-                threads: 1,
-                interpreters: interps,
-                ns_per_op: ns,
-                instructions_per_op: instr,
-                scaling: None,
-                ns_interval: None,
-            }),
-        }
-    }
-
-    fn scaling(op: &str, s: &str, threads: u32, v: f64) -> ResultRecord {
-        let mut r = rec("3.13", op, s, 1, Some(1.0), None);
-        if let RecordData::Bench(b) = &mut r.data {
-            (b.threads, b.scaling) = (threads, Some(v));
-        }
-        r
-    }
-
-    fn verdicts(checks: &[Check]) -> Vec<(&str, &str)> {
-        checks
-            .iter()
-            .map(|c| (c.target.as_str(), c.verdict.as_str()))
-            .collect()
+    /// The checks of `records` (fixture lines), one a line: target | build | measured | verdict.
+    fn judged(text: &str) -> String {
+        let line = |c: Check| {
+            format!(
+                "{} | {} | {} | {}\n",
+                c.target, c.build, c.measured, c.verdict
+            )
+        };
+        judge(&records(text)).into_iter().map(line).collect()
     }
 
     #[test]
     fn wall_clock_targets_follow_the_figures() {
-        let recs = vec![
-            rec("3.13", "bind", "unchecked", 1, Some(0.3), None),
-            rec("3.13", "bind", "tagged", 1, Some(0.6), None),
-            rec("3.13", "bind", "unchecked", 2, Some(0.3), None),
-            rec("3.13", "bind", "tagged", 2, Some(7.0), None),
-            rec(
-                "3.13",
-                "reference",
-                "PyThreadState_GetUnchecked",
-                2,
-                Some(2.5),
-                None,
-            ),
-            rec("3.13", "bind_getattr", "unchecked", 2, Some(100.0), None),
-            rec("3.13", "bind_getattr", "tagged", 2, Some(102.0), None),
-        ];
-        let checks = judge(&recs);
+        let recs = "3.13|ns|bind|unchecked|1|0.3
+            3.13|ns|bind|tagged|1|0.6
+            3.13|ns|bind|unchecked|2|0.3
+            3.13|ns|bind|tagged|2|7.0
+            3.13|ns|reference|PyThreadState_GetUnchecked|2|2.5
+            3.13|ns|bind_getattr|unchecked|2|100.0
+            3.13|ns|bind_getattr|tagged|2|102.0";
         assert_eq!(
-            verdicts(&checks),
-            [
-                ("tagged bind, one interpreter: at most +0.5 ns over unchecked", "met"),
-                ("tagged bind, several interpreters: at most one PyThreadState_GetUnchecked + 0.5 ns over unchecked", "missed"),
-                ("tagged bind+getattr (2 interpreter(s)): at most +3%", "met"),
-            ]
+            judged(recs),
+            "tagged bind, one interpreter: at most +0.5 ns over unchecked | 3.13 | +0.30 ns (0.60 vs 0.30) | met
+tagged bind, several interpreters: at most one PyThreadState_GetUnchecked + 0.5 ns over unchecked | 3.13 | +6.70 ns, allowance 3.00 ns | missed
+tagged bind+getattr (2 interpreter(s)): at most +3% | 3.13 | +2.0% wall clock | met
+"
         );
-        assert_eq!(checks[0].measured, "+0.30 ns (0.60 vs 0.30)");
-        assert_eq!(checks[1].measured, "+6.70 ns, allowance 3.00 ns");
-        // With instruction counts, the several-interpreter verdict says what the call costs.
-        let mut counted = recs.clone();
-        counted.push(rec(
-            "3.13",
-            "reference",
-            "PyThreadState_GetUnchecked",
-            1,
-            None,
-            Some(21.0),
-        ));
-        counted.push(rec("3.13", "bind", "unchecked", 2, None, Some(3.0)));
-        counted.push(rec("3.13", "bind", "tagged", 2, None, Some(40.0)));
-        let checks = judge(&counted);
+        // With instruction counts, the several-interpreter verdict says what the call costs,
+        // and the ratio targets show the instruction ratio beside the wall clock.
+        let counted = "3.13|in|reference|PyThreadState_GetUnchecked|1|21.0
+            3.13|in|bind|unchecked|2|3.0
+            3.13|in|bind|tagged|2|40.0
+            3.13|in|bind_getattr|unchecked|2|300.0
+            3.13|in|bind_getattr|tagged|2|303.0";
+        let out = judged(&format!("{recs}\n{counted}"));
+        assert!(out.contains("| +6.70 ns, allowance 3.00 ns; instructions: 40.0 vs 3.0, of which the call 21.0 | missed"), "{out}");
         assert!(
-            checks[1]
-                .measured
-                .ends_with("; instructions: 40.0 vs 3.0, of which the call 21.0"),
-            "{checks:?}"
+            out.contains("| +2.0% wall clock; instructions +1.0% | met"),
+            "{out}"
         );
     }
 
     #[test]
     fn the_branded_target_is_judged_on_instruction_counts_or_left_open() {
-        let recs = vec![
-            rec("3.13", "bind", "unchecked", 1, Some(0.30), Some(3.0)),
-            rec("3.13", "bind", "branded", 1, Some(0.31), Some(3.0)),
-            rec("3.13", "bind", "unchecked", 2, Some(0.30), None),
-            rec("3.13", "bind", "branded", 2, Some(0.31), None),
-            rec("3.13x", "bind", "unchecked", 1, None, Some(200.0)),
-            rec("3.13x", "bind", "branded", 1, None, Some(202.0)),
-        ];
-        let checks = judge(&recs);
-        let branded: Vec<(&str, &str)> = checks
-            .iter()
-            .map(|c| (c.build.as_str(), c.verdict.as_str()))
-            .collect();
-        assert_eq!(
-            branded,
-            [
-                ("3.13", "met"),
-                (
-                    "3.13",
-                    "not measured (no instruction counts for this build and interpreter count)"
-                ),
-                ("3.13x", "missed"),
-            ]
+        let out = judged(
+            "3.13|ns|bind|unchecked|1|0.30
+             3.13|in|bind|unchecked|1|3.0
+             3.13|ns|bind|branded|1|0.31
+             3.13|in|bind|branded|1|3.0
+             3.13|ns|bind|unchecked|2|0.30
+             3.13|ns|bind|branded|2|0.31
+             3.13x|in|bind|unchecked|1|200.0
+             3.13x|in|bind|branded|1|202.0",
         );
-        assert_eq!(checks[0].measured, "3.0 vs 3.0 instructions/op (+0.00%); wall-clock ratio ×1.033 (below this machine's noise)");
-        assert_eq!(
-            checks[1].measured,
-            "wall-clock ratio ×1.033 (below this machine's noise)"
-        );
+        let want = "branded bind (1 interpreter(s)): within 0.5% of unchecked in instructions | 3.13 | 3.0 vs 3.0 instructions/op (+0.00%); wall-clock ratio ×1.033 (below this machine's noise) | met
+branded bind (2 interpreter(s)): within 0.5% of unchecked in instructions | 3.13 | wall-clock ratio ×1.033 (below this machine's noise) | not measured (no instruction counts for this build and interpreter count)
+branded bind (1 interpreter(s)): within 0.5% of unchecked in instructions | 3.13x | 202.0 vs 200.0 instructions/op (+1.00%) | missed
+";
+        assert_eq!(out, want);
     }
 
     #[test]
     fn scaling_is_judged_against_the_control_loop_capped_at_two() {
-        let mut r = vec![
-            scaling("control", "pure-rust", 2, 1.9),
-            scaling("interpreters", "tagged", 2, 1.7),
-        ];
-        r.push(scaling("interpreters", "branded", 2, 1.88));
-        r.push(scaling("interpreters", "branded", 1, 1.0));
-        let checks = judge(&r);
-        let names: Vec<&str> = checks
-            .iter()
-            .map(|c| c.target.split(' ').next().unwrap())
-            .collect();
+        let recs = "3.13|sc|interpreters|tagged|2|1.7
+            3.13|sc|interpreters|branded|2|1.88
+            3.13|sc|interpreters|branded|1|1.0";
+        let text = "2-thread scaling at least 95% of the control loop's | 3.13 |";
+        // Alphabetically, 2 threads only.
         assert_eq!(
-            names,
-            ["branded", "tagged"],
-            "alphabetically, 2 threads only"
+            judged(&format!("3.13|sc|control|pure-rust|2|1.9\n{recs}")),
+            format!("branded interpreters: {text} ×1.88 vs control ×1.90 (99%) | met\ntagged interpreters: {text} ×1.70 vs control ×1.90 (89%) | missed\n")
         );
-        assert_eq!(verdicts(&checks)[0].1, "met");
-        assert_eq!(verdicts(&checks)[1].1, "missed");
-        r[0] = scaling("control", "pure-rust", 2, 2.3);
-        let checks = judge(&r);
-        assert_eq!(checks[0].verdict, "missed", "{checks:?}");
-        assert_eq!(
-            checks[0].measured,
-            "×1.88 vs control ×2.30, capped at ×2.00 (94%)"
-        );
+        let capped = judged(&format!("3.13|sc|control|pure-rust|2|2.3\n{recs}"));
+        assert!(capped.starts_with(&format!("branded interpreters: {text} ×1.88 vs control ×2.30, capped at ×2.00 (94%) | missed\n")), "{capped}");
     }
 }
