@@ -18,7 +18,7 @@
 //! the committed snapshot and examples generate.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::snapshot::Snapshot;
 use super::tables::{self, Context, Spec};
@@ -72,28 +72,19 @@ fn marker(line: &str) -> Option<Marker<'_>> {
         .strip_prefix("<!--")?
         .strip_suffix("-->")?
         .trim();
-    let (prefix, rest) = ["eval", "example"].into_iter().find_map(|p| {
-        inner
-            .strip_prefix(p)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(|r| (p, r))
-    })?;
+    let after = |p: &'static str| Some((p, inner.strip_prefix(p)?.strip_prefix(':')?));
+    let (prefix, rest) = after("eval").or_else(|| after("example"))?;
     let (name, rest) = rest.split_once(':')?;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    let named = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || !name.chars().all(named) {
         return None;
     }
     if rest == "end" {
         return Some(Marker::End(prefix, name));
     }
     let args = rest.strip_prefix("start")?;
-    if !(args.is_empty() || args.starts_with(char::is_whitespace)) {
-        return None;
-    }
-    Some(Marker::Start(prefix, name, args.trim()))
+    let spaced = args.is_empty() || args.starts_with(char::is_whitespace);
+    spaced.then(|| Marker::Start(prefix, name, args.trim()))
 }
 
 /// Every region of `page`, in order.
@@ -108,86 +99,67 @@ fn regions(page: &str) -> Result<Vec<Region>, String> {
     let mut fence: Option<&str> = None;
     let mut i = 0;
     while i < lines.len() {
-        let (_, line) = lines[i];
+        let (at, line) = lines[i];
         let trimmed = line.trim_start();
+        i += 1;
         if let Some(open) = fence {
-            if trimmed.starts_with(open) {
-                fence = None;
-            }
-            i += 1;
+            fence = fence.filter(|_| !trimmed.starts_with(open));
             continue;
         }
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             fence = Some(&trimmed[..3]);
-            i += 1;
             continue;
         }
-        match marker(line) {
-            Some(Marker::Start(prefix, name, args)) => {
-                let body = match prefix {
-                    "eval" => Body::Table(
-                        Spec::parse(args).map_err(|e| format!("`{prefix}:{name}`: {e}"))?,
-                    ),
-                    _ if args.is_empty() => Body::Example,
-                    _ => {
-                        return Err(format!(
-                            "`{prefix}:{name}`: an example marker takes no arguments"
-                        ))
-                    }
-                };
-                let end = (i + 1..lines.len())
-                    .find(|&j| marker(lines[j].1) == Some(Marker::End(prefix, name)))
-                    .ok_or_else(|| {
-                        format!(
-                            "`{prefix}:{name}` has no end marker `<!-- {prefix}:{name}:end -->`"
-                        )
-                    })?;
-                let region = Region {
-                    prefix,
-                    name: name.to_string(),
-                    body,
-                    content_start: lines[i].0 + line.len(),
-                    content_end: lines[end].0,
-                };
-                if found.iter().any(|r| r.id() == region.id()) {
-                    return Err(format!("`{}` appears twice", region.id()));
-                }
-                found.push(region);
-                i = end + 1;
+        let (prefix, name, args) = match marker(line) {
+            Some(Marker::Start(prefix, name, args)) => (prefix, name, args),
+            Some(Marker::End(p, name)) => {
+                return Err(format!("`{p}:{name}` ends without a start marker"))
             }
-            Some(Marker::End(prefix, name)) => {
-                return Err(format!("`{prefix}:{name}` ends without a start marker"));
-            }
-            None => i += 1,
+            None => continue,
+        };
+        let id = format!("{prefix}:{name}");
+        let body = match prefix {
+            "eval" => Body::Table(Spec::parse(args).map_err(|e| format!("`{id}`: {e}"))?),
+            _ if args.is_empty() => Body::Example,
+            _ => return Err(format!("`{id}`: an example marker takes no arguments")),
+        };
+        let end = (i..lines.len()).find(|&j| marker(lines[j].1) == Some(Marker::End(prefix, name)));
+        let end = end.ok_or(format!("`{id}` has no end marker `<!-- {id}:end -->`"))?;
+        if found.iter().any(|r| r.id() == id) {
+            return Err(format!("`{id}` appears twice"));
         }
+        let (content_start, content_end) = (at + line.len(), lines[end].0);
+        found.push(Region {
+            prefix,
+            name: name.to_string(),
+            body,
+            content_start,
+            content_end,
+        });
+        i = end + 1;
     }
     Ok(found)
 }
 
 /// The content a region should have.
 fn content(region: &Region, cx: &Context<'_>) -> Result<String, String> {
-    match &region.body {
-        Body::Table(spec) => {
-            let blocks = tables::render(spec, cx).map_err(|e| format!("`{}`: {e}", region.id()))?;
-            let table = crate::render::markdown(&blocks);
-            Ok(format!(
-                "<!-- Generated by `cargo xtask docs` from the snapshot in docs/data/: change the \
-                 start marker's arguments, not this table. -->\n\n{table}\n"
-            ))
-        }
-        Body::Example => {
-            let file = format!("examples/{}.rs", region.name);
-            let mut source = fs::read_to_string(cx.root.join(&file))
-                .map_err(|e| format!("`{}`: cannot read {file}: {e}", region.id()))?;
-            if !source.ends_with('\n') {
-                source.push('\n');
-            }
-            Ok(format!(
-                "<!-- Copied by `cargo xtask docs` from {file}, which `cargo test` runs \
-                 (tests/docs_examples.rs): edit that file, not this copy. -->\n\n```rust\n{source}```\n\n"
-            ))
-        }
-    }
+    let id = region.id();
+    let Body::Table(spec) = &region.body else {
+        let file = format!("examples/{}.rs", region.name);
+        let source = fs::read_to_string(cx.root.join(&file));
+        let source = source.map_err(|e| format!("`{id}`: cannot read {file}: {e}"))?;
+        let newline = if source.ends_with('\n') { "" } else { "\n" };
+        return Ok(format!(
+            "<!-- Copied by `cargo xtask docs` from {file}, which `cargo test` runs \
+             (tests/docs_examples.rs): edit that file, not this copy. -->\n\n```rust\n{source}{newline}```\n\n"
+        ));
+    };
+    let blocks = tables::render(spec, cx).map_err(|e| format!("`{id}`: {e}"))?;
+    Ok(format!(
+        "<!-- Generated by `cargo xtask docs` from the snapshot in docs/data/: change the \
+         start marker's arguments, not this table. -->\n\n{}\n",
+        crate::render::markdown(&blocks)
+    ))
 }
 
 /// `page` with every region regenerated, and the IDs of the regions that changed.
@@ -209,22 +181,21 @@ pub fn regenerate(page: &str, cx: &Context<'_>) -> Result<(String, Vec<String>),
 }
 
 /// The pages that may hold regions: the root's `*.md`, `docs/*.md` and `RFCs/*.md`, relative to
-/// `root`, sorted.
+/// `root`, sorted. The workspace root's pages (README.md) are named without a directory, so
+/// their relative links need no `../`.
 pub fn pages(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for dir in PAGE_DIRS {
-        let Ok(entries) = fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path: PathBuf = entry.path();
-            if path.is_file() && path.extension().and_then(|e| e.to_str()) == Some("md") {
-                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                    // The workspace root's pages (README.md) are named without a directory, so
-                    // their relative links need no `../`.
-                    found.push(if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") });
-                }
-            }
+        let entries = fs::read_dir(root.join(dir)).into_iter().flatten().flatten();
+        for path in entries.map(|e| e.path()).filter(|p| p.is_file()) {
+            let md = path.extension().is_some_and(|e| e == "md");
+            let name = path.file_name().and_then(|n| n.to_str()).filter(|_| md);
+            let dir = if dir.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
+            found.extend(name.map(|name| format!("{dir}{name}")));
         }
     }
     found.sort();
@@ -278,50 +249,55 @@ mod tests {
     use super::*;
     use crate::testdir::TestDir;
 
-    fn cx<'a>(snapshot: &'a Snapshot, root: &'a Path) -> Context<'a> {
-        Context {
-            snapshot,
-            root,
-            page: "docs/page.md",
-        }
-    }
-
     #[test]
     fn markers_are_recognised_on_their_own_lines() {
-        assert_eq!(
-            marker("<!-- eval:bind-cost:start bench operations=bind -->"),
-            Some(Marker::Start("eval", "bind-cost", "bench operations=bind"))
-        );
-        assert_eq!(
-            marker("  <!-- eval:bind-cost:end -->\n"),
-            Some(Marker::End("eval", "bind-cost"))
-        );
-        assert_eq!(
-            marker("<!-- example:strategy_tagged:start -->"),
-            Some(Marker::Start("example", "strategy_tagged", ""))
-        );
-        assert_eq!(marker("<!-- send-sync:start -->"), None);
-        assert_eq!(marker("<!-- eval:x:starting -->"), None);
-        assert_eq!(marker("<!-- eval:a b:start -->"), None);
-        assert_eq!(marker("text <!-- eval:x:end -->"), None);
+        let start = |p, n, a| Some(Marker::Start(p, n, a));
+        let cases = [
+            (
+                "<!-- eval:bind-cost:start bench operations=bind -->",
+                start("eval", "bind-cost", "bench operations=bind"),
+            ),
+            (
+                "  <!-- eval:bind-cost:end -->\n",
+                Some(Marker::End("eval", "bind-cost")),
+            ),
+            (
+                "<!-- example:strategy_tagged:start -->",
+                start("example", "strategy_tagged", ""),
+            ),
+            ("<!-- send-sync:start -->", None),
+            ("<!-- eval:x:starting -->", None),
+            ("<!-- eval:a b:start -->", None),
+            ("text <!-- eval:x:end -->", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(marker(line), want, "{line}");
+        }
     }
 
     #[test]
     fn regions_skip_fenced_code_and_refuse_broken_markers() {
         let page = "a\n```md\n<!-- eval:shown:start hazards -->\n```\n<!-- eval:t:start hazards -->\nold\n<!-- eval:t:end -->\nb\n";
         let r = regions(page).unwrap();
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].name, "t");
+        assert_eq!((r.len(), r[0].name.as_str()), (1, "t"));
         assert_eq!(&page[r[0].content_start..r[0].content_end], "old\n");
-        assert!(regions("<!-- eval:t:start hazards -->\n")
-            .unwrap_err()
-            .contains("no end marker"));
-        assert!(regions("<!-- eval:t:end -->\n")
-            .unwrap_err()
-            .contains("without a start"));
-        let twice = "<!-- eval:t:start hazards -->\n<!-- eval:t:end -->\n<!-- eval:t:start hazards -->\n<!-- eval:t:end -->\n";
-        assert!(regions(twice).unwrap_err().contains("twice"));
-        assert!(regions("<!-- example:e:start x=1 -->\n<!-- example:e:end -->\n").is_err());
+        let (start, end) = ("<!-- eval:t:start hazards -->\n", "<!-- eval:t:end -->\n");
+        let broken = [
+            (start.to_string(), "no end marker"),
+            (end.to_string(), "without a start"),
+            (format!("{start}{end}{start}{end}"), "twice"),
+            (
+                "<!-- example:e:start x=1 -->\n<!-- example:e:end -->\n".into(),
+                "takes no arguments",
+            ),
+            (
+                "<!-- eval:t:start -->\n<!-- eval:t:end -->\n".into(),
+                "no table kind",
+            ),
+        ];
+        for (page, why) in broken {
+            assert!(regions(&page).unwrap_err().contains(why), "{page}");
+        }
     }
 
     #[test]
@@ -331,28 +307,25 @@ mod tests {
         fs::create_dir_all(root.join("examples")).unwrap();
         fs::write(root.join("examples/hello.rs"), "fn main() {}").unwrap();
         let snapshot = Snapshot::default();
+        let cx = Context {
+            snapshot: &snapshot,
+            root,
+            page: "docs/page.md",
+        };
         let page = "# T\n\n<!-- eval:sizes:start handle-size -->\n<!-- eval:sizes:end -->\n\n<!-- example:hello:start -->\nstale\n<!-- example:hello:end -->\nend\n";
-        let (new, changed) = regenerate(page, &cx(&snapshot, root)).unwrap();
+        let (new, changed) = regenerate(page, &cx).unwrap();
         assert_eq!(changed, ["eval:sizes", "example:hello"]);
-        assert!(
-            new.contains(
-                "<!-- eval:sizes:start handle-size -->\n<!-- Generated by `cargo xtask docs`"
-            ),
-            "{new}"
-        );
-        assert!(
-            new.contains("\n\nNot measured: the snapshot in `docs/data/` has no handle sizes."),
-            "{new}"
-        );
-        assert!(
-            new.contains("```rust\nfn main() {}\n```\n\n<!-- example:hello:end -->\nend\n"),
-            "{new}"
-        );
-        let (again, changed) = regenerate(&new, &cx(&snapshot, root)).unwrap();
-        assert_eq!(again, new);
-        assert!(changed.is_empty());
+        let wants = [
+            "<!-- eval:sizes:start handle-size -->\n<!-- Generated by `cargo xtask docs`",
+            "\n\nNot measured: the snapshot in `docs/data/` has no handle sizes.",
+            "```rust\nfn main() {}\n```\n\n<!-- example:hello:end -->\nend\n",
+        ];
+        for want in wants {
+            assert!(new.contains(want), "{want}: {new}");
+        }
+        assert_eq!(regenerate(&new, &cx).unwrap(), (new, vec![]));
         let bad = "<!-- example:missing:start -->\n<!-- example:missing:end -->\n";
-        assert!(regenerate(bad, &cx(&snapshot, root))
+        assert!(regenerate(bad, &cx)
             .unwrap_err()
             .contains("examples/missing.rs"));
     }
@@ -360,20 +333,23 @@ mod tests {
     #[test]
     fn update_all_writes_or_only_reports() {
         let dir = TestDir::new("docs-update");
-        let root = dir.path();
+        let (root, page) = (
+            dir.path(),
+            "<!-- eval:h:start hazards -->\n<!-- eval:h:end -->\n",
+        );
         fs::create_dir_all(root.join("RFCs")).unwrap();
-        let page = "<!-- eval:h:start hazards -->\n<!-- eval:h:end -->\n";
         fs::write(root.join("RFCs/0001-x.md"), page).unwrap();
-        let checked = update_all(root, true).unwrap();
-        assert_eq!(checked.stale, ["RFCs/0001-x.md: `eval:h`"]);
+        assert_eq!(
+            update_all(root, true).unwrap().stale,
+            ["RFCs/0001-x.md: `eval:h`"]
+        );
         assert_eq!(
             fs::read_to_string(root.join("RFCs/0001-x.md")).unwrap(),
             page
         );
         update_all(root, false).unwrap();
         let after = update_all(root, true).unwrap();
-        assert!(after.stale.is_empty() && after.errors.is_empty());
-        assert_eq!(after.regions, 1);
+        assert!(after.stale.is_empty() && after.errors.is_empty() && after.regions == 1);
     }
 
     /// The committed pages match what the committed snapshot and examples generate: a table or
@@ -383,16 +359,16 @@ mod tests {
     fn committed_pages_match_the_committed_snapshot() {
         let root = crate::paths::workspace_root();
         let outcome = update_all(&root, true).expect("the snapshot in docs/data/ must load");
+        let errors = outcome.errors.join("\n  ");
         assert!(
             outcome.errors.is_empty(),
-            "generated regions that cannot be generated:\n  {}",
-            outcome.errors.join("\n  ")
+            "generated regions that cannot be generated:\n  {errors}"
         );
+        let stale = outcome.stale.join("\n  ");
         assert!(
             outcome.stale.is_empty(),
             "stale generated regions (regenerate them with `cargo xtask docs --tables-only`, \
-             or `cargo xtask docs`):\n  {}",
-            outcome.stale.join("\n  ")
+             or `cargo xtask docs`):\n  {stale}"
         );
     }
 }

@@ -63,17 +63,8 @@ impl Snapshot {
     /// Reads every `*.json` in `root/docs/data` (none if the directory does not exist).
     pub fn load(root: &Path) -> Result<Snapshot, String> {
         let dir = root.join(DATA_DIR);
-        let mut paths: Vec<PathBuf> = match fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
-        };
-        paths.sort();
         let mut sources = Vec::new();
-        for path in paths {
+        for path in json_files(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))? {
             let name = path
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -88,12 +79,8 @@ impl Snapshot {
 
     /// The file `record` (one of this snapshot's records) came from.
     pub fn source_of(&self, record: &ResultRecord) -> &Source {
-        let mine = |s: &&Source| {
-            s.result
-                .records
-                .as_ptr_range()
-                .contains(&std::ptr::from_ref(record))
-        };
+        let at = std::ptr::from_ref(record);
+        let mine = |s: &&Source| s.result.records.as_ptr_range().contains(&at);
         self.sources
             .iter()
             .find(mine)
@@ -102,32 +89,28 @@ impl Snapshot {
 
     /// Every record with the file it came from.
     pub fn records(&self) -> impl Iterator<Item = (&Source, &ResultRecord)> {
-        self.sources
-            .iter()
-            .flat_map(|s| s.result.records.iter().map(move |r| (s, r)))
+        let sources = self.sources.iter();
+        sources.flat_map(|s| s.result.records.iter().map(move |r| (s, r)))
     }
 }
 
-/// Where `cargo xtask bench` and `cargo xtask hazards` leave their results.
-fn target_results(root: &Path) -> PathBuf {
-    root.join("target").join("interpsafe")
+/// The `*.json` files in `dir`, sorted (none if it does not exist).
+fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries?,
+    };
+    let paths = entries.filter_map(|e| e.ok().map(|e| e.path()));
+    let mut paths: Vec<PathBuf> = paths
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
-/// Whether the bench report next to `results` says it came from a quick run.
-fn report_says_quick(results: &Path) -> bool {
-    let report = results.with_file_name("report.md");
-    fs::read_to_string(report)
-        .map(|text| {
-            text.lines()
-                .take(5)
-                .any(|l| l.contains("cargo xtask bench --quick"))
-        })
-        .unwrap_or(false)
-}
-
-/// The bench snapshot made from the bench results file `file` (read from `path`): its hazard
-/// records removed (the hazard files are snapshotted on their own), and its producer naming the
-/// quick run when it was one.
+/// The bench snapshot made from the bench results file `file`: its hazard records removed (the
+/// hazard files are snapshotted on their own), and its producer naming the quick run when it
+/// was one.
 pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
     file.records
         .retain(|r| !matches!(r.data, RecordData::Hazard(_)));
@@ -137,89 +120,76 @@ pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
     file
 }
 
-/// Copies the latest results under `root/target/interpsafe/` into `root/docs/data/`, returning
-/// one line per file (copied, or kept because nothing newer exists).
+/// Copies the latest results under `root/target/interpsafe/` (where `cargo xtask bench` and
+/// `cargo xtask hazards` leave them) into `root/docs/data/`, returning one line per file
+/// (copied, or kept because nothing newer exists).
 pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
-    let from = target_results(root);
-    let to = root.join(DATA_DIR);
+    let (from, to) = (root.join("target/interpsafe"), root.join(DATA_DIR));
     fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, &e))?;
+    let shown = |path: &Path| {
+        path.strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    let read = |path: &Path| ResultFile::read(path).map_err(|e| Error::new(e.to_string()));
     let mut lines = Vec::new();
-
-    let results = from.join("report").join("results.json");
+    let results = from.join("report/results.json");
     if results.is_file() {
-        let file = ResultFile::read(&results).map_err(|e| Error::new(e.to_string()))?;
-        let quick = report_says_quick(&results);
-        let snapshot = bench_snapshot(file, quick);
-        let dest = to.join("bench.json");
+        // The results file does not say whether the run was quick; the report's header does.
+        let report = fs::read_to_string(results.with_file_name("report.md")).unwrap_or_default();
+        let quick = report
+            .lines()
+            .take(5)
+            .any(|l| l.contains("cargo xtask bench --quick"));
+        let snapshot = bench_snapshot(read(&results)?, quick);
         snapshot
-            .write(&dest)
+            .write(&to.join("bench.json"))
             .map_err(|e| Error::new(e.to_string()))?;
+        let run = if is_quick(&snapshot.producer) {
+            "a quick run"
+        } else {
+            "a full run"
+        };
+        let (n, from) = (snapshot.records.len(), shown(&results));
         lines.push(format!(
-            "{DATA_DIR}/bench.json: {} records from {} ({})",
-            snapshot.records.len(),
-            shown(root, &results),
-            if is_quick(&snapshot.producer) {
-                "a quick run"
-            } else {
-                "a full run"
-            }
+            "{DATA_DIR}/bench.json: {n} records from {from} ({run})"
         ));
     } else {
-        lines.push(format!(
-            "{DATA_DIR}/bench.json: kept (no {}; run `cargo xtask bench`)",
-            shown(root, &results)
-        ));
+        let why = format!("no {}; run `cargo xtask bench`", shown(&results));
+        lines.push(format!("{DATA_DIR}/bench.json: kept ({why})"));
     }
-
     let hazards = from.join("hazards");
     let mut copied = Vec::new();
-    if let Ok(entries) = fs::read_dir(&hazards) {
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            // Refuse anything that is not a results file of this schema before committing it.
-            let file = ResultFile::read(&path).map_err(|e| Error::new(e.to_string()))?;
-            let stem = path
-                .file_stem()
+    for path in json_files(&hazards).unwrap_or_default() {
+        // Refuse anything that is not a results file of this schema before committing it.
+        let n = read(&path)?.records.len();
+        let name = format!(
+            "hazards-{}.json",
+            path.file_stem()
                 .and_then(|s| s.to_str())
-                .unwrap_or("unknown");
-            let name = format!("hazards-{stem}.json");
-            let dest = to.join(&name);
-            fs::copy(&path, &dest).map_err(|e| Error::io("copy", &path, &e))?;
-            lines.push(format!(
-                "{DATA_DIR}/{name}: {} records from {}",
-                file.records.len(),
-                shown(root, &path)
-            ));
-            copied.push(name);
-        }
+                .unwrap_or("unknown")
+        );
+        fs::copy(&path, to.join(&name)).map_err(|e| Error::io("copy", &path, &e))?;
+        lines.push(format!(
+            "{DATA_DIR}/{name}: {n} records from {}",
+            shown(&path)
+        ));
+        copied.push(name);
     }
-    if let Ok(entries) = fs::read_dir(&to) {
-        let mut kept: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| n.starts_with("hazards-") && n.ends_with(".json") && !copied.contains(n))
-            .collect();
-        kept.sort();
-        for name in kept {
+    for path in json_files(&to).unwrap_or_default() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("hazards-") && !copied.iter().any(|c| c == name) {
             lines.push(format!(
                 "{DATA_DIR}/{name}: kept (no newer file in {})",
-                shown(root, &hazards)
+                shown(&hazards)
             ));
         }
     }
     Ok(lines)
-}
-
-/// `path` relative to `root` for messages.
-fn shown(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }
 
 #[cfg(test)]

@@ -1062,7 +1062,7 @@ fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::snapshot::tests::{env, records, snapshot, verdict};
+    use crate::docs::snapshot::tests::{env, snapshot, verdict};
     use crate::render::markdown;
     use interpsafe_results::CompileCase;
 
