@@ -15,7 +15,8 @@
 //! Each scenario is measured as 5 back-to-back pairs (1 thread, then 2; 1 pair in smoke mode):
 //! each throughput is the median of its 5, and `scaling` is the median of the 5 per-pair ratios
 //! of the throughput with 2 threads over the throughput with 1 (1.0 on the 1-thread figures,
-//! which marks them as scaling figures). Figures are printed and,
+//! which marks them as scaling figures). Each figure's spread (`ns_interval`) is the min–max of
+//! its ns/op over the 5 runs. Figures are printed and,
 //! when `INTERPSAFE_SCALING_OUT` names a file, written there as interpsafe results records. Run
 //! without `--bench` (as `cargo test --benches` does) it only smoke-tests each scenario.
 
@@ -25,7 +26,7 @@ use std::time::Instant;
 
 use interpsafe::environment::current_environment;
 use interpsafe::interpreter::runtime::main_interpreter;
-use interpsafe::results::{BenchFigure, RecordData, ResultFile, ResultRecord};
+use interpsafe::results::{BenchFigure, Interval, RecordData, ResultFile, ResultRecord};
 use interpsafe::{attach, for_each_strategy, InterpreterKey, Isolation, Strategy, SubInterpreter};
 
 /// How many times each throughput is measured; the median is reported (these machines are
@@ -44,12 +45,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// `runs` pairs of measurements, one thread then two, back to back: the median 1-thread and
-/// 2-thread throughputs, and the median of the per-pair ratios as the scaling. Pairing keeps a
+/// `runs` pairs of measurements, one thread then two, back to back: the 1-thread and 2-thread
+/// throughputs of every run, and the median of the per-pair ratios as the scaling. Pairing keeps a
 /// slow stretch of the machine (these are shared VMs) inside one ratio instead of skewing all
 /// the 1-thread runs against all the 2-thread ones: the first full run measured them in two
 /// blocks, and one block landing on a busy minute moved a ratio by 15%.
-fn paired(runs: usize, mut one: impl FnMut() -> f64, mut two: impl FnMut() -> f64) -> (f64, f64, f64) {
+fn paired(runs: usize, mut one: impl FnMut() -> f64, mut two: impl FnMut() -> f64) -> (Vec<f64>, Vec<f64>, f64) {
     let (mut t1, mut t2, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (a, b) = (one(), two());
@@ -57,7 +58,7 @@ fn paired(runs: usize, mut one: impl FnMut() -> f64, mut two: impl FnMut() -> f6
         t2.push(b);
         ratio.push(b / a);
     }
-    (median(t1), median(t2), median(ratio))
+    (t1, t2, median(ratio))
 }
 
 /// Iterations per thread per measurement: about 0.1-0.3 s per window for the strategies (2
@@ -155,7 +156,11 @@ fn run_control(threads: usize, iters: u64) -> f64 {
     (threads as u64 * iters) as f64 / elapsed.as_secs_f64()
 }
 
-fn figure(operation: &str, strategy: &str, threads: u32, interpreters: u32, ops: f64, scaling: Option<f64>) -> ResultRecord {
+/// The record of one throughput measured `runs.len()` times (ops/s): the median as ns/op per
+/// thread, and the min–max over the runs as its spread.
+fn figure(operation: &str, strategy: &str, threads: u32, interpreters: u32, runs: &[f64], scaling: Option<f64>) -> ResultRecord {
+    let ns = |ops: f64| 1e9 / ops * threads as f64;
+    let (fastest, slowest) = runs.iter().fold((0.0_f64, f64::MAX), |(hi, lo), &v| (hi.max(v), lo.min(v)));
     ResultRecord {
         environment: current_environment(),
         data: RecordData::Bench(BenchFigure {
@@ -163,10 +168,10 @@ fn figure(operation: &str, strategy: &str, threads: u32, interpreters: u32, ops:
             strategy: strategy.to_string(),
             threads,
             interpreters,
-            ns_per_op: Some(1e9 / ops * threads as f64),
+            ns_per_op: Some(ns(median(runs.to_vec()))),
             instructions_per_op: None,
             scaling,
-            ns_interval: None,
+            ns_interval: Some(Interval { low: ns(fastest), high: ns(slowest) }),
         }),
     }
 }
@@ -177,9 +182,10 @@ fn main() {
     let mut records = Vec::new();
     let reps = repetitions();
     let (one, two, scaling) = paired(reps, || run_control(1, iters * 100), || run_control(2, iters * 100));
-    println!("control: 1 thread {one:.3e} ops/s, 2 threads {two:.3e} ops/s, scaling {scaling:.2}");
-    records.push(figure("control", "pure-rust", 1, 0, one, Some(1.0)));
-    records.push(figure("control", "pure-rust", 2, 0, two, Some(scaling)));
+    let (m1, m2) = (median(one.clone()), median(two.clone()));
+    println!("control: 1 thread {m1:.3e} ops/s, 2 threads {m2:.3e} ops/s, scaling {scaling:.2}");
+    records.push(figure("control", "pure-rust", 1, 0, &one, Some(1.0)));
+    records.push(figure("control", "pure-rust", 2, 0, &two, Some(scaling)));
 
     let a = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let b = SubInterpreter::new(Isolation::OwnGil).unwrap();
@@ -193,9 +199,10 @@ fn main() {
                     || run_strategy::<$s>(keys1, shared, iters),
                     || run_strategy::<$s>(keys2, shared, iters),
                 );
-                println!("{operation} {name}: 1 thread {t1:.3e} ops/s, 2 threads {t2:.3e} ops/s, scaling {scaling:.2}");
-                records.push(figure(operation, name, 1, interps.0, t1, Some(1.0)));
-                records.push(figure(operation, name, 2, interps.1, t2, Some(scaling)));
+                let (m1, m2) = (median(t1.clone()), median(t2.clone()));
+                println!("{operation} {name}: 1 thread {m1:.3e} ops/s, 2 threads {m2:.3e} ops/s, scaling {scaling:.2}");
+                records.push(figure(operation, name, 1, interps.0, &t1, Some(1.0)));
+                records.push(figure(operation, name, 2, interps.1, &t2, Some(scaling)));
             };
             if free_threaded {
                 measure("threads/independent", &[main], &[main, main], false, (1, 1));

@@ -94,8 +94,9 @@ pub struct BenchFigure {
     pub instructions_per_op: Option<f64>,
     /// Throughput relative to one thread, for scaling runs.
     pub scaling: Option<f64>,
-    /// The spread of `ns_per_op`: criterion's 95% confidence interval of the median. Absent in
-    /// records written before it was kept, and where the producer has none.
+    /// The spread of `ns_per_op`: criterion's 95% confidence interval of the median, or for the
+    /// scaling bench the min–max over its repeated runs. Absent in records written before it
+    /// was kept, and where the producer has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns_interval: Option<Interval>,
 }
