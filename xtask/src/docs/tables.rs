@@ -112,32 +112,22 @@ impl Context<'_> {
 /// A table kind's renderer.
 type Kind = fn(&Spec, &Context<'_>) -> Result<Vec<Block>, String>;
 
-/// Every table kind, with the arguments it takes.
+/// Every table kind, with the arguments it takes (besides `strategies` and `builds`, which all
+/// kinds of results records take).
 const KINDS: [(&str, &[&str], Kind); 9] = [
-    ("hazards", &["strategies", "cases", "builds"], hazards),
-    (
-        "hazard-matrix",
-        &["strategies", "cases", "builds"],
-        hazard_matrix,
-    ),
+    ("hazards", &["cases"], hazards),
+    ("hazard-matrix", &["cases"], hazard_matrix),
     (
         "bench",
-        &[
-            "operations",
-            "strategies",
-            "interpreters",
-            "builds",
-            "metric",
-            "baseline",
-        ],
+        &["operations", "interpreters", "metric", "baseline"],
         bench,
     ),
-    ("scaling", &["operations", "strategies", "builds"], scaling),
-    ("handle-size", &["strategies", "builds"], handle_size),
-    ("targets", &["strategies", "builds"], targets),
+    ("scaling", &["operations"], scaling),
+    ("handle-size", &[], handle_size),
+    ("targets", &[], targets),
     ("send-sync", &["types"], send_sync),
     ("send-sync-matrix", &["types"], send_sync_matrix),
-    ("guarantees", &["strategies", "builds"], guarantees),
+    ("guarantees", &[], guarantees),
 ];
 
 /// Renders the table `spec` asks for. Arguments the kind does not take are refused, so that a
@@ -151,8 +141,15 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
             known.join(", ")
         ));
     };
-    if let Some(k) = spec.args.keys().find(|k| !allowed.contains(&k.as_str())) {
-        let takes = allowed.join(", ");
+    let common: &[&str] = if kind.starts_with("send-sync") {
+        &[]
+    } else {
+        &["strategies", "builds"]
+    };
+    let takes = || common.iter().chain(allowed.iter());
+    if let Some(k) = spec.args.keys().find(|k| !takes().any(|a| a == k)) {
+        let takes: Vec<&str> = takes().copied().collect();
+        let takes = takes.join(", ");
         return Err(format!(
             "`{kind}` tables take no argument `{k}` (they take: {takes})"
         ));
@@ -1108,7 +1105,7 @@ mod tests {
             &Snapshot::default(),
             "> \n =no table kind\n > bench operations\n =`operations` is not key=value
              > bench a=1 a=2\n =`a` is given twice\n > frobs\n =unknown table kind `frobs` (known: hazards,
-             > hazards strategy=tagged\n =`hazards` tables take no argument `strategy` (they take: strategies, cases, builds)
+             > hazards strategy=tagged\n =`hazards` tables take no argument `strategy` (they take: strategies, builds, cases)
              > bench metric=joules\n =metric `joules` is neither\n > bench interpreters=x\n =`x` is not a number
              > targets cases=H1\n =no argument `cases`",
         );
