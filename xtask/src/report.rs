@@ -149,7 +149,8 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
     let f = Figures::new(records);
     // (operation, strategy, ratio, spread) for every figure with a baseline, by operation and
     // strategy.
-    let mut bars: Vec<(&str, &str, f64, Option<(f64, f64)>)> = Vec::new();
+    type Bar<'a> = (&'a str, &'a str, f64, Option<(f64, f64)>);
+    let mut bars: Vec<Bar> = Vec::new();
     for ((m, b, k, op, s), fig) in &f.0 {
         let ours = *m == Metric::Ns && b == build && *k == n && s != BASELINE && op != REFERENCE;
         let base = f

@@ -869,14 +869,14 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         };
         let first = builds
             .iter()
-            .find_map(|b| of(&b))
+            .find_map(of)
             .map_or("", |x| x.1.type_name.as_str());
         let mut cells = vec![
             format!("`{s}`"),
             format!("`{}`", first.rsplit("::").next().unwrap_or(first)),
         ];
         for b in &builds {
-            cells.push(of(&b).map_or("not measured".into(), |(_, h)| {
+            cells.push(of(b).map_or("not measured".into(), |(_, h)| {
                 format!("{} B ({} B as `Option`)", h.size, h.option_size)
             }));
         }
