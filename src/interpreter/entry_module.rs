@@ -45,7 +45,7 @@ unsafe extern "C" fn runtime_epoch(
 }
 
 /// `record(tag, event)`: reports a probe event to the hazard suite's recorder
-/// ([`crate::hazard::probe_events`]) with the ID of the interpreter the calling thread is
+/// ([`super::probe::probe_events`]) with the ID of the interpreter the calling thread is
 /// attached to, read from its thread state (not from the registry: a probe may be finalised in
 /// an interpreter that is ending, or in one the registry has never seen, and the point is to
 /// observe exactly where it ran).
@@ -68,7 +68,7 @@ unsafe extern "C" fn record(
         }
         let tstate = ffi::PyThreadState_GetUnchecked();
         let id = ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate));
-        crate::hazard::record_probe(tag, event, id);
+        super::probe::record_probe(tag, event, id);
         let none = ffi::Py_None();
         ffi::Py_INCREF(none);
         none

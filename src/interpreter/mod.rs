@@ -19,6 +19,7 @@ mod end_observer;
 mod entry_module;
 mod guard;
 mod interpreter_list;
+pub(crate) mod probe;
 mod python_code;
 pub(crate) mod running_main;
 pub mod runtime;
