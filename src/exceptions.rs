@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use crate::interpreter::runtime::{current, current_tag, Current};
 use crate::pyo3_compat::ffi;
-use crate::strategy::{TaggedHandle, TaggedOnce};
+use crate::strategy::handle_kit::{once_for, TaggedHandle, TaggedOnce};
 use crate::Error;
 
 /// One of the toolkit's exception classes.
@@ -97,7 +97,7 @@ pub fn class_object(class: ExceptionClass) -> *mut ffi::PyObject {
         }
     };
     // SAFETY: attached to `tag` while the returned borrow is used by the caller (who is attached).
-    match unsafe { crate::strategy::tagged::once_for(&cells[class.index()], tag, slot, init) } {
+    match unsafe { once_for(&cells[class.index()], tag, slot, init) } {
         Ok(obj) => obj.as_ptr(),
         Err(_) => fallback,
     }

@@ -22,7 +22,8 @@ use crate::interpreter::running_main::PinMark;
 use crate::interpreter::InterpreterGuard;
 use crate::object::{take_error, ObjRef};
 use crate::pyo3_compat::ffi;
-use crate::strategy::{Strategy, TaggedHandle};
+use crate::strategy::handle_kit::TaggedHandle;
+use crate::strategy::Strategy;
 use crate::Error;
 
 /// An integer of any size.

@@ -20,7 +20,7 @@ use std::marker::PhantomData;
 
 use interpsafe_protocol::InterpreterKey;
 
-use super::tagged::{once_for, TaggedHandle, TaggedOnce};
+use super::handle_kit::{once_for, TaggedHandle, TaggedOnce};
 use super::{OwnedRef, Strategy};
 use crate::interpreter::runtime::scope_reading;
 use crate::interpreter::Attached;

@@ -21,9 +21,10 @@
 
 mod affine;
 mod branded;
+pub(crate) mod handle_kit;
 mod owned_ref;
 mod scoped;
-pub(crate) mod tagged;
+mod tagged;
 mod unchecked;
 
 use std::ffi::CStr;
@@ -35,7 +36,8 @@ pub use affine::{Affine, AffineHandle, AffineRef, AffineScope, AffineTransfer};
 pub use branded::{Branded, BrandedHandle, BrandedRef, BrandScope};
 pub use owned_ref::OwnedRef;
 pub use scoped::{Scoped, ScopedRef, ScopedScope};
-pub use tagged::{Tagged, TaggedHandle, TaggedOnce, TaggedRef, TaggedScope};
+pub use handle_kit::{TaggedHandle, TaggedOnce};
+pub use tagged::{Tagged, TaggedRef, TaggedScope};
 pub use unchecked::{Unchecked, UncheckedHandle, UncheckedOnce, UncheckedScope};
 
 use crate::interpreter::Attached;

@@ -1,0 +1,228 @@
+//! The owned-handle kit: what every checked strategy builds its handles and once-cells from,
+//! so that no strategy owns what the others use.
+//!
+//! - [`TaggedHandle`]: a strong reference plus its owner's [`Tag`] (16 bytes). It checks an
+//!   owner against the interpreter a thread is attached to ([`TaggedHandle::check`], with the
+//!   runtime's shared objects let through on the slow path), and its drop releases the reference
+//!   in the owner or defers it to the owner's decref pool ([`crate::release`]).
+//! - [`mismatch`]: the error for a handle used outside its owner (ended owner, unknown owner,
+//!   another interpreter).
+//! - [`TaggedOnce`] and [`once_for`]: a per-interpreter once-cell, and the one way to get its
+//!   object for an interpreter, checking at the door that the initialiser's handle belongs there.
+//!
+//! Each strategy decides on top of this when it checks (tagged on every bind, scoped at scope
+//! entry, branded when a stored handle comes back in, affine when a handle crosses threads) and
+//! what its own handle type is; `examples/new_strategy.rs` builds a proposal from the kit alone.
+
+use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce, SlotTable};
+
+use crate::interpreter::runtime::registry;
+use crate::object::{ObjRef, RawStrong};
+use crate::pyo3_compat::ffi;
+use crate::release::release;
+use crate::tag::Tag;
+use crate::Error;
+
+/// A strong handle that knows its owner interpreter. Also the stored form of the scoped,
+/// branded and affine strategies.
+#[derive(Debug)]
+pub struct TaggedHandle {
+    obj: RawStrong,
+    owner: Tag,
+}
+
+// SAFETY: the handle can move to any thread: every use is checked against its owner (bind
+// compares, drop defers to the owner's pool), so no other thread's interpreter ever touches it.
+unsafe impl Send for TaggedHandle {}
+// SAFETY: shared access only reads the pointer and the tag; the same checks apply.
+unsafe impl Sync for TaggedHandle {}
+
+impl Drop for TaggedHandle {
+    fn drop(&mut self) {
+        release(self.owner, self.obj.ptr());
+    }
+}
+
+impl TaggedHandle {
+    /// Takes a new strong reference to `obj`, owned by `owner`.
+    pub(crate) fn new(obj: ObjRef<'_>, owner: Tag) -> Self {
+        TaggedHandle { obj: RawStrong::new(obj), owner }
+    }
+
+    /// Adopts a new reference owned by `owner`.
+    ///
+    /// # Safety
+    /// `ptr` is a strong reference the caller hands over, owned by `owner`.
+    pub(crate) unsafe fn adopt(ptr: std::ptr::NonNull<ffi::PyObject>, owner: Tag) -> Self {
+        // SAFETY: caller's contract.
+        TaggedHandle { obj: unsafe { RawStrong::adopt(ptr) }, owner }
+    }
+
+    /// The owner interpreter.
+    pub fn owner(&self) -> InterpreterKey {
+        self.owner.key()
+    }
+
+    /// The owner's tag, as recorded.
+    pub(crate) fn owner_tag(&self) -> Tag {
+        self.owner
+    }
+
+    /// The object's address.
+    pub fn addr(&self) -> usize {
+        self.obj.addr()
+    }
+
+    /// Borrows the object after the caller has checked the owner.
+    ///
+    /// # Safety
+    /// The thread must be attached to the owner for `'a`.
+    pub(crate) unsafe fn borrow_checked<'a>(&'a self) -> ObjRef<'a> {
+        // SAFETY: caller's contract.
+        unsafe { self.obj.borrow() }
+    }
+
+    /// Checks that the thread is attached to `current` and that the object may be used there:
+    /// `current` is its owner, or it is one of the runtime's shared objects.
+    #[inline]
+    pub(crate) fn check(&self, current: Option<Tag>, operation: &'static str) -> Result<(), Error> {
+        self.check_owner(current, operation).map(|_| ())
+    }
+
+    /// [`check`](Self::check), returning whom a reference to the object then belongs to: the
+    /// owner, or, for one of the runtime's shared objects, `current` (objects made from it, a
+    /// bound method for instance, are made there).
+    #[inline]
+    pub(crate) fn check_owner(
+        &self,
+        current: Option<Tag>,
+        operation: &'static str,
+    ) -> Result<Tag, Error> {
+        match current {
+            Some(tag) if tag == self.owner => Ok(tag),
+            _ => self.check_slow(current, operation),
+        }
+    }
+
+    #[cold]
+    fn check_slow(&self, current: Option<Tag>, operation: &'static str) -> Result<Tag, Error> {
+        let Some(tag) = current else {
+            return Err(Error::NotAttached { operation });
+        };
+        let obj = self.obj.ptr().as_ptr();
+        // SAFETY: attached (current is Some); only the address is compared.
+        if unsafe { crate::shared_objects::is_singleton(obj as usize) } {
+            return Ok(tag);
+        }
+        // A static builtin type is recognised by reading the object, which is only sound while
+        // its owner lives (an ended interpreter's objects are freed): hold the owner alive for
+        // the read. If it has ended or is ending, the object is not one of the shared ones
+        // anyway (those are singletons or static types, which never belong to an interpreter).
+        let Ok(_owner_alive) = crate::interpreter::InterpreterGuard::new(self.owner.key()) else {
+            return Err(mismatch(self.owner, Some(tag), operation));
+        };
+        // SAFETY: attached; the handle's strong reference and the guard keep the object alive,
+        // and its type flags may be read from any thread.
+        if unsafe { crate::shared_objects::is_static_builtin_type(obj) } {
+            return Ok(tag);
+        }
+        Err(mismatch(self.owner, Some(tag), operation))
+    }
+
+    /// A new strong reference with the same owner; the caller has checked the owner.
+    ///
+    /// # Safety
+    /// The thread must be attached to the owner.
+    pub(crate) unsafe fn clone_checked(&self) -> Self {
+        // SAFETY: caller's contract; the incref produces the adopted reference.
+        unsafe {
+            ffi::Py_INCREF(self.obj.ptr().as_ptr());
+            TaggedHandle::adopt(self.obj.ptr(), self.owner)
+        }
+    }
+
+    /// Gives up the reference without releasing it.
+    pub(crate) fn into_raw(self) -> (std::ptr::NonNull<ffi::PyObject>, Tag) {
+        let (ptr, owner) = (self.obj.ptr(), self.owner);
+        // The reference moves out to the caller: this handle must not release it.
+        std::mem::forget(self);
+        (ptr, owner)
+    }
+}
+
+/// The error for a handle of `owner` used while attached to `current`.
+pub(crate) fn mismatch(owner: Tag, current: Option<Tag>, operation: &'static str) -> Error {
+    if owner == Tag::UNKNOWN {
+        return Error::OwnerUnknown { operation };
+    }
+    let owner = owner.key();
+    match registry().status(owner) {
+        Some(interpsafe_protocol::Status::Ended) => Error::OwnerEnded { owner, operation },
+        _ => Error::CrossInterpreter { owner, current: current.map(Tag::key), operation },
+    }
+}
+
+/// A per-interpreter once-cell: the canonical values behind a lock, and a lock-free table
+/// indexed by the interpreter's slot in front of it.
+#[derive(Debug, Default)]
+pub struct TaggedOnce {
+    pub(crate) cells: PerInterpreterOnce<usize>,
+    pub(crate) fast: SlotTable,
+}
+
+/// Shared by the checked strategies: the once-cell's object for the interpreter `owner`,
+/// initialised by `init` on first use there. A losing racer's value is released in `owner`,
+/// where the thread is attached.
+///
+/// The initialiser may return any handle, including one of another interpreter (through a
+/// stored or sent handle, or a closure that captured one). The cell forgets the handle's owner
+/// when it keeps the object, so the owner is checked here, at the door: a handle that does not
+/// belong to `owner` (and is not one of the runtime's shared objects) is refused with the same
+/// error a bind gives, and released in its own interpreter, never kept.
+///
+/// # Safety
+/// The thread must be attached to `owner` for `'a`.
+pub(crate) unsafe fn once_for<'a>(
+    cell: &'a TaggedOnce,
+    owner: Tag,
+    slot: Option<u32>,
+    init: impl FnOnce() -> Result<TaggedHandle, Error>,
+) -> Result<ObjRef<'a>, Error> {
+    let key = owner.key();
+    if let Some(addr) = slot.and_then(|s| cell.fast.get(s)) {
+        // SAFETY: the slot table only holds this interpreter's value (slots are never reused),
+        // owned by the cell for as long as the interpreter lives; attached for `'a`.
+        return Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) });
+    }
+    let addr = match cell.cells.get(key) {
+        Some(addr) => addr,
+        None => {
+            let checked_init = || {
+                let handle = init()?;
+                // On refusal the handle drops here and is released in (or deferred to) its
+                // own owner.
+                if !crate::seeds::active(crate::seeds::Hole::OnceForeignInit) {
+                    handle.check(Some(owner), "once-cell init")?;
+                }
+                Ok::<_, Error>(handle.into_raw().0.as_ptr() as usize)
+            };
+            let init = cell.cells.get_or_try_init(key, checked_init).map_err(|e| match e {
+                interpsafe_protocol::OnceError::Init { error, .. } => error,
+                other => Error::Reentrant { message: other.to_string() },
+            })?;
+            if let Some(loser) = init.loser {
+                // SAFETY: the loser's reference passed the owner check for `owner`, where the
+                // thread is attached.
+                unsafe { ffi::Py_DECREF(loser as *mut ffi::PyObject) };
+            }
+            init.value
+        }
+    };
+    if let Some(slot) = slot {
+        // The canonical value for `key` is stored; publishing it is idempotent.
+        let _ = cell.fast.publish(slot, addr);
+    }
+    // SAFETY: the cell owns a strong reference in `key` for as long as `key` lives (checked at
+    // initialisation), and the thread is attached to `key` for `'a` (caller's contract).
+    Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) })
+}
