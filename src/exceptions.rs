@@ -4,15 +4,16 @@
 //! `OwnerEndedError` and `NotAttachedError` derive from it. Each interpreter gets its own class
 //! objects, found through a per-interpreter once-cell, so an exception raised in one interpreter
 //! never carries another interpreter's type object (hazard H10). [`Error::restore`] raises an
-//! [`Error`] in the attached interpreter; the PyO3 conversion (`PyErr::from(Error)`) lives in
-//! [`crate::pyo3_compat`] and resolves the class lazily, in the interpreter it is raised in.
+//! [`Error`] in the attached interpreter; the PyO3 conversion (`PyErr::from(Error)`, through
+//! the marker types [`PyInterpreterError`] and its siblings, declared with the macro in
+//! [`crate::pyo3_compat`]) resolves the class lazily, in the interpreter it is raised in.
 
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use crate::interpreter::runtime::{current, current_tag, Current};
-use crate::pyo3_compat::ffi;
+use crate::pyo3_compat::{ffi, new_err, per_interpreter_exceptions, PyErr};
 use crate::strategy::handle_kit::{once_for, TaggedHandle, TaggedOnce};
 use crate::Error;
 
@@ -114,5 +115,28 @@ impl Error {
         let message = CString::new(self.to_string().replace('\0', " ")).unwrap_or_default();
         // SAFETY: attached (checked); `class` is a live exception class of this interpreter.
         unsafe { ffi::PyErr_SetString(class, message.as_ptr()) };
+    }
+}
+
+per_interpreter_exceptions! {
+    PyInterpreterError => class_object(ExceptionClass::InterpreterError),
+        "`interpsafe.InterpreterError`, as a PyO3 exception type.";
+    PyCrossInterpreterError => class_object(ExceptionClass::CrossInterpreterError),
+        "`interpsafe.CrossInterpreterError`, as a PyO3 exception type.";
+    PyOwnerEndedError => class_object(ExceptionClass::OwnerEndedError),
+        "`interpsafe.OwnerEndedError`, as a PyO3 exception type.";
+    PyNotAttachedError => class_object(ExceptionClass::NotAttachedError),
+        "`interpsafe.NotAttachedError`, as a PyO3 exception type.";
+}
+
+impl From<Error> for PyErr {
+    fn from(error: Error) -> PyErr {
+        let message = error.to_string();
+        match ExceptionClass::of(&error) {
+            ExceptionClass::CrossInterpreterError => new_err::<PyCrossInterpreterError>(message),
+            ExceptionClass::OwnerEndedError => new_err::<PyOwnerEndedError>(message),
+            ExceptionClass::NotAttachedError => new_err::<PyNotAttachedError>(message),
+            ExceptionClass::InterpreterError => new_err::<PyInterpreterError>(message),
+        }
     }
 }

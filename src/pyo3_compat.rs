@@ -18,69 +18,42 @@ pub fn initialize_runtime() {
     pyo3::Python::initialize();
 }
 
-/// PyO3 glue for the toolkit's exception classes: marker types whose `type_object_raw` resolves
-/// the class of the interpreter the exception is raised in.
-pub mod pyerr {
-    use pyo3::{PyErr, PyTypeInfo, Python};
+/// PyO3's error type, which [`crate::Error`] converts into (the conversion is in
+/// [`crate::exceptions`]).
+pub use pyo3::PyErr;
 
-    use super::ffi;
-    use crate::exceptions::{class_object, ExceptionClass};
-    use crate::Error;
+/// A `PyErr` of the exception type `T`, with `message` as its argument (created lazily, when
+/// PyO3 raises it).
+pub fn new_err<T: pyo3::PyTypeInfo>(message: String) -> PyErr {
+    PyErr::new::<T, _>(message)
+}
 
-    macro_rules! exception_marker {
-        ($name:ident, $class:expr, $doc:literal) => {
-            #[doc = $doc]
-            #[derive(Debug)]
-            pub struct $name;
+/// Declares each `$name`, a PyO3 exception type whose type object is whatever `$class`
+/// evaluates to in the interpreter the exception is raised in (one class object per
+/// interpreter).
+///
+/// `$class` must evaluate to a live exception class (`*mut ffi::PyObject`) of the attached
+/// interpreter on every call.
+macro_rules! per_interpreter_exceptions {
+    ($($name:ident => $class:expr, $doc:literal;)*) => {$(
+        #[doc = $doc]
+        #[derive(Debug)]
+        pub struct $name;
 
-            // SAFETY: `type_object_raw` always returns a live exception class: the toolkit's
-            // class of the attached interpreter, or `RuntimeError`. PyO3 documents the pointer
-            // as one instance per type; here it is one instance per interpreter, which is the
-            // point (hazard H10), and PyO3 reads it only while attached to that interpreter.
-            #[allow(deprecated)]
-            unsafe impl PyTypeInfo for $name {
-                const NAME: &'static str = stringify!($name);
-                const MODULE: Option<&'static str> = Some("interpsafe");
+        // SAFETY: `type_object_raw` returns `$class`, which the macro's contract makes a live
+        // exception class of the attached interpreter. PyO3 documents the pointer as one
+        // instance per type; here it is one instance per interpreter, which is the point
+        // (hazard H10), and PyO3 reads it only while attached to that interpreter.
+        #[allow(deprecated)]
+        unsafe impl ::pyo3::PyTypeInfo for $name {
+            const NAME: &'static str = stringify!($name);
+            const MODULE: Option<&'static str> = Some("interpsafe");
 
-                fn type_object_raw(_py: Python<'_>) -> *mut ffi::PyTypeObject {
-                    class_object($class).cast()
-                }
-            }
-        };
-    }
-
-    exception_marker!(
-        PyInterpreterError,
-        ExceptionClass::InterpreterError,
-        "`interpsafe.InterpreterError`, as a PyO3 exception type."
-    );
-    exception_marker!(
-        PyCrossInterpreterError,
-        ExceptionClass::CrossInterpreterError,
-        "`interpsafe.CrossInterpreterError`, as a PyO3 exception type."
-    );
-    exception_marker!(
-        PyOwnerEndedError,
-        ExceptionClass::OwnerEndedError,
-        "`interpsafe.OwnerEndedError`, as a PyO3 exception type."
-    );
-    exception_marker!(
-        PyNotAttachedError,
-        ExceptionClass::NotAttachedError,
-        "`interpsafe.NotAttachedError`, as a PyO3 exception type."
-    );
-
-    impl From<Error> for PyErr {
-        fn from(error: Error) -> PyErr {
-            let message = error.to_string();
-            match ExceptionClass::of(&error) {
-                ExceptionClass::CrossInterpreterError => {
-                    PyErr::new::<PyCrossInterpreterError, _>(message)
-                }
-                ExceptionClass::OwnerEndedError => PyErr::new::<PyOwnerEndedError, _>(message),
-                ExceptionClass::NotAttachedError => PyErr::new::<PyNotAttachedError, _>(message),
-                ExceptionClass::InterpreterError => PyErr::new::<PyInterpreterError, _>(message),
+            fn type_object_raw(_py: ::pyo3::Python<'_>) -> *mut ::pyo3_ffi::PyTypeObject {
+                let class: *mut ::pyo3_ffi::PyObject = $class;
+                class.cast()
             }
         }
-    }
+    )*};
 }
+pub(crate) use per_interpreter_exceptions;
