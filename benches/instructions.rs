@@ -33,7 +33,8 @@ use std::hint::black_box;
 
 use gungraun::prelude::*;
 use gungraun::{Callgrind, EntryPoint};
-use interpsafe::interpreter::runtime::{lookup, main_interpreter, only_main_seen};
+use interpsafe::interpreter::main_interpreter;
+use interpsafe::interpreter::runtime::{lookup, only_main_seen};
 use interpsafe::strategy::Unchecked;
 use interpsafe::{attach, Isolation, Strategy, SubInterpreter};
 

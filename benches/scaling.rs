@@ -25,7 +25,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use interpsafe::environment::current_environment;
-use interpsafe::interpreter::runtime::main_interpreter;
+use interpsafe::interpreter::main_interpreter;
 use interpsafe::results::{BenchFigure, Interval, RecordData, ResultFile, ResultRecord};
 use interpsafe::{attach, for_each_strategy, InterpreterKey, Isolation, Strategy, SubInterpreter};
 

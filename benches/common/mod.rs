@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkGroup, Criterion};
 use criterion::measurement::WallTime;
-use interpsafe::interpreter::runtime::main_interpreter;
+use interpsafe::interpreter::main_interpreter;
 use interpsafe::share::{Shareable, SharedBytes};
 use interpsafe::strategy::Unchecked;
 use interpsafe::{attach, InterpreterKey, Strategy};

@@ -3,7 +3,8 @@
 //! bind anything. This file is its own test binary (its own process), so the flag starts clear,
 //! and its steps run in one test, in order.
 
-use interpsafe::interpreter::runtime::{lookup, main_interpreter, only_main_seen};
+use interpsafe::interpreter::main_interpreter;
+use interpsafe::interpreter::runtime::{lookup, only_main_seen};
 use interpsafe::strategy::{Tagged, TaggedHandle};
 use interpsafe::{attach, Error, InterpreterId, Strategy};
 

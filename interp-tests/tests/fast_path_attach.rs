@@ -2,7 +2,8 @@
 //! worker observes it) clears the flag before any closure runs there. Its own process, so the
 //! flag starts set.
 
-use interpsafe::interpreter::runtime::{main_interpreter, only_main_seen};
+use interpsafe::interpreter::main_interpreter;
+use interpsafe::interpreter::runtime::only_main_seen;
 use interpsafe::strategy::Tagged;
 use interpsafe::{attach, Error, Isolation, Strategy, SubInterpreter};
 

@@ -4,7 +4,8 @@
 //! its cross-interpreter outcomes are undefined behaviour, which the hazard suite observes in a
 //! child process instead).
 
-use interpsafe::interpreter::runtime::{decref_stats, main_interpreter};
+use interpsafe::interpreter::main_interpreter;
+use interpsafe::interpreter::runtime::decref_stats;
 use interpsafe::strategy::{Affine, Branded, Scoped, Tagged};
 use interpsafe::{attach, InterpreterKey, Isolation, Strategy as HandleStrategy, SubInterpreter};
 use proptest::prelude::*;

@@ -5,7 +5,8 @@
 use std::ffi::CStr;
 use std::sync::Arc;
 
-use interpsafe::interpreter::runtime::{decref_stats, main_interpreter, pending_decrefs};
+use interpsafe::interpreter::main_interpreter;
+use interpsafe::interpreter::runtime::{decref_stats, pending_decrefs};
 use interpsafe::strategy::{
     Affine, AffineHandle, Branded, BrandedHandle, Scoped, Tagged, TaggedHandle, Unchecked,
     UncheckedHandle,

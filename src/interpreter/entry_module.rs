@@ -10,7 +10,7 @@
 use std::ffi::{c_int, CStr};
 use std::ptr::{addr_of_mut, null_mut};
 
-use super::runtime::current_interpreter;
+use super::registration::current_interpreter;
 use crate::pyo3_compat::ffi;
 
 /// The module's import name.

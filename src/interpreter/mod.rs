@@ -21,12 +21,15 @@ mod guard;
 mod interpreter_list;
 pub(crate) mod probe;
 mod python_code;
+mod registration;
 pub(crate) mod running_main;
 pub mod runtime;
+mod startup;
 mod subinterpreter;
 mod thread_label;
 mod thread_state;
 
 pub use guard::{attach, Attached, InterpreterGuard};
-pub use runtime::{current_interpreter, initialize, main_interpreter};
+pub use registration::current_interpreter;
+pub use startup::{initialize, main_interpreter};
 pub use subinterpreter::{Isolation, SubInterpreter};

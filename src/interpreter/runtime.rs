@@ -1,5 +1,6 @@
-//! The process-wide runtime: the one registry instance, initialisation, and the current
-//! interpreter.
+//! The process-wide runtime: the one registry instance, the decref pool, and the current
+//! interpreter (initialisation is in `startup.rs`, registration on first entry in
+//! `registration.rs`, both above this file).
 //!
 //! This is the FFI edge of the registry protocol: the protocol keeps its state in an instance
 //! (so loom can check it); the edge owns the single instance the process uses and feeds it what
@@ -7,13 +8,12 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use interpsafe_protocol::{DecrefPool, InterpreterId, InterpreterKey, PoolStats, Registry, Status};
 
-use super::guard::with_thread_state;
-use super::{end_observer, entry_module, interpreter_list, thread_state};
-use crate::pyo3_compat::{self, ffi};
+use super::{interpreter_list, thread_state};
+use crate::pyo3_compat::ffi;
 use crate::tag::Tag;
 
 /// A plain static, not a lazily initialised one: the tagged strategy's fast path reads a word of
@@ -149,9 +149,9 @@ fn current_slow(tstate: *mut ffi::PyThreadState) -> Option<Current> {
     Some(Current { tag, slot })
 }
 
-/// The main interpreter's address, stored by [`initialize`] (CPython keeps main in the runtime
+/// The main interpreter's address, stored by [`initialize`](super::initialize) (CPython keeps main in the runtime
 /// struct, so the address does not change across re-initialisations); null before.
-static MAIN_INTERP: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
+pub(super) static MAIN_INTERP: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
 
 /// True if CPython's own list of interpreters holds the main interpreter alone right now, so a
 /// thread that is attached at all is attached to main.
@@ -203,85 +203,4 @@ pub(crate) fn scope_reading(key: InterpreterKey) -> (Tag, Option<u32>) {
 #[inline]
 pub(crate) fn current_tag() -> Option<Tag> {
     current().map(|c| c.tag)
-}
-
-/// Initialises the embedded runtime if nobody has (registering the `_interpsafe` builtin module
-/// first, so that code in any interpreter can `import _interpsafe` to enter toolkit code), then
-/// registers the main interpreter. No thread is attached afterwards.
-///
-/// If the runtime was initialised by someone else, the builtin module is not available, and
-/// interpreters are registered when toolkit code first runs in them.
-pub fn initialize() {
-    static INIT: Mutex<bool> = Mutex::new(false);
-    let mut done = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    if *done {
-        return;
-    }
-    // SAFETY: Py_IsInitialized may be called at any time. PyImport_AppendInittab must be called
-    // before Py_Initialize, which the check guarantees (the INIT lock serialises our callers; a
-    // concurrent initialisation by an unrelated party is outside what this crate can guard).
-    unsafe {
-        if ffi::Py_IsInitialized() == 0 {
-            ffi::PyImport_AppendInittab(
-                entry_module::NAME.as_ptr(),
-                Some(entry_module::init_entry_module),
-            );
-        }
-    }
-    pyo3_compat::initialize_runtime();
-    // SAFETY: the runtime is initialised, so PyInterpreterState_Main returns the main
-    // interpreter, valid until finalisation.
-    let main = unsafe { ffi::PyInterpreterState_Main() };
-    // SAFETY: the runtime is initialised.
-    unsafe { interpreter_list::locate() };
-    MAIN_INTERP.store(main, Ordering::Relaxed);
-    let seen = registry().observe(InterpreterId::MAIN, main as usize);
-    if seen.first_entry {
-        // SAFETY: the main interpreter lives until the runtime is finalised, which cannot happen
-        // while this thread runs toolkit code; inside the closure the thread is attached to it.
-        // A thread-state allocation failure only means main's end goes unobserved.
-        let _ = unsafe {
-            with_thread_state(main, seen.key, |_| end_observer::install(main, seen.key))
-        };
-    }
-    *done = true;
-}
-
-/// The main interpreter's key (initialising the runtime if needed).
-pub fn main_interpreter() -> InterpreterKey {
-    initialize();
-    // SAFETY: initialize() above guarantees an initialised runtime.
-    let main = unsafe { ffi::PyInterpreterState_Main() };
-    registry().observe(InterpreterId::MAIN, main as usize).key
-}
-
-/// The interpreter the calling thread is attached to, or `None` if it is attached to none.
-///
-/// The first call from an interpreter the registry has not seen registers it and installs its
-/// end observer (this is "registration on first entry").
-pub fn current_interpreter() -> Option<InterpreterKey> {
-    // SAFETY: PyThreadState_GetUnchecked may be called with or without an attached thread state;
-    // it returns NULL when none is attached.
-    let tstate = unsafe { ffi::PyThreadState_GetUnchecked() };
-    if tstate.is_null() {
-        return None;
-    }
-    // SAFETY: tstate is the attached thread state of this thread, so it and its interpreter are
-    // alive for the duration of these calls.
-    let (interp, id) = unsafe {
-        let interp = ffi::PyThreadState_GetInterpreter(tstate);
-        (interp, ffi::PyInterpreterState_GetID(interp))
-    };
-    Some(enter(InterpreterId(id), interp))
-}
-
-/// Records entry into `interp` (attached on this thread) and installs its end observer on first
-/// entry.
-pub(crate) fn enter(id: InterpreterId, interp: *mut ffi::PyInterpreterState) -> InterpreterKey {
-    let seen = registry().observe(id, interp as usize);
-    if seen.first_entry {
-        // SAFETY: `interp` is the interpreter this thread is attached to (callers guarantee it).
-        unsafe { end_observer::install(interp, seen.key) };
-    }
-    seen.key
 }

@@ -24,7 +24,9 @@ use interpsafe_protocol::{InterpreterId, InterpreterKey};
 
 use super::detach::detached;
 use super::guard::Attached;
-use super::runtime::{enter, initialize, registry};
+use super::registration::enter;
+use super::runtime::registry;
+use super::startup::initialize;
 use super::running_main;
 use super::thread_label::current_holder;
 use crate::pyo3_compat::ffi;
