@@ -1,11 +1,11 @@
 //! The owned-handle kit: what every checked strategy builds its handles and once-cells from,
 //! so that no strategy owns what the others use.
 //!
-//! - [`TaggedHandle`]: a strong reference plus its owner's [`Tag`] (16 bytes). It checks an
-//!   owner against the interpreter a thread is attached to ([`TaggedHandle::check`], with the
-//!   runtime's shared objects let through on the slow path), and its drop releases the reference
-//!   in the owner or defers it to the owner's decref pool ([`crate::release`]).
-//! - [`mismatch`]: the error for a handle used outside its owner (ended owner, unknown owner,
+//! - [`TaggedHandle`]: a strong reference plus its owner's [`Tag`] (16 bytes). It checks its
+//!   owner against the interpreter a thread is attached to ([`TaggedHandle::check_attached`],
+//!   with the runtime's shared objects let through on the slow path), and its drop releases the
+//!   reference in the owner or defers it to the owner's decref pool (`release.rs`).
+//! - `mismatch`: the error for a handle used outside its owner (ended owner, unknown owner,
 //!   another interpreter).
 //! - [`TaggedOnce`] and [`once_for`]: a per-interpreter once-cell, and the one way to get its
 //!   object for an interpreter, checking at the door that the initialiser's handle belongs there.
@@ -16,7 +16,7 @@
 
 use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce, SlotTable};
 
-use crate::interpreter::runtime::registry;
+use crate::interpreter::runtime::{current_tag, registry};
 use crate::object::{ObjRef, RawStrong};
 use crate::pyo3_compat::ffi;
 use crate::release::release;
@@ -53,7 +53,7 @@ impl TaggedHandle {
     ///
     /// # Safety
     /// `ptr` is a strong reference the caller hands over, owned by `owner`.
-    pub(crate) unsafe fn adopt(ptr: std::ptr::NonNull<ffi::PyObject>, owner: Tag) -> Self {
+    pub unsafe fn adopt(ptr: std::ptr::NonNull<ffi::PyObject>, owner: Tag) -> Self {
         // SAFETY: caller's contract.
         TaggedHandle { obj: unsafe { RawStrong::adopt(ptr) }, owner }
     }
@@ -77,9 +77,17 @@ impl TaggedHandle {
     ///
     /// # Safety
     /// The thread must be attached to the owner for `'a`.
-    pub(crate) unsafe fn borrow_checked<'a>(&'a self) -> ObjRef<'a> {
+    pub unsafe fn borrow_checked<'a>(&'a self) -> ObjRef<'a> {
         // SAFETY: caller's contract.
         unsafe { self.obj.borrow() }
+    }
+
+    /// Checks that the object may be used in the interpreter the thread is attached to now (read
+    /// here): that is its owner, or it is one of the runtime's shared objects. Returns whom a
+    /// reference to it then belongs to: the owner, or, for a shared object, the interpreter the
+    /// thread is attached to.
+    pub fn check_attached(&self, operation: &'static str) -> Result<Tag, Error> {
+        self.check_owner(current_tag(), operation)
     }
 
     /// Checks that the thread is attached to `current` and that the object may be used there:
@@ -133,7 +141,7 @@ impl TaggedHandle {
     ///
     /// # Safety
     /// The thread must be attached to the owner.
-    pub(crate) unsafe fn clone_checked(&self) -> Self {
+    pub unsafe fn clone_checked(&self) -> Self {
         // SAFETY: caller's contract; the incref produces the adopted reference.
         unsafe {
             ffi::Py_INCREF(self.obj.ptr().as_ptr());
@@ -142,7 +150,7 @@ impl TaggedHandle {
     }
 
     /// Gives up the reference without releasing it.
-    pub(crate) fn into_raw(self) -> (std::ptr::NonNull<ffi::PyObject>, Tag) {
+    pub fn into_raw(self) -> (std::ptr::NonNull<ffi::PyObject>, Tag) {
         let (ptr, owner) = (self.obj.ptr(), self.owner);
         // The reference moves out to the caller: this handle must not release it.
         std::mem::forget(self);
@@ -182,7 +190,7 @@ pub struct TaggedOnce {
 ///
 /// # Safety
 /// The thread must be attached to `owner` for `'a`.
-pub(crate) unsafe fn once_for<'a>(
+pub unsafe fn once_for<'a>(
     cell: &'a TaggedOnce,
     owner: Tag,
     slot: Option<u32>,

@@ -21,7 +21,7 @@
 
 mod affine;
 mod branded;
-pub(crate) mod handle_kit;
+pub mod handle_kit;
 mod owned_ref;
 mod scoped;
 mod tagged;
