@@ -15,6 +15,7 @@ mod fuzz;
 mod hazards;
 mod host;
 mod instructions;
+mod layers;
 mod paths;
 mod python;
 mod render;
@@ -62,6 +63,9 @@ commands:
                             anything is stale; --tables-only: no interpreter builds)
   report [RESULTS.json]     render target/interpsafe/report/ again from a results file (default:
                             the last bench run's results.json; docs/data/bench.json works too)
+  layers [--print | --write]
+                            fail on any import circle in src/ or xtask/src/ (or a stale drawing
+                            in ARCHITECTURE.md); --print: the layer drawing; --write: put it there
   help                      this text
 
 SPEC is a known NAME or a path to a python executable (anything containing '/').
@@ -110,6 +114,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         "fuzz" => fuzz::fuzz_command(rest, &Cache::from_env()?),
         "docs" => docs::docs_command(rest, &Cache::from_env()?),
         "report" => report::report_command(rest),
+        "layers" => layers::layers_command(rest),
         other => Err(Error::usage(format!(
             "unknown command `{other}`; run `cargo xtask help` for the list"
         ))),

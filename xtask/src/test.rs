@@ -1,7 +1,9 @@
 //! `test`: every test stage, against each selected interpreter.
 //!
 //! Stages (each summarised as `stage <name> [<python>]: ok|FAILED in <secs>s`; a failure does
-//! not stop the others):
+//! not stop the others, and fails the command):
+//! 0. `layers`: no import circle in `src/` or `xtask/src/`, and ARCHITECTURE.md's layer drawing
+//!    current ([`crate::layers`]; reads files only, so it runs first, before any install);
 //! 1. per interpreter, `test`: `cargo test --workspace --exclude loom-tests --exclude xtask` with
 //!    `PYO3_PYTHON` and `CARGO_TARGET_DIR=target/py-NAME` (unit tests, doctests, interp-tests);
 //!    then `benches (test mode)`: `cargo test -p interpsafe --benches` (each bench runs once);
@@ -46,7 +48,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         .collect::<Result<_, _>>()?;
 
     let start = Instant::now();
-    let mut results: Vec<StageResult> = Vec::new();
+    let mut results: Vec<StageResult> = vec![crate::layers::stage()];
     let mut pythons: Vec<Interpreter> = Vec::new();
     for (text, spec) in &parsed {
         let t = Instant::now();
