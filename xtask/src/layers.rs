@@ -505,11 +505,10 @@ fn scan(src: &str, module: &[String]) -> Scan {
                 }
                 i = j.max(i + 1);
             }
-            Tok::Ident(first)
-                if is(i + 1, &Tok::PathSep) && !is(i.wrapping_sub(1), &Tok::PathSep) =>
-            {
-                // `$crate::...` in a macro is `crate::...`.
-                let _ = first;
+            // The start of a path anywhere else: `crate::`, `$crate::` (the `$` is a token of its
+            // own), `self::`, `super::`, `name::`; which of them lead into the crate is decided
+            // once every module is known.
+            Tok::Ident(_) if is(i + 1, &Tok::PathSep) && !is(i.wrapping_sub(1), &Tok::PathSep) => {
                 let mut trees = Vec::new();
                 let j = parse_tree(&toks, i, Vec::new(), &mut trees);
                 for (segments, _) in trees {
@@ -629,16 +628,12 @@ impl Graph {
             for inline in &found.inline {
                 module_file.insert(inline.clone(), file.clone());
             }
-            // A file module's children live in its directory (`mod.rs`, `lib.rs`, `main.rs`)
+            // A file module's children live in its directory (`mod.rs`, the crate root)
             // or in the directory named after it.
-            let dir = {
-                let parent = file.parent().unwrap_or(Path::new("")).to_path_buf();
-                match file.file_stem().and_then(|s| s.to_str()) {
-                    Some("mod" | "lib" | "main") => parent,
-                    Some(stem) if file == root_file => parent.join(stem),
-                    Some(stem) => parent.join(stem),
-                    None => parent,
-                }
+            let parent = file.parent().unwrap_or(Path::new("")).to_path_buf();
+            let dir = match file.file_stem() {
+                Some(stem) if file != root_file && stem != "mod" => parent.join(stem),
+                _ => parent,
             };
             for child in &found.from_files {
                 // Inline modules between the file and the declaration are directories too.
@@ -1038,7 +1033,9 @@ mod tests {
     #[test]
     fn super_super_and_self_relative_paths_resolve() {
         let g = graph(&[
-            ("src/lib.rs", "mod a; mod top;"),
+            ("src/lib.rs", "mod a; mod top; mod flat;"),
+            ("src/flat.rs", "mod inner;"),
+            ("src/flat/inner.rs", "use crate::top::t;"),
             ("src/top.rs", "pub fn t() {}"),
             ("src/a/mod.rs", "mod b; mod c; pub use c::C;"),
             (
@@ -1051,6 +1048,7 @@ mod tests {
             ),
         ]);
         assert_eq!(uses(&g, "src/a/b.rs"), ["top"]);
+        assert_eq!(uses(&g, "src/flat/inner.rs"), ["top"]);
         // `a/mod.rs`'s re-export of its child is containment, not an edge.
         assert!(uses(&g, "src/a/mod.rs").is_empty());
     }
