@@ -189,8 +189,39 @@ pub fn cpython_references(c: &mut Criterion, key: InterpreterKey) {
     g.finish();
 }
 
+/// Fixes glibc malloc's thresholds for the whole bench process, before any group runs.
+///
+/// glibc adjusts two thresholds at run time: the first free of an mmapped chunk (1 MiB is above
+/// the default 128 KiB mmap threshold) raises the mmap threshold to that chunk's size and the
+/// trim threshold to twice that. From then on, whether `send_1mib_bytes/copied` (a 1 MiB `Vec` and
+/// a 1 MiB `bytes` from glibc on GIL builds, both freed each iteration) hands its 2 MiB back to
+/// the kernel every iteration (`brk` down, then about 480 page faults to take it back: 0.55 to 2.8
+/// ms on this machine) or reuses it (about 85 µs) depends on whether some earlier allocation
+/// happens to sit above it at the top of the heap: on which benchmark ran before, not on the
+/// strategy. It made the baseline, which runs first, six times slower than the others in some
+/// runs and every strategy that slow in others. Fixed thresholds (no trimming below 256 MiB of
+/// free top, no mmap below 16 MiB) make every strategy reuse the same warm memory, whatever ran
+/// before it. The other groups allocate nothing this large, so they are unaffected.
+fn settle_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // glibc's <malloc.h>.
+        const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+        const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        // SAFETY: mallopt only sets malloc parameters, under glibc's own lock.
+        let ok = unsafe {
+            mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1 && mallopt(M_MMAP_THRESHOLD, 16 << 20) == 1
+        };
+        assert!(ok, "mallopt refused the bench's malloc thresholds");
+    }
+}
+
 /// Runs every group for every registered strategy, attached to `key`.
 pub fn all_groups(c: &mut Criterion, key: InterpreterKey) {
+    settle_allocator();
     macro_rules! group {
         ($name:literal, $f:ident) => {{
             let mut g = c.benchmark_group($name);
