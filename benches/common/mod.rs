@@ -7,8 +7,9 @@
 #![allow(dead_code)]
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion};
+use criterion::{Bencher, BenchmarkGroup, Criterion};
 use criterion::measurement::WallTime;
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::share::{Shareable, SharedBytes};
@@ -124,14 +125,44 @@ pub fn send_small_tuple<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: 
     });
 }
 
+/// Times `op` once per iteration, its result dropped inside the timed region, and lets the
+/// thread pass a quiescent state between iterations, outside it.
+///
+/// Free-threaded builds allocate objects with mimalloc, and a page freed in an object heap is
+/// reused only once every thread has passed a QSBR quiescent state since (lock-free readers may
+/// still look at it). CPython passes one at every detach and eval-breaker check; a Rust loop that
+/// never detaches passes none, so each iteration's 1 MiB `bytes` lands on a fresh page: 256 page
+/// faults when mimalloc takes new memory, cold caches when it does not, and which of the two
+/// depended on what ran before (on 3.13t the first strategies measured faulted, the later ones did
+/// not: 0.9-1.3 ms against 160-250 µs copied). Detaching and re-attaching the same thread state
+/// between iterations, as any Python caller would, lets the freed page be reused; that costs
+/// about a microsecond and is not timed. On GIL builds it only releases and takes the GIL.
+fn iter_quiescent<O>(b: &mut Bencher<'_, WallTime>, mut op: impl FnMut() -> O) {
+    b.iter_custom(|iters| {
+        let mut timed = Duration::ZERO;
+        for _ in 0..iters {
+            let start = Instant::now();
+            drop(black_box(op()));
+            timed += start.elapsed();
+            // SAFETY: the thread is attached (inside a scope); the same thread state is
+            // re-attached at once, and nothing runs meanwhile that could end its interpreter.
+            unsafe { ffi::PyEval_RestoreThread(ffi::PyEval_SaveThread()) };
+        }
+        timed
+    });
+}
+
 /// Send 1 MiB of bytes: copied through Rust (`Shareable`) or read in place (`SharedBytes`).
+/// Both allocate 1 MiB per iteration (the copied path 2 MiB), so their figures depend on the
+/// allocator's state; see [`settle_allocator`] and [`iter_quiescent`] for how every strategy
+/// gets the same one.
 pub fn send_mib_bytes<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: InterpreterKey) {
     g.bench_function(format!("{}/copied", S::NAME), |b| {
         in_scope::<S, _>(key, |_, scope| {
             let h = S::eval(scope, c"bytes(1 << 20)").unwrap();
-            b.iter(|| {
+            iter_quiescent(b, || {
                 let v = Shareable::from_object(S::as_obj(S::bind(scope, &h).unwrap())).unwrap();
-                black_box(v.to_handle::<S>(scope).unwrap());
+                v.to_handle::<S>(scope).unwrap()
             });
         })
     });
@@ -147,9 +178,9 @@ pub fn send_mib_bytes<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: In
     g.bench_function(format!("{}/in-place", S::NAME), |b| {
         in_scope::<S, _>(key, |_, scope| {
             let h = S::eval(scope, c"bytes(1 << 20)").unwrap();
-            b.iter(|| {
+            iter_quiescent(b, || {
                 let v = SharedBytes::new::<S>(scope, S::bind(scope, &h).unwrap()).unwrap();
-                black_box(v.to_handle::<S>(scope).unwrap());
+                v.to_handle::<S>(scope).unwrap()
             });
         })
     });
