@@ -22,7 +22,7 @@ use interpsafe_results::Verdict;
 pub use crate::interpreter::probe::{probe_events, ProbeEvent, ProbeEventKind};
 use crate::strategy::Strategy;
 
-/// One hazard of the catalogue (BRIEF section 3).
+/// One hazard of the catalogue (described in docs/hazards.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Hazard {
     /// Bind in the wrong interpreter.

@@ -926,7 +926,7 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         ]);
     }
     let note = "Each target is judged by the checks `cargo xtask bench` prints at the end of its \
-         console output, in the wording of the benches issue: the per-operation targets against \
+         console output, as `xtask/src/targets.rs` words them: the per-operation targets against \
          `unchecked` in the same bench, the scaling targets against the pure-Rust control loop \
          of the same scaling run (capped at ×2.00: two threads cannot do more than twice the \
          work of one).";
