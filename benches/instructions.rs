@@ -108,7 +108,9 @@ fn run<S: Strategy>(op: Op, alive: Alive) {
                 Op::Baseline => measured(|| {}),
                 Op::BindGetattr => measured(|| {
                     let r = S::bind(scope, black_box(&h)).expect("bind");
-                    black_box(interpsafe::ops::getattr::<S>(scope, r, c"__class__").expect("getattr"));
+                    black_box(
+                        interpsafe::ops::getattr::<S>(scope, r, c"__class__").expect("getattr"),
+                    );
                 }),
                 Op::Bind => measured(|| {
                     black_box(S::bind(scope, black_box(&h)).is_ok());
@@ -118,9 +120,12 @@ fn run<S: Strategy>(op: Op, alive: Alive) {
                 }),
                 Op::OnceGet => {
                     let cell = S::Once::default();
-                    S::once(&cell, scope, |scope| S::eval(scope, c"object()")).expect("fill the cell");
+                    S::once(&cell, scope, |scope| S::eval(scope, c"object()"))
+                        .expect("fill the cell");
                     measured(|| {
-                        black_box(S::as_obj(S::once(&cell, scope, |_| unreachable!()).expect("get")));
+                        black_box(S::as_obj(
+                            S::once(&cell, scope, |_| unreachable!()).expect("get"),
+                        ));
                     });
                     if S::NAME == Unchecked::NAME {
                         // The baseline's global cell must not be dropped off its interpreter later.
@@ -164,7 +169,8 @@ fn dispatch(name: &str, op: Op, alive: Alive) {
 /// `{"operations_per_region": N, "strategies": ["unchecked", ...]}`.
 fn write_names() {
     let names: Vec<String> = strategies().iter().map(|n| format!("\"{n}\"")).collect();
-    let text = format!("{{\"operations_per_region\": {N}, \"strategies\": [{}]}}\n", names.join(", "));
+    let text =
+        format!("{{\"operations_per_region\": {N}, \"strategies\": [{}]}}\n", names.join(", "));
     std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("create the target tmp dir");
     std::fs::write(NAMES_FILE, text).expect("write the names file");
 }
@@ -245,7 +251,10 @@ fn once_get_several(name: &'static str) {
 
 library_benchmark_group!(name = baseline, benchmarks = [empty_loop]);
 library_benchmark_group!(name = reference, benchmarks = [thread_state_get_unchecked]);
-library_benchmark_group!(name = operations, benchmarks = [bind, bind_getattr, clone_drop, enter_scope, once_get]);
+library_benchmark_group!(
+    name = operations,
+    benchmarks = [bind, bind_getattr, clone_drop, enter_scope, once_get]
+);
 library_benchmark_group!(
     name = several,
     benchmarks = [bind_several, bind_getattr_several, clone_drop_several, once_get_several]

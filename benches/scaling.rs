@@ -50,7 +50,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// slow stretch of the machine (these are shared VMs) inside one ratio instead of skewing all
 /// the 1-thread runs against all the 2-thread ones: the first full run measured them in two
 /// blocks, and one block landing on a busy minute moved a ratio by 15%.
-fn paired(runs: usize, mut one: impl FnMut() -> f64, mut two: impl FnMut() -> f64) -> (Vec<f64>, Vec<f64>, f64) {
+fn paired(
+    runs: usize,
+    mut one: impl FnMut() -> f64,
+    mut two: impl FnMut() -> f64,
+) -> (Vec<f64>, Vec<f64>, f64) {
     let (mut t1, mut t2, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (a, b) = (one(), two());
@@ -86,7 +90,9 @@ fn run_strategy<S: Strategy>(keys: &[InterpreterKey], shared: bool, iters: u64) 
         let handles = attach(keys[0], move |at| {
             S::enter(at, |scope| {
                 let h = S::eval(scope, c"object()").unwrap();
-                (0..n).map(|_| S::store(scope, S::clone_handle(scope, &h).unwrap())).collect::<Vec<_>>()
+                (0..n)
+                    .map(|_| S::store(scope, S::clone_handle(scope, &h).unwrap()))
+                    .collect::<Vec<_>>()
             })
         })
         .unwrap();
@@ -158,9 +164,17 @@ fn run_control(threads: usize, iters: u64) -> f64 {
 
 /// The record of one throughput measured `runs.len()` times (ops/s): the median as ns/op per
 /// thread, and the min–max over the runs as its spread.
-fn figure(operation: &str, strategy: &str, threads: u32, interpreters: u32, runs: &[f64], scaling: Option<f64>) -> ResultRecord {
+fn figure(
+    operation: &str,
+    strategy: &str,
+    threads: u32,
+    interpreters: u32,
+    runs: &[f64],
+    scaling: Option<f64>,
+) -> ResultRecord {
     let ns = |ops: f64| 1e9 / ops * threads as f64;
-    let (fastest, slowest) = runs.iter().fold((0.0_f64, f64::MAX), |(hi, lo), &v| (hi.max(v), lo.min(v)));
+    let (fastest, slowest) =
+        runs.iter().fold((0.0_f64, f64::MAX), |(hi, lo), &v| (hi.max(v), lo.min(v)));
     ResultRecord {
         environment: current_environment(),
         data: RecordData::Bench(BenchFigure {
@@ -181,7 +195,8 @@ fn main() {
     let main = main_interpreter();
     let mut records = Vec::new();
     let reps = repetitions();
-    let (one, two, scaling) = paired(reps, || run_control(1, iters * 100), || run_control(2, iters * 100));
+    let (one, two, scaling) =
+        paired(reps, || run_control(1, iters * 100), || run_control(2, iters * 100));
     let (m1, m2) = (median(one.clone()), median(two.clone()));
     println!("control: 1 thread {m1:.3e} ops/s, 2 threads {m2:.3e} ops/s, scaling {scaling:.2}");
     records.push(figure("control", "pure-rust", 1, 0, &one, Some(1.0)));

@@ -25,13 +25,17 @@ fn write_handle_sizes() {
         ($s:ty) => {
             records.push(interpsafe::results::ResultRecord {
                 environment: env.clone(),
-                data: interpsafe::results::RecordData::HandleSize(interpsafe::strategy::handle_size::<$s>()),
+                data: interpsafe::results::RecordData::HandleSize(
+                    interpsafe::strategy::handle_size::<$s>(),
+                ),
             });
         };
     }
     interpsafe::for_each_strategy!(size);
     let path = std::path::Path::new(&home).join("handle-sizes.json");
-    if let Err(e) = interpsafe::results::ResultFile::new("benches/single_interpreter", records).write(&path) {
+    if let Err(e) =
+        interpsafe::results::ResultFile::new("benches/single_interpreter", records).write(&path)
+    {
         eprintln!("warning: {e}");
     }
 }

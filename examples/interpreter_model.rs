@@ -18,11 +18,7 @@ pub fn main() -> Result<(), Error> {
     let own = SubInterpreter::new(Isolation::OwnGil)?;
     let legacy = SubInterpreter::new(Isolation::SharedGil)?;
     assert!(main.id < own.key().id && own.key().id < legacy.key().id);
-    println!(
-        "{main}, {} (own GIL), {} (shared GIL)",
-        own.key(),
-        legacy.key()
-    );
+    println!("{main}, {} (own GIL), {} (shared GIL)", own.key(), legacy.key());
 
     // PEP 788's contract, emulated: a guard keeps `own` from ending while it is held, and any
     // thread (here a fresh one, which PyGILState_Ensure would put in main) attaches through it.

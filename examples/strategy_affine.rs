@@ -37,13 +37,7 @@ pub fn main() -> Result<(), Error> {
     let error = sub
         .run(move |at| Affine::enter(at, |scope| Affine::receive(scope, transfer).map(drop)))?
         .expect_err("a transfer from main is foreign in the subinterpreter");
-    assert!(matches!(
-        error,
-        Error::CrossInterpreter {
-            operation: "receive",
-            ..
-        }
-    ));
+    assert!(matches!(error, Error::CrossInterpreter { operation: "receive", .. }));
     println!("{error}");
     // Not shown, because it is the design's blind spot: a handle this thread keeps, used after
     // the thread has attached to another interpreter, is bound there unchecked.

@@ -30,13 +30,7 @@ pub fn main() -> Result<(), Error> {
         Branded::enter(at, |scope| Branded::load(scope, stored).map(drop))
     })?
     .expect_err("a brand of main cannot adopt a handle of `a`");
-    assert!(matches!(
-        error,
-        Error::CrossInterpreter {
-            operation: "load into brand",
-            ..
-        }
-    ));
+    assert!(matches!(error, Error::CrossInterpreter { operation: "load into brand", .. }));
     println!("{error}");
     Ok(())
 }

@@ -30,12 +30,7 @@ pub fn main() -> Result<(), Error> {
     // In main, binds refuse the handles of `a`, except the one-character Latin-1 string: it is
     // one of the runtime's shared static objects, recognised by address, usable anywhere.
     let usable: Vec<bool> = attach(interpsafe::interpreter::main_interpreter(), move |at| {
-        Scoped::enter(at, |scope| {
-            handles
-                .iter()
-                .map(|h| Scoped::bind(scope, h).is_ok())
-                .collect()
-        })
+        Scoped::enter(at, |scope| handles.iter().map(|h| Scoped::bind(scope, h).is_ok()).collect())
     })?;
     assert_eq!(usable, [true, false, false]);
     println!("usable in main: {usable:?}");

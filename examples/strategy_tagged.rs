@@ -27,13 +27,7 @@ pub fn main() -> Result<(), Error> {
     let handle = b.run(move |at| {
         Tagged::enter(at, |scope| {
             let error = Tagged::bind(scope, &handle).expect_err("foreign handle");
-            assert!(matches!(
-                error,
-                Error::CrossInterpreter {
-                    operation: "bind",
-                    ..
-                }
-            ));
+            assert!(matches!(error, Error::CrossInterpreter { operation: "bind", .. }));
             println!("{error}");
             handle
         })

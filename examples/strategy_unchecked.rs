@@ -19,10 +19,7 @@ pub fn main() -> Result<(), Error> {
             let item = Unchecked::eval(scope, c"'an item'")?;
             let copy = Unchecked::clone_handle(scope, &item)?;
             // `bind` checks nothing: it trusts that this thread is attached to the owner.
-            let (items, copy) = (
-                Unchecked::bind(scope, &items)?,
-                Unchecked::bind(scope, &copy)?,
-            );
+            let (items, copy) = (Unchecked::bind(scope, &items)?, Unchecked::bind(scope, &copy)?);
             interpsafe::ops::list_append::<Unchecked>(scope, items, copy)
         })?;
         at.eval(c"len(items)")

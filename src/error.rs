@@ -104,21 +104,19 @@ impl fmt::Display for Error {
             Error::Panicked { interpreter, message } => {
                 write!(f, "a closure running in {interpreter} panicked: {message}")
             }
-            Error::CrossInterpreter { owner, current, operation } => {
-                match current {
-                    Some(current) => write!(
-                        f,
-                        "{operation}: the handle belongs to {owner} but this thread is attached to \
+            Error::CrossInterpreter { owner, current, operation } => match current {
+                Some(current) => write!(
+                    f,
+                    "{operation}: the handle belongs to {owner} but this thread is attached to \
                          {current}; attach to {owner} to use it (interpsafe::attach), or send \
                          the data across as a Shareable value instead of a handle"
-                    ),
-                    None => write!(
-                        f,
-                        "{operation}: the handle belongs to {owner} and this thread is not \
+                ),
+                None => write!(
+                    f,
+                    "{operation}: the handle belongs to {owner} and this thread is not \
                          attached; attach to {owner} first (interpsafe::attach)"
-                    ),
-                }
-            }
+                ),
+            },
             Error::OwnerEnded { owner, operation } => write!(
                 f,
                 "{operation}: the handle belongs to {owner}, which has ended, so its object is \

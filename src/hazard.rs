@@ -124,7 +124,9 @@ impl Hazard {
             Hazard::H11 => "a GIL-bound reference escaping its scope",
             Hazard::H12 => "an interned-string static filled in one interpreter, used in another",
             Hazard::H13 => "a handle laundered into stored state with the wrong owner",
-            Hazard::H14 => "an interpreter ended by Python code while toolkit code holds or runs in it",
+            Hazard::H14 => {
+                "an interpreter ended by Python code while toolkit code holds or runs in it"
+            }
             Hazard::H15 => "a raw C-API thread-state switch under an open scope",
             Hazard::H16 => "forget, unwinding, thread-local destructors and __del__ re-entry",
         }
@@ -434,9 +436,9 @@ impl Expected {
     pub fn verdict(&self) -> Verdict {
         match *self {
             Expected::CompileError { case } => Verdict::CompileError { case: case.to_string() },
-            Expected::RuntimeError { at, containing } => Verdict::RuntimeError {
-                message: format!("{at}: ... {containing} ..."),
-            },
+            Expected::RuntimeError { at, containing } => {
+                Verdict::RuntimeError { message: format!("{at}: ... {containing} ...") }
+            }
             Expected::Undetected { how } => Verdict::Undetected { how: how.to_string() },
             Expected::NotApplicable { why } => Verdict::NotApplicable { why: why.to_string() },
         }
@@ -465,7 +467,9 @@ impl Expected {
     pub fn common(cell: &Cell) -> Option<Expected> {
         let c = cell.case;
         Some(if c.is(Hazard::H6, Some("attach")) {
-            Expected::NotApplicable { why: "owner: attached to the owner, nothing crosses interpreters" }
+            Expected::NotApplicable {
+                why: "owner: attached to the owner, nothing crosses interpreters",
+            }
         } else if c.is(Hazard::H8, None) && cell.free_threaded {
             Expected::Undetected {
                 how: "handles say who owns an object, not who is using it: a read-modify-write \
@@ -474,7 +478,9 @@ impl Expected {
         } else if c.is(Hazard::H8, None) {
             Expected::NotApplicable { why: "the GIL serialises each thread's C-API sequence" }
         } else if c.is(Hazard::H8, Some("payload")) && cell.free_threaded {
-            Expected::CompileError { case: compile_fail::PAYLOAD_SHARED_ACROSS_THREADS_FREE_THREADED }
+            Expected::CompileError {
+                case: compile_fail::PAYLOAD_SHARED_ACROSS_THREADS_FREE_THREADED,
+            }
         } else if c.is(Hazard::H8, Some("payload")) {
             Expected::NotApplicable { why: "the owner's GIL serialises the payload's borrows" }
         } else if c.is(Hazard::H14, None)
@@ -503,7 +509,9 @@ impl Expected {
         } else if c.is(Hazard::H14, Some("running")) {
             Expected::NotApplicable { why: "the end waits for the code running there to leave" }
         } else if c.is(Hazard::H9, Some("threads")) {
-            Expected::NotApplicable { why: "one interpreter: whichever thread wins, all get its object" }
+            Expected::NotApplicable {
+                why: "one interpreter: whichever thread wins, all get its object",
+            }
         } else {
             return None;
         })
@@ -524,9 +532,9 @@ impl Expected {
             Hazard::H5 => Expected::NotApplicable { why: "per-interpreter type object" },
             Hazard::H10 => Expected::NotApplicable { why: "per-interpreter exception class" },
             Hazard::H12 => Expected::NotApplicable { why: "per-interpreter interned string" },
-            Hazard::H7 => {
-                Expected::NotApplicable { why: "the runtime's shared objects are recognised by address" }
-            }
+            Hazard::H7 => Expected::NotApplicable {
+                why: "the runtime's shared objects are recognised by address",
+            },
             Hazard::H16 => Expected::NotApplicable {
                 why: "deferred to the owner's decref pool, which hands its queue out before \
                       releasing, so re-entry from __del__ finds it unlocked",
@@ -576,11 +584,16 @@ mod tests {
     #[test]
     fn expectations_match_by_kind_and_message() {
         let e = Expected::RuntimeError { at: "bind", containing: "belongs to" };
-        assert!(e.matches(&Verdict::RuntimeError { message: "bind: the handle belongs to x".into() }));
-        assert!(!e.matches(&Verdict::RuntimeError { message: "load: the handle belongs to x".into() }));
+        assert!(
+            e.matches(&Verdict::RuntimeError { message: "bind: the handle belongs to x".into() })
+        );
+        assert!(
+            !e.matches(&Verdict::RuntimeError { message: "load: the handle belongs to x".into() })
+        );
         assert!(!e.matches(&Verdict::Undetected { how: "x".into() }));
         let c = Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE };
         assert!(c.matches(&c.verdict()));
-        assert!(Expected::NotApplicable { why: "a" }.matches(&Verdict::NotApplicable { why: "b".into() }));
+        assert!(Expected::NotApplicable { why: "a" }
+            .matches(&Verdict::NotApplicable { why: "b".into() }));
     }
 }

@@ -44,12 +44,11 @@ pub mod tag;
 pub mod type_object;
 
 pub use error::Error;
-pub use object::ObjRef;
-pub use strategy::Strategy;
 pub use interpreter::{
-    attach, current_interpreter, initialize, Attached, Isolation, InterpreterGuard,
-    SubInterpreter,
+    attach, current_interpreter, initialize, Attached, InterpreterGuard, Isolation, SubInterpreter,
 };
 pub use interpsafe_protocol as protocol;
 pub use interpsafe_protocol::{Epoch, InterpreterId, InterpreterKey};
 pub use interpsafe_results as results;
+pub use object::ObjRef;
+pub use strategy::Strategy;

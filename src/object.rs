@@ -144,8 +144,7 @@ pub(crate) unsafe fn take_error() -> String {
         if exc.is_null() {
             return "an error without an exception set".to_string();
         }
-        let type_name =
-            CStr::from_ptr((*ffi::Py_TYPE(exc)).tp_name).to_string_lossy().into_owned();
+        let type_name = CStr::from_ptr((*ffi::Py_TYPE(exc)).tp_name).to_string_lossy().into_owned();
         let text = ffi::PyObject_Str(exc);
         let message = if text.is_null() {
             ffi::PyErr_Clear();

@@ -134,11 +134,7 @@ impl<T> PyClassPayload<T> {
     /// A payload owned by the interpreter the thread is attached to.
     pub fn new(at: &Attached<'_>, value: T) -> Self {
         let owner = current_tag().unwrap_or(Tag::from_key(at.key()));
-        PyClassPayload {
-            owner,
-            flag: BorrowFlag::new(),
-            value: UnsafeCell::new(value),
-        }
+        PyClassPayload { owner, flag: BorrowFlag::new(), value: UnsafeCell::new(value) }
     }
 
     /// The interpreter that owns the object.
@@ -166,11 +162,7 @@ impl<T> PyClassPayload<T> {
         let owner = self.owner.key();
         let error = match registry().status(owner) {
             Some(Status::Ended) => Error::OwnerEnded { owner, operation },
-            _ => Error::CrossInterpreter {
-                owner,
-                current: current.map(Tag::key),
-                operation,
-            },
+            _ => Error::CrossInterpreter { owner, current: current.map(Tag::key), operation },
         };
         Err(PayloadBorrowError::Interpreter(error))
     }
@@ -182,13 +174,8 @@ impl<T> PyClassPayload<T> {
         at: &'a Attached<'_>,
     ) -> Result<PayloadRef<'a, T>, PayloadBorrowError> {
         self.check_owner(at, "borrow")?;
-        self.flag
-            .try_borrow()
-            .map_err(PayloadBorrowError::Refused)?;
-        Ok(PayloadRef {
-            payload: self,
-            _not_send: PhantomData,
-        })
+        self.flag.try_borrow().map_err(PayloadBorrowError::Refused)?;
+        Ok(PayloadRef { payload: self, _not_send: PhantomData })
     }
 
     /// The exclusive borrow (PyO3's `PyRefMut`), for as long as both the payload and the attach
@@ -198,13 +185,8 @@ impl<T> PyClassPayload<T> {
         at: &'a Attached<'_>,
     ) -> Result<PayloadRefMut<'a, T>, PayloadBorrowError> {
         self.check_owner(at, "borrow_mut")?;
-        self.flag
-            .try_borrow_mut()
-            .map_err(PayloadBorrowError::Refused)?;
-        Ok(PayloadRefMut {
-            payload: self,
-            _not_send: PhantomData,
-        })
+        self.flag.try_borrow_mut().map_err(PayloadBorrowError::Refused)?;
+        Ok(PayloadRefMut { payload: self, _not_send: PhantomData })
     }
 
     /// The value, through exclusive access to the payload: no other borrow can exist.
@@ -325,9 +307,7 @@ mod tests {
         let payload = std::sync::Arc::new(payload);
         let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
         let shared = std::sync::Arc::clone(&payload);
-        let err = sub
-            .run(move |at| shared.try_borrow(at).map(|r| *r).unwrap_err())
-            .unwrap();
+        let err = sub.run(move |at| shared.try_borrow(at).map(|r| *r).unwrap_err()).unwrap();
         match err {
             PayloadBorrowError::Interpreter(Error::CrossInterpreter { owner, current, .. }) => {
                 assert_eq!(owner, main_interpreter());

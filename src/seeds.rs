@@ -27,8 +27,12 @@ pub enum Hole {
 
 impl Hole {
     /// Every hole.
-    pub const ALL: [Hole; 4] =
-        [Hole::OnceForeignInit, Hole::PythonEndUnguarded, Hole::AffineStoreScopeOwner, Hole::TaggedRawSwitch];
+    pub const ALL: [Hole; 4] = [
+        Hole::OnceForeignInit,
+        Hole::PythonEndUnguarded,
+        Hole::AffineStoreScopeOwner,
+        Hole::TaggedRawSwitch,
+    ];
 
     /// The name used in `INTERPSAFE_SEEDS` and on the command line.
     pub fn name(self) -> &'static str {

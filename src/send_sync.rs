@@ -586,11 +586,7 @@ mod tests {
         assert!(rows.len() >= 14);
         for (i, row) in rows.iter().enumerate() {
             assert_eq!(row.rules, CURRENT);
-            assert!(
-                rows[..i].iter().all(|r| r.type_name != row.type_name),
-                "{}",
-                row.type_name
-            );
+            assert!(rows[..i].iter().all(|r| r.type_name != row.type_name), "{}", row.type_name);
         }
     }
 

@@ -17,8 +17,8 @@
 use std::ffi::CStr;
 use std::ptr::NonNull;
 
-use crate::interpreter::runtime::current_tag;
 use crate::interpreter::running_main::PinMark;
+use crate::interpreter::runtime::current_tag;
 use crate::interpreter::InterpreterGuard;
 use crate::object::{take_error, ObjRef};
 use crate::pyo3_compat::ffi;
@@ -129,7 +129,8 @@ impl Shareable {
                 }
                 return Ok(Shareable::Tuple(items));
             }
-            let type_name = CStr::from_ptr((*ffi::Py_TYPE(p)).tp_name).to_string_lossy().into_owned();
+            let type_name =
+                CStr::from_ptr((*ffi::Py_TYPE(p)).tp_name).to_string_lossy().into_owned();
             Err(Error::NotShareable { type_name, interpreter: here("share")? })
         }
     }
@@ -246,7 +247,10 @@ impl SharedBytes {
     /// Wraps a `bytes` object that strategy `S` bound in `scope`. It belongs to the interpreter
     /// `S` says it does ([`Strategy::owner_of`]); a strategy that records no owners (the
     /// baseline) cannot vouch for one, and a reference bound outside its owner is refused.
-    pub fn new<'s, 'a, S: Strategy>(scope: &'a S::Scope<'s>, r: S::Ref<'s, 'a>) -> Result<Self, Error> {
+    pub fn new<'s, 'a, S: Strategy>(
+        scope: &'a S::Scope<'s>,
+        r: S::Ref<'s, 'a>,
+    ) -> Result<Self, Error> {
         const OPERATION: &str = "SharedBytes::new";
         let here = current_tag().ok_or(Error::NotAttached { operation: OPERATION })?;
         let tag = match S::owner_of(scope, r) {
@@ -297,9 +301,8 @@ impl SharedBytes {
     /// A `bytes` object in the scope's interpreter with the same content (one copy).
     pub fn to_handle<'s, S: Strategy>(&self, scope: &S::Scope<'s>) -> Result<S::Handle<'s>, Error> {
         // SAFETY: a scope exists, so the thread is attached; a new reference or NULL.
-        let obj = unsafe {
-            ffi::PyBytes_FromStringAndSize(self.ptr.cast(), self.len as ffi::Py_ssize_t)
-        };
+        let obj =
+            unsafe { ffi::PyBytes_FromStringAndSize(self.ptr.cast(), self.len as ffi::Py_ssize_t) };
         let obj = NonNull::new(obj).ok_or_else(|| python_error("SharedBytes::to_handle"))?;
         // SAFETY: a new reference made in the scope's interpreter.
         Ok(unsafe { S::adopt(scope, obj) })

@@ -41,9 +41,13 @@ unsafe fn collect() -> Vec<usize> {
     // NULL with an error set, which `new_ref` handles; the borrowed singletons are increfed first
     // so that `new_ref` can release them uniformly.
     unsafe {
-        for borrowed in
-            [ffi::Py_None(), ffi::Py_True(), ffi::Py_False(), ffi::Py_Ellipsis(), ffi::Py_NotImplemented()]
-        {
+        for borrowed in [
+            ffi::Py_None(),
+            ffi::Py_True(),
+            ffi::Py_False(),
+            ffi::Py_Ellipsis(),
+            ffi::Py_NotImplemented(),
+        ] {
             ffi::Py_INCREF(borrowed);
             new_ref(borrowed);
         }

@@ -68,11 +68,7 @@ fn every_example_is_run() {
         if path.extension().and_then(|e| e.to_str()) != Some("rs") {
             continue;
         }
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
         assert!(
             RUN.contains(&stem.as_str()) || GENERATORS.contains(&stem.as_str()),
             "examples/{stem}.rs is neither run by tests/docs_examples.rs nor a known generator; \

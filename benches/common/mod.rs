@@ -9,8 +9,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Bencher, BenchmarkGroup, Criterion};
 use criterion::measurement::WallTime;
+use criterion::{Bencher, BenchmarkGroup, Criterion};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::share::{Shareable, SharedBytes};
 use interpsafe::strategy::Unchecked;
@@ -66,7 +66,12 @@ pub fn list_append<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: Inter
                     n = 0;
                     // SAFETY: attached to the list's interpreter (inside the scope).
                     unsafe {
-                        ffi::PyList_SetSlice(S::as_obj(l).as_ptr(), 0, ffi::PY_SSIZE_T_MAX, std::ptr::null_mut());
+                        ffi::PyList_SetSlice(
+                            S::as_obj(l).as_ptr(),
+                            0,
+                            ffi::PY_SSIZE_T_MAX,
+                            std::ptr::null_mut(),
+                        );
                     }
                 }
             });
@@ -226,7 +231,8 @@ pub fn cpython_references(c: &mut Criterion, key: InterpreterKey) {
             // and released at the end; the value stored is None (immortal).
             unsafe {
                 let tstate = ffi::PyThreadState_GetUnchecked();
-                let dict = ffi::PyInterpreterState_GetDict(ffi::PyThreadState_GetInterpreter(tstate));
+                let dict =
+                    ffi::PyInterpreterState_GetDict(ffi::PyThreadState_GetInterpreter(tstate));
                 let k = ffi::PyUnicode_FromString(c"interpsafe.bench".as_ptr());
                 ffi::PyDict_SetItem(dict, k, ffi::Py_None());
                 b.iter(|| {

@@ -71,7 +71,10 @@ pub mod raw_switch {
     ///
     /// # Safety
     /// The thread must be attached; `interp` must stay alive during `f`.
-    pub unsafe fn switched_into<R>(interp: *mut ffi::PyInterpreterState, f: impl FnOnce() -> R) -> R {
+    pub unsafe fn switched_into<R>(
+        interp: *mut ffi::PyInterpreterState,
+        f: impl FnOnce() -> R,
+    ) -> R {
         // SAFETY: attached (caller's contract): detach, attach a fresh thread state of the live
         // `interp`, run, then clear and delete it and restore the saved one, on this thread.
         unsafe {

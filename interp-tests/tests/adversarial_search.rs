@@ -100,9 +100,7 @@ pub const KNOWN_FINDINGS: &[KnownFinding] = &[];
 
 /// The known finding a failure text shows, if any.
 pub fn known_finding(failure: &str) -> Option<&'static KnownFinding> {
-    KNOWN_FINDINGS
-        .iter()
-        .find(|k| failure.contains(k.signature))
+    KNOWN_FINDINGS.iter().find(|k| failure.contains(k.signature))
 }
 
 /// Runs `ops` in this process against the model; panics with the first divergence or failed
@@ -151,97 +149,22 @@ fn warm_up() {
         use Strat::*;
         use Via::*;
         let ops = [
-            Create {
-                t: 1,
-                kind: SharedGil,
-            },
-            Use {
-                t: 1,
-                via: Direct,
-                interp: 1,
-                strat: Tagged,
-                act: Eval(Probe),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Tagged,
-                act: Bind(0),
-            },
+            Create { t: 1, kind: SharedGil },
+            Use { t: 1, via: Direct, interp: 1, strat: Tagged, act: Eval(Probe) },
+            Use { t: 0, via: Direct, interp: 0, strat: Tagged, act: Bind(0) },
             DropUnattached { t: 1, slot: 0 },
             EndRust { t: 0, interp: 1 },
-            Create {
-                t: 0,
-                kind: PythonMade,
-            },
-            Create {
-                t: 1,
-                kind: PythonMade,
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 2,
-                strat: Tagged,
-                act: Eval(Probe),
-            },
-            Use {
-                t: 1,
-                via: Direct,
-                interp: 3,
-                strat: Scoped,
-                act: Eval(Data),
-            },
-            Use {
-                t: 1,
-                via: Direct,
-                interp: 0,
-                strat: Tagged,
-                act: Bind(1),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 3,
-                strat: Branded,
-                act: ShareOut(2),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Affine,
-                act: ShareIn(0),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Tagged,
-                act: Eval(Probe),
-            },
-            Use {
-                t: 1,
-                via: Nested(2),
-                interp: 0,
-                strat: Scoped,
-                act: Dup(4),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Branded,
-                act: ToHandle(4),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Affine,
-                act: Bind(4),
-            },
+            Create { t: 0, kind: PythonMade },
+            Create { t: 1, kind: PythonMade },
+            Use { t: 0, via: Direct, interp: 2, strat: Tagged, act: Eval(Probe) },
+            Use { t: 1, via: Direct, interp: 3, strat: Scoped, act: Eval(Data) },
+            Use { t: 1, via: Direct, interp: 0, strat: Tagged, act: Bind(1) },
+            Use { t: 0, via: Direct, interp: 3, strat: Branded, act: ShareOut(2) },
+            Use { t: 0, via: Direct, interp: 0, strat: Affine, act: ShareIn(0) },
+            Use { t: 0, via: Direct, interp: 0, strat: Tagged, act: Eval(Probe) },
+            Use { t: 1, via: Nested(2), interp: 0, strat: Scoped, act: Dup(4) },
+            Use { t: 0, via: Direct, interp: 0, strat: Branded, act: ToHandle(4) },
+            Use { t: 0, via: Direct, interp: 0, strat: Affine, act: Bind(4) },
             Use {
                 t: 1,
                 via: Direct,
@@ -256,71 +179,17 @@ fn warm_up() {
                 strat: Tagged,
                 act: RawSwitch { into: 3, slot: 4 },
             },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Scoped,
-                act: Dup(7),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Tagged,
-                act: SendTo(5),
-            },
-            Use {
-                t: 1,
-                via: Direct,
-                interp: 0,
-                strat: Branded,
-                act: Receive,
-            },
-            Use {
-                t: 1,
-                via: Direct,
-                interp: 0,
-                strat: Affine,
-                act: SendTo(6),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Affine,
-                act: Receive,
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 3,
-                strat: Tagged,
-                act: Eval(Bytes),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 3,
-                strat: Scoped,
-                act: BytesNew(12),
-            },
-            Use {
-                t: 0,
-                via: Direct,
-                interp: 0,
-                strat: Branded,
-                act: BytesIn(0),
-            },
+            Use { t: 0, via: Direct, interp: 0, strat: Scoped, act: Dup(7) },
+            Use { t: 0, via: Direct, interp: 0, strat: Tagged, act: SendTo(5) },
+            Use { t: 1, via: Direct, interp: 0, strat: Branded, act: Receive },
+            Use { t: 1, via: Direct, interp: 0, strat: Affine, act: SendTo(6) },
+            Use { t: 0, via: Direct, interp: 0, strat: Affine, act: Receive },
+            Use { t: 0, via: Direct, interp: 3, strat: Tagged, act: Eval(Bytes) },
+            Use { t: 0, via: Direct, interp: 3, strat: Scoped, act: BytesNew(12) },
+            Use { t: 0, via: Direct, interp: 0, strat: Branded, act: BytesIn(0) },
             BytesDrop { t: 0, bytes: 0 },
             GuardNew { t: 1, interp: 0 },
-            Use {
-                t: 1,
-                via: Guard,
-                interp: 0,
-                strat: Tagged,
-                act: DropIn(4),
-            },
+            Use { t: 1, via: Guard, interp: 0, strat: Tagged, act: DropIn(4) },
             GuardDrop { t: 1, guard: 0 },
             DropUnattached { t: 1, slot: 1 },
             ExecPy { t: 0, interp: 3 },
@@ -348,16 +217,12 @@ fn fuzz_child() {
     };
     let strategies = driver::strategies_from_env();
     let runs: Vec<(u64, Option<Vec<usize>>)> = match spec.split_once(':') {
-        Some(("seeds", list)) => list
-            .split(',')
-            .filter_map(|s| s.parse().ok())
-            .map(|s| (s, None))
-            .collect(),
+        Some(("seeds", list)) => {
+            list.split(',').filter_map(|s| s.parse().ok()).map(|s| (s, None)).collect()
+        }
         Some((kind @ ("known" | "fixed"), which)) => {
             let ops = if kind == "known" {
-                KNOWN_FINDINGS[which.parse::<usize>().expect("an index")]
-                    .reproduction
-                    .to_vec()
+                KNOWN_FINDINGS[which.parse::<usize>().expect("an index")].reproduction.to_vec()
             } else {
                 fixed(which)
             };
@@ -435,17 +300,12 @@ fn adversarial_search() {
     let cfg = Config::from_env(6);
     let mut found = driver::search(&cfg, &[], false);
     // Failures of a known finding are reported, not shrunk again, and do not fail the run.
-    let (known, new): (Vec<_>, Vec<_>) = found
-        .failures
-        .drain(..)
-        .partition(|f| known_finding(&f.message).is_some());
+    let (known, new): (Vec<_>, Vec<_>) =
+        found.failures.drain(..).partition(|f| known_finding(&f.message).is_some());
     found.failures = new;
     for f in &known {
         let k = known_finding(&f.message).expect("partitioned");
-        println!(
-            "KNOWN FINDING {} hit by seed {}: {}",
-            k.name, f.seed, k.what
-        );
+        println!("KNOWN FINDING {} hit by seed {}: {}", k.name, f.seed, k.what);
     }
     let mut repros = shrink_and_print(&cfg, &mut found, &[], None);
     println!(
@@ -460,15 +320,9 @@ fn adversarial_search() {
     );
     for f in known {
         let k = known_finding(&f.message).expect("partitioned");
-        let code = format!(
-            "// KNOWN_FINDINGS: {}\nrun_sequence(&{:?});\n",
-            k.name, k.reproduction
-        );
+        let code = format!("// KNOWN_FINDINGS: {}\nrun_sequence(&{:?});\n", k.name, k.reproduction);
         repros.push((
-            driver::Failure {
-                message: format!("known finding {}: {}", k.name, f.message),
-                ..f
-            },
+            driver::Failure { message: format!("known finding {}: {}", k.name, f.message), ..f },
             code,
         ));
     }
@@ -510,10 +364,7 @@ fn seeded_holes_are_found() {
             .split(',')
             .map(|n| {
                 Hole::find(n.trim()).unwrap_or_else(|| {
-                    panic!(
-                        "unknown hole {n:?}; known: {}",
-                        Hole::ALL.map(Hole::name).join(", ")
-                    )
+                    panic!("unknown hole {n:?}; known: {}", Hole::ALL.map(Hole::name).join(", "))
                 })
             })
             .collect()
@@ -527,10 +378,7 @@ fn seeded_holes_are_found() {
         let mut found = driver::search(&cfg, &envs, true);
         found.failures.truncate(1);
         let attributed = found.failures.first().map(|f| {
-            matches!(
-                driver::run_alone(f.seed, None, &[(SEEDS_ENV, "")]),
-                driver::Verdict::Pass(_)
-            )
+            matches!(driver::run_alone(f.seed, None, &[(SEEDS_ENV, "")]), driver::Verdict::Pass(_))
         });
         let repros = shrink_and_print(&cfg, &mut found, &envs, Some(hole.name()));
         let line = match (found.first_failure_at, attributed) {
@@ -598,11 +446,7 @@ fn generated_sequences_resolve_in_the_model() {
         for op in &ops {
             assert_ne!(m.apply(op), model::Outcome::Skip, "seed {seed}: {op:?}");
         }
-        assert_eq!(
-            ops,
-            model::generate(seed, &Strat::ALL),
-            "generation is deterministic"
-        );
+        assert_eq!(ops, model::generate(seed, &Strat::ALL), "generation is deterministic");
     }
 }
 
@@ -618,122 +462,32 @@ fn mixed_sequence() -> Vec<Op> {
     use Via::*;
     vec![
         Create { t: 0, kind: OwnGil },
-        Create {
-            t: 1,
-            kind: PythonMade,
-        },
-        Use {
-            t: 0,
-            via: Direct,
-            interp: 1,
-            strat: Tagged,
-            act: Eval(Probe),
-        },
-        Use {
-            t: 1,
-            via: Direct,
-            interp: 0,
-            strat: Branded,
-            act: Bind(0),
-        },
-        Use {
-            t: 1,
-            via: Nested(2),
-            interp: 1,
-            strat: Scoped,
-            act: Dup(0),
-        },
-        Use {
-            t: 0,
-            via: Direct,
-            interp: 1,
-            strat: Affine,
-            act: SendTo(1),
-        },
-        Use {
-            t: 1,
-            via: Direct,
-            interp: 2,
-            strat: Affine,
-            act: Receive,
-        },
-        Use {
-            t: 0,
-            via: Direct,
-            interp: 2,
-            strat: Tagged,
-            act: Eval(Singleton),
-        },
-        Use {
-            t: 1,
-            via: Direct,
-            interp: 0,
-            strat: Affine,
-            act: Bind(2),
-        },
+        Create { t: 1, kind: PythonMade },
+        Use { t: 0, via: Direct, interp: 1, strat: Tagged, act: Eval(Probe) },
+        Use { t: 1, via: Direct, interp: 0, strat: Branded, act: Bind(0) },
+        Use { t: 1, via: Nested(2), interp: 1, strat: Scoped, act: Dup(0) },
+        Use { t: 0, via: Direct, interp: 1, strat: Affine, act: SendTo(1) },
+        Use { t: 1, via: Direct, interp: 2, strat: Affine, act: Receive },
+        Use { t: 0, via: Direct, interp: 2, strat: Tagged, act: Eval(Singleton) },
+        Use { t: 1, via: Direct, interp: 0, strat: Affine, act: Bind(2) },
         Use {
             t: 0,
             via: Direct,
             interp: 0,
             strat: Tagged,
-            act: Once {
-                cell: 0,
-                init: FromSlot(0),
-            },
+            act: Once { cell: 0, init: FromSlot(0) },
         },
         GuardNew { t: 1, interp: 2 },
-        Use {
-            t: 1,
-            via: Guard,
-            interp: 2,
-            strat: Tagged,
-            act: Eval(Bytes),
-        },
-        Use {
-            t: 1,
-            via: Guard,
-            interp: 2,
-            strat: Branded,
-            act: BytesNew(3),
-        },
+        Use { t: 1, via: Guard, interp: 2, strat: Tagged, act: Eval(Bytes) },
+        Use { t: 1, via: Guard, interp: 2, strat: Branded, act: BytesNew(3) },
         DestroyPy { t: 0, interp: 2 },
-        Use {
-            t: 1,
-            via: Guard,
-            interp: 2,
-            strat: Tagged,
-            act: Eval(Probe),
-        },
-        Use {
-            t: 0,
-            via: Direct,
-            interp: 0,
-            strat: Scoped,
-            act: BytesIn(0),
-        },
-        Use {
-            t: 1,
-            via: Direct,
-            interp: 0,
-            strat: Scoped,
-            act: BytesIn(0),
-        },
+        Use { t: 1, via: Guard, interp: 2, strat: Tagged, act: Eval(Probe) },
+        Use { t: 0, via: Direct, interp: 0, strat: Scoped, act: BytesIn(0) },
+        Use { t: 1, via: Direct, interp: 0, strat: Scoped, act: BytesIn(0) },
         BytesDrop { t: 1, bytes: 0 },
-        Use {
-            t: 1,
-            via: Guard,
-            interp: 2,
-            strat: Tagged,
-            act: Eval(Probe),
-        },
+        Use { t: 1, via: Guard, interp: 2, strat: Tagged, act: Eval(Probe) },
         GuardDrop { t: 1, guard: 0 },
-        Use {
-            t: 0,
-            via: Direct,
-            interp: 1,
-            strat: Tagged,
-            act: RawSwitch { into: 0, slot: 0 },
-        },
+        Use { t: 0, via: Direct, interp: 1, strat: Tagged, act: RawSwitch { into: 0, slot: 0 } },
         EndRust { t: 1, interp: 1 },
         DestroyPy { t: 0, interp: 1 },
     ]
@@ -743,13 +497,9 @@ fn mixed_sequence() -> Vec<Op> {
 fn fixed(name: &str) -> Vec<Op> {
     match name {
         "mixed" => mixed_sequence(),
-        "toolkit-end" => vec![
-            Op::Create {
-                t: 0,
-                kind: Kind::OwnGil,
-            },
-            Op::EndRust { t: 0, interp: 1 },
-        ],
+        "toolkit-end" => {
+            vec![Op::Create { t: 0, kind: Kind::OwnGil }, Op::EndRust { t: 0, interp: 1 }]
+        }
         other => panic!("no fixed sequence {other:?}"),
     }
 }
@@ -763,10 +513,7 @@ fn a_mixed_sequence_matches_the_model() {
     match driver::run_spec("fixed:mixed", 0, &[]) {
         driver::Verdict::Pass(_) => {}
         driver::Verdict::Fail(m) => match known_finding(&m) {
-            Some(k) => println!(
-                "known finding {} stops the mixed sequence on this build",
-                k.name
-            ),
+            Some(k) => println!("known finding {} stops the mixed sequence on this build", k.name),
             None => panic!("{m}"),
         },
     }

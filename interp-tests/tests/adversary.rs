@@ -163,7 +163,8 @@ fn handles_made_in_affines_blind_spot_belong_to_nobody() {
         let stored: Vec<TaggedHandle> = attach(sub_key, |at| {
             Affine::enter(at, |scope| {
                 let kept = PARKED.with(|p| p.borrow_mut().take()).unwrap();
-                let r = Affine::bind(scope, &kept).expect("affine binds unchecked (its blind spot)");
+                let r =
+                    Affine::bind(scope, &kept).expect("affine binds unchecked (its blind spot)");
                 let made = Affine::to_handle(scope, r);
                 let derived = interpsafe::ops::getattr::<Affine>(scope, r, c"append").unwrap();
                 let out = vec![Affine::store(scope, made), Affine::store(scope, derived)];
@@ -221,7 +222,9 @@ fn shared_bytes_refuse_references_without_a_known_owner() {
             });
             Unchecked::enter(at, |scope| {
                 let h = Unchecked::eval(scope, c"b'sub bytes'").unwrap();
-                let refused = SharedBytes::new::<Unchecked>(scope, Unchecked::bind(scope, &h).unwrap()).map(|_| ());
+                let refused =
+                    SharedBytes::new::<Unchecked>(scope, Unchecked::bind(scope, &h).unwrap())
+                        .map(|_| ());
                 assert!(matches!(refused, Err(Error::OwnerUnknown { .. })), "{refused:?}");
             });
         })

@@ -24,7 +24,8 @@ unsafe fn take() -> (usize, String, bool, String) {
         let s = ffi::PyObject_Str(exc);
         let mut len = 0;
         let p = ffi::PyUnicode_AsUTF8AndSize(s, &mut len);
-        let msg = String::from_utf8_lossy(std::slice::from_raw_parts(p.cast(), len as usize)).into_owned();
+        let msg = String::from_utf8_lossy(std::slice::from_raw_parts(p.cast(), len as usize))
+            .into_owned();
         ffi::Py_DECREF(s);
         ffi::Py_DECREF(exc);
         (ty as usize, name, is_runtime, msg)
@@ -72,6 +73,9 @@ fn pyo3_errors_resolve_the_class_in_the_interpreter_they_are_raised_in() {
     };
     let (ty_a, name_a, ..) = raise(a.key());
     let (ty_b, name_b, ..) = raise(b.key());
-    assert_eq!((name_a.as_str(), name_b.as_str()), ("CrossInterpreterError", "CrossInterpreterError"));
+    assert_eq!(
+        (name_a.as_str(), name_b.as_str()),
+        ("CrossInterpreterError", "CrossInterpreterError")
+    );
     assert_ne!(ty_a, ty_b);
 }

@@ -103,9 +103,7 @@ fn hazard_suite() {
     let start = Instant::now();
     let build = Build::detect();
     let planned = harness::plan(&build);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(4);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
     let outcomes = harness::run_all(planned, workers);
     let path = harness::results_path(&build);
     ResultFile::new("interp-tests hazards", harness::records(&build, &outcomes))
@@ -173,9 +171,5 @@ fn hazard_stress() {
         };
     }
     for_each_strategy!(stress);
-    assert!(
-        failures.is_empty(),
-        "stress runs failed:\n  {}",
-        failures.join("\n  ")
-    );
+    assert!(failures.is_empty(), "stress runs failed:\n  {}", failures.join("\n  "));
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use interp_tests::{Rendezvous, FREE_THREADED};
 use interpsafe::protocol::{EndRefused, Status};
 use interpsafe::{
-    attach, current_interpreter, interpreter::runtime::{lookup, status}, interpreter::main_interpreter,
+    attach, current_interpreter,
+    interpreter::main_interpreter,
+    interpreter::runtime::{lookup, status},
     Error, InterpreterGuard, InterpreterId, Isolation, SubInterpreter,
 };
 

@@ -102,7 +102,8 @@ fn run<S: HandleStrategy>(ops: &[Op]) {
                         S::enter(at, |scope| match S::load(scope, stored) {
                             Err(e) => (false, None, Some(e.to_string())),
                             Ok(handle) => {
-                                let bound = S::bind(scope, &handle).map(|_| ()).map_err(|e| e.to_string());
+                                let bound =
+                                    S::bind(scope, &handle).map(|_| ()).map_err(|e| e.to_string());
                                 if bound.is_ok() && cloning {
                                     drop(S::clone_handle(scope, &handle).unwrap());
                                 }
@@ -118,9 +119,21 @@ fn run<S: HandleStrategy>(ops: &[Op]) {
                 };
                 let (ok, back, message) =
                     if sending { std::thread::spawn(work).join().unwrap() } else { work() };
-                assert_eq!(ok, expect_ok, "{}: {op:?} owner {} used in {j}: {message:?}", S::NAME, model.owners[h]);
+                assert_eq!(
+                    ok,
+                    expect_ok,
+                    "{}: {op:?} owner {} used in {j}: {message:?}",
+                    S::NAME,
+                    model.owners[h]
+                );
                 if let Some(message) = message {
-                    assert!(message.contains(&format!("interpreter {}", model.interps[model.owners[h]].0.id.0)), "{message}");
+                    assert!(
+                        message.contains(&format!(
+                            "interpreter {}",
+                            model.interps[model.owners[h]].0.id.0
+                        )),
+                        "{message}"
+                    );
                 }
                 // A refused load consumed (and released or deferred) the handle.
                 match back {

@@ -11,7 +11,10 @@ use interpsafe::interpreter::runtime::{lookup, status};
 use interpsafe::protocol::{AttachRefused, Status};
 use interpsafe::share::SharedBytes;
 use interpsafe::strategy::{Tagged, TaggedHandle};
-use interpsafe::{attach, Error, Strategy, InterpreterGuard, InterpreterId, InterpreterKey, Isolation, SubInterpreter};
+use interpsafe::{
+    attach, Error, InterpreterGuard, InterpreterId, InterpreterKey, Isolation, Strategy,
+    SubInterpreter,
+};
 
 /// Helpers defined in main's `__main__`. Tests run in parallel, so each call's state stays in
 /// the call's own frame (redefining them is harmless: every test defines the same code).
@@ -59,7 +62,11 @@ fn python_created() -> InterpreterKey {
 /// Runs `_interpreters.destroy(id)` in main; `Ok(())`, or the exception as `Type: message`.
 fn python_destroy(id: i64) -> Result<(), String> {
     let err = in_main(&format!("_pe_call(__import__('_interpreters').destroy, {id})"));
-    if err.is_empty() { Ok(()) } else { Err(err) }
+    if err.is_empty() {
+        Ok(())
+    } else {
+        Err(err)
+    }
 }
 
 /// Python code destroying a toolkit subinterpreter gets an exception, not CPython's fatal
@@ -101,7 +108,9 @@ fn a_guard_refuses_after_its_own_thread_destroyed_the_interpreter_from_python() 
     python_destroy(key.id.0).expect("a Python-created interpreter can be destroyed");
     assert_eq!(status(key), Some(Status::Ended));
     match guard.attach(|at| at.eval(c"1").unwrap()) {
-        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => assert_eq!(k, key),
+        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => {
+            assert_eq!(k, key)
+        }
         other => panic!("attached to a destroyed interpreter: {other:?}"),
     }
 }
@@ -119,7 +128,9 @@ fn a_guard_held_elsewhere_refuses_once_a_python_destroy_began() {
         .join()
         .unwrap();
     match refused {
-        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => assert_eq!(k, key),
+        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => {
+            assert_eq!(k, key)
+        }
         other => panic!("attached to a destroyed interpreter: {other:?}"),
     }
 }
@@ -407,12 +418,17 @@ fn a_panic_payload_that_panics_on_drop_does_not_kill_the_worker() {
 #[test]
 fn a_destroy_after_the_end_hook_was_removed_is_still_seen() {
     let key = python_created();
-    in_main(&format!("_pe_call(__import__('_interpreters').exec, {}, 'import atexit; atexit._clear()')", key.id.0));
+    in_main(&format!(
+        "_pe_call(__import__('_interpreters').exec, {}, 'import atexit; atexit._clear()')",
+        key.id.0
+    ));
     let guard = InterpreterGuard::new(key).unwrap();
     python_destroy(key.id.0).expect("destroy");
     assert_eq!(status(key), Some(Status::Ended));
     match guard.attach(|at| at.eval(c"1").unwrap()) {
-        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => assert_eq!(k, key),
+        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => {
+            assert_eq!(k, key)
+        }
         other => panic!("attached to a destroyed interpreter: {other:?}"),
     }
 }
@@ -426,7 +442,11 @@ fn a_destroy_after_the_end_hook_was_removed_is_still_seen() {
 fn python_cannot_destroy_an_interpreter_suspended_under_a_nested_attach() {
     let key = python_created();
     let guard = InterpreterGuard::new(key).unwrap();
-    let destroy = std::ffi::CString::new(format!("_pe_call(__import__('_interpreters').destroy, {})", key.id.0)).unwrap();
+    let destroy = std::ffi::CString::new(format!(
+        "_pe_call(__import__('_interpreters').destroy, {})",
+        key.id.0
+    ))
+    .unwrap();
     let err = guard
         .attach(|_| {
             attach(main_interpreter(), |at| {
@@ -505,7 +525,8 @@ fn python_cannot_destroy_an_interpreter_while_shared_bytes_pin_it() {
 fn once_the_toolkits_end_began_exec_is_refused_before_it_makes_a_thread_state() {
     let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let id = sub.key().id.0;
-    let path = std::env::temp_dir().join(format!("interpsafe-exec-at-end-{}-{id}", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("interpsafe-exec-at-end-{}-{id}", std::process::id()));
     let code = std::ffi::CString::new(format!(
         "import atexit, _interpreters\n\
          def _try_exec():\n\

@@ -9,13 +9,11 @@
 //! Its own test binary, one test: the fast path is only on while main is the only interpreter
 //! the process has registered.
 
+use interp_tests::raw_switch::{interpreter_by_id, switched_into};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::interpreter::runtime::only_main_seen;
 use interpsafe::strategy::Tagged;
 use interpsafe::{attach, Error, Strategy};
-use interp_tests::raw_switch::{interpreter_by_id, switched_into};
-
-
 
 /// The fast path's question (is main the only interpreter in CPython's list?) is answered by
 /// one load of the list head, located through `_PyRuntime`'s debug offsets and checked against

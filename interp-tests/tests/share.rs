@@ -52,7 +52,10 @@ fn unshareable_objects_are_refused_with_a_clear_error() {
     .unwrap();
     assert!(matches!(err, Error::NotShareable { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("'list'") && msg.contains(&format!("interpreter {}", a.key().id.0)), "{msg}");
+    assert!(
+        msg.contains("'list'") && msg.contains(&format!("interpreter {}", a.key().id.0)),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -36,8 +36,9 @@ fn life_cycle_in_one_interpreter<S: Strategy>() {
             let h = S::load(scope, stored).unwrap();
             let sent = S::send(scope, h);
             let h = S::receive(scope, sent).unwrap();
-            let cls = interpsafe::ops::getattr::<S>(scope, S::bind(scope, &h).unwrap(), c"__class__")
-                .unwrap();
+            let cls =
+                interpsafe::ops::getattr::<S>(scope, S::bind(scope, &h).unwrap(), c"__class__")
+                    .unwrap();
             assert_eq!(
                 S::as_obj(S::bind(scope, &cls).unwrap()).addr(),
                 at.eval(c"id(object)").unwrap().parse::<usize>().unwrap(),
@@ -178,9 +179,8 @@ fn drops_outside_the_owner_are_deferred_and_released_on_the_next_attach() {
 #[test]
 fn drops_after_the_owner_ended_are_discarded_and_counted() {
     let mut a = SubInterpreter::new(Isolation::OwnGil).unwrap();
-    let handle = a
-        .run(|at| Tagged::enter(at, |scope| Tagged::eval(scope, c"object()").unwrap()))
-        .unwrap();
+    let handle =
+        a.run(|at| Tagged::enter(at, |scope| Tagged::eval(scope, c"object()").unwrap())).unwrap();
     a.end(None).unwrap();
     let discarded = decref_stats().discarded_total;
     drop(handle);
@@ -297,10 +297,16 @@ fn handle_sizes() {
 }
 
 /// Brings handles to `exprs`, made in `a`, into `b` through `S`; true where the bind succeeded.
-fn usable_elsewhere<S: Strategy>(a: &SubInterpreter, b: &SubInterpreter, exprs: &[&'static CStr]) -> Vec<bool> {
+fn usable_elsewhere<S: Strategy>(
+    a: &SubInterpreter,
+    b: &SubInterpreter,
+    exprs: &[&'static CStr],
+) -> Vec<bool> {
     let exprs: Vec<&'static CStr> = exprs.to_vec();
     let stored: Vec<S::Stored> = attach(a.key(), move |at| {
-        S::enter(at, |scope| exprs.iter().map(|e| S::store(scope, S::eval(scope, e).unwrap())).collect())
+        S::enter(at, |scope| {
+            exprs.iter().map(|e| S::store(scope, S::eval(scope, e).unwrap())).collect()
+        })
     })
     .unwrap();
     attach(b.key(), move |at| {
@@ -322,8 +328,22 @@ fn shared_static_objects_are_never_foreign_and_interned_strings_are() {
     let a = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let b = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let shared: &[&'static CStr] = &[
-        c"None", c"True", c"False", c"...", c"NotImplemented", c"-5", c"256", c"()", c"''",
-        c"b''", c"'a'", c"'\\xe9'", c"b'z'", c"int", c"ValueError", c"type",
+        c"None",
+        c"True",
+        c"False",
+        c"...",
+        c"NotImplemented",
+        c"-5",
+        c"256",
+        c"()",
+        c"''",
+        c"b''",
+        c"'a'",
+        c"'\\xe9'",
+        c"b'z'",
+        c"int",
+        c"ValueError",
+        c"type",
     ];
     for (name, ok) in [
         (Tagged::NAME, usable_elsewhere::<Tagged>(&a, &b, shared)),
@@ -336,7 +356,8 @@ fn shared_static_objects_are_never_foreign_and_interned_strings_are() {
         }
     }
     // Owned by a, even where immortal (interned strings on 3.13t): foreign in b.
-    let owned: &[&'static CStr] = &[c"__import__('sys').intern('interpsafe_probe_name')", c"257", c"object()", c"'ab'"];
+    let owned: &[&'static CStr] =
+        &[c"__import__('sys').intern('interpsafe_probe_name')", c"257", c"object()", c"'ab'"];
     for (name, ok) in [
         (Tagged::NAME, usable_elsewhere::<Tagged>(&a, &b, owned)),
         (Scoped::NAME, usable_elsewhere::<Scoped>(&a, &b, owned)),
@@ -362,7 +383,12 @@ fn type_objects<S: Strategy>() -> (usize, usize, usize) {
                 let ty = SPEC.get::<S>(&cell, scope).unwrap();
                 let ty_addr = S::as_obj(ty).addr();
                 let obj = interpsafe::type_object::TypeSpec::instantiate::<S>(scope, ty).unwrap();
-                let class = interpsafe::ops::getattr::<S>(scope, S::bind(scope, &obj).unwrap(), c"__class__").unwrap();
+                let class = interpsafe::ops::getattr::<S>(
+                    scope,
+                    S::bind(scope, &obj).unwrap(),
+                    c"__class__",
+                )
+                .unwrap();
                 assert_eq!(S::as_obj(S::bind(scope, &class).unwrap()).addr(), ty_addr);
                 ty_addr
             })

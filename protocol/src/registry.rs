@@ -221,8 +221,10 @@ impl State {
 }
 
 fn epoch_range(epoch: Epoch) -> std::ops::RangeInclusive<InterpreterKey> {
-    InterpreterKey { epoch, id: InterpreterId(i64::MIN) }
-        ..=InterpreterKey { epoch, id: InterpreterId(i64::MAX) }
+    InterpreterKey { epoch, id: InterpreterId(i64::MIN) }..=InterpreterKey {
+        epoch,
+        id: InterpreterId(i64::MAX),
+    }
 }
 
 /// The registry of interpreters, their attach guards and their ends.
@@ -358,10 +360,7 @@ impl Registry {
     /// it by address.
     pub fn cacheable_slot(&self, key: InterpreterKey) -> Option<u32> {
         let st = self.state.lock();
-        st.entries
-            .get(&key)
-            .filter(|e| e.status == Status::Alive && e.end_observed)
-            .map(|e| e.slot)
+        st.entries.get(&key).filter(|e| e.status == Status::Alive && e.end_observed).map(|e| e.slot)
     }
 
     /// How many interpreter ends the registry has seen (one relaxed load). It moves before an

@@ -72,13 +72,19 @@ impl SlotTable {
         let cell = self.chunks.get(slot / CHUNK)?;
         let mut chunk = cell.load(Ordering::Acquire);
         if chunk.is_null() {
-            let fresh: *mut Chunk = Box::into_raw(Box::new(std::array::from_fn(|_| AtomicUsize::new(0))));
+            let fresh: *mut Chunk =
+                Box::into_raw(Box::new(std::array::from_fn(|_| AtomicUsize::new(0))));
             if self.seeds.active(SeededBug::SlotChunkStoreNoCas) {
                 // The seeded bug: install without checking, overwriting a racing install.
                 cell.store(fresh, Ordering::Release);
                 chunk = fresh;
             } else {
-                match cell.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+                match cell.compare_exchange(
+                    std::ptr::null_mut(),
+                    fresh,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => chunk = fresh,
                     Err(installed) => {
                         // SAFETY: `fresh` was never shared; it is ours to free.

@@ -192,7 +192,8 @@ mod tests {
         let text = r#"{"schema":"interpsafe-results/0","producer":"p","records":[]}"#;
         let err = ResultFile::parse("old.json", text).unwrap_err();
         assert!(err.to_string().contains("interpsafe-results/0"), "{err}");
-        let text = r#"{"schema":"interpsafe-results/1","producer":"p","records":[{"kind":"bench"}]}"#;
+        let text =
+            r#"{"schema":"interpsafe-results/1","producer":"p","records":[{"kind":"bench"}]}"#;
         let err = ResultFile::parse("bad.json", text).unwrap_err();
         assert!(matches!(err, SchemaError::Parse { .. }), "{err}");
     }

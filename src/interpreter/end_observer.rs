@@ -122,7 +122,11 @@ unsafe fn install_end_begins(key: InterpreterKey) -> bool {
     let boxed = Box::into_raw(Box::new(key));
     // SAFETY: attached (caller's contract); the pointer is a live Box the destructor reclaims.
     let capsule = unsafe {
-        ffi::PyCapsule_New(boxed.cast::<c_void>(), BEGINS_CAPSULE_NAME.as_ptr(), Some(free_begins_capsule))
+        ffi::PyCapsule_New(
+            boxed.cast::<c_void>(),
+            BEGINS_CAPSULE_NAME.as_ptr(),
+            Some(free_begins_capsule),
+        )
     };
     if capsule.is_null() {
         // SAFETY: the capsule was not created, so the Box is still ours; clear the error.
@@ -152,7 +156,11 @@ unsafe fn atexit_register(def: &'static HookDef, self_: *mut ffi::PyObject) -> b
     // once, and the method definition is a static that outlives every interpreter (CPython only
     // reads it).
     unsafe {
-        let hook = ffi::PyCFunction_NewEx(std::ptr::addr_of!(def.0).cast_mut(), self_, std::ptr::null_mut());
+        let hook = ffi::PyCFunction_NewEx(
+            std::ptr::addr_of!(def.0).cast_mut(),
+            self_,
+            std::ptr::null_mut(),
+        );
         if hook.is_null() {
             ffi::PyErr_Clear();
             return false;
@@ -255,8 +263,9 @@ pub(crate) unsafe fn install(interp: *mut ffi::PyInterpreterState, key: Interpre
     }
     let boxed = Box::into_raw(Box::new(key));
     // SAFETY: attached to `interp`; the pointer is a live Box that the destructor reclaims.
-    let capsule =
-        unsafe { ffi::PyCapsule_New(boxed.cast::<c_void>(), CAPSULE_NAME.as_ptr(), Some(on_interpreter_end)) };
+    let capsule = unsafe {
+        ffi::PyCapsule_New(boxed.cast::<c_void>(), CAPSULE_NAME.as_ptr(), Some(on_interpreter_end))
+    };
     if capsule.is_null() {
         // SAFETY: the capsule was not created, so the Box is still ours; clear the error.
         unsafe {

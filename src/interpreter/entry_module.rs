@@ -58,7 +58,10 @@ unsafe extern "C" fn record(
     // `args`; every call below needs only an attached thread state.
     unsafe {
         if nargs != 2 {
-            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"record(tag, event) takes two ints".as_ptr());
+            ffi::PyErr_SetString(
+                ffi::PyExc_TypeError,
+                c"record(tag, event) takes two ints".as_ptr(),
+            );
             return null_mut();
         }
         let tag = ffi::PyLong_AsLongLong(*args);

@@ -39,10 +39,7 @@ pub(crate) fn record_probe(tag: i64, event: i64, interpreter: i64) {
         1 => ProbeEventKind::Finalised,
         other => ProbeEventKind::Other(other),
     };
-    EVENTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(ProbeEvent { tag, kind, interpreter });
+    EVENTS.lock().unwrap_or_else(|e| e.into_inner()).push(ProbeEvent { tag, kind, interpreter });
 }
 
 /// Every probe event recorded so far in this process, in order.

@@ -160,8 +160,10 @@ unsafe fn point_mark_at_sentinel(interp: *mut ffi::PyInterpreterState) -> Pointe
         let tstate = ffi::PyThreadState_Get() as usize;
         let marked = words_equal(interp, tstate);
         _PyInterpreterState_SetNotRunningMain(interp);
-        let field: Vec<usize> =
-            marked.into_iter().filter(|&i| (*interp.cast::<AtomicUsize>().add(i)).load(Ordering::Relaxed) == 0).collect();
+        let field: Vec<usize> = marked
+            .into_iter()
+            .filter(|&i| (*interp.cast::<AtomicUsize>().add(i)).load(Ordering::Relaxed) == 0)
+            .collect();
         if _PyInterpreterState_SetRunningMain(interp) != 0 {
             ffi::PyErr_Clear();
             return Pointed::Unmarked;
@@ -234,7 +236,9 @@ impl SuspendedMark {
         // failed mark (a concurrent marker on a free-threaded build), which sets an error.
         unsafe {
             let interp = ffi::PyThreadState_GetInterpreter(tstate);
-            if interp == ffi::PyInterpreterState_Main() || _PyInterpreterState_IsRunningMain(interp) != 0 {
+            if interp == ffi::PyInterpreterState_Main()
+                || _PyInterpreterState_IsRunningMain(interp) != 0
+            {
                 return SuspendedMark { interp: std::ptr::null_mut() };
             }
             let pending = ffi::PyErr_GetRaisedException();
@@ -298,7 +302,12 @@ impl PinMark {
             }
             match field_of(interp) {
                 Some(word) => word
-                    .compare_exchange(0, std::ptr::addr_of!(SENTINEL) as usize, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange(
+                        0,
+                        std::ptr::addr_of!(SENTINEL) as usize,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
                     .is_ok(),
                 None => {
                     let pending = ffi::PyErr_GetRaisedException();
@@ -357,7 +366,9 @@ const READY_BEFORE_MAIN: usize = 36;
 ///
 /// # Safety
 /// `interp` must be a live interpreter and the calling thread attached to it.
-unsafe fn ready_flag(interp: *mut ffi::PyInterpreterState) -> Option<&'static std::sync::atomic::AtomicI32> {
+unsafe fn ready_flag(
+    interp: *mut ffi::PyInterpreterState,
+) -> Option<&'static std::sync::atomic::AtomicI32> {
     let main = match FIELD.load(Ordering::Relaxed) {
         0 => return None,
         i => (i - 1) * std::mem::size_of::<usize>(),

@@ -151,7 +151,8 @@ fn current_slow(tstate: *mut ffi::PyThreadState) -> Option<Current> {
 
 /// The main interpreter's address, stored by [`initialize`](super::initialize) (CPython keeps main in the runtime
 /// struct, so the address does not change across re-initialisations); null before.
-pub(super) static MAIN_INTERP: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
+pub(super) static MAIN_INTERP: AtomicPtr<ffi::PyInterpreterState> =
+    AtomicPtr::new(std::ptr::null_mut());
 
 /// True if CPython's own list of interpreters holds the main interpreter alone right now, so a
 /// thread that is attached at all is attached to main.

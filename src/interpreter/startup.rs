@@ -49,9 +49,8 @@ pub fn initialize() {
         // SAFETY: the main interpreter lives until the runtime is finalised, which cannot happen
         // while this thread runs toolkit code; inside the closure the thread is attached to it.
         // A thread-state allocation failure only means main's end goes unobserved.
-        let _ = unsafe {
-            with_thread_state(main, seen.key, |_| end_observer::install(main, seen.key))
-        };
+        let _ =
+            unsafe { with_thread_state(main, seen.key, |_| end_observer::install(main, seen.key)) };
     }
     *done = true;
 }

@@ -25,9 +25,9 @@ use interpsafe_protocol::{InterpreterId, InterpreterKey};
 use super::detach::detached;
 use super::guard::Attached;
 use super::registration::enter;
+use super::running_main;
 use super::runtime::registry;
 use super::startup::initialize;
-use super::running_main;
 use super::thread_label::current_holder;
 use crate::pyo3_compat::ffi;
 use crate::Error;
@@ -279,10 +279,9 @@ fn worker_main(
                 if others > 0 {
                     // Py_EndInterpreter would abort ("not the last thread"): refuse instead and
                     // keep serving.
-                    let _ = done.send(Err(Error::End(interpsafe_protocol::EndRefused::ThreadsRemain {
-                        key,
-                        count: others,
-                    })));
+                    let _ = done.send(Err(Error::End(
+                        interpsafe_protocol::EndRefused::ThreadsRemain { key, count: others },
+                    )));
                     // SAFETY: attached just above on this thread, to the live `interp`, which
                     // `close_to_python` closed if `closed`.
                     unsafe {

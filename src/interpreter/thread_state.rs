@@ -24,7 +24,9 @@ struct ThreadStatePrefix {
 /// # Safety
 /// `tstate` must be a live thread state (the calling thread's attached one).
 #[inline]
-pub(crate) unsafe fn interpreter_of(tstate: *mut ffi::PyThreadState) -> *mut ffi::PyInterpreterState {
+pub(crate) unsafe fn interpreter_of(
+    tstate: *mut ffi::PyThreadState,
+) -> *mut ffi::PyInterpreterState {
     // SAFETY: `tstate` is live (caller's contract), and `struct _ts` is far larger than three
     // pointers on every CPython this crate builds for, so this aligned pointer-sized read is in
     // bounds whatever the field order; whether the word is `interp` is what `layout_verified` checks.

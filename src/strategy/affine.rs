@@ -15,8 +15,8 @@
 //! dropped in B without any check. `!Send` proves "same thread", never "same interpreter"; the
 //! hazard suite shows the cases.
 
-use std::ptr::NonNull;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use interpsafe_protocol::InterpreterKey;
 
@@ -149,7 +149,10 @@ impl Strategy for Affine {
     }
 
     #[inline]
-    fn bind<'s, 'a>(scope: &'a Self::Scope<'s>, handle: &'a Self::Handle<'s>) -> Result<Self::Ref<'s, 'a>, Error> {
+    fn bind<'s, 'a>(
+        scope: &'a Self::Scope<'s>,
+        handle: &'a Self::Handle<'s>,
+    ) -> Result<Self::Ref<'s, 'a>, Error> {
         // Not a check: bind succeeds either way (the design's blind spot, measured by the hazard
         // suite). The compare only decides whom handles made from this reference belong to.
         let owner = if handle.owner == scope.tag { handle.owner } else { Tag::UNKNOWN };
@@ -235,7 +238,9 @@ impl crate::hazard::Expectations for Affine {
             },
             (Hazard::H1, None) => Expected::RuntimeError { at: "load", containing: "belongs to" },
             (Hazard::H3, _) => Expected::RuntimeError { at: "load", containing: "has ended" },
-            (Hazard::H6, None) => Expected::RuntimeError { at: "receive", containing: "belongs to" },
+            (Hazard::H6, None) => {
+                Expected::RuntimeError { at: "receive", containing: "belongs to" }
+            }
             (Hazard::H13, _) => Expected::RuntimeError { at: "load", containing: "belongs to" },
             (Hazard::H14, None) if Expected::common(cell).is_none() => {
                 Expected::RuntimeError { at: "load", containing: "has ended" }

@@ -17,8 +17,8 @@
 //!
 //! So whenever it is dropped the thread is attached to the brand's interpreter. Raw C-API thread-state swaps inside the scope are outside this argument.
 
-use std::ptr::NonNull;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use interpsafe_protocol::InterpreterKey;
 
@@ -177,7 +177,9 @@ impl Strategy for Branded {
         init: impl FnOnce(&Self::Scope<'s>) -> Result<Self::Handle<'s>, Error>,
     ) -> Result<Self::Ref<'s, 'a>, Error> {
         // SAFETY: attached to the brand's interpreter for the scope's borrow.
-        let obj = unsafe { once_for(cell, scope.tag, scope.slot, || init(scope).map(|h| Self::store(scope, h))) }?;
+        let obj = unsafe {
+            once_for(cell, scope.tag, scope.slot, || init(scope).map(|h| Self::store(scope, h)))
+        }?;
         Ok(BrandedRef { obj, _brand: PhantomData })
     }
 

@@ -200,7 +200,9 @@ pub unsafe fn once_for<'a>(
     if let Some(addr) = slot.and_then(|s| cell.fast.get(s)) {
         // SAFETY: the slot table only holds this interpreter's value (slots are never reused),
         // owned by the cell for as long as the interpreter lives; attached for `'a`.
-        return Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) });
+        return Ok(unsafe {
+            ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject))
+        });
     }
     let addr = match cell.cells.get(key) {
         Some(addr) => addr,

@@ -33,10 +33,10 @@ use std::ptr::NonNull;
 use interpsafe_protocol::InterpreterKey;
 
 pub use affine::{Affine, AffineHandle, AffineRef, AffineScope, AffineTransfer};
-pub use branded::{Branded, BrandedHandle, BrandedRef, BrandScope};
+pub use branded::{BrandScope, Branded, BrandedHandle, BrandedRef};
+pub use handle_kit::{TaggedHandle, TaggedOnce};
 pub use owned_ref::OwnedRef;
 pub use scoped::{Scoped, ScopedRef, ScopedScope};
-pub use handle_kit::{TaggedHandle, TaggedOnce};
 pub use tagged::{Tagged, TaggedRef, TaggedScope};
 pub use unchecked::{Unchecked, UncheckedHandle, UncheckedOnce, UncheckedScope};
 

@@ -12,8 +12,8 @@
 //! CPython's interpreter list) and tags new objects with the interpreter they were made in, so
 //! it has no such gap; that is the price difference the benches measure.
 
-use std::ptr::NonNull;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use interpsafe_protocol::InterpreterKey;
 
@@ -22,8 +22,8 @@ use super::{OwnedRef, Strategy};
 use crate::interpreter::runtime::scope_reading;
 use crate::interpreter::Attached;
 use crate::object::ObjRef;
-use crate::tag::Tag;
 use crate::pyo3_compat::ffi;
+use crate::tag::Tag;
 use crate::Error;
 
 /// Owner-tagged handles checked against a per-scope reading of the interpreter.

@@ -20,8 +20,8 @@
 //! thread is in when the object is made (`runtime::attached_tag`), not the scope's, for the same
 //! reason. So tagged sees a raw thread-state switch (hazard `H15`).
 
-use std::ptr::NonNull;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use interpsafe_protocol::InterpreterKey;
 

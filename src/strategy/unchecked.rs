@@ -12,8 +12,8 @@
 //! would defer every drop and the comparison would measure PyO3's bookkeeping, not the absence
 //! of checks.
 
-use std::ptr::NonNull;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use interpsafe_protocol::sync::atomic::{AtomicBool, Ordering};
@@ -61,7 +61,10 @@ struct GlobalPool {
 static GLOBAL_POOL: OnceLock<GlobalPool> = OnceLock::new();
 
 fn global_pool() -> &'static GlobalPool {
-    GLOBAL_POOL.get_or_init(|| GlobalPool { pending: Mutex::new(Vec::new()), dirty: AtomicBool::new(false) })
+    GLOBAL_POOL.get_or_init(|| GlobalPool {
+        pending: Mutex::new(Vec::new()),
+        dirty: AtomicBool::new(false),
+    })
 }
 
 impl Drop for UncheckedHandle {
@@ -116,11 +119,12 @@ impl Strategy for Unchecked {
         // PyO3 drains its global pool when a thread attaches: into this interpreter, whoever
         // owned the objects.
         let pool = global_pool();
-        let pending = if pool.dirty.load(Ordering::Relaxed) && pool.dirty.swap(false, Ordering::Acquire) {
-            std::mem::take(&mut *pool.pending.lock())
-        } else {
-            Vec::new()
-        };
+        let pending =
+            if pool.dirty.load(Ordering::Relaxed) && pool.dirty.swap(false, Ordering::Acquire) {
+                std::mem::take(&mut *pool.pending.lock())
+            } else {
+                Vec::new()
+            };
         for addr in pending {
             // SAFETY: the baseline's behaviour, deliberately: released in the interpreter that
             // happens to attach next (PyO3 #4570).
@@ -153,7 +157,10 @@ impl Strategy for Unchecked {
     }
 
     /// The baseline records no owners.
-    fn owner_of<'s, 'a>(_scope: &'a Self::Scope<'s>, _r: Self::Ref<'s, 'a>) -> Option<crate::tag::Tag> {
+    fn owner_of<'s, 'a>(
+        _scope: &'a Self::Scope<'s>,
+        _r: Self::Ref<'s, 'a>,
+    ) -> Option<crate::tag::Tag> {
         None
     }
 
@@ -169,10 +176,7 @@ impl Strategy for Unchecked {
         handle
     }
 
-    fn load<'s>(
-        _scope: &Self::Scope<'s>,
-        stored: Self::Stored,
-    ) -> Result<Self::Handle<'s>, Error> {
+    fn load<'s>(_scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
         Ok(stored)
     }
 
@@ -180,10 +184,7 @@ impl Strategy for Unchecked {
         handle
     }
 
-    fn receive<'s>(
-        _scope: &Self::Scope<'s>,
-        sent: Self::Sent,
-    ) -> Result<Self::Handle<'s>, Error> {
+    fn receive<'s>(_scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
         Ok(sent)
     }
 
@@ -231,7 +232,10 @@ impl crate::hazard::Expectations for Unchecked {
         }
         match cell.case.hazard {
             Hazard::H7 => Expected::NotApplicable { why: "no check, so nothing is flagged" },
-            Hazard::H12 if cell.setting == Some(crate::hazard::Setting::SharedGil) && !cell.free_threaded => {
+            Hazard::H12
+                if cell.setting == Some(crate::hazard::Setting::SharedGil)
+                    && !cell.free_threaded =>
+            {
                 Expected::NotApplicable {
                     why: "legacy interpreters share one interned-string table: B's own interned \
                           string is A's object",

@@ -18,17 +18,18 @@ use interpsafe_results::{
     ResultRecord,
 };
 
+use crate::cli::{self, cargo, with_python};
 use crate::error::Error;
 use crate::paths::Cache;
 use crate::python::interpreter::{self, Interpreter};
 use crate::stage::{self, Stage, StageResult};
-use crate::cli::{self, cargo, with_python};
 
 /// The bench binaries and how many interpreters exist while each runs.
 pub const BENCHES: [(&str, u32); 2] = [("single_interpreter", 1), ("several_interpreters", 2)];
 
 /// The parts of a bench run `--only` can select.
-pub const PARTS: [&str; 4] = ["scaling", "single_interpreter", "several_interpreters", "instructions"];
+pub const PARTS: [&str; 4] =
+    ["scaling", "single_interpreter", "several_interpreters", "instructions"];
 
 /// Which part of a bench run produced `record` (`None` for records a bench run does not make).
 pub fn part_of(record: &ResultRecord) -> Option<&'static str> {
@@ -44,13 +45,18 @@ pub fn part_of(record: &ResultRecord) -> Option<&'static str> {
 
 /// The previous report's bench records that a partial run (`--only`) did not replace: those of
 /// other builds, and of parts not run.
-pub fn kept_from_previous(previous: Vec<ResultRecord>, builds: &[String], only: &[String]) -> Vec<ResultRecord> {
+pub fn kept_from_previous(
+    previous: Vec<ResultRecord>,
+    builds: &[String],
+    only: &[String],
+) -> Vec<ResultRecord> {
     previous
         .into_iter()
         .filter(|r| match part_of(r) {
             None => false,
             Some(part) => {
-                !(builds.contains(&r.environment.interpreter.name) && only.iter().any(|o| o == part))
+                !(builds.contains(&r.environment.interpreter.name)
+                    && only.iter().any(|o| o == part))
             }
         })
         .collect()
@@ -69,10 +75,19 @@ pub struct BenchArgs {
 
 /// Parses the arguments after `bench`.
 pub fn parse_args(args: &[String]) -> Result<BenchArgs, Error> {
-    let a = cli::parse(args, "bench", "[--python SPEC]... [--quick] [--only PART]...", &["--quick"], &["--only"])?;
+    let a = cli::parse(
+        args,
+        "bench",
+        "[--python SPEC]... [--quick] [--only PART]...",
+        &["--quick"],
+        &["--only"],
+    )?;
     let only: Vec<String> = a.all("--only").into_iter().map(str::to_string).collect();
     if let Some(v) = only.iter().find(|v| !PARTS.contains(&v.as_str())) {
-        return Err(Error::usage(format!("unknown bench `{v}` for --only; valid: {}", PARTS.join(", "))));
+        return Err(Error::usage(format!(
+            "unknown bench `{v}` for --only; valid: {}",
+            PARTS.join(", ")
+        )));
     }
     Ok(BenchArgs { quick: a.has("--quick"), only, pythons: a.pythons })
 }
@@ -116,7 +131,10 @@ pub fn read_criterion(home: &Path, interpreters: u32) -> Vec<BenchFigure> {
                 if let Some(fig) = figure(&path, interpreters) {
                     out.push(fig);
                 }
-            } else if path.file_name().is_some_and(|n| n != "base" && n != "change" && n != "report") {
+            } else if path
+                .file_name()
+                .is_some_and(|n| n != "base" && n != "change" && n != "report")
+            {
                 stack.push(path);
             }
         }
@@ -127,9 +145,11 @@ pub fn read_criterion(home: &Path, interpreters: u32) -> Vec<BenchFigure> {
 
 fn figure(new_dir: &Path, interpreters: u32) -> Option<BenchFigure> {
     let bench: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(new_dir.join("benchmark.json")).ok()?).ok()?;
+        serde_json::from_str(&std::fs::read_to_string(new_dir.join("benchmark.json")).ok()?)
+            .ok()?;
     let est: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(new_dir.join("estimates.json")).ok()?).ok()?;
+        serde_json::from_str(&std::fs::read_to_string(new_dir.join("estimates.json")).ok()?)
+            .ok()?;
     let group = bench.get("group_id")?.as_str()?;
     let function = bench.get("function_id")?.as_str()?;
     // `send_1mib_bytes` + `tagged/copied` -> operation `send_1mib_bytes/copied`, strategy `tagged`.
@@ -204,7 +224,12 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             Ok(py) => py,
             Err(err) => {
                 eprintln!("error: {err}");
-                results.push(StageResult::not_run("install", Some(spec), err.to_string(), start.elapsed()));
+                results.push(StageResult::not_run(
+                    "install",
+                    Some(spec),
+                    err.to_string(),
+                    start.elapsed(),
+                ));
                 continue;
             }
         };
@@ -235,7 +260,10 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
                     records.extend(file.records);
                 }
                 for fig in read_criterion(&home, interpreters) {
-                    records.push(ResultRecord { environment: env.clone(), data: RecordData::Bench(fig) });
+                    records.push(ResultRecord {
+                        environment: env.clone(),
+                        data: RecordData::Bench(fig),
+                    });
                 }
             }
         }
@@ -282,9 +310,20 @@ mod tests {
     #[test]
     fn a_partial_run_replaces_only_its_parts_of_its_builds() {
         let env = |name: &str| Environment {
-            interpreter: InterpreterBuild { name: name.into(), version: "3.13.15".into(), free_threaded: false, variant: None },
+            interpreter: InterpreterBuild {
+                name: name.into(),
+                version: "3.13.15".into(),
+                free_threaded: false,
+                variant: None,
+            },
             pyo3_version: "0.28.3".into(),
-            machine: Machine { os: "linux".into(), arch: "x86_64".into(), cpus: 2, cpu_model: None, threads_per_core: None },
+            machine: Machine {
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                cpus: 2,
+                cpu_model: None,
+                threads_per_core: None,
+            },
         };
         let fig = |name: &str, scaling: Option<f64>| ResultRecord {
             environment: env(name),
@@ -301,8 +340,10 @@ mod tests {
         };
         let previous = vec![fig("3.13t", Some(1.0)), fig("3.13t", None), fig("3.13", Some(1.0))];
         let kept = kept_from_previous(previous, &["3.13t".into()], &["scaling".into()]);
-        let parts: Vec<(String, &str)> =
-            kept.iter().map(|r| (r.environment.interpreter.name.clone(), part_of(r).unwrap())).collect();
+        let parts: Vec<(String, &str)> = kept
+            .iter()
+            .map(|r| (r.environment.interpreter.name.clone(), part_of(r).unwrap()))
+            .collect();
         assert_eq!(parts, vec![("3.13t".into(), "single_interpreter"), ("3.13".into(), "scaling")]);
     }
 

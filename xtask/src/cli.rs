@@ -31,21 +31,14 @@ impl Args {
 
     /// The values given to `option`, in order.
     pub fn all(&self, option: &str) -> Vec<&str> {
-        self.values
-            .iter()
-            .filter(|(o, _)| *o == option)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.values.iter().filter(|(o, _)| *o == option).map(|(_, v)| v.as_str()).collect()
     }
 }
 
 /// `pythons`, or the default interpreter set when it is empty.
 pub fn or_defaults(pythons: Vec<String>) -> Vec<String> {
     if pythons.is_empty() {
-        names::defaults()
-            .iter()
-            .map(|k| k.name.to_string())
-            .collect()
+        names::defaults().iter().map(|k| k.name.to_string()).collect()
     } else {
         pythons
     }
@@ -86,9 +79,7 @@ pub fn parse(
                 out.values.push((option, value));
             }
         } else {
-            return Err(Error::usage(format!(
-                "unknown argument `{arg}` for `{command}`; {usage}"
-            )));
+            return Err(Error::usage(format!("unknown argument `{arg}` for `{command}`; {usage}")));
         }
     }
     Ok(out)
@@ -106,10 +97,7 @@ pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
     let mut step = step
         .env("PYO3_PYTHON", &py.executable)
         .env("INTERPSAFE_PYTHON_NAME", &py.name)
-        .env(
-            "INTERPSAFE_PYTHON_VARIANT",
-            py.variant().unwrap_or_default(),
-        )
+        .env("INTERPSAFE_PYTHON_VARIANT", py.variant().unwrap_or_default())
         .env("CARGO_TARGET_DIR", target_dir);
     if let Some(libdir) = &py.libdir {
         let mut dirs = vec![libdir.clone()];
@@ -163,25 +151,12 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_arguments_and_missing_values_are_usage_errors() {
-        for bad in [
-            &["--fast"][..],
-            &["--python"],
-            &["--only"],
-            &["--quick=1"],
-            &["3.13"],
-        ] {
-            let err = parse(
-                &args(bad),
-                "hazards",
-                "[--python SPEC]...",
-                &["--quick"],
-                &["--only"],
-            )
-            .unwrap_err();
+        for bad in [&["--fast"][..], &["--python"], &["--only"], &["--quick=1"], &["3.13"]] {
+            let err = parse(&args(bad), "hazards", "[--python SPEC]...", &["--quick"], &["--only"])
+                .unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
             assert!(
-                err.message()
-                    .contains("usage: cargo xtask hazards [--python SPEC]..."),
+                err.message().contains("usage: cargo xtask hazards [--python SPEC]..."),
                 "{}",
                 err.message()
             );

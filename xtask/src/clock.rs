@@ -11,10 +11,7 @@ pub fn secs(elapsed: Duration) -> String {
 ///
 /// Times before the Unix epoch (a badly set clock) are shown as the epoch itself.
 pub fn utc_timestamp(time: SystemTime) -> String {
-    let total = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let total = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let days = total / 86_400;
     let rem = total % 86_400;
     let (year, month, day) = civil_from_days(days);

@@ -30,10 +30,10 @@ use std::path::Path;
 
 use interpsafe_results::{RecordData, ResultFile};
 
+use crate::cli::{self, cargo, with_python};
 use crate::error::Error;
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter};
-use crate::cli::{self, cargo, with_python};
 
 /// A parsed `docs` command line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -109,20 +109,13 @@ pub fn choose(pythons: &[Interpreter]) -> Result<Vec<&Interpreter>, Error> {
     RULE_SETS
         .iter()
         .map(|(name, _, free_threaded, _)| {
-            pythons
-                .iter()
-                .find(|p| p.free_threaded == *free_threaded)
-                .ok_or_else(|| {
-                    let kind = if *free_threaded {
-                        "a free-threaded"
-                    } else {
-                        "a GIL"
-                    };
-                    Error::usage(format!(
-                        "the `{name}` rules need {kind} interpreter; pass one with --python \
+            pythons.iter().find(|p| p.free_threaded == *free_threaded).ok_or_else(|| {
+                let kind = if *free_threaded { "a free-threaded" } else { "a GIL" };
+                Error::usage(format!(
+                    "the `{name}` rules need {kind} interpreter; pass one with --python \
                          (e.g. --python 3.13 --python 3.13t)"
-                    ))
-                })
+                ))
+            })
         })
         .collect()
 }
@@ -137,10 +130,7 @@ fn generate(py: &Interpreter, features: &[&str]) -> Result<ResultFile, Error> {
     }
     let step = with_python(step.arg("--").arg(&out), py, &py.target_dir());
     eprintln!("docs: {step}");
-    let status = step
-        .command()
-        .status()
-        .map_err(|e| crate::stage::spawn_error(&step, &e))?;
+    let status = step.command().status().map_err(|e| crate::stage::spawn_error(&step, &e))?;
     if !status.success() {
         return Err(Error::new(format!(
             "the Send/Sync table generator failed against {} ({status}); see the output above",
@@ -206,10 +196,7 @@ fn generated_regions(root: &Path, check: bool) -> Result<(), Error> {
 /// compared) when its cells differ; the environments alone do not make it stale.
 fn send_sync_command(options: &Options, cache: &Cache, root: &Path) -> Result<(), Error> {
     let specs = cli::or_defaults(options.pythons.clone());
-    let parsed = specs
-        .iter()
-        .map(|s| interpreter::parse_spec(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let parsed = specs.iter().map(|s| interpreter::parse_spec(s)).collect::<Result<Vec<_>, _>>()?;
     let pythons = parsed
         .iter()
         .map(|spec| interpreter::resolve_spec(spec, cache))
@@ -227,9 +214,9 @@ fn send_sync_command(options: &Options, cache: &Cache, root: &Path) -> Result<()
             println!("{SEND_SYNC}: up to date");
             Ok(())
         }
-        _ if options.check => Err(Error::new(format!(
-            "{SEND_SYNC} is stale; regenerate it with `cargo xtask docs`"
-        ))),
+        _ if options.check => {
+            Err(Error::new(format!("{SEND_SYNC} is stale; regenerate it with `cargo xtask docs`")))
+        }
         _ => {
             file.write(&path).map_err(|e| Error::new(e.to_string()))?;
             println!("{SEND_SYNC}: regenerated");
@@ -284,7 +271,13 @@ mod tests {
 
     #[test]
     fn collects_three_rule_sets_of_the_same_types() {
-        let good = || vec![file("gil", &["A", "B"]), file("free-threaded", &["A", "B"]), file("own-gil", &["A", "B"])];
+        let good = || {
+            vec![
+                file("gil", &["A", "B"]),
+                file("free-threaded", &["A", "B"]),
+                file("own-gil", &["A", "B"]),
+            ]
+        };
         let all = collect(good()).unwrap();
         assert_eq!(all.records.len(), 6);
         assert_eq!(all.producer, "cargo xtask docs");
@@ -308,11 +301,7 @@ mod tests {
             env: vec![],
         };
         let both = [py("3.13t", true), py("3.13", false)];
-        let chosen: Vec<&str> = choose(&both)
-            .unwrap()
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect();
+        let chosen: Vec<&str> = choose(&both).unwrap().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(chosen, ["3.13", "3.13t", "3.13"]);
         let err = choose(&both[1..]).unwrap_err();
         assert!(err.message().contains("free-threaded"));

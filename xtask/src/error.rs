@@ -23,20 +23,12 @@ pub struct Error {
 impl Error {
     /// A failure of the command itself (exit code 1).
     pub fn new(message: impl Into<String>) -> Self {
-        Error {
-            message: message.into(),
-            exit_code: EXIT_FAILURE,
-            self_explanatory: false,
-        }
+        Error { message: message.into(), exit_code: EXIT_FAILURE, self_explanatory: false }
     }
 
     /// A wrong command line (exit code 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        Error {
-            message: message.into(),
-            exit_code: EXIT_USAGE,
-            self_explanatory: false,
-        }
+        Error { message: message.into(), exit_code: EXIT_USAGE, self_explanatory: false }
     }
 
     /// An I/O error while doing `what` on `path`.
@@ -46,19 +38,13 @@ impl Error {
 
     /// The same error (same exit code) with its message rewritten by `f`, e.g. to add context.
     pub fn reword(self, f: impl FnOnce(&str) -> String) -> Self {
-        Error {
-            message: f(&self.message),
-            ..self
-        }
+        Error { message: f(&self.message), ..self }
     }
 
     /// Marks the message as the whole story (e.g. "source cannot be fetched"), so a failed stage
     /// does not dump its log after it.
     pub fn self_explanatory(self) -> Self {
-        Error {
-            self_explanatory: true,
-            ..self
-        }
+        Error { self_explanatory: true, ..self }
     }
 
     /// Whether the message is the whole story (see [`Error::self_explanatory`]).

@@ -13,13 +13,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use interpsafe_results::{RecordData, ResultFile};
 
+use crate::cli::{self, cargo, with_python};
 use crate::error::Error;
 use crate::hazards::{is_asan, libasan};
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter};
 use crate::stage::{self, Stage, StageResult};
 use crate::step::Step;
-use crate::cli::{self, cargo, with_python};
 
 /// The builds `cargo xtask test` runs a bounded search on, with the sequences each runs (sized
 /// so that the three stages and the seeded-holes check stay near six minutes on two cores).
@@ -63,7 +63,8 @@ pub struct Args {
 /// Parses the arguments after `fuzz`; bad input is a usage error naming the valid values.
 pub fn parse_args(args: &[String]) -> Result<Args, Error> {
     let usage = "[--python SPEC]... [--strategy S]... [--cases N | --seconds S] [--seed N]";
-    let a = cli::parse(args, "fuzz", usage, &[], &["--strategy", "--cases", "--seconds", "--seed"])?;
+    let a =
+        cli::parse(args, "fuzz", usage, &[], &["--strategy", "--cases", "--seconds", "--seed"])?;
     let mut strategies: Vec<String> = Vec::new();
     for s in a.all("--strategy") {
         if !STRATEGIES.contains(&s) {
@@ -92,20 +93,19 @@ pub fn parse_args(args: &[String]) -> Result<Args, Error> {
             return Err(Error::usage(format!("{why}; usage: cargo xtask fuzz {usage}")));
         }
     };
-    let seed = match a.all("--seed").last() {
-        Some(v) => Some(v.parse().map_err(|_| {
-            Error::usage(format!("--seed takes an unsigned integer, not `{v}`"))
-        })?),
-        None => None,
-    };
+    let seed =
+        match a.all("--seed").last() {
+            Some(v) => Some(v.parse().map_err(|_| {
+                Error::usage(format!("--seed takes an unsigned integer, not `{v}`"))
+            })?),
+            None => None,
+        };
     Ok(Args { pythons: a.pythons, strategies, budget, seed })
 }
 
 /// Where a search on build `name` writes its results.
 pub fn results_path(name: &str) -> PathBuf {
-    paths::target_dir("interpsafe")
-        .join("fuzz")
-        .join(format!("{name}.json"))
+    paths::target_dir("interpsafe").join("fuzz").join(format!("{name}.json"))
 }
 
 /// `cargo test` of the search's test target against `py`: only the test function `test_fn`,
@@ -117,17 +117,11 @@ fn search_step(
 ) -> Result<Step, Error> {
     let mut step = cargo().args(["test", "-p", "interp-tests", "--test", "adversarial_search"]);
     if is_asan(py) {
-        let runner = format!(
-            "target.'cfg(all())'.runner=['env','LD_PRELOAD={}']",
-            libasan()?.display()
-        );
+        let runner =
+            format!("target.'cfg(all())'.runner=['env','LD_PRELOAD={}']", libasan()?.display());
         step = step.args(["--config", &runner]);
     }
-    Ok(with_python(
-        step.args(["--", test_fn, "--exact", "--nocapture"]),
-        py,
-        target_dir,
-    ))
+    Ok(with_python(step.args(["--", test_fn, "--exact", "--nocapture"]), py, target_dir))
 }
 
 /// The stage of a search on `py` with `budget`, `strategies` (empty: all) and `seed`.
@@ -147,11 +141,7 @@ pub fn search_stage(
     if let Some(seed) = seed {
         step = step.env("INTERPSAFE_FUZZ_SEED", seed.to_string());
     }
-    Ok(Stage {
-        name: "fuzz".to_string(),
-        python: Some(py.name.clone()),
-        step,
-    })
+    Ok(Stage { name: "fuzz".to_string(), python: Some(py.name.clone()), step })
 }
 
 /// The seeded-holes stage on `py`: a `--cfg interpsafe_seeds` build in its own target directory
@@ -166,19 +156,9 @@ pub fn seeds_stage(py: &Interpreter) -> Result<Stage, Error> {
         .env("RUSTFLAGS", rustflags)
         .env("INTERPSAFE_FUZZ_HOLES", "all")
         .env("INTERPSAFE_FUZZ_CASES", SEEDS_CASES.to_string())
-        .env(
-            "INTERPSAFE_FUZZ_SHRINK_SECONDS",
-            SEEDS_SHRINK_SECONDS.to_string(),
-        )
-        .env(
-            "INTERPSAFE_FUZZ_OUT",
-            results_path(&format!("{}-seeds", py.name)),
-        );
-    Ok(Stage {
-        name: "fuzz seeded holes".to_string(),
-        python: Some(py.name.clone()),
-        step,
-    })
+        .env("INTERPSAFE_FUZZ_SHRINK_SECONDS", SEEDS_SHRINK_SECONDS.to_string())
+        .env("INTERPSAFE_FUZZ_OUT", results_path(&format!("{}-seeds", py.name)));
+    Ok(Stage { name: "fuzz seeded holes".to_string(), python: Some(py.name.clone()), step })
 }
 
 /// Resolves `spec` (installing it if needed) and runs the stage `make` builds for it.
@@ -251,10 +231,7 @@ pub fn fuzz_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         interpreter::parse_spec(spec)?;
     }
     let seed = a.seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            >> 8
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) >> 8
     });
     println!("fuzz: seeds from {seed}");
     let start = Instant::now();
@@ -281,10 +258,7 @@ pub fn fuzz_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     if failed == 0 {
         Ok(())
     } else {
-        Err(Error::new(format!(
-            "the search failed on {failed} of {} interpreters",
-            results.len()
-        )))
+        Err(Error::new(format!("the search failed on {failed} of {} interpreters", results.len())))
     }
 }
 
@@ -316,22 +290,14 @@ mod tests {
     fn bad_fuzz_input_names_the_valid_values() {
         let err = parse_args(&args(&["--strategy", "unchecked"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(
-            err.message().contains("tagged, scoped, branded, affine"),
-            "{}",
-            err.message()
-        );
+        assert!(err.message().contains("tagged, scoped, branded, affine"), "{}", err.message());
         for bad in [
             &["--cases", "0"][..],
             &["--cases", "5", "--seconds", "3"],
             &["--frob"],
             &["--seconds"],
         ] {
-            assert_eq!(
-                parse_args(&args(bad)).unwrap_err().exit_code(),
-                2,
-                "{bad:?}"
-            );
+            assert_eq!(parse_args(&args(bad)).unwrap_err().exit_code(), 2, "{bad:?}");
         }
     }
 
@@ -345,21 +311,12 @@ mod tests {
             libdir: None,
             env: vec![],
         };
-        let s = search_stage(&py, &Budget::Cases(9), &[], Some(3))
-            .unwrap()
-            .step
-            .to_string();
+        let s = search_stage(&py, &Budget::Cases(9), &[], Some(3)).unwrap().step.to_string();
         assert!(s.contains("INTERPSAFE_FUZZ_CASES=9"), "{s}");
-        assert!(
-            s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())),
-            "{s}"
-        );
+        assert!(s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())), "{s}");
         assert!(s.contains("target/interpsafe/fuzz/3.13t.json"), "{s}");
         let s = seeds_stage(&py).unwrap().step.to_string();
-        assert!(
-            s.contains("--cfg interpsafe_seeds") && s.contains("target/seeds-3.13t"),
-            "{s}"
-        );
+        assert!(s.contains("--cfg interpsafe_seeds") && s.contains("target/seeds-3.13t"), "{s}");
         assert!(s.contains("INTERPSAFE_FUZZ_HOLES=all"), "{s}");
     }
 }

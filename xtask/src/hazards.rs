@@ -12,16 +12,16 @@ use std::time::Instant;
 
 use interpsafe_results::{RecordData, ResultFile};
 
+use crate::cli::{self, cargo, with_python};
+use crate::docs::snapshot::{Snapshot, Source};
+use crate::docs::tables::{self, Context, Spec};
 use crate::error::Error;
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter};
 use crate::python::names;
+use crate::render::{self, Block};
 use crate::stage::{self, Stage, StageResult};
 use crate::step::Step;
-use crate::cli::{self, cargo, with_python};
-use crate::docs::snapshot::{Snapshot, Source};
-use crate::docs::tables::{self, Context, Spec};
-use crate::render::{self, Block};
 
 /// The builds `cargo xtask test` runs the hazard suite on, beyond the default interpreters.
 pub const CHECKING_BUILDS: &[&str] = &["3.13-asan", "3.13-debug"];
@@ -38,11 +38,10 @@ pub(crate) fn is_asan(py: &Interpreter) -> bool {
 
 /// The AddressSanitizer runtime to preload, as gcc reports it.
 pub(crate) fn libasan() -> Result<PathBuf, Error> {
-    let out = Step::new("gcc")
-        .args(["-print-file-name=libasan.so"])
-        .command()
-        .output()
-        .map_err(|e| Error::new(format!("cannot run gcc to find libasan ({e}); install gcc")))?;
+    let out =
+        Step::new("gcc").args(["-print-file-name=libasan.so"]).command().output().map_err(|e| {
+            Error::new(format!("cannot run gcc to find libasan ({e}); install gcc"))
+        })?;
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     if path.is_absolute() && path.exists() {
         Ok(path)
@@ -77,10 +76,8 @@ fn interp_tests_stage(py: &Interpreter, name: &str, tests: &[&str]) -> Result<St
     if is_asan(py) {
         // The test binary links an instrumented libpython, so the ASan runtime must come first;
         // the runner preloads it into the test binary only (its children inherit it).
-        let runner = format!(
-            "target.'cfg(all())'.runner=['env','LD_PRELOAD={}']",
-            libasan()?.display()
-        );
+        let runner =
+            format!("target.'cfg(all())'.runner=['env','LD_PRELOAD={}']", libasan()?.display());
         step = step.args(["--config", &runner]);
     }
     Ok(Stage {
@@ -140,9 +137,7 @@ fn run_with_results(spec: &str, cache: &Cache) -> (StageResult, Option<PathBuf>)
 
 /// Where the suite writes the results of build `name`.
 pub fn results_path(name: &str) -> PathBuf {
-    paths::target_dir("interpsafe")
-        .join("hazards")
-        .join(format!("{name}.json"))
+    paths::target_dir("interpsafe").join("hazards").join(format!("{name}.json"))
 }
 
 /// Runs the `hazards` command.
@@ -191,10 +186,12 @@ pub fn table(file: &ResultFile, path: &Path) -> String {
     let cx = Context { snapshot: &snapshot, root: &root, page: "" };
     let spec = Spec::parse("hazard-matrix").expect("a valid table spec");
     let mut blocks = tables::render(&spec, &cx).unwrap_or_else(|e| vec![Block::Text(e)]);
-    let hazards = || file.records.iter().filter_map(|r| match &r.data {
-        RecordData::Hazard(h) => Some((r, h)),
-        _ => None,
-    });
+    let hazards = || {
+        file.records.iter().filter_map(|r| match &r.data {
+            RecordData::Hazard(h) => Some((r, h)),
+            _ => None,
+        })
+    };
     let note = if hazards().any(|(r, _)| r.environment.interpreter.free_threaded) {
         "Settings: on a free-threaded build a subinterpreter's GIL setting changes nothing (and the \
          legacy config forces check_multi_interp_extensions), so one toolkit setting (own-gil) and \
@@ -245,12 +242,8 @@ mod tests {
                     threat: None,
                 }),
             };
-        let und = || Verdict::Undetected {
-            how: "wrong-object: b".into(),
-        };
-        let err = || Verdict::RuntimeError {
-            message: "bind: x".into(),
-        };
+        let und = || Verdict::Undetected { how: "wrong-object: b".into() };
+        let err = || Verdict::RuntimeError { message: "bind: x".into() };
         let file = ResultFile::new(
             "test",
             vec![

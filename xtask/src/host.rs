@@ -23,9 +23,7 @@ pub fn is_root() -> bool {
 
 /// The home directory from `$HOME`, if set and not empty.
 pub fn home_dir() -> Option<PathBuf> {
-    env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
+    env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
 }
 
 /// Whether `path` is a regular file (after following links) with an execute bit set.
@@ -35,20 +33,13 @@ pub fn is_executable(path: &Path) -> bool {
 
 /// The first executable called `program` in the directories of `$PATH`.
 pub fn find_in_path(program: &str) -> Option<PathBuf> {
-    path_dirs()
-        .into_iter()
-        .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
+    path_dirs().into_iter().map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
 }
 
 /// The directories of `$PATH`, in order, empty entries skipped.
 pub fn path_dirs() -> Vec<PathBuf> {
     env::var_os("PATH")
-        .map(|p| {
-            env::split_paths(&p)
-                .filter(|d| d.as_os_str() != OsStr::new(""))
-                .collect()
-        })
+        .map(|p| env::split_paths(&p).filter(|d| d.as_os_str() != OsStr::new("")).collect())
         .unwrap_or_default()
 }
 

@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use interpsafe_results::{BenchFigure, Environment, RecordData, ResultRecord};
 
+use crate::cli::{cargo, with_python};
 use crate::error::Error;
 use crate::host;
 use crate::paths::{self, Cache};
 use crate::python::interpreter::Interpreter;
 use crate::stage::{self, Outcome, Stage, StageLog, StageResult};
 use crate::step::Step;
-use crate::cli::{cargo, with_python};
 
 /// The bench target.
 pub const BENCH: &str = "instructions";
@@ -38,7 +38,8 @@ const LIBRARY: &str = "gungraun";
 pub const NAMES_FILE: &str = "interpsafe-instructions.json";
 
 /// The bench functions of the `reference` group and the CPython call each counts.
-const REFERENCE_CALLS: [(&str, &str); 1] = [("thread_state_get_unchecked", "PyThreadState_GetUnchecked")];
+const REFERENCE_CALLS: [(&str, &str); 1] =
+    [("thread_state_get_unchecked", "PyThreadState_GetUnchecked")];
 
 /// The suffix of the bench functions measured with a second interpreter alive.
 const SEVERAL_SUFFIX: &str = "_several";
@@ -90,10 +91,16 @@ pub fn ensure_runner(cache: &Cache, version: &str) -> Result<PathBuf, Error> {
     if host::is_executable(&runner) && runner_version(&runner).as_deref() == Some(version) {
         return Ok(runner);
     }
-    println!("[instructions] installing {RUNNER} {version} into {} (a few minutes, once)", root.display());
-    stage::logged("instructions", "runner", &cache.log_path("gungraun-runner", "install"), |log: &mut StageLog| {
-        log.run(&install_step(version, &root))
-    })?;
+    println!(
+        "[instructions] installing {RUNNER} {version} into {} (a few minutes, once)",
+        root.display()
+    );
+    stage::logged(
+        "instructions",
+        "runner",
+        &cache.log_path("gungraun-runner", "install"),
+        |log: &mut StageLog| log.run(&install_step(version, &root)),
+    )?;
     match runner_version(&runner) {
         Some(v) if v == version => Ok(runner),
         other => Err(Error::new(format!(
@@ -118,11 +125,22 @@ pub fn ensure_valgrind(cache: &Cache) -> Result<(), Error> {
         )));
     }
     println!("[instructions] installing valgrind: {VALGRIND_INSTALL}");
-    stage::logged("instructions", "valgrind", &cache.log_path("valgrind", "install"), |log: &mut StageLog| {
-        let apt = |step: Step| step.env("DEBIAN_FRONTEND", "noninteractive");
-        log.run(&apt(Step::new("apt-get").args(["-q", "update"])))?;
-        log.run(&apt(Step::new("apt-get").args(["-q", "install", "-y", "--no-install-recommends", "valgrind"])))
-    })?;
+    stage::logged(
+        "instructions",
+        "valgrind",
+        &cache.log_path("valgrind", "install"),
+        |log: &mut StageLog| {
+            let apt = |step: Step| step.env("DEBIAN_FRONTEND", "noninteractive");
+            log.run(&apt(Step::new("apt-get").args(["-q", "update"])))?;
+            log.run(&apt(Step::new("apt-get").args([
+                "-q",
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "valgrind",
+            ])))
+        },
+    )?;
     if host::find_in_path("valgrind").is_none() {
         return Err(Error::new("apt-get installed valgrind but it is not on PATH"));
     }
@@ -133,9 +151,13 @@ pub fn ensure_valgrind(cache: &Cache) -> Result<(), Error> {
 pub fn ensure_tools(cache: &Cache) -> Result<Tools, Error> {
     ensure_valgrind(cache)?;
     let lock_path = paths::workspace_root().join("Cargo.lock");
-    let lock = std::fs::read_to_string(&lock_path).map_err(|e| Error::io("read", &lock_path, &e))?;
+    let lock =
+        std::fs::read_to_string(&lock_path).map_err(|e| Error::io("read", &lock_path, &e))?;
     let version = locked_version(&lock, LIBRARY).ok_or_else(|| {
-        Error::new(format!("{} has no `{LIBRARY}` package; is it a dev-dependency of interpsafe?", lock_path.display()))
+        Error::new(format!(
+            "{} has no `{LIBRARY}` package; is it a dev-dependency of interpsafe?",
+            lock_path.display()
+        ))
     })?;
     Ok(Tools { runner: ensure_runner(cache, &version)? })
 }
@@ -186,7 +208,9 @@ pub fn run(
     let name = format!("bench {BENCH}");
     let tools = match tools {
         Ok(tools) => tools,
-        Err(e) => return StageResult::not_run(&name, Some(&py.name), e.to_string(), Duration::ZERO),
+        Err(e) => {
+            return StageResult::not_run(&name, Some(&py.name), e.to_string(), Duration::ZERO)
+        }
     };
     // Stale summaries or names from an earlier run must not mix with this one.
     let _ = std::fs::remove_dir_all(home(py));
@@ -195,7 +219,8 @@ pub fn run(
     if result.ok() {
         match read_summaries(&home(py), &names_file(py)) {
             Ok(figs) => records.extend(
-                figs.into_iter().map(|f| ResultRecord { environment: env.clone(), data: RecordData::Bench(f) }),
+                figs.into_iter()
+                    .map(|f| ResultRecord { environment: env.clone(), data: RecordData::Bench(f) }),
             ),
             Err(e) => {
                 eprintln!("error: instruction counts of {}: {e}", py.name);
@@ -230,7 +255,9 @@ fn summaries(dir: &Path) -> Vec<serde_json::Value> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.file_name().is_some_and(|n| n == "summary.json") {
-                if let Some(v) = std::fs::read_to_string(&p).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+                if let Some(v) =
+                    std::fs::read_to_string(&p).ok().and_then(|t| serde_json::from_str(&t).ok())
+                {
                     out.push(v);
                 }
             }
@@ -243,16 +270,23 @@ fn summaries(dir: &Path) -> Vec<serde_json::Value> {
 /// names file: operation = the benchmark function, strategy = the name at the id's index,
 /// `(Ir - Ir(empty loop)) / N`.
 pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>, Error> {
-    let text = std::fs::read_to_string(names_file).map_err(|e| Error::io("read", names_file, &e))?;
-    let names: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::new(format!("{}: {e}", names_file.display())))?;
+    let text =
+        std::fs::read_to_string(names_file).map_err(|e| Error::io("read", names_file, &e))?;
+    let names: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::new(format!("{}: {e}", names_file.display())))?;
     let n = names.get("operations_per_region").and_then(|n| n.as_f64()).filter(|n| *n > 0.0);
-    let strategies: Option<Vec<&str>> =
-        names.get("strategies").and_then(|s| s.as_array()).map(|a| a.iter().filter_map(|s| s.as_str()).collect());
+    let strategies: Option<Vec<&str>> = names
+        .get("strategies")
+        .and_then(|s| s.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect());
     let (Some(n), Some(strategies)) = (n, strategies) else {
-        return Err(Error::new(format!("{}: no operations_per_region or strategies", names_file.display())));
+        return Err(Error::new(format!(
+            "{}: no operations_per_region or strategies",
+            names_file.display()
+        )));
     };
-    let counts: Vec<(String, Option<String>, f64)> = summaries(home).iter().filter_map(summary_ir).collect();
+    let counts: Vec<(String, Option<String>, f64)> =
+        summaries(home).iter().filter_map(summary_ir).collect();
     let Some(&(_, _, baseline)) = counts.iter().find(|(f, _, _)| f == BASELINE) else {
         return Err(Error::new(format!("no `{BASELINE}` summary under {}", home.display())));
     };
@@ -276,7 +310,10 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
             });
             continue;
         }
-        let index = id.as_deref().and_then(|i| i.rsplit_once('_')).and_then(|(_, i)| i.parse::<usize>().ok());
+        let index = id
+            .as_deref()
+            .and_then(|i| i.rsplit_once('_'))
+            .and_then(|(_, i)| i.parse::<usize>().ok());
         let Some(strategy) = index.and_then(|i| strategies.get(i)) else {
             return Err(Error::new(format!("summary {function} {id:?}: no strategy for this id")));
         };
@@ -296,7 +333,13 @@ pub fn read_summaries(home: &Path, names_file: &Path) -> Result<Vec<BenchFigure>
             ns_interval: None,
         });
     }
-    out.sort_by(|a, b| (a.interpreters, &a.operation, &a.strategy).cmp(&(b.interpreters, &b.operation, &b.strategy)));
+    out.sort_by(|a, b| {
+        (a.interpreters, &a.operation, &a.strategy).cmp(&(
+            b.interpreters,
+            &b.operation,
+            &b.strategy,
+        ))
+    });
     Ok(out)
 }
 
@@ -314,7 +357,10 @@ mod tests {
     #[test]
     fn install_line_pins_the_version() {
         let s = install_step("0.20.0", Path::new("/c/tools")).to_string();
-        assert!(s.ends_with("install gungraun-runner --version 0.20.0 --locked --root /c/tools"), "{s}");
+        assert!(
+            s.ends_with("install gungraun-runner --version 0.20.0 --locked --root /c/tools"),
+            "{s}"
+        );
     }
 
     fn summary(function: &str, id: Option<&str>, ir: u64) -> String {
@@ -340,10 +386,16 @@ mod tests {
             std::fs::write(d.join("summary.json"), summary(function, id, ir)).unwrap();
         }
         let names = dir.path().join(NAMES_FILE);
-        std::fs::write(&names, r#"{"operations_per_region": 1000, "strategies": ["unchecked", "tagged"]}"#).unwrap();
+        std::fs::write(
+            &names,
+            r#"{"operations_per_region": 1000, "strategies": ["unchecked", "tagged"]}"#,
+        )
+        .unwrap();
         let figs = read_summaries(&home, &names).unwrap();
-        let got: Vec<(&str, &str, Option<f64>)> =
-            figs.iter().map(|f| (f.operation.as_str(), f.strategy.as_str(), f.instructions_per_op)).collect();
+        let got: Vec<(&str, &str, Option<f64>)> = figs
+            .iter()
+            .map(|f| (f.operation.as_str(), f.strategy.as_str(), f.instructions_per_op))
+            .collect();
         assert_eq!(
             got,
             vec![

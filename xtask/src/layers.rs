@@ -50,9 +50,9 @@ pub fn layers_command(args: &[String]) -> Result<(), Error> {
             Ok(())
         }
         [flag] if flag == "--write" => write_page(&root),
-        [other, ..] => Err(Error::usage(format!(
-            "`layers` takes `--print` or `--write` (got `{other}`)"
-        ))),
+        [other, ..] => {
+            Err(Error::usage(format!("`layers` takes `--print` or `--write` (got `{other}`)")))
+        }
     }
 }
 
@@ -70,12 +70,8 @@ pub fn stage() -> StageResult {
             Outcome::Failed(err.message().to_string())
         }
     };
-    let result = StageResult {
-        name: "layers".to_string(),
-        python: None,
-        outcome,
-        elapsed: start.elapsed(),
-    };
+    let result =
+        StageResult { name: "layers".to_string(), python: None, outcome, elapsed: start.elapsed() };
     println!("{result}");
     result
 }
@@ -131,9 +127,7 @@ fn write_page(root: &Path) -> Result<(), Error> {
     let path = root.join(PAGE);
     let page = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
     let Some((start, end)) = region_span(&page) else {
-        return Err(Error::new(format!(
-            "{PAGE} has no `{START}` ... `{END}` region"
-        )));
+        return Err(Error::new(format!("{PAGE} has no `{START}` ... `{END}` region")));
     };
     let new = format!("{}\n{}{}", &page[..start], drawing(root)?, &page[end..]);
     fs::write(&path, new).map_err(|e| Error::io("write", &path, &e))?;
@@ -164,16 +158,9 @@ fn crate_drawing(root: &Path) -> Result<String, Error> {
     let workspace = manifest(root)?;
     let mut dirs = vec![PathBuf::from(".")];
     dirs.extend(
-        toml_array(&workspace, "members")
-            .into_iter()
-            .filter(|m| m != ".")
-            .map(PathBuf::from),
+        toml_array(&workspace, "members").into_iter().filter(|m| m != ".").map(PathBuf::from),
     );
-    dirs.extend(
-        toml_array(&workspace, "exclude")
-            .into_iter()
-            .map(PathBuf::from),
-    );
+    dirs.extend(toml_array(&workspace, "exclude").into_iter().map(PathBuf::from));
     let mut crates = Vec::new();
     for dir in &dirs {
         let text = manifest(&root.join(dir))?;
@@ -184,10 +171,7 @@ fn crate_drawing(root: &Path) -> Result<String, Error> {
     for (name, _, text) in &crates {
         let deps = dependencies(text, &names);
         let list = |kind: &str| -> Vec<String> {
-            deps.iter()
-                .filter(|(k, _)| k == kind)
-                .map(|(_, d)| d.clone())
-                .collect()
+            deps.iter().filter(|(k, _)| k == kind).map(|(_, d)| d.clone()).collect()
         };
         let mut line = format!("  {name}");
         let normal = list("dependencies");
@@ -206,9 +190,7 @@ fn crate_drawing(root: &Path) -> Result<String, Error> {
 
 /// The strings of `key = [ "a", "b" ]` (on one or several lines) in a TOML text.
 fn toml_array(text: &str, key: &str) -> Vec<String> {
-    let Some(at) = text
-        .lines()
-        .position(|l| l.trim_start().starts_with(&format!("{key} =")))
+    let Some(at) = text.lines().position(|l| l.trim_start().starts_with(&format!("{key} =")))
     else {
         return Vec::new();
     };
@@ -236,12 +218,7 @@ fn package_name(text: &str) -> Option<String> {
         } else if in_package {
             if let Some(value) = line.strip_prefix("name") {
                 return Some(
-                    value
-                        .trim_start()
-                        .trim_start_matches('=')
-                        .trim()
-                        .trim_matches('"')
-                        .to_string(),
+                    value.trim_start().trim_start_matches('=').trim().trim_matches('"').to_string(),
                 );
             }
         }
@@ -459,9 +436,7 @@ fn scan(src: &str, module: &[String]) -> Scan {
     let mut depth = 0usize;
     let mut i = 0;
     while i < toks.len() {
-        let here = stack
-            .last()
-            .map_or_else(|| module.to_vec(), |(m, _)| m.clone());
+        let here = stack.last().map_or_else(|| module.to_vec(), |(m, _)| m.clone());
         let line = toks[i].1;
         match &toks[i].0 {
             Tok::Punct('{') => {
@@ -496,12 +471,7 @@ fn scan(src: &str, module: &[String]) -> Scan {
                 let mut trees = Vec::new();
                 j = parse_tree(&toks, j, Vec::new(), &mut trees);
                 for (segments, binding) in trees {
-                    out.paths.push(RawPath {
-                        module: here.clone(),
-                        segments,
-                        binding,
-                        line,
-                    });
+                    out.paths.push(RawPath { module: here.clone(), segments, binding, line });
                 }
                 i = j.max(i + 1);
             }
@@ -512,12 +482,7 @@ fn scan(src: &str, module: &[String]) -> Scan {
                 let mut trees = Vec::new();
                 let j = parse_tree(&toks, i, Vec::new(), &mut trees);
                 for (segments, _) in trees {
-                    out.paths.push(RawPath {
-                        module: here.clone(),
-                        segments,
-                        binding: None,
-                        line,
-                    });
+                    out.paths.push(RawPath { module: here.clone(), segments, binding: None, line });
                 }
                 i = j.max(i + 1);
             }
@@ -618,10 +583,7 @@ impl Graph {
         let mut todo = vec![(root_file.to_path_buf(), Vec::<String>::new())];
         while let Some((file, module)) = todo.pop() {
             let Some(src) = read(&file) else {
-                return Err(Error::new(format!(
-                    "{name}: cannot read {}",
-                    file.display()
-                )));
+                return Err(Error::new(format!("{name}: cannot read {}", file.display())));
             };
             let found = scan(&src, &module);
             module_file.insert(module.clone(), file.clone());
@@ -653,28 +615,15 @@ impl Graph {
             for p in &found.paths {
                 if let Some(name) = &p.binding {
                     let target = absolute(&p.module, &p.segments, &modules);
-                    bindings
-                        .entry(p.module.clone())
-                        .or_default()
-                        .insert(name.clone(), target);
+                    bindings.entry(p.module.clone()).or_default().insert(name.clone(), target);
                 }
             }
         }
         let files: BTreeMap<PathBuf, String> = scans
             .iter()
             .map(|(file, module, _)| {
-                let stem = file
-                    .file_name()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("crate root");
-                (
-                    file.clone(),
-                    if module.is_empty() {
-                        stem.to_string()
-                    } else {
-                        module.join("::")
-                    },
-                )
+                let stem = file.file_name().and_then(|s| s.to_str()).unwrap_or("crate root");
+                (file.clone(), if module.is_empty() { stem.to_string() } else { module.join("::") })
             })
             .collect();
         let mut edges: BTreeMap<PathBuf, BTreeMap<PathBuf, (u32, String)>> = BTreeMap::new();
@@ -701,11 +650,7 @@ impl Graph {
                 }
             }
         }
-        Ok(Graph {
-            name: name.to_string(),
-            files,
-            edges,
-        })
+        Ok(Graph { name: name.to_string(), files, edges })
     }
 
     /// The number of edges.
@@ -856,10 +801,7 @@ impl Graph {
             depth(self, v, &mut layer, &mut BTreeSet::new());
         }
         let top = layer.values().copied().max().unwrap_or(0);
-        let mut out = format!(
-            "{} (top to bottom; each file -> the files it uses)\n",
-            self.name
-        );
+        let mut out = format!("{} (top to bottom; each file -> the files it uses)\n", self.name);
         let width = self.files.values().map(String::len).max().unwrap_or(0);
         for level in (0..=top).rev() {
             let _ = writeln!(out, "  layer {level}");
@@ -867,10 +809,8 @@ impl Graph {
                 .iter()
                 .filter(|(_, l)| **l == level)
                 .map(|(f, _)| {
-                    let mut uses: Vec<&str> = self.edges[*f]
-                        .keys()
-                        .map(|t| self.files[t].as_str())
-                        .collect();
+                    let mut uses: Vec<&str> =
+                        self.edges[*f].keys().map(|t| self.files[t].as_str()).collect();
                     uses.sort_unstable();
                     (&self.files[*f], uses.join(", "))
                 })
@@ -959,45 +899,27 @@ mod tests {
     use std::collections::HashMap;
 
     fn graph(files: &[(&str, &str)]) -> Graph {
-        let map: HashMap<PathBuf, String> = files
-            .iter()
-            .map(|(p, s)| (PathBuf::from(p), s.to_string()))
-            .collect();
+        let map: HashMap<PathBuf, String> =
+            files.iter().map(|(p, s)| (PathBuf::from(p), s.to_string())).collect();
         Graph::read("demo", Path::new("src/lib.rs"), &|p| map.get(p).cloned()).unwrap()
     }
 
     fn uses(g: &Graph, from: &str) -> Vec<String> {
-        g.edges[&PathBuf::from(from)]
-            .keys()
-            .map(|p| g.files[p].clone())
-            .collect()
+        g.edges[&PathBuf::from(from)].keys().map(|p| g.files[p].clone()).collect()
     }
 
     fn paths(src: &str) -> Vec<String> {
-        scan(src, &["m".to_string()])
-            .paths
-            .iter()
-            .map(|p| p.segments.join("::"))
-            .collect()
+        scan(src, &["m".to_string()]).paths.iter().map(|p| p.segments.join("::")).collect()
     }
 
     #[test]
     fn nested_groups_expand_to_every_leaf() {
         assert_eq!(
             paths("use crate::a::{b::{c, d as e}, self, f::*};"),
-            [
-                "crate::a::b::c",
-                "crate::a::b::d",
-                "crate::a",
-                "crate::a::f::*"
-            ]
+            ["crate::a::b::c", "crate::a::b::d", "crate::a", "crate::a::f::*"]
         );
         let found = scan("use super::{x, y::{self}};", &[]);
-        let bound: Vec<_> = found
-            .paths
-            .iter()
-            .map(|p| p.binding.clone().unwrap())
-            .collect();
+        let bound: Vec<_> = found.paths.iter().map(|p| p.binding.clone().unwrap()).collect();
         assert_eq!(bound, ["x", "y"]);
     }
 
@@ -1038,14 +960,8 @@ mod tests {
             ("src/flat/inner.rs", "use crate::top::t;"),
             ("src/top.rs", "pub fn t() {}"),
             ("src/a/mod.rs", "mod b; mod c; pub use c::C;"),
-            (
-                "src/a/b.rs",
-                "mod inner { fn f() { super::super::super::top::t() } }",
-            ),
-            (
-                "src/a/c.rs",
-                "pub struct C; fn g() { self::x(); } fn x() {}",
-            ),
+            ("src/a/b.rs", "mod inner { fn f() { super::super::super::top::t() } }"),
+            ("src/a/c.rs", "pub struct C; fn g() { self::x(); } fn x() {}"),
         ]);
         assert_eq!(uses(&g, "src/a/b.rs"), ["top"]);
         assert_eq!(uses(&g, "src/flat/inner.rs"), ["top"]);
@@ -1061,10 +977,7 @@ mod tests {
                 "mod error; mod kit; mod user; pub use error::Error; pub use other::Key;",
             ),
             ("src/error.rs", "pub struct Error;"),
-            (
-                "src/kit.rs",
-                "fn f() -> crate::Error { todo!() } fn g(_: crate::Key) {}",
-            ),
+            ("src/kit.rs", "fn f() -> crate::Error { todo!() } fn g(_: crate::Key) {}"),
             ("src/user.rs", "use crate::Error;"),
         ]);
         // `crate::Key` is another crate's item: the edge stops at lib.rs, which re-exports it.
@@ -1079,33 +992,19 @@ mod tests {
             ("src/lib.rs", "mod a; mod b; mod c; mod leaf;"),
             ("src/a.rs", "use crate::b::B; pub struct A;"),
             ("src/b.rs", "pub struct B; fn f() { crate::c::g() }"),
-            (
-                "src/c.rs",
-                "pub fn g() { m!(crate::a::A) } fn h() { crate::leaf::x() }",
-            ),
+            ("src/c.rs", "pub fn g() { m!(crate::a::A) } fn h() { crate::leaf::x() }"),
             ("src/leaf.rs", "pub fn x() {}"),
         ]);
         let circles = g.circles();
         assert_eq!(
             circles,
-            [vec![
-                PathBuf::from("src/a.rs"),
-                PathBuf::from("src/b.rs"),
-                PathBuf::from("src/c.rs")
-            ]]
+            [vec![PathBuf::from("src/a.rs"), PathBuf::from("src/b.rs"), PathBuf::from("src/c.rs")]]
         );
         let text = g.describe(&circles[0], Path::new(""));
-        assert!(
-            text.contains("circle through 3 files: src/a.rs, src/b.rs, src/c.rs"),
-            "{text}"
-        );
+        assert!(text.contains("circle through 3 files: src/a.rs, src/b.rs, src/c.rs"), "{text}");
         assert!(text.contains("a -> b  (src/a.rs:1: crate::b::B)"), "{text}");
         assert!(text.contains("c -> a  (src/c.rs:1: crate::a::A)"), "{text}");
-        assert!(
-            g.drawing().ends_with("layer 0\n    leaf\n    lib.rs\n"),
-            "{}",
-            g.drawing()
-        );
+        assert!(g.drawing().ends_with("layer 0\n    leaf\n    lib.rs\n"), "{}", g.drawing());
     }
 
     #[test]

@@ -30,10 +30,7 @@ pub struct Table {
 impl Table {
     /// An empty table with these column headings.
     pub fn new<S: Into<String>>(head: impl IntoIterator<Item = S>) -> Table {
-        Table {
-            head: head.into_iter().map(Into::into).collect(),
-            rows: Vec::new(),
-        }
+        Table { head: head.into_iter().map(Into::into).collect(), rows: Vec::new() }
     }
 
     /// Appends a row.
@@ -77,9 +74,7 @@ pub fn html(blocks: &[Block]) -> String {
             }
             Block::Table(t) => {
                 let cells = |tag: &str, row: &[String]| -> String {
-                    row.iter()
-                        .map(|c| format!("<{tag}>{}</{tag}>", inline_html(c)))
-                        .collect()
+                    row.iter().map(|c| format!("<{tag}>{}</{tag}>", inline_html(c))).collect()
                 };
                 let _ = writeln!(out, "<table><tr>{}</tr>", cells("th", &t.head));
                 for row in &t.rows {
@@ -108,18 +103,12 @@ pub fn console(blocks: &[Block]) -> String {
                     .chain(&t.rows)
                     .map(|r| r.iter().map(|c| plain(c)).collect())
                     .collect();
-                let width = |i: usize| {
-                    all.iter()
-                        .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                        .max()
-                };
+                let width =
+                    |i: usize| all.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max();
                 let widths: Vec<usize> = (0..t.head.len()).map(|i| width(i).unwrap_or(0)).collect();
                 for row in &all {
-                    let cells: Vec<String> = row
-                        .iter()
-                        .zip(&widths)
-                        .map(|(c, w)| format!("{c:<w$}"))
-                        .collect();
+                    let cells: Vec<String> =
+                        row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
                     let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
                 }
                 out.push('\n');
@@ -132,10 +121,7 @@ pub fn console(blocks: &[Block]) -> String {
 
 /// Escapes text for HTML.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The inline Markdown the tables use (`code`, **bold**, [links](url), `\|`) as HTML.
@@ -170,22 +156,16 @@ fn inline(text: &str, f: &dyn Fn(Inline, &str, &str) -> String) -> String {
     let mut rest = text;
     while !rest.is_empty() {
         let span = if let Some(r) = rest.strip_prefix('`') {
-            r.find('`')
-                .map(|end| (f(Inline::Code, &r[..end], ""), &r[end + 1..]))
+            r.find('`').map(|end| (f(Inline::Code, &r[..end], ""), &r[end + 1..]))
         } else if let Some(r) = rest.strip_prefix("**") {
-            r.find("**")
-                .map(|end| (f(Inline::Bold, &r[..end], ""), &r[end + 2..]))
+            r.find("**").map(|end| (f(Inline::Bold, &r[..end], ""), &r[end + 2..]))
         } else if let Some(r) = rest.strip_prefix('[') {
             r.find("](").and_then(|mid| {
                 let close = r[mid..].find(')')? + mid;
-                Some((
-                    f(Inline::Link, &r[..mid], &r[mid + 2..close]),
-                    &r[close + 1..],
-                ))
+                Some((f(Inline::Link, &r[..mid], &r[mid + 2..close]), &r[close + 1..]))
             })
         } else {
-            rest.strip_prefix("\\|")
-                .map(|r| (f(Inline::Plain, "|", ""), r))
+            rest.strip_prefix("\\|").map(|r| (f(Inline::Plain, "|", ""), r))
         };
         match span {
             Some((s, r)) => {
@@ -194,9 +174,8 @@ fn inline(text: &str, f: &dyn Fn(Inline, &str, &str) -> String) -> String {
             }
             None => {
                 let first = rest.chars().next().map_or(1, char::len_utf8);
-                let next = rest[first..]
-                    .find(['`', '*', '[', '\\'])
-                    .map_or(rest.len(), |i| i + first);
+                let next =
+                    rest[first..].find(['`', '*', '[', '\\']).map_or(rest.len(), |i| i + first);
                 out.push_str(&f(Inline::Plain, &rest[..next], ""));
                 rest = &rest[next..];
             }
@@ -234,10 +213,7 @@ mod tests {
         let h = html(&doc());
         assert!(h.contains("<h2>Quick &amp; dirty</h2>"), "{h}");
         assert!(h.contains("<th><code>tagged</code></th>"), "{h}");
-        assert!(
-            h.contains("<td><strong>undetected</strong>: a | b</td>"),
-            "{h}"
-        );
+        assert!(h.contains("<td><strong>undetected</strong>: a | b</td>"), "{h}");
         assert!(
             h.contains(
                 "<a href=\"../docs/hazards.md\">the catalogue</a>, <code>x&lt;y&gt;</code>."
@@ -254,10 +230,7 @@ mod tests {
     #[test]
     fn console_strips_markup_and_aligns_columns() {
         let c = console(&doc());
-        assert!(
-            c.contains("  case  tagged\n  H1    undetected: a | b\n"),
-            "{c}"
-        );
+        assert!(c.contains("  case  tagged\n  H1    undetected: a | b\n"), "{c}");
         assert!(c.contains("See the catalogue, x<y>."), "{c}");
         assert!(!c.contains("svg"), "{c}");
     }

@@ -44,9 +44,7 @@ pub fn hazard_records(dir: &Path) -> Vec<ResultRecord> {
         if e.path().extension().is_some_and(|x| x == "json") {
             if let Ok(file) = ResultFile::read(&e.path()) {
                 out.extend(
-                    file.records
-                        .into_iter()
-                        .filter(|r| matches!(r.data, RecordData::Hazard(_))),
+                    file.records.into_iter().filter(|r| matches!(r.data, RecordData::Hazard(_))),
                 );
             }
         }
@@ -64,19 +62,11 @@ fn scenario(n: u32) -> String {
 
 /// The report of `file`: the Markdown/HTML blocks and the console's blocks.
 pub fn blocks(file: &ResultFile) -> Result<(Vec<Block>, Vec<Block>), String> {
-    let source = Source {
-        file: "results.json".into(),
-        result: file.clone(),
-    };
-    let snapshot = Snapshot {
-        sources: vec![source],
-    };
+    let source = Source { file: "results.json".into(), result: file.clone() };
+    let snapshot = Snapshot { sources: vec![source] };
     let root = paths::workspace_root();
-    let cx = Context {
-        snapshot: &snapshot,
-        root: &root,
-        page: "target/interpsafe/report/report.md",
-    };
+    let cx =
+        Context { snapshot: &snapshot, root: &root, page: "target/interpsafe/report/report.md" };
     let table = |spec: &str| tables::render(&Spec::parse(spec)?, &cx);
     let measured =
         |blocks: &[Block]| !matches!(blocks, [Block::Text(t)] if t.starts_with("Not measured"));
@@ -94,10 +84,7 @@ pub fn blocks(file: &ResultFile) -> Result<(Vec<Block>, Vec<Block>), String> {
         let t = table(&format!("bench builds={build} interpreters={n}"))?;
         console.push(Block::Heading(2, title.clone()));
         console.extend(t.iter().filter(|b| matches!(b, Block::Table(_))).cloned());
-        doc.extend([
-            Block::Heading(2, title),
-            Block::Figure(ratio_svg(&file.records, &build, n)),
-        ]);
+        doc.extend([Block::Heading(2, title), Block::Figure(ratio_svg(&file.records, &build, n))]);
         doc.extend(t);
     }
     let sections = "Instructions per operation (callgrind) = bench metric=instructions
@@ -122,10 +109,7 @@ pub fn blocks(file: &ResultFile) -> Result<(Vec<Block>, Vec<Block>), String> {
         doc.extend(t);
     }
     if !missing.is_empty() {
-        doc.push(Block::Text(format!(
-            "Not in this run: {}.",
-            missing.join("; ")
-        )));
+        doc.push(Block::Text(format!("Not in this run: {}.", missing.join("; "))));
     }
     Ok((doc, console))
 }
@@ -153,36 +137,21 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
     let mut bars: Vec<Bar> = Vec::new();
     for ((m, b, k, op, s), fig) in &f.0 {
         let ours = *m == Metric::Ns && b == build && *k == n && s != BASELINE && op != REFERENCE;
-        let base = f
-            .get(Metric::Ns, build, n, op, BASELINE)
-            .filter(|v| *v > 0.0 && ours);
+        let base = f.get(Metric::Ns, build, n, op, BASELINE).filter(|v| *v > 0.0 && ours);
         let Some(base) = base else { continue };
-        bars.push((
-            op,
-            s,
-            fig.value / base,
-            fig.spread.map(|i| (i.low / base, i.high / base)),
-        ));
+        bars.push((op, s, fig.value / base, fig.spread.map(|i| (i.low / base, i.high / base))));
     }
     bars.sort_by_key(|b| (b.0, strategy_rank(b.1)));
-    let values = bars
-        .iter()
-        .flat_map(|b| [Some(b.2), b.3.map(|s| s.0), b.3.map(|s| s.1)])
-        .flatten();
+    let values =
+        bars.iter().flat_map(|b| [Some(b.2), b.3.map(|s| s.0), b.3.map(|s| s.1)]).flatten();
     let (lo, hi) = values.fold((1.0_f64, 1.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let log = hi / lo > 10.0;
     let (left, width) = (190.0, 420.0);
     let x = |v: f64| -> f64 {
         let v = v.max(lo);
-        left + if log {
-            (v / lo).ln() / (hi / lo).ln() * width
-        } else {
-            v / hi * width
-        }
+        left + if log { (v / lo).ln() / (hi / lo).ln() * width } else { v / hi * width }
     };
-    let palette = [
-        "#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377",
-    ];
+    let palette = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"];
     let mut strategies: Vec<&str> = bars.iter().map(|b| b.1).collect();
     strategies.sort_by_key(|s| strategy_rank(s));
     strategies.dedup();
@@ -232,18 +201,11 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
 /// Writes `results.json` (the bench `records` plus any hazard results) and the report from it.
 pub fn write(records: &[ResultRecord], quick: bool) -> Result<Report, Error> {
     let mut all = records.to_vec();
-    all.extend(hazard_records(
-        &paths::target_dir("interpsafe").join("hazards"),
-    ));
-    let producer = if quick {
-        "cargo xtask bench --quick"
-    } else {
-        "cargo xtask bench"
-    };
+    all.extend(hazard_records(&paths::target_dir("interpsafe").join("hazards")));
+    let producer = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
     let file = ResultFile::new(producer, all);
     let dir = report_dir();
-    file.write(&dir.join("results.json"))
-        .map_err(|e| Error::new(e.to_string()))?;
+    file.write(&dir.join("results.json")).map_err(|e| Error::new(e.to_string()))?;
     render_to(&file, &dir)
 }
 
@@ -255,10 +217,7 @@ fn render_to(file: &ResultFile, dir: &Path) -> Result<Report, Error> {
     };
     write_file("report.md", &render::markdown(&doc))?;
     write_file("report.html", &html_page(&doc))?;
-    Ok(Report {
-        dir: dir.to_path_buf(),
-        console_table: render::console(&console),
-    })
+    Ok(Report { dir: dir.to_path_buf(), console_table: render::console(&console) })
 }
 
 /// `cargo xtask report [FILE]`: the report again from a results file (default: the last run's
@@ -273,16 +232,8 @@ pub fn report_command(args: &[String]) -> Result<(), Error> {
     let file = ResultFile::read(&path).map_err(|e| Error::new(e.to_string()))?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, &e))?;
     let report = render_to(&file, &dir)?;
-    let quick = if is_quick(&file.producer) {
-        " (a quick run)"
-    } else {
-        ""
-    };
-    println!(
-        "{}report: {}{quick}",
-        report.console_table,
-        report.dir.display()
-    );
+    let quick = if is_quick(&file.producer) { " (a quick run)" } else { "" };
+    println!("{}report: {}{quick}", report.console_table, report.dir.display());
     Ok(())
 }
 
@@ -304,11 +255,7 @@ mod tests {
     #[test]
     fn the_report_is_the_docs_tables_over_the_run_with_a_plot_per_group() {
         let (doc, console) = blocks(&file("cargo xtask bench --quick")).unwrap();
-        let (md, html, text) = (
-            render::markdown(&doc),
-            html_page(&doc),
-            render::console(&console),
-        );
+        let (md, html, text) = (render::markdown(&doc), html_page(&doc), render::console(&console));
         let md_has = [
             "# interpsafe bench report\n\nGenerated by `cargo xtask bench --quick` from",
             "**Quick run**",
@@ -329,33 +276,17 @@ mod tests {
         );
         assert!(!text.contains('`') && !text.contains("Source:"), "{text}");
         assert!(html.contains("<strong>Quick run</strong>"), "{html}");
-        assert!(
-            !html.contains("**") && !html.contains('`'),
-            "no Markdown shows literally"
-        );
-        assert_eq!(
-            html.matches("<svg").count(),
-            2,
-            "one plot per build and interpreter count"
-        );
+        assert!(!html.contains("**") && !html.contains('`'), "no Markdown shows literally");
+        assert_eq!(html.matches("<svg").count(), 2, "one plot per build and interpreter count");
     }
 
     #[test]
     fn plots_go_logarithmic_past_ten_times_and_show_the_spread() {
         let recs = file("cargo xtask bench").records;
         let one = ratio_svg(&recs, "3.13", 1);
-        assert!(
-            one.contains("log scale") && one.contains("tagged ×15.00"),
-            "{one}"
-        );
-        assert!(
-            one.contains("<path d=\"M"),
-            "the spread of tagged bind is drawn: {one}"
-        );
+        assert!(one.contains("log scale") && one.contains("tagged ×15.00"), "{one}");
+        assert!(one.contains("<path d=\"M"), "the spread of tagged bind is drawn: {one}");
         let two = ratio_svg(&recs, "3.13", 2);
-        assert!(
-            !two.contains("log scale") && !two.contains("<path"),
-            "{two}"
-        );
+        assert!(!two.contains("log scale") && !two.contains("<path"), "{two}");
     }
 }

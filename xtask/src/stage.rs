@@ -52,10 +52,7 @@ impl StageLog {
             .truncate(true)
             .open(path)
             .map_err(|e| Error::io("create log file", path, &e))?;
-        Ok(StageLog {
-            path: path.to_path_buf(),
-            file,
-        })
+        Ok(StageLog { path: path.to_path_buf(), file })
     }
 
     /// Writes a line of xtask's own commentary into the log.
@@ -69,14 +66,10 @@ impl StageLog {
     pub fn run(&mut self, step: &Step) -> Result<(), Error> {
         let _ = writeln!(self.file, "$ {step}");
         let _ = self.file.flush();
-        let out = self
-            .file
-            .try_clone()
-            .map_err(|e| Error::io("reopen log file", &self.path, &e))?;
-        let err = self
-            .file
-            .try_clone()
-            .map_err(|e| Error::io("reopen log file", &self.path, &e))?;
+        let out =
+            self.file.try_clone().map_err(|e| Error::io("reopen log file", &self.path, &e))?;
+        let err =
+            self.file.try_clone().map_err(|e| Error::io("reopen log file", &self.path, &e))?;
         let status = step
             .command()
             .stdin(Stdio::null())
@@ -88,10 +81,7 @@ impl StageLog {
         if status.success() {
             Ok(())
         } else {
-            Err(Error::new(format!(
-                "`{step}` failed ({})",
-                describe(status)
-            )))
+            Err(Error::new(format!("`{step}` failed ({})", describe(status))))
         }
     }
 
@@ -99,11 +89,8 @@ impl StageLog {
     /// exit is returned in [`Captured::success`], not as an error.
     pub fn capture(&mut self, step: &Step) -> Result<Captured, Error> {
         let _ = writeln!(self.file, "$ {step}");
-        let output = step
-            .command()
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| spawn_error(step, &e))?;
+        let output =
+            step.command().stdin(Stdio::null()).output().map_err(|e| spawn_error(step, &e))?;
         let _ = self.file.write_all(&output.stdout);
         let _ = self.file.write_all(&output.stderr);
         let _ = writeln!(self.file, "# {}", describe(output.status));
@@ -165,10 +152,7 @@ pub fn logged<T>(
                 print_tail(log_path);
             }
             Err(err.reword(|msg| {
-                format!(
-                    "[{label}] {stage} failed: {msg}\n  full log: {}",
-                    log_path.display()
-                )
+                format!("[{label}] {stage} failed: {msg}\n  full log: {}", log_path.display())
             }))
         }
     }
@@ -182,11 +166,7 @@ pub fn print_tail(path: &Path) {
     };
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(TAIL_LINES);
-    println!(
-        "    --- last {} lines of {} ---",
-        lines.len() - start,
-        path.display()
-    );
+    println!("    --- last {} lines of {} ---", lines.len() - start, path.display());
     for line in &lines[start..] {
         println!("    | {line}");
     }
@@ -197,8 +177,7 @@ pub fn print_tail(path: &Path) {
 fn read_tail(path: &Path, max_bytes: u64) -> Option<String> {
     let mut file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)))
-        .ok()?;
+    file.seek(SeekFrom::Start(len.saturating_sub(max_bytes))).ok()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
@@ -290,24 +269,12 @@ pub fn run_streamed(stage: &Stage) -> StageResult {
 
 /// Prints the summary table of `results` and the total elapsed time.
 pub fn print_summary(results: &[StageResult], total: Duration) {
-    let name_w = results
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let py_w = results
-        .iter()
-        .map(|r| r.python.as_deref().map_or(1, str::len))
-        .max()
-        .unwrap_or(0)
-        .max(6);
+    let name_w = results.iter().map(|r| r.name.len()).max().unwrap_or(0).max(5);
+    let py_w =
+        results.iter().map(|r| r.python.as_deref().map_or(1, str::len)).max().unwrap_or(0).max(6);
     println!();
     println!("summary:");
-    println!(
-        "  {:name_w$}  {:py_w$}  {:6}  {:>8}  detail",
-        "stage", "python", "result", "time"
-    );
+    println!("  {:name_w$}  {:py_w$}  {:6}  {:>8}  detail", "stage", "python", "result", "time");
     for r in results {
         let (verdict, detail) = match &r.outcome {
             Outcome::Ok => ("ok", ""),

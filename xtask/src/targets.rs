@@ -23,10 +23,7 @@ pub enum Interpreters {
 pub enum Bound {
     /// Wall clock over the baseline's by at most `slack` ns, plus one call of the reference
     /// function `plus_call` if named (measured in the same bench).
-    NsOver {
-        slack: f64,
-        plus_call: Option<&'static str>,
-    },
+    NsOver { slack: f64, plus_call: Option<&'static str> },
     /// Wall-clock ratio to the baseline at most this (instruction ratio shown beside it).
     RatioAtMost(f64),
     /// Instruction ratio to the baseline at most this.
@@ -154,30 +151,15 @@ impl<'a> Figures<'a> {
             };
             let single = |v: Option<f64>| v.filter(|_| b.threads == 1 && b.scaling.is_none());
             let entries = [
-                (
-                    Metric::Ns,
-                    b.interpreters,
-                    single(b.ns_per_op),
-                    b.ns_interval,
-                ),
-                (
-                    Metric::Instructions,
-                    b.interpreters,
-                    single(b.instructions_per_op),
-                    None,
-                ),
+                (Metric::Ns, b.interpreters, single(b.ns_per_op), b.ns_interval),
+                (Metric::Instructions, b.interpreters, single(b.instructions_per_op), None),
                 (Metric::Scaling, b.threads, b.scaling, None),
             ];
             for (m, n, value, spread) in entries {
                 let (build, op) = (&record.environment.interpreter.name, &b.operation);
                 let key = (m, build.clone(), n, op.clone(), b.strategy.clone());
                 if let Some(value) = value {
-                    map.entry(key).or_insert(Figure {
-                        value,
-                        spread,
-                        record,
-                        seq,
-                    });
+                    map.entry(key).or_insert(Figure { value, spread, record, seq });
                 }
             }
         }
@@ -191,8 +173,7 @@ impl<'a> Figures<'a> {
 
     /// One figure with its spread and record.
     pub fn figure(&self, m: Metric, build: &str, n: u32, op: &str, s: &str) -> Option<&Figure<'a>> {
-        self.0
-            .get(&(m, build.to_string(), n, op.to_string(), s.to_string()))
+        self.0.get(&(m, build.to_string(), n, op.to_string(), s.to_string()))
     }
 
     /// `strategy`'s figure over the baseline's (none unless the baseline's is positive).
@@ -203,19 +184,12 @@ impl<'a> Figures<'a> {
 
     /// The (build, count) pairs that have figures of `m`, in order.
     pub fn groups(&self, m: Metric) -> BTreeSet<(String, u32)> {
-        self.0
-            .keys()
-            .filter(|k| k.0 == m)
-            .map(|k| (k.1.clone(), k.2))
-            .collect()
+        self.0.keys().filter(|k| k.0 == m).map(|k| (k.1.clone(), k.2)).collect()
     }
 
     /// The strategies with a figure of `m` on `op` in a group, alphabetically.
     fn strategies(&self, m: Metric, build: &str, n: u32, op: &str) -> Vec<String> {
-        let keys = self
-            .0
-            .keys()
-            .filter(|k| k.0 == m && k.1 == build && k.2 == n && k.3 == op);
+        let keys = self.0.keys().filter(|k| k.0 == m && k.1 == build && k.2 == n && k.3 == op);
         keys.map(|k| k.4.clone()).collect()
     }
 }
@@ -235,17 +209,8 @@ pub fn judge<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Che
     let f = Figures::new(records);
     let phases = [
         (Metric::Ns, f.groups(Metric::Ns)),
-        (
-            Metric::Instructions,
-            &f.groups(Metric::Ns) | &f.groups(Metric::Instructions),
-        ),
-        (
-            Metric::Scaling,
-            f.groups(Metric::Scaling)
-                .into_iter()
-                .filter(|g| g.1 == 2)
-                .collect(),
-        ),
+        (Metric::Instructions, &f.groups(Metric::Ns) | &f.groups(Metric::Instructions)),
+        (Metric::Scaling, f.groups(Metric::Scaling).into_iter().filter(|g| g.1 == 2).collect()),
     ];
     let mut out = Vec::new();
     for (metric, groups) in phases {
@@ -261,18 +226,10 @@ pub fn judge<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Che
                     s => vec![s.to_string()],
                 };
                 for s in strategies.iter().filter(|_| applies) {
-                    let text = t
-                        .text
-                        .replace("{n}", &n.to_string())
-                        .replace("{strategy}", s);
+                    let text = t.text.replace("{n}", &n.to_string()).replace("{strategy}", s);
                     let text = text.replace("{operation}", t.operation);
                     if let Some((measured, verdict)) = one(&f, t, &build, n, s) {
-                        out.push(Check {
-                            target: text,
-                            build: build.clone(),
-                            measured,
-                            verdict,
-                        });
+                        out.push(Check { target: text, build: build.clone(), measured, verdict });
                     }
                 }
             }
@@ -297,29 +254,16 @@ fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String,
     let counts = |op, n, s| f.get(Metric::Instructions, build, n, op, s);
     let ratio = |m| f.ratio(m, build, n, op, s);
     let (measured, ok) = match t.bound {
-        Bound::NsOver {
-            slack,
-            plus_call: None,
-        } => {
+        Bound::NsOver { slack, plus_call: None } => {
             let (tg, u) = (wall(s)?, wall(BASELINE)?);
-            (
-                format!("+{:.2} ns ({} vs {})", tg - u, ns(tg), ns(u)),
-                tg - u <= slack,
-            )
+            (format!("+{:.2} ns ({} vs {})", tg - u, ns(tg), ns(u)), tg - u <= slack)
         }
-        Bound::NsOver {
-            slack,
-            plus_call: Some(call),
-        } => {
+        Bound::NsOver { slack, plus_call: Some(call) } => {
             let (tg, u) = (wall(s)?, wall(BASELINE)?);
             let allowance = f.get(Metric::Ns, build, n, REFERENCE, call)? + slack;
             // The instruction counts, where taken, say how much of it is the call itself
             // (counted once per build, with one interpreter).
-            let c = (
-                counts(op, n, s),
-                counts(op, n, BASELINE),
-                counts(REFERENCE, 1, call),
-            );
+            let c = (counts(op, n, s), counts(op, n, BASELINE), counts(REFERENCE, 1, call));
             let counted = match c {
                 (Some(tg), Some(u), Some(c)) => {
                     format!("; instructions: {tg:.1} vs {u:.1}, of which the call {c:.1}")
@@ -332,31 +276,22 @@ fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String,
         Bound::RatioAtMost(max) => {
             let r = ratio(Metric::Ns)?;
             // Instruction counts are repeatable where a wall-clock ratio this small is noise.
-            let counted = ratio(Metric::Instructions).map_or(String::new(), |ir| {
-                format!("; instructions {:+.1}%", (ir - 1.0) * 100.0)
-            });
-            (
-                format!("{:+.1}% wall clock{counted}", (r - 1.0) * 100.0),
-                r <= max,
-            )
+            let counted = ratio(Metric::Instructions)
+                .map_or(String::new(), |ir| format!("; instructions {:+.1}%", (ir - 1.0) * 100.0));
+            (format!("{:+.1}% wall clock{counted}", (r - 1.0) * 100.0), r <= max)
         }
         Bound::InstructionsAtMost(max) => {
             let noise = |w: f64| format!("wall-clock ratio ×{w:.3} (below this machine's noise)");
             let wall = ratio(Metric::Ns);
-            let (Some(r), Some(b), Some(u)) = (
-                ratio(Metric::Instructions),
-                counts(op, n, s),
-                counts(op, n, BASELINE),
-            ) else {
+            let (Some(r), Some(b), Some(u)) =
+                (ratio(Metric::Instructions), counts(op, n, s), counts(op, n, BASELINE))
+            else {
                 let why = "no instruction counts for this build and interpreter count";
                 return Some((noise(wall?), format!("not measured ({why})")));
             };
             let wall = wall.map_or(String::new(), |w| format!("; {}", noise(w)));
             let pct = (r - 1.0) * 100.0;
-            (
-                format!("{b:.1} vs {u:.1} instructions/op ({pct:+.2}%){wall}"),
-                r <= max,
-            )
+            (format!("{b:.1} vs {u:.1} instructions/op ({pct:+.2}%){wall}"), r <= max)
         }
         Bound::ScalingShare(share) => {
             let v = f.get(Metric::Scaling, build, n, op, s)?;
@@ -364,16 +299,9 @@ fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String,
             // A control above ×2 means its 1-thread windows ran slow (a busy neighbour on a
             // shared VM), not that the machine's ceiling is higher.
             let got = v / control.min(2.0);
-            let capped = if control > 2.0 {
-                ", capped at ×2.00"
-            } else {
-                ""
-            };
+            let capped = if control > 2.0 { ", capped at ×2.00" } else { "" };
             let pct = got * 100.0;
-            (
-                format!("×{v:.2} vs control ×{control:.2}{capped} ({pct:.0}%)"),
-                got >= share,
-            )
+            (format!("×{v:.2} vs control ×{control:.2}{capped} ({pct:.0}%)"), got >= share)
         }
     };
     Some((measured, if ok { "met" } else { "missed" }.to_string()))
@@ -386,12 +314,8 @@ mod tests {
 
     /// The checks of `records` (fixture lines), one a line: target | build | measured | verdict.
     fn judged(text: &str) -> String {
-        let line = |c: Check| {
-            format!(
-                "{} | {} | {} | {}\n",
-                c.target, c.build, c.measured, c.verdict
-            )
-        };
+        let line =
+            |c: Check| format!("{} | {} | {} | {}\n", c.target, c.build, c.measured, c.verdict);
         judge(&records(text)).into_iter().map(line).collect()
     }
 
@@ -420,10 +344,7 @@ tagged bind+getattr (2 interpreter(s)): at most +3% | 3.13 | +2.0% wall clock | 
             3.13|in|bind_getattr|tagged|2|303.0";
         let out = judged(&format!("{recs}\n{counted}"));
         assert!(out.contains("| +6.70 ns, allowance 3.00 ns; instructions: 40.0 vs 3.0, of which the call 21.0 | missed"), "{out}");
-        assert!(
-            out.contains("| +2.0% wall clock; instructions +1.0% | met"),
-            "{out}"
-        );
+        assert!(out.contains("| +2.0% wall clock; instructions +1.0% | met"), "{out}");
     }
 
     #[test]

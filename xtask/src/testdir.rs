@@ -13,9 +13,7 @@ impl TestDir {
     /// Creates a new unique directory whose name starts with `xtask-test-<tag>`.
     pub fn new(tag: &str) -> TestDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let path = std::env::temp_dir().join(format!(
             "xtask-test-{tag}-{}-{}-{nanos}",
             std::process::id(),

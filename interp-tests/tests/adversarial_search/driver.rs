@@ -52,15 +52,12 @@ pub fn strategies_from_env() -> Vec<Strat> {
             .split(',')
             .map(|n| {
                 let n = n.trim();
-                Strat::ALL
-                    .into_iter()
-                    .find(|s| s.name() == n)
-                    .unwrap_or_else(|| {
-                        panic!(
-                            "INTERPSAFE_FUZZ_STRATEGIES: unknown strategy {n:?}; valid: {}",
-                            Strat::ALL.map(Strat::name).join(", ")
-                        )
-                    })
+                Strat::ALL.into_iter().find(|s| s.name() == n).unwrap_or_else(|| {
+                    panic!(
+                        "INTERPSAFE_FUZZ_STRATEGIES: unknown strategy {n:?}; valid: {}",
+                        Strat::ALL.map(Strat::name).join(", ")
+                    )
+                })
             })
             .collect(),
         _ => Strat::ALL.to_vec(),
@@ -83,9 +80,7 @@ impl Config {
             base: env("INTERPSAFE_FUZZ_SEED").unwrap_or(0x5eed_0000),
             strategies: strategies_from_env(),
             batch: env("INTERPSAFE_FUZZ_BATCH").unwrap_or(6).max(1),
-            workers: std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .clamp(1, 2),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 2),
             shrink: Duration::from_secs(env("INTERPSAFE_FUZZ_SHRINK_SECONDS").unwrap_or(60)),
             out: std::env::var_os("INTERPSAFE_FUZZ_OUT").map(PathBuf::from),
         }
@@ -130,12 +125,7 @@ fn stderr_findings(stderr: &str) -> Vec<String> {
             || l.starts_with("corrupted ")
             || l.contains("Debug memory block at address")
         {
-            found.push(
-                l.chars()
-                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
-                    .take(200)
-                    .collect(),
-            );
+            found.push(l.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(200).collect());
             if found.len() >= 4 {
                 break;
             }
@@ -149,18 +139,12 @@ fn stderr_findings(stderr: &str) -> Vec<String> {
 fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun {
     let start = Instant::now();
     let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-    cmd.args([
-        "fuzz_child",
-        "--exact",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ])
-    .env(CHILD_ENV, spec)
-    .env("RUST_BACKTRACE", "0")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["fuzz_child", "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, spec)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -197,24 +181,16 @@ fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun
     let mut verdicts = Vec::new();
     let mut in_progress = None;
     let mut done = false;
-    for line in stdout
-        .lines()
-        .filter_map(|l| l.find(PREFIX).map(|i| &l[i + PREFIX.len()..]))
-    {
+    for line in stdout.lines().filter_map(|l| l.find(PREFIX).map(|i| &l[i + PREFIX.len()..])) {
         let mut parts = line.splitn(3, ' ');
-        let (word, seed, rest) = (
-            parts.next(),
-            parts.next().and_then(|s| s.parse().ok()),
-            parts.next(),
-        );
+        let (word, seed, rest) =
+            (parts.next(), parts.next().and_then(|s| s.parse().ok()), parts.next());
         match (word, seed) {
             (Some("start"), Some(seed)) => in_progress = Some(seed),
             (Some("pass"), Some(seed)) => {
                 in_progress = None;
-                verdicts.push((
-                    seed,
-                    Verdict::Pass(rest.and_then(|r| r.parse().ok()).unwrap_or(0)),
-                ));
+                verdicts
+                    .push((seed, Verdict::Pass(rest.and_then(|r| r.parse().ok()).unwrap_or(0))));
             }
             (Some("fail"), Some(seed)) => {
                 in_progress = None;
@@ -255,13 +231,9 @@ fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun
 pub fn run_alone(seed: u64, ops: Option<&[usize]>, envs: &[(&str, &str)]) -> Verdict {
     let spec = match ops {
         None => format!("seeds:{seed}"),
-        Some(ops) => format!(
-            "ops:{seed}:{}",
-            ops.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(".")
-        ),
+        Some(ops) => {
+            format!("ops:{seed}:{}", ops.iter().map(usize::to_string).collect::<Vec<_>>().join("."))
+        }
     };
     run_spec(&spec, seed, envs)
 }
@@ -269,11 +241,7 @@ pub fn run_alone(seed: u64, ops: Option<&[usize]>, envs: &[(&str, &str)]) -> Ver
 /// The verdict a child running `spec` reports for `seed` (or its crash).
 pub fn run_spec(spec: &str, seed: u64, envs: &[(&str, &str)]) -> Verdict {
     let run = run_child(spec, envs, &AtomicBool::new(false));
-    let mine = run
-        .verdicts
-        .into_iter()
-        .find(|(s, _)| *s == seed)
-        .map(|(_, v)| v);
+    let mine = run.verdicts.into_iter().find(|(s, _)| *s == seed).map(|(_, v)| v);
     match (mine, run.crash) {
         (Some(Verdict::Fail(m)), _) => Verdict::Fail(m),
         (_, Some(crash)) => Verdict::Fail(crash),
@@ -393,10 +361,7 @@ pub fn search(cfg: &Config, envs: &[(&str, &str)], stop_at_first: bool) -> Outco
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(k, _, _)| *k);
-    let mut out = Outcome {
-        cases: results.len(),
-        ..Outcome::default()
-    };
+    let mut out = Outcome { cases: results.len(), ..Outcome::default() };
     for (k, seed, v) in results {
         match v {
             Verdict::Pass(n) => out.ops += n,
@@ -488,11 +453,7 @@ pub fn records(
     let mut records = vec![ResultRecord {
         environment: environment.clone(),
         data: RecordData::FuzzSummary(FuzzSummary {
-            strategies: cfg
-                .strategies
-                .iter()
-                .map(|s| s.name().to_string())
-                .collect(),
+            strategies: cfg.strategies.iter().map(|s| s.name().to_string()).collect(),
             base_seed: cfg.base,
             cases: out.cases as u64,
             ops: out.ops as u64,

@@ -176,9 +176,7 @@ impl Worker {
 
     fn run(&self, job: Job) -> Outcome {
         self.jobs.send(job).expect("executor alive");
-        self.done
-            .recv()
-            .unwrap_or_else(|_| Outcome::Other("executor thread died".into()))
+        self.done.recv().unwrap_or_else(|_| Outcome::Other("executor thread died".into()))
     }
 }
 
@@ -262,8 +260,6 @@ unsafe fn take_error() -> String {
         message
     }
 }
-
-
 
 /// Runs `code` (an expression) in main and returns its `str()`.
 fn in_main(code: &str) -> Result<String, Error> {
@@ -353,17 +349,15 @@ impl Run {
         let sh = Arc::clone(&self.sh);
         let op_c = *op;
         let next_c = next.clone();
-        let seen = self.workers[op.thread()].run(Box::new(move |local| {
-            execute(&sh, local, &pre, &next_c, &op_c)
-        }));
+        let seen = self.workers[op.thread()]
+            .run(Box::new(move |local| execute(&sh, local, &pre, &next_c, &op_c)));
         if !expect.admits(&seen) {
             return Err(format!(
                 "op #{i} {op:?}: the model predicts {expect:?}, observed {seen:?}"
             ));
         }
         self.model = next;
-        self.check_state()
-            .map_err(|e| format!("after op #{i} {op:?}: {e}"))
+        self.check_state().map_err(|e| format!("after op #{i} {op:?}: {e}"))
     }
 
     /// Statuses, queued releases and stored owners against the model.
@@ -392,11 +386,7 @@ impl Run {
         }
         let slots = self.sh.slots.lock().unwrap();
         if slots.len() != self.model.slots.len() {
-            return Err(format!(
-                "{} slots, the model has {}",
-                slots.len(),
-                self.model.slots.len()
-            ));
+            return Err(format!("{} slots, the model has {}", slots.len(), self.model.slots.len()));
         }
         for (s, (real, m)) in slots.iter().zip(&self.model.slots).enumerate() {
             let unknown = interpsafe::tag::Tag::UNKNOWN.key();
@@ -432,15 +422,7 @@ impl Run {
     /// Releases everything, ends every interpreter, then checks the pool, the probes and (on a
     /// debug build, when no reference was meant to leak) the total reference count.
     pub fn finish(self) -> Result<(), String> {
-        let Run {
-            model,
-            sh,
-            workers,
-            events_from,
-            stats_before,
-            total_before,
-            ..
-        } = self;
+        let Run { model, sh, workers, events_from, stats_before, total_before, .. } = self;
         for w in &workers {
             w.run(Box::new(|local| {
                 local.guards.clear();
@@ -475,15 +457,10 @@ impl Run {
         attach(main_interpreter(), |_| ()).map_err(|e| e.to_string())?;
         let stats = decref_stats();
         if !stats.balanced() || stats.stranded != stats_before.stranded {
-            return Err(format!(
-                "pool: the deferred-decref pool is out of balance: {stats:?}"
-            ));
+            return Err(format!("pool: the deferred-decref pool is out of balance: {stats:?}"));
         }
-        let owners: BTreeMap<i64, i64> = model
-            .probes
-            .iter()
-            .map(|&(tag, i)| (tag, keys[i].id.0))
-            .collect();
+        let owners: BTreeMap<i64, i64> =
+            model.probes.iter().map(|&(tag, i)| (tag, keys[i].id.0)).collect();
         let mut finalised: BTreeMap<i64, usize> = BTreeMap::new();
         for e in probe_events().iter().skip(events_from) {
             let Some(&owner) = owners.get(&e.tag) else {
@@ -504,10 +481,7 @@ impl Run {
                 let n = finalised.entry(e.tag).or_default();
                 *n += 1;
                 if *n > 1 {
-                    return Err(format!(
-                        "double-finalise: probe {} was finalised twice",
-                        e.tag
-                    ));
+                    return Err(format!("double-finalise: probe {} was finalised twice", e.tag));
                 }
             }
         }
@@ -516,11 +490,7 @@ impl Run {
             if delta < 0 || (delta > 0 && !model.leaky) {
                 return Err(format!(
                     "refcount: sys.gettotalrefcount() moved by {delta} over the sequence{}",
-                    if model.leaky {
-                        ""
-                    } else {
-                        " (the model expects no leak)"
-                    }
+                    if model.leaky { "" } else { " (the model expects no leak)" }
                 ));
             }
         }
@@ -529,13 +499,7 @@ impl Run {
 }
 
 /// Runs one operation on its executor thread.
-fn execute(
-    sh: &Shared,
-    local: &mut Local,
-    pre: &Model,
-    next: &Model,
-    op: &Op,
-) -> Outcome {
+fn execute(sh: &Shared, local: &mut Local, pre: &Model, next: &Model, op: &Op) -> Outcome {
     let keys = sh.keys();
     let err = |e: Error| outcome_of(&e, &keys);
     match *op {
@@ -577,21 +541,8 @@ fn execute(
             drop(local.bytes.remove(bytes));
             Outcome::Ok
         }
-        Op::Use {
-            t,
-            via,
-            interp,
-            strat,
-            act,
-        } => {
-            let ctx = Ctx {
-                sh,
-                keys: &keys,
-                pre,
-                next,
-                t,
-                cur: interp,
-            };
+        Op::Use { t, via, interp, strat, act } => {
+            let ctx = Ctx { sh, keys: &keys, pre, next, t, cur: interp };
             match strat {
                 Strat::Tagged => use_op::<st::Tagged>(&ctx, local, via, act),
                 Strat::Scoped => use_op::<st::Scoped>(&ctx, local, via, act),
@@ -605,11 +556,7 @@ fn execute(
 fn create(sh: &Shared, kind: Kind) -> Result<Outcome, Error> {
     let (key, sub) = match kind {
         Kind::OwnGil | Kind::SharedGil => {
-            let iso = if kind == Kind::OwnGil {
-                Isolation::OwnGil
-            } else {
-                Isolation::SharedGil
-            };
+            let iso = if kind == Kind::OwnGil { Isolation::OwnGil } else { Isolation::SharedGil };
             let sub = SubInterpreter::new(iso)?;
             (sub.key(), Some(sub))
         }
@@ -642,12 +589,7 @@ impl Ctx<'_> {
         outcome_of(&e, self.keys)
     }
     fn is_probe(&self, s: usize) -> bool {
-        self.pre
-            .slots
-            .get(s)
-            .copied()
-            .flatten()
-            .is_some_and(|m| m.obj == Obj::Probe)
+        self.pre.slots.get(s).copied().flatten().is_some_and(|m| m.obj == Obj::Probe)
     }
 }
 
@@ -663,10 +605,7 @@ fn use_op<S: Fuzzed>(cx: &Ctx<'_>, local: &mut Local, via: Via, act: Act) -> Out
     let r = match via {
         Via::Direct => attach(key, body),
         Via::Guard => {
-            let g = cx.pre.guards[cx.t]
-                .iter()
-                .position(|&i| i == cx.cur)
-                .expect("resolved");
+            let g = cx.pre.guards[cx.t].iter().position(|&i| i == cx.cur).expect("resolved");
             local.guards[g].attach(body)
         }
         Via::Nested(outer) => attach(cx.keys[outer], |_| attach(key, body)).and_then(|r| r),
@@ -780,17 +719,16 @@ fn act_in<'s, S: Fuzzed>(
                 Init::Fresh => S::eval(s, &expr(Obj::Probe, tag)),
                 Init::FromSlot(i) => match sh.take_slot(i) {
                     Some(stored) => S::load(s, stored),
-                    None => Err(Error::NotAttached {
-                        operation: "fuzz: the once-cell's slot is empty",
-                    }),
+                    None => {
+                        Err(Error::NotAttached { operation: "fuzz: the once-cell's slot is empty" })
+                    }
                 },
             });
             match got {
                 Err(e) => cx.err(e),
                 Ok(r) => {
-                    let probe = cx.next.cells[cell]
-                        .get(&cx.cur)
-                        .is_some_and(|m| m.obj == Obj::Probe);
+                    let probe =
+                        cx.next.cells[cell].get(&cx.cur).is_some_and(|m| m.obj == Obj::Probe);
                     match if probe { ping::<S>(r) } else { Ok(()) } {
                         Ok(()) => Outcome::Ok,
                         Err(e) => Outcome::Other(format!("ping the once-cell's value: {e}")),

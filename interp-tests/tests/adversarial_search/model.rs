@@ -339,12 +339,7 @@ impl Model {
     /// Main alone; probe tags from `first_tag` on.
     pub fn new(first_tag: i64) -> Model {
         Model {
-            interps: vec![MInterp {
-                kind: None,
-                st: St::Alive,
-                pending: 0,
-                closed: false,
-            }],
+            interps: vec![MInterp { kind: None, st: St::Alive, pending: 0, closed: false }],
             slots: Vec::new(),
             guards: [Vec::new(), Vec::new()],
             bytes: [Vec::new(), Vec::new()],
@@ -435,12 +430,7 @@ impl Model {
     fn probe(&mut self, owner: usize) -> MRef {
         let tag = self.new_tag();
         self.probes.push((tag, owner));
-        MRef {
-            owner,
-            home: owner,
-            obj: Obj::Probe,
-            tag,
-        }
+        MRef { owner, home: owner, obj: Obj::Probe, tag }
     }
 
     /// Whether anything the model holds references an object of `i` (ignoring singletons).
@@ -468,12 +458,7 @@ impl Model {
         let n = self.interps.len();
         match *op {
             Op::Create { kind, .. } => {
-                let alive = self
-                    .interps
-                    .iter()
-                    .skip(1)
-                    .filter(|m| m.st != St::Ended)
-                    .count();
+                let alive = self.interps.iter().skip(1).filter(|m| m.st != St::Ended).count();
                 if alive >= MAX_ALIVE || self.created >= MAX_CREATED {
                     return Outcome::Skip;
                 }
@@ -516,7 +501,9 @@ impl Model {
                     }
                     (true, _) => Outcome::Py("InterpreterError: interpreter running".into()),
                     // A pin marks it as running main (`running_main::PinMark`).
-                    (false, _) if pinned => Outcome::Py("InterpreterError: interpreter running".into()),
+                    (false, _) if pinned => {
+                        Outcome::Py("InterpreterError: interpreter running".into())
+                    }
                     (false, _) => {
                         self.ended(i, false);
                         Outcome::Ok
@@ -578,13 +565,7 @@ impl Model {
                 self.release(b, None);
                 Outcome::Ok
             }
-            Op::Use {
-                t,
-                via,
-                interp,
-                strat,
-                act,
-            } => self.apply_use(t, via, interp, strat, act),
+            Op::Use { t, via, interp, strat, act } => self.apply_use(t, via, interp, strat, act),
         }
     }
 
@@ -603,9 +584,9 @@ impl Model {
             | Act::SendTo(s)
             | Act::ShareOut(s)
             | Act::BytesNew(s) => self.slot(s).is_some(),
-            Act::Receive => self.mail[t]
-                .front()
-                .is_some_and(|(affine, _)| *affine == (strat == Strat::Affine)),
+            Act::Receive => {
+                self.mail[t].front().is_some_and(|(affine, _)| *affine == (strat == Strat::Affine))
+            }
             Act::Once { cell, init } => {
                 cell < 2
                     && match init {
@@ -687,19 +668,12 @@ impl Model {
             Act::Eval(obj) => {
                 let r = match obj {
                     Obj::Probe => self.probe(cur),
-                    _ => MRef {
-                        owner: cur,
-                        home: cur,
-                        obj,
-                        tag: 0,
-                    },
+                    _ => MRef { owner: cur, home: cur, obj, tag: 0 },
                 };
                 self.slots.push(Some(r));
                 Outcome::Ok
             }
-            Act::Bind(s) => self
-                .load_bind(s, cur, strat)
-                .map_or_else(|e| e, |_| Outcome::Ok),
+            Act::Bind(s) => self.load_bind(s, cur, strat).map_or_else(|e| e, |_| Outcome::Ok),
             Act::Dup(s) => match self.load_bind(s, cur, strat) {
                 Err(e) => e,
                 Ok(h) => {
@@ -713,11 +687,8 @@ impl Model {
                     // Tagged on the reference's owner as the strategy knows it: the current
                     // interpreter, except for affine, whose reference to a handle recorded
                     // elsewhere (a shared object loaded here) is nobody's.
-                    let owner = if strat == Strat::Affine && h.owner != cur {
-                        UNKNOWN
-                    } else {
-                        cur
-                    };
+                    let owner =
+                        if strat == Strat::Affine && h.owner != cur { UNKNOWN } else { cur };
                     self.slots.push(Some(MRef { owner, ..h }));
                     Outcome::Ok
                 }
@@ -785,12 +756,7 @@ impl Model {
             },
             Act::ShareIn(d) => {
                 let obj = self.data[d];
-                self.slots.push(Some(MRef {
-                    owner: cur,
-                    home: cur,
-                    obj,
-                    tag: 0,
-                }));
+                self.slots.push(Some(MRef { owner: cur, home: cur, obj, tag: 0 }));
                 Outcome::Ok
             }
             Act::BytesNew(s) => match self.load_bind(s, cur, strat) {
@@ -805,12 +771,7 @@ impl Model {
                 }
             },
             Act::BytesIn(_) => {
-                self.slots.push(Some(MRef {
-                    owner: cur,
-                    home: cur,
-                    obj: Obj::Bytes,
-                    tag: 0,
-                }));
+                self.slots.push(Some(MRef { owner: cur, home: cur, obj: Obj::Bytes, tag: 0 }));
                 Outcome::Ok
             }
             Act::RawSwitch { into, slot } => {
@@ -898,51 +859,25 @@ fn draw(rng: &mut Rng, m: &Model, strategies: &[Strat]) -> Op {
         }
     };
     let subs: Vec<usize> = (1..n).collect();
-    let full: Vec<usize> = (0..m.slots.len())
-        .filter(|&s| m.slots[s].is_some())
-        .collect();
+    let full: Vec<usize> = (0..m.slots.len()).filter(|&s| m.slots[s].is_some()).collect();
     let slot = |rng: &mut Rng| if full.is_empty() { 0 } else { rng.pick(&full) };
     let strat = rng.pick(strategies);
     let roll = rng.below(100);
     if n == 1 || (n < 4 && roll < 8) {
-        let kind = rng.pick(&[
-            Kind::OwnGil,
-            Kind::SharedGil,
-            Kind::PythonMade,
-            Kind::PythonMade,
-        ]);
+        let kind = rng.pick(&[Kind::OwnGil, Kind::SharedGil, Kind::PythonMade, Kind::PythonMade]);
         return Op::Create { t, kind };
     }
     match roll {
-        0..=7 => Op::Create {
-            t,
-            kind: rng.pick(&[Kind::OwnGil, Kind::SharedGil, Kind::PythonMade]),
-        },
-        8..=10 => Op::EndRust {
-            t,
-            interp: rng.pick(&subs),
-        },
-        11..=14 => Op::DestroyPy {
-            t,
-            interp: rng.pick(&subs),
-        },
-        15..=16 => Op::ExecPy {
-            t,
-            interp: rng.pick(&subs),
-        },
-        17..=21 => Op::GuardNew {
-            t,
-            interp: interp(rng),
-        },
-        22..=24 => Op::GuardDrop {
-            t,
-            guard: rng.below(m.guards[t].len().max(1)),
-        },
+        0..=7 => {
+            Op::Create { t, kind: rng.pick(&[Kind::OwnGil, Kind::SharedGil, Kind::PythonMade]) }
+        }
+        8..=10 => Op::EndRust { t, interp: rng.pick(&subs) },
+        11..=14 => Op::DestroyPy { t, interp: rng.pick(&subs) },
+        15..=16 => Op::ExecPy { t, interp: rng.pick(&subs) },
+        17..=21 => Op::GuardNew { t, interp: interp(rng) },
+        22..=24 => Op::GuardDrop { t, guard: rng.below(m.guards[t].len().max(1)) },
         25..=28 => Op::DropUnattached { t, slot: slot(rng) },
-        29..=30 => Op::BytesDrop {
-            t,
-            bytes: rng.below(m.bytes[t].len().max(1)),
-        },
+        29..=30 => Op::BytesDrop { t, bytes: rng.below(m.bytes[t].len().max(1)) },
         _ => {
             let via = match rng.below(10) {
                 0..=5 => Via::Direct,
@@ -976,11 +911,8 @@ fn draw(rng: &mut Rng, m: &Model, strategies: &[Strat]) -> Op {
                     let s = if affine {
                         Strat::Affine
                     } else {
-                        let non: Vec<Strat> = strategies
-                            .iter()
-                            .copied()
-                            .filter(|s| *s != Strat::Affine)
-                            .collect();
+                        let non: Vec<Strat> =
+                            strategies.iter().copied().filter(|s| *s != Strat::Affine).collect();
                         if non.is_empty() {
                             strat
                         } else {
@@ -989,44 +921,16 @@ fn draw(rng: &mut Rng, m: &Model, strategies: &[Strat]) -> Op {
                     };
                     (s, Act::Receive)
                 }
-                66..=69 => (
-                    strat,
-                    Act::Once {
-                        cell,
-                        init: Init::Fresh,
-                    },
-                ),
-                70..=76 => (
-                    strat,
-                    Act::Once {
-                        cell,
-                        init: Init::FromSlot(slot(rng)),
-                    },
-                ),
+                66..=69 => (strat, Act::Once { cell, init: Init::Fresh }),
+                70..=76 => (strat, Act::Once { cell, init: Init::FromSlot(slot(rng)) }),
                 77..=80 => (strat, Act::ShareOut(slot(rng))),
                 81..=83 => (strat, Act::ShareIn(rng.below(m.data.len().max(1)))),
                 84..=87 => (strat, Act::BytesNew(slot(rng))),
                 88..=90 => (strat, Act::BytesIn(rng.below(m.bytes[t].len().max(1)))),
-                _ => (
-                    Strat::Tagged,
-                    Act::RawSwitch {
-                        into: interp(rng),
-                        slot: slot(rng),
-                    },
-                ),
+                _ => (Strat::Tagged, Act::RawSwitch { into: interp(rng), slot: slot(rng) }),
             };
-            let strat = if strategies.contains(&strat) {
-                strat
-            } else {
-                rng.pick(strategies)
-            };
-            Op::Use {
-                t,
-                via,
-                interp: cur,
-                strat,
-                act,
-            }
+            let strat = if strategies.contains(&strat) { strat } else { rng.pick(strategies) };
+            Op::Use { t, via, interp: cur, strat, act }
         }
     }
 }

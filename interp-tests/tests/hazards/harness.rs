@@ -65,12 +65,7 @@ impl Build {
         if environment.interpreter.variant.is_none() {
             environment.interpreter.variant = variant.map(str::to_string);
         }
-        Build {
-            free_threaded: cfg!(Py_GIL_DISABLED),
-            asan,
-            pymalloc,
-            environment,
-        }
+        Build { free_threaded: cfg!(Py_GIL_DISABLED), asan, pymalloc, environment }
     }
 
     /// The build's name (`3.13t`, `3.13-asan`).
@@ -101,7 +96,8 @@ pub fn settings(case: Case, free_threaded: bool) -> Vec<Option<Setting>> {
         (Hazard::H14, Some("running")) | (Hazard::H16, _) => {
             vec![Some(Setting::OwnGil), Some(Setting::PythonIsolated)]
         }
-        (Hazard::H1 | Hazard::H2 | Hazard::H3, None) | (Hazard::H13 | Hazard::H14 | Hazard::H15, _) => {
+        (Hazard::H1 | Hazard::H2 | Hazard::H3, None)
+        | (Hazard::H13 | Hazard::H14 | Hazard::H15, _) => {
             let mut v = two_toolkit();
             v.push(Some(Setting::PythonIsolated));
             if !free_threaded {
@@ -145,11 +141,7 @@ impl Planned {
 fn plan_for<S: Expectations>(build: &Build, out: &mut Vec<Planned>) {
     for &case in Case::ALL {
         for setting in settings(case, build.free_threaded) {
-            let cell = Cell {
-                case,
-                setting,
-                free_threaded: build.free_threaded,
-            };
+            let cell = Cell { case, setting, free_threaded: build.free_threaded };
             let expected = S::expected(&cell);
             let runs: &[bool] = match expected {
                 Expected::CompileError { .. } => &[false],
@@ -157,12 +149,7 @@ fn plan_for<S: Expectations>(build: &Build, out: &mut Vec<Planned>) {
                 _ => &[false],
             };
             for &malloc in runs {
-                out.push(Planned {
-                    strategy: S::NAME,
-                    cell,
-                    expected,
-                    malloc,
-                });
+                out.push(Planned { strategy: S::NAME, cell, expected, malloc });
             }
         }
     }
@@ -197,18 +184,12 @@ pub struct ChildRun {
 pub fn run_child(spec: &str, malloc: bool) -> ChildRun {
     let start = Instant::now();
     let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-    cmd.args([
-        "hazard_child",
-        "--exact",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ])
-    .env(CHILD_ENV, spec)
-    .env("RUST_BACKTRACE", "0")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["hazard_child", "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, spec)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if malloc {
         cmd.env("PYTHONMALLOC", "malloc");
     }
@@ -274,10 +255,7 @@ fn signal_name(sig: i32) -> String {
 fn stderr_findings(stderr: &str) -> Vec<String> {
     let mut found = Vec::new();
     let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
-    if let Some(l) = lines
-        .iter()
-        .find(|l| l.contains("ERROR: AddressSanitizer:"))
-    {
+    if let Some(l) = lines.iter().find(|l| l.contains("ERROR: AddressSanitizer:")) {
         let kind = l
             .split("ERROR: AddressSanitizer:")
             .nth(1)
@@ -303,16 +281,8 @@ fn stderr_findings(stderr: &str) -> Vec<String> {
             || l.contains("Debug memory block at address")
         {
             // Printable text only, and CPython source paths from their `src/` on.
-            let l: String = l
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_graphic() || c == ' ' {
-                        c
-                    } else {
-                        '?'
-                    }
-                })
-                .collect();
+            let l: String =
+                l.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
             let l = l.rsplit_once("/src/").map_or(l.as_str(), |(_, rest)| rest);
             found.push(format!("stderr: {l}"));
             if found.len() >= 4 {
@@ -350,10 +320,8 @@ pub fn classify(run: &ChildRun) -> Verdict {
     let findings = stderr_findings(&run.stderr);
     use std::os::unix::process::ExitStatusExt;
     match run.status {
-        None => anomalies.push(format!(
-            "hang: killed after {}s during the {phase}",
-            CHILD_TIMEOUT.as_secs()
-        )),
+        None => anomalies
+            .push(format!("hang: killed after {}s during the {phase}", CHILD_TIMEOUT.as_secs())),
         Some(status) if status.success() && phase == "done" => {}
         Some(status) => {
             let how = match (status.code(), status.signal()) {
@@ -374,37 +342,26 @@ pub fn classify(run: &ChildRun) -> Verdict {
     };
     if !anomalies.is_empty() {
         anomalies.dedup();
-        Verdict::Undetected {
-            how: with_notes(anomalies.join("; ")),
-        }
+        Verdict::Undetected { how: with_notes(anomalies.join("; ")) }
     } else if let Some(message) = refused {
         Verdict::RuntimeError { message }
     } else if let Some(why) = safe {
-        Verdict::NotApplicable {
-            why: with_notes(why),
-        }
+        Verdict::NotApplicable { why: with_notes(why) }
     } else {
-        Verdict::Undetected {
-            how: with_notes("the child reported no outcome".to_string()),
-        }
+        Verdict::Undetected { how: with_notes("the child reported no outcome".to_string()) }
     }
 }
 
 /// The workspace root (interp-tests' parent).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
 }
 
 /// The observed verdict of a compile-time cell: the cited compile-fail case must exist (the
 /// compile-fail stage shows that it fails to compile).
 fn compile_time(case: &str) -> Verdict {
     if workspace_root().join(case).is_file() {
-        Verdict::CompileError {
-            case: case.to_string(),
-        }
+        Verdict::CompileError { case: case.to_string() }
     } else {
         Verdict::NotApplicable {
             why: format!("unverified: the compile-fail case {case} does not exist"),
@@ -446,14 +403,7 @@ pub fn run_all(planned: Vec<Planned>, workers: usize) -> Vec<Outcome> {
                         (classify(&run), run.elapsed)
                     }
                 };
-                done.lock().unwrap().push((
-                    i,
-                    Outcome {
-                        planned: p.clone(),
-                        observed,
-                        elapsed,
-                    },
-                ));
+                done.lock().unwrap().push((i, Outcome { planned: p.clone(), observed, elapsed }));
             });
         }
     });
@@ -464,9 +414,7 @@ pub fn run_all(planned: Vec<Planned>, workers: usize) -> Vec<Outcome> {
 
 /// The results file of `build`: `target/interpsafe/hazards/<build>.json`.
 pub fn results_path(build: &Build) -> PathBuf {
-    workspace_root()
-        .join("target/interpsafe/hazards")
-        .join(format!("{}.json", build.name()))
+    workspace_root().join("target/interpsafe/hazards").join(format!("{}.json", build.name()))
 }
 
 /// The records of `outcomes`, each with the build's environment.
@@ -504,11 +452,7 @@ pub fn summary(outcomes: &[Outcome]) -> String {
     format!(
         "{} cells ({}); children ran {:.1}s in all{}",
         outcomes.len(),
-        kinds
-            .iter()
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        kinds.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "),
         total.as_secs_f64(),
         slowest.map_or(String::new(), |o| format!(
             ", slowest {} {:.1}s",

@@ -50,10 +50,7 @@ pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
         (Hazard::H16, Some("panic")) => h16_panic::<S>(w),
         (Hazard::H16, Some("tls")) => h16_tls::<S>(w),
         (Hazard::H16, Some("del")) => h16_del::<S>(w),
-        _ => panic!(
-            "{} has no runtime scenario on this build (a compile-time cell)",
-            case.id()
-        ),
+        _ => panic!("{} has no runtime scenario on this build (a compile-time cell)", case.id()),
     }
 }
 
@@ -62,7 +59,13 @@ pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
 pub fn uses_once_cells(case: Case) -> bool {
     matches!(
         case.hazard,
-        Hazard::H4 | Hazard::H5 | Hazard::H9 | Hazard::H10 | Hazard::H12 | Hazard::H13 | Hazard::H16
+        Hazard::H4
+            | Hazard::H5
+            | Hazard::H9
+            | Hazard::H10
+            | Hazard::H12
+            | Hazard::H13
+            | Hazard::H16
     )
 }
 
@@ -122,9 +125,7 @@ fn h1<S: Strategy>(w: &mut World) -> Obs {
     let probes = &w.probes;
     let mut obs = Obs::default();
     let stored = within(a, |at| S::enter(at, |s| S::store(s, probes.make::<S>(s).0)));
-    let back = within(b, |at| {
-        S::enter(at, |s| bring_in::<S>(s, stored, a.id.0, &mut obs))
-    });
+    let back = within(b, |at| S::enter(at, |s| bring_in::<S>(s, stored, a.id.0, &mut obs)));
     go_home::<S>(a, back, &mut obs);
     obs
 }
@@ -141,10 +142,7 @@ fn h1_kept<S: Strategy>(w: &mut World) -> Obs {
             match S::bind(s, &h) {
                 Err(e) => obs.refused(&e, a.id.0),
                 Ok(r) => {
-                    obs.anomaly(format!(
-                        "accepted: {} bound a kept handle of {}",
-                        b.id, a.id
-                    ));
+                    obs.anomaly(format!("accepted: {} bound a kept handle of {}", b.id, a.id));
                     if let Err(e) = ping::<S>(r) {
                         obs.anomaly(format!("use-failed: calling the foreign probe raised {e}"));
                     }
@@ -256,19 +254,14 @@ fn h4<S: Strategy>(w: &mut World) -> Obs {
             b.id, a.id
         ));
     } else if ran_in_b {
-        obs.safe(format!(
-            "per-interpreter: {} initialised its own object",
-            b.id
-        ));
+        obs.safe(format!("per-interpreter: {} initialised its own object", b.id));
     }
     obs
 }
 
 /// H5: a heap type kept in a once-cell by A, instantiated in B.
 fn h5<S: Strategy>(w: &mut World) -> Obs {
-    static SPEC: TypeSpec = TypeSpec {
-        name: c"interpsafe_hazards.H5Type",
-    };
+    static SPEC: TypeSpec = TypeSpec { name: c"interpsafe_hazards.H5Type" };
     let (a, b) = (w.a(), w.b());
     let mut obs = Obs::default();
     let cell = leaked_cell::<S>();
@@ -285,22 +278,13 @@ fn h5<S: Strategy>(w: &mut World) -> Obs {
     let (ty_a, _) = make(a);
     let (ty_b, instance_type_b) = make(b);
     if ty_a == ty_b {
-        obs.anomaly(format!(
-            "wrong-object: {} was handed {}'s type object",
-            b.id, a.id
-        ));
+        obs.anomaly(format!("wrong-object: {} was handed {}'s type object", b.id, a.id));
     }
     if instance_type_b == ty_a {
-        obs.anomaly(format!(
-            "wrong-object: {} made an instance of {}'s type",
-            b.id, a.id
-        ));
+        obs.anomaly(format!("wrong-object: {} made an instance of {}'s type", b.id, a.id));
     }
     if obs.anomalies.is_empty() {
-        obs.safe(format!(
-            "per-interpreter: {} made and used its own type",
-            b.id
-        ));
+        obs.safe(format!("per-interpreter: {} made and used its own type", b.id));
     }
     obs
 }
@@ -405,12 +389,8 @@ fn h7<S: Strategy>(w: &mut World) -> Obs {
     let (shared, control, candidates, names) = within(a, |at| {
         at.exec(H7_COLLECT).expect("collect the shared set");
         let candidates: usize = at.eval(c"h7_candidates").unwrap().parse().unwrap();
-        let names: Vec<String> = at
-            .eval(c"h7_names")
-            .unwrap()
-            .split('\u{1f}')
-            .map(str::to_string)
-            .collect();
+        let names: Vec<String> =
+            at.eval(c"h7_names").unwrap().split('\u{1f}').map(str::to_string).collect();
         S::enter(at, |s| {
             let tuple = S::eval(s, c"h7_shared").expect("h7_shared");
             let t = S::as_obj(S::bind(s, &tuple).expect("bind own tuple")).as_ptr();
@@ -491,12 +471,7 @@ unsafe fn increment(obj: *mut ffi::PyObject) {
         let one = ffi::PyLong_FromLong(1);
         let sum = ffi::PyNumber_Add(v, one);
         assert!(!sum.is_null(), "{}", take_error());
-        assert_eq!(
-            ffi::PyObject_SetAttrString(obj, c"n".as_ptr(), sum),
-            0,
-            "{}",
-            take_error()
-        );
+        assert_eq!(ffi::PyObject_SetAttrString(obj, c"n".as_ptr(), sum), 0, "{}", take_error());
         ffi::Py_DECREF(sum);
         ffi::Py_DECREF(one);
         ffi::Py_DECREF(v);
@@ -552,10 +527,7 @@ fn h8<S: Strategy>(w: &mut World) -> Obs {
                     })
                 })
                 .collect();
-            threads
-                .into_iter()
-                .map(|t| t.join().expect("H8 thread"))
-                .collect()
+            threads.into_iter().map(|t| t.join().expect("H8 thread")).collect()
         });
         let increments: i64 = done.iter().map(|d| d.1).sum();
         within(a, |_| drop(done));
@@ -603,21 +575,13 @@ fn h8_payload<S: Strategy>(w: &mut World) -> Obs {
             });
         }
     });
-    match within(b, |at| {
-        payload_ref
-            .try_borrow(at)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }) {
+    match within(b, |at| payload_ref.try_borrow(at).map(|_| ()).map_err(|e| e.to_string())) {
         Err(e) => obs.note(format!("a thread attached to B was refused: {e}")),
         Ok(()) => obs.anomaly("accepted: a thread attached to B borrowed A's payload"),
     }
     let n = payload.into_inner().get();
     if n == 2 * PER_THREAD {
-        obs.safe(format!(
-            "serialised: {n} of {} increments, none lost",
-            2 * PER_THREAD
-        ));
+        obs.safe(format!("serialised: {n} of {} increments, none lost", 2 * PER_THREAD));
     } else {
         obs.anomaly(format!(
             "lost-updates: {} of {} increments lost",
@@ -658,10 +622,7 @@ fn h9<S: Strategy>(w: &mut World, two_interpreters: bool) -> Obs {
                 })
             })
             .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().expect("H9 thread"))
-            .collect()
+        threads.into_iter().map(|t| t.join().expect("H9 thread")).collect()
     });
     let ran = results.iter().filter(|r| r.1).count();
     let same = results[0].0 == results[1].0;
@@ -690,10 +651,7 @@ fn new_exception<'s, S: Strategy>(s: &S::Scope<'s>) -> Result<S::Handle<'s>, Err
         );
         match NonNull::new(cls) {
             Some(cls) => Ok(S::adopt(s, cls)),
-            None => Err(Error::Python {
-                interpreter: S::key(s),
-                message: take_error(),
-            }),
+            None => Err(Error::Python { interpreter: S::key(s), message: take_error() }),
         }
     }
 }
@@ -723,16 +681,10 @@ fn h10<S: Strategy>(w: &mut World) -> Obs {
     let (class_a, _) = raise(a);
     let (class_b, raised_in_b) = raise(b);
     if class_a == class_b {
-        obs.anomaly(format!(
-            "wrong-object: {} was handed {}'s exception class",
-            b.id, a.id
-        ));
+        obs.anomaly(format!("wrong-object: {} was handed {}'s exception class", b.id, a.id));
     }
     if raised_in_b == class_a {
-        obs.anomaly(format!(
-            "wrong-object: {} raised an exception of {}'s class",
-            b.id, a.id
-        ));
+        obs.anomaly(format!("wrong-object: {} raised an exception of {}'s class", b.id, a.id));
     }
     if obs.anomalies.is_empty() {
         obs.safe(format!("per-interpreter: {} raised its own class", b.id));
@@ -758,10 +710,7 @@ fn h12<S: Strategy>(w: &mut World) -> Obs {
         });
         (addr, refcount.unwrap_or_default())
     });
-    let immortal = refcount_a
-        .parse::<i64>()
-        .map(|r| r >= 1 << 30)
-        .unwrap_or(false);
+    let immortal = refcount_a.parse::<i64>().map(|r| r >= 1 << 30).unwrap_or(false);
     obs.note(format!(
         "the interned string is {} in A (sys.getrefcount {refcount_a})",
         if immortal { "immortal" } else { "mortal" }
@@ -869,9 +818,13 @@ fn h13_mixed<S: Strategy>(w: &mut World) -> Obs {
     let probes = &w.probes;
     let mut obs = Obs::default();
     let produced: Box<dyn Any + Send> = if S::NAME == Affine::NAME {
-        Box::new(within(a, |at| Tagged::enter(at, |s| Tagged::store(s, probes.make::<Tagged>(s).0))))
+        Box::new(within(a, |at| {
+            Tagged::enter(at, |s| Tagged::store(s, probes.make::<Tagged>(s).0))
+        }))
     } else {
-        Box::new(within(a, |at| Affine::enter(at, |s| Affine::store(s, probes.make::<Affine>(s).0))))
+        Box::new(within(a, |at| {
+            Affine::enter(at, |s| Affine::store(s, probes.make::<Affine>(s).0))
+        }))
     };
     let stored = match produced.downcast::<S::Stored>() {
         Ok(stored) => *stored,
@@ -900,7 +853,11 @@ fn python_destroy(id: i64) -> Result<(), String> {
     within(interpsafe::interpreter::main_interpreter(), |at| {
         at.exec(&code).expect("destroy helper");
         let err = at.eval(c"_hz_err").unwrap();
-        if err.is_empty() { Ok(()) } else { Err(err) }
+        if err.is_empty() {
+            Ok(())
+        } else {
+            Err(err)
+        }
     })
 }
 
@@ -928,9 +885,7 @@ fn h14<S: Strategy>(w: &mut World) -> Obs {
         Ok(_) => obs.anomaly(format!("accepted: a guard attached to the destroyed {}", a.id)),
     }
     drop(guard);
-    within(b, |at| {
-        S::enter(at, |s| drop(bring_in::<S>(s, stored, a.id.0, &mut obs)))
-    });
+    within(b, |at| S::enter(at, |s| drop(bring_in::<S>(s, stored, a.id.0, &mut obs))));
     obs
 }
 
@@ -955,7 +910,9 @@ fn h14_elsewhere<S: Strategy>(w: &mut World) -> Obs {
             if began {
                 match guard.attach(|_| ()) {
                     Err(Error::Attach(_)) => {}
-                    Err(e) => seen.push(format!("anomaly unclear-error: the guard refused with {e}")),
+                    Err(e) => {
+                        seen.push(format!("anomaly unclear-error: the guard refused with {e}"))
+                    }
                     Ok(()) => seen.push(format!(
                         "anomaly accepted: a guard attached to {} after its end began",
                         a.id
@@ -972,7 +929,9 @@ fn h14_elsewhere<S: Strategy>(w: &mut World) -> Obs {
                 break;
             }
             // Attach while the end has not begun: must work.
-            if guard.attach(|_| ()).is_err() && !matches!(status(a), Some(Status::Ending | Status::Ended)) {
+            if guard.attach(|_| ()).is_err()
+                && !matches!(status(a), Some(Status::Ending | Status::Ended))
+            {
                 seen.push(format!("anomaly refused: a guard on the live {} refused", a.id));
                 break;
             }
@@ -1033,17 +992,15 @@ fn h14_running<S: Strategy>(w: &mut World) -> Obs {
         obs.anomaly(format!("no-wait: {} ended while Python code still ran there", a.id));
     }
     match runner.join() {
-        Ok(Ok(true)) => obs.safe(format!(
-            "waited: the end of {} waited for the code running there",
-            a.id
-        )),
+        Ok(Ok(true)) => {
+            obs.safe(format!("waited: the end of {} waited for the code running there", a.id))
+        }
         Ok(other) => obs.anomaly(format!("the running code failed: {other:?}")),
         Err(_) => obs.anomaly("crash: the running thread panicked"),
     }
     let _ = S::NAME;
     obs
 }
-
 
 /// H15: under a scope of A, foreign C code switches the thread into B (a fresh thread state,
 /// `PyEval_SaveThread` / `PyEval_RestoreThread`) and calls back into Rust, which binds A's
@@ -1068,7 +1025,9 @@ fn h15<S: Strategy>(w: &mut World) -> Obs {
                             a.id, b.id
                         ));
                         if let Err(e) = ping::<S>(r) {
-                            obs.anomaly(format!("use-failed: calling the foreign probe raised {e}"));
+                            obs.anomaly(format!(
+                                "use-failed: calling the foreign probe raised {e}"
+                            ));
                         }
                     }
                 })
@@ -1190,10 +1149,8 @@ fn h16_tls<S: Strategy>(w: &mut World) -> Obs {
     within(b, |at| S::enter(at, |_| ()));
     within(a, |at| S::enter(at, |_| ()));
     match probes.finalised_in(tag) {
-        Some(i) if i == a.id.0 => obs.safe(format!(
-            "deferred: the thread-local's drop was released in its owner {}",
-            a.id
-        )),
+        Some(i) if i == a.id.0 => obs
+            .safe(format!("deferred: the thread-local's drop was released in its owner {}", a.id)),
         Some(_) => {}
         None => obs.safe("leaked: the thread-local's drop was not released"),
     }
@@ -1221,10 +1178,9 @@ fn h16_del<S: Strategy>(w: &mut World) -> Obs {
     within(b, move |_| drop(stored));
     within(a, |at| S::enter(at, |_| ()));
     match probes.finalised_in(tag) {
-        Some(i) if i == a.id.0 => obs.safe(format!(
-            "deferred: released in {} where __del__ re-entered the toolkit",
-            a.id
-        )),
+        Some(i) if i == a.id.0 => {
+            obs.safe(format!("deferred: released in {} where __del__ re-entered the toolkit", a.id))
+        }
         Some(_) => {}
         None => obs.safe("not-released: the drop was not released before the teardown"),
     }

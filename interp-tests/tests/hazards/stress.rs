@@ -47,10 +47,7 @@ impl Failures {
             Ok(v) => Some(v),
             Err(e) => {
                 self.count.fetch_add(1, Ordering::Relaxed);
-                self.first
-                    .lock()
-                    .unwrap()
-                    .get_or_insert_with(|| format!("{what}: {e}"));
+                self.first.lock().unwrap().get_or_insert_with(|| format!("{what}: {e}"));
                 None
             }
         }
@@ -162,10 +159,7 @@ fn shared_objects<S: Strategy>(
             let l = S::eval(s, c"ft_list").unwrap();
             let p2 = S::clone_handle(s, &p).unwrap();
             let l2 = S::clone_handle(s, &l).unwrap();
-            (
-                [S::send(s, p), S::send(s, p2)],
-                [S::send(s, l), S::send(s, l2)],
-            )
+            ([S::send(s, p), S::send(s, p2)], [S::send(s, l), S::send(s, l2)])
         })
     });
     let start = Barrier::new(2);
@@ -254,10 +248,7 @@ pub fn run<S: Strategy>() -> Obs {
     for (&key, &was) in keys.iter().zip(&before) {
         let now = within(key, |at| refcount(at, "stress_probe"));
         if now != was {
-            obs.anomaly(format!(
-                "refcount: {}'s probe went from {was} to {now}",
-                key.id
-            ));
+            obs.anomaly(format!("refcount: {}'s probe went from {was} to {now}", key.id));
         }
     }
     if FREE_THREADED {

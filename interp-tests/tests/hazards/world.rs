@@ -75,17 +75,10 @@ impl Interp {
                     Isolation::SharedGil
                 };
                 let sub = SubInterpreter::new(isolation).expect("create subinterpreter");
-                Interp {
-                    key: sub.key(),
-                    kind: Kind::Toolkit(Some(sub)),
-                }
+                Interp { key: sub.key(), kind: Kind::Toolkit(Some(sub)) }
             }
             Setting::PythonIsolated | Setting::PythonLegacy => {
-                let config = if setting == Setting::PythonIsolated {
-                    "isolated"
-                } else {
-                    "legacy"
-                };
+                let config = if setting == Setting::PythonIsolated { "isolated" } else { "legacy" };
                 let create = CString::new(format!(
                     "import _interpreters\n_hz_new = _interpreters.create('{config}')\n\
                      _interpreters.exec(_hz_new, 'import _interpsafe')"
@@ -96,12 +89,8 @@ impl Interp {
                     at.eval(c"_hz_new").unwrap().parse().unwrap()
                 });
                 // Importing `_interpsafe` there registered it (registration on first entry).
-                let key = lookup(InterpreterId(id))
-                    .expect("registered on first entry");
-                Interp {
-                    key,
-                    kind: Kind::Python { ended: false },
-                }
+                let key = lookup(InterpreterId(id)).expect("registered on first entry");
+                Interp { key, kind: Kind::Python { ended: false } }
             }
         };
         within(interp.key, |at| at.exec(PRELUDE).expect("prelude"));
@@ -126,9 +115,7 @@ impl Interp {
                     *ended = true;
                     let code =
                         CString::new(format!("_interpreters.destroy({})", self.key.id.0)).unwrap();
-                    within(main_interpreter(), |at| {
-                        at.exec(&code).expect("_interpreters.destroy")
-                    });
+                    within(main_interpreter(), |at| at.exec(&code).expect("_interpreters.destroy"));
                 }
             }
         }
@@ -174,10 +161,7 @@ impl Probes {
         } else {
             format!("{before} or Probe({tag})")
         };
-        (
-            S::eval(scope, &CString::new(expr).unwrap()).expect("make probe"),
-            tag,
-        )
+        (S::eval(scope, &CString::new(expr).unwrap()).expect("make probe"), tag)
     }
 
     /// Checks the probe events from index `from` on: every method call and finalisation must
@@ -210,10 +194,7 @@ impl Probes {
             if e.kind == ProbeEventKind::Finalised
                 && finalised.get(&e.tag).copied().unwrap_or(0) > 1
             {
-                anomalies.push(format!(
-                    "double-finalise: probe {} was finalised twice",
-                    e.tag
-                ));
+                anomalies.push(format!("double-finalise: probe {} was finalised twice", e.tag));
                 finalised.remove(&e.tag);
             }
         }
@@ -237,11 +218,7 @@ impl Probes {
             .unwrap()
             .keys()
             .copied()
-            .filter(|t| {
-                !events
-                    .iter()
-                    .any(|e| e.tag == *t && e.kind == ProbeEventKind::Finalised)
-            })
+            .filter(|t| !events.iter().any(|e| e.tag == *t && e.kind == ProbeEventKind::Finalised))
             .collect();
         tags.sort_unstable();
         tags
@@ -266,9 +243,8 @@ impl Obs {
     pub fn refused(&mut self, error: &Error, owner: i64) {
         let message = error.to_string();
         if !message.contains(&format!("interpreter {owner}")) {
-            self.anomalies.push(format!(
-                "unclear-error: the refusal does not name the owner: {message}"
-            ));
+            self.anomalies
+                .push(format!("unclear-error: the refusal does not name the owner: {message}"));
         }
         if self.refused.is_none() {
             self.refused = Some(message);
@@ -348,9 +324,7 @@ pub unsafe fn take_error() -> String {
             ffi::Py_DECREF(text);
             s
         };
-        let name = CStr::from_ptr((*ffi::Py_TYPE(exc)).tp_name)
-            .to_string_lossy()
-            .into_owned();
+        let name = CStr::from_ptr((*ffi::Py_TYPE(exc)).tp_name).to_string_lossy().into_owned();
         ffi::Py_DECREF(exc);
         format!("{name}: {message}")
     }
@@ -395,20 +369,13 @@ thread_local! {
 /// those cells are compile-time verdicts (`branded_handle_escapes_brand.rs`) and never run.
 pub fn keep<'s, S: Strategy>(handle: S::Handle<'s>) {
     let ptr = NonNull::from(Box::leak(Box::new(handle))).cast::<()>();
-    KEPT.with(|k| {
-        assert!(
-            k.replace(Some(ptr)).is_none(),
-            "a kept handle was never taken"
-        )
-    });
+    KEPT.with(|k| assert!(k.replace(Some(ptr)).is_none(), "a kept handle was never taken"));
 }
 
 /// Takes the handle [`keep`] kept, for use in `scope`.
 pub fn take<'s, S: Strategy>(scope: &S::Scope<'s>) -> S::Handle<'s> {
     let _ = scope;
-    let ptr = KEPT
-        .with(|k| k.take())
-        .expect("no handle kept on this thread");
+    let ptr = KEPT.with(|k| k.take()).expect("no handle kept on this thread");
     // SAFETY: `keep::<S>` boxed an `S::Handle` on this thread and only this call takes it back,
     // once. The lifetime parameter is the only difference, and only strategies whose handle does
     // not depend on it run this (see `keep`).
@@ -441,9 +408,7 @@ impl World {
     pub fn new(setting: Setting) -> World {
         interpsafe::initialize();
         // Modules the scenarios and teardown import in main, imported before the count.
-        within(main_interpreter(), |at| {
-            at.exec(c"import _interpreters, sys, time").unwrap()
-        });
+        within(main_interpreter(), |at| at.exec(c"import _interpreters, sys, time").unwrap());
         World {
             setting,
             a: None,
@@ -511,9 +476,7 @@ impl World {
         within(main_interpreter(), |_| ());
         let stats = decref_stats();
         if !stats.balanced() || stats.stranded != 0 {
-            obs.anomaly(format!(
-                "pool: the deferred-decref pool is out of balance: {stats:?}"
-            ));
+            obs.anomaly(format!("pool: the deferred-decref pool is out of balance: {stats:?}"));
         }
         if stats.discarded_total > 0 {
             obs.note(format!(
@@ -525,15 +488,9 @@ impl World {
         obs.anomalies.extend(anomalies);
         let unfinalised = self.probes.unfinalised();
         if !unfinalised.is_empty() {
-            let why = if once_cells {
-                " (kept by a once-cell, which is never released)"
-            } else {
-                ""
-            };
-            obs.note(format!(
-                "{} probe(s) never finalised{why}",
-                unfinalised.len()
-            ));
+            let why =
+                if once_cells { " (kept by a once-cell, which is never released)" } else { "" };
+            obs.note(format!("{} probe(s) never finalised{why}", unfinalised.len()));
         }
         if let (Some(before), Some(after)) = (self.total_before, total_refcount()) {
             let delta = after - before;
@@ -543,9 +500,7 @@ impl World {
                     -delta
                 ));
             } else if delta > 0 {
-                obs.note(format!(
-                    "sys.gettotalrefcount() rose by {delta} (leaked references)"
-                ));
+                obs.note(format!("sys.gettotalrefcount() rose by {delta} (leaked references)"));
             }
         }
         obs

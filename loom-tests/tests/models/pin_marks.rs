@@ -33,7 +33,9 @@ fn last_pin_vs_new_pin(seeds: Seeds) -> impl Fn() + Sync + Send + 'static {
     move || {
         let marks = Arc::new(PinMarks::with_seeds(seeds.clone()));
         let word = Arc::new(AtomicUsize::new(0));
-        let first = marks.take(INTERP, || word.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+        let first = marks.take(INTERP, || {
+            word.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        });
         assert!(first);
         let releaser = {
             let (marks, word) = (Arc::clone(&marks), Arc::clone(&word));

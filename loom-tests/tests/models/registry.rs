@@ -292,8 +292,13 @@ fn fast_path_flag(seeds: Seeds, observers: usize) -> impl Fn() + Sync + Send + '
                     let seen = reg.observe(InterpreterId(1), HANDLE);
                     // Whether it stored the flag itself or found the entry under the lock.
                     assert!(!reg.only_main_seen(), "observed {} but the flag is clear", seen.key);
-                    assert_eq!(reg.fast_owner(), NO_FAST_OWNER, "observed {} but main's handles \
-                        still skip the lookup", seen.key);
+                    assert_eq!(
+                        reg.fast_owner(),
+                        NO_FAST_OWNER,
+                        "observed {} but main's handles \
+                        still skip the lookup",
+                        seen.key
+                    );
                     seen
                 })
             })

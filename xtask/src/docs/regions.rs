@@ -67,11 +67,7 @@ enum Marker<'a> {
 
 /// Parses a line as a region marker.
 fn marker(line: &str) -> Option<Marker<'_>> {
-    let inner = line
-        .trim()
-        .strip_prefix("<!--")?
-        .strip_suffix("-->")?
-        .trim();
+    let inner = line.trim().strip_prefix("<!--")?.strip_suffix("-->")?.trim();
     let after = |p: &'static str| Some((p, inner.strip_prefix(p)?.strip_prefix(':')?));
     let (prefix, rest) = after("eval").or_else(|| after("example"))?;
     let (name, rest) = rest.split_once(':')?;
@@ -129,13 +125,7 @@ fn regions(page: &str) -> Result<Vec<Region>, String> {
             return Err(format!("`{id}` appears twice"));
         }
         let (content_start, content_end) = (at + line.len(), lines[end].0);
-        found.push(Region {
-            prefix,
-            name: name.to_string(),
-            body,
-            content_start,
-            content_end,
-        });
+        found.push(Region { prefix, name: name.to_string(), body, content_start, content_end });
         i = end + 1;
     }
     Ok(found)
@@ -190,11 +180,7 @@ pub fn pages(root: &Path) -> Vec<String> {
         for path in entries.map(|e| e.path()).filter(|p| p.is_file()) {
             let md = path.extension().is_some_and(|e| e == "md");
             let name = path.file_name().and_then(|n| n.to_str()).filter(|_| md);
-            let dir = if dir.is_empty() {
-                String::new()
-            } else {
-                format!("{dir}/")
-            };
+            let dir = if dir.is_empty() { String::new() } else { format!("{dir}/") };
             found.extend(name.map(|name| format!("{dir}{name}")));
         }
     }
@@ -220,20 +206,14 @@ pub fn update_all(root: &Path, check: bool) -> Result<Outcome, String> {
     for page in pages(root) {
         let path = root.join(&page);
         let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {page}: {e}"))?;
-        let cx = Context {
-            snapshot: &snapshot,
-            root,
-            page: &page,
-        };
+        let cx = Context { snapshot: &snapshot, root, page: &page };
         match regenerate(&text, &cx) {
             Ok((new, changed)) => {
                 outcome.regions += regions(&text).map_or(0, |r| r.len());
                 if changed.is_empty() {
                     continue;
                 }
-                outcome
-                    .stale
-                    .extend(changed.iter().map(|id| format!("{page}: `{id}`")));
+                outcome.stale.extend(changed.iter().map(|id| format!("{page}: `{id}`")));
                 if !check {
                     fs::write(&path, new).map_err(|e| format!("cannot write {page}: {e}"))?;
                 }
@@ -257,14 +237,8 @@ mod tests {
                 "<!-- eval:bind-cost:start bench operations=bind -->",
                 start("eval", "bind-cost", "bench operations=bind"),
             ),
-            (
-                "  <!-- eval:bind-cost:end -->\n",
-                Some(Marker::End("eval", "bind-cost")),
-            ),
-            (
-                "<!-- example:strategy_tagged:start -->",
-                start("example", "strategy_tagged", ""),
-            ),
+            ("  <!-- eval:bind-cost:end -->\n", Some(Marker::End("eval", "bind-cost"))),
+            ("<!-- example:strategy_tagged:start -->", start("example", "strategy_tagged", "")),
             ("<!-- send-sync:start -->", None),
             ("<!-- eval:x:starting -->", None),
             ("<!-- eval:a b:start -->", None),
@@ -286,14 +260,8 @@ mod tests {
             (start.to_string(), "no end marker"),
             (end.to_string(), "without a start"),
             (format!("{start}{end}{start}{end}"), "twice"),
-            (
-                "<!-- example:e:start x=1 -->\n<!-- example:e:end -->\n".into(),
-                "takes no arguments",
-            ),
-            (
-                "<!-- eval:t:start -->\n<!-- eval:t:end -->\n".into(),
-                "no table kind",
-            ),
+            ("<!-- example:e:start x=1 -->\n<!-- example:e:end -->\n".into(), "takes no arguments"),
+            ("<!-- eval:t:start -->\n<!-- eval:t:end -->\n".into(), "no table kind"),
         ];
         for (page, why) in broken {
             assert!(regions(&page).unwrap_err().contains(why), "{page}");
@@ -307,11 +275,7 @@ mod tests {
         fs::create_dir_all(root.join("examples")).unwrap();
         fs::write(root.join("examples/hello.rs"), "fn main() {}").unwrap();
         let snapshot = Snapshot::default();
-        let cx = Context {
-            snapshot: &snapshot,
-            root,
-            page: "docs/page.md",
-        };
+        let cx = Context { snapshot: &snapshot, root, page: "docs/page.md" };
         let page = "# T\n\n<!-- eval:sizes:start handle-size -->\n<!-- eval:sizes:end -->\n\n<!-- example:hello:start -->\nstale\n<!-- example:hello:end -->\nend\n";
         let (new, changed) = regenerate(page, &cx).unwrap();
         assert_eq!(changed, ["eval:sizes", "example:hello"]);
@@ -325,28 +289,17 @@ mod tests {
         }
         assert_eq!(regenerate(&new, &cx).unwrap(), (new, vec![]));
         let bad = "<!-- example:missing:start -->\n<!-- example:missing:end -->\n";
-        assert!(regenerate(bad, &cx)
-            .unwrap_err()
-            .contains("examples/missing.rs"));
+        assert!(regenerate(bad, &cx).unwrap_err().contains("examples/missing.rs"));
     }
 
     #[test]
     fn update_all_writes_or_only_reports() {
         let dir = TestDir::new("docs-update");
-        let (root, page) = (
-            dir.path(),
-            "<!-- eval:h:start hazards -->\n<!-- eval:h:end -->\n",
-        );
+        let (root, page) = (dir.path(), "<!-- eval:h:start hazards -->\n<!-- eval:h:end -->\n");
         fs::create_dir_all(root.join("RFCs")).unwrap();
         fs::write(root.join("RFCs/0001-x.md"), page).unwrap();
-        assert_eq!(
-            update_all(root, true).unwrap().stale,
-            ["RFCs/0001-x.md: `eval:h`"]
-        );
-        assert_eq!(
-            fs::read_to_string(root.join("RFCs/0001-x.md")).unwrap(),
-            page
-        );
+        assert_eq!(update_all(root, true).unwrap().stale, ["RFCs/0001-x.md: `eval:h`"]);
+        assert_eq!(fs::read_to_string(root.join("RFCs/0001-x.md")).unwrap(), page);
         update_all(root, false).unwrap();
         let after = update_all(root, true).unwrap();
         assert!(after.stale.is_empty() && after.errors.is_empty() && after.regions == 1);

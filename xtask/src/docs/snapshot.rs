@@ -65,10 +65,7 @@ impl Snapshot {
         let dir = root.join(DATA_DIR);
         let mut sources = Vec::new();
         for path in json_files(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))? {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let file = format!("{DATA_DIR}/{name}");
             let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
             let result = ResultFile::parse(&file, &text).map_err(|e| e.to_string())?;
@@ -81,10 +78,7 @@ impl Snapshot {
     pub fn source_of(&self, record: &ResultRecord) -> &Source {
         let at = std::ptr::from_ref(record);
         let mine = |s: &&Source| s.result.records.as_ptr_range().contains(&at);
-        self.sources
-            .iter()
-            .find(mine)
-            .expect("a record of this snapshot")
+        self.sources.iter().find(mine).expect("a record of this snapshot")
     }
 
     /// Every record with the file it came from.
@@ -101,9 +95,8 @@ fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         entries => entries?,
     };
     let paths = entries.filter_map(|e| e.ok().map(|e| e.path()));
-    let mut paths: Vec<PathBuf> = paths
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
+    let mut paths: Vec<PathBuf> =
+        paths.filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
     paths.sort();
     Ok(paths)
 }
@@ -112,8 +105,7 @@ fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// hazard files are snapshotted on their own), and its producer naming the quick run when it
 /// was one.
 pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
-    file.records
-        .retain(|r| !matches!(r.data, RecordData::Hazard(_)));
+    file.records.retain(|r| !matches!(r.data, RecordData::Hazard(_)));
     if quick && !is_quick(&file.producer) {
         file.producer = format!("{} {QUICK}", file.producer);
     }
@@ -126,35 +118,19 @@ pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
 pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
     let (from, to) = (root.join("target/interpsafe"), root.join(DATA_DIR));
     fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, &e))?;
-    let shown = |path: &Path| {
-        path.strip_prefix(root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
-    };
+    let shown = |path: &Path| path.strip_prefix(root).unwrap_or(path).display().to_string();
     let read = |path: &Path| ResultFile::read(path).map_err(|e| Error::new(e.to_string()));
     let mut lines = Vec::new();
     let results = from.join("report/results.json");
     if results.is_file() {
         // The results file does not say whether the run was quick; the report's header does.
         let report = fs::read_to_string(results.with_file_name("report.md")).unwrap_or_default();
-        let quick = report
-            .lines()
-            .take(5)
-            .any(|l| l.contains("cargo xtask bench --quick"));
+        let quick = report.lines().take(5).any(|l| l.contains("cargo xtask bench --quick"));
         let snapshot = bench_snapshot(read(&results)?, quick);
-        snapshot
-            .write(&to.join("bench.json"))
-            .map_err(|e| Error::new(e.to_string()))?;
-        let run = if is_quick(&snapshot.producer) {
-            "a quick run"
-        } else {
-            "a full run"
-        };
+        snapshot.write(&to.join("bench.json")).map_err(|e| Error::new(e.to_string()))?;
+        let run = if is_quick(&snapshot.producer) { "a quick run" } else { "a full run" };
         let (n, from) = (snapshot.records.len(), shown(&results));
-        lines.push(format!(
-            "{DATA_DIR}/bench.json: {n} records from {from} ({run})"
-        ));
+        lines.push(format!("{DATA_DIR}/bench.json: {n} records from {from} ({run})"));
     } else {
         let why = format!("no {}; run `cargo xtask bench`", shown(&results));
         lines.push(format!("{DATA_DIR}/bench.json: kept ({why})"));
@@ -166,27 +142,16 @@ pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
         let n = read(&path)?.records.len();
         let name = format!(
             "hazards-{}.json",
-            path.file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("unknown")
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown")
         );
         fs::copy(&path, to.join(&name)).map_err(|e| Error::io("copy", &path, &e))?;
-        lines.push(format!(
-            "{DATA_DIR}/{name}: {n} records from {}",
-            shown(&path)
-        ));
+        lines.push(format!("{DATA_DIR}/{name}: {n} records from {}", shown(&path)));
         copied.push(name);
     }
     for path in json_files(&to).unwrap_or_default() {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if name.starts_with("hazards-") && !copied.iter().any(|c| c == name) {
-            lines.push(format!(
-                "{DATA_DIR}/{name}: kept (no newer file in {})",
-                shown(&hazards)
-            ));
+            lines.push(format!("{DATA_DIR}/{name}: kept (no newer file in {})", shown(&hazards)));
         }
     }
     Ok(lines)
@@ -209,18 +174,8 @@ pub(crate) mod tests {
             variant: name.split_once('-').map(|(_, v)| v.into()),
         };
         let (os, arch, cpu_model) = ("linux".into(), "x86_64".into(), Some("Test CPU".into()));
-        let machine = Machine {
-            os,
-            arch,
-            cpus: 2,
-            cpu_model,
-            threads_per_core: Some(1),
-        };
-        Environment {
-            interpreter,
-            pyo3_version: "0.28.3".into(),
-            machine,
-        }
+        let machine = Machine { os, arch, cpus: 2, cpu_model, threads_per_core: Some(1) };
+        Environment { interpreter, pyo3_version: "0.28.3".into(), machine }
     }
 
     /// A verdict written `KIND:TEXT`, the kind `c` (compile error), `e` (runtime error), `u`
@@ -229,9 +184,7 @@ pub(crate) mod tests {
         let (kind, text) = text.split_once(':').expect("KIND:TEXT");
         match kind {
             "c" => Verdict::CompileError { case: text.into() },
-            "e" => Verdict::RuntimeError {
-                message: text.into(),
-            },
+            "e" => Verdict::RuntimeError { message: text.into() },
             "u" => Verdict::Undetected { how: text.into() },
             _ => Verdict::NotApplicable { why: text.into() },
         }
@@ -245,9 +198,7 @@ pub(crate) mod tests {
     /// - `BUILD|hz|CASE|STRATEGY|SETTING|OBSERVED|EXPECTED[|THREAT]`: a hazard verdict.
     pub(crate) fn records(text: &str) -> Vec<ResultRecord> {
         let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        lines
-            .map(|line| record(&line.split('|').collect::<Vec<_>>()))
-            .collect()
+        lines.map(|line| record(&line.split('|').collect::<Vec<_>>())).collect()
     }
 
     fn record(f: &[&str]) -> ResultRecord {
@@ -266,10 +217,7 @@ pub(crate) mod tests {
         };
         let data = match f[1] {
             "ns" => {
-                let spread = (f.len() > 6).then(|| Interval {
-                    low: num(6),
-                    high: num(7),
-                });
+                let spread = (f.len() > 6).then(|| Interval { low: num(6), high: num(7) });
                 bench(1, Some(num(5)), None, None, spread)
             }
             "in" => bench(1, None, Some(num(5)), None, None),
@@ -289,10 +237,7 @@ pub(crate) mod tests {
                 threat: f.get(7).map(|t| t.to_string()),
             }),
         };
-        ResultRecord {
-            environment: env(f[0]),
-            data,
-        }
+        ResultRecord { environment: env(f[0]), data }
     }
 
     /// A snapshot of (file, producer, records) sources.
@@ -301,9 +246,7 @@ pub(crate) mod tests {
             file: file.into(),
             result: ResultFile::new(producer, records(text)),
         };
-        Snapshot {
-            sources: files.iter().map(source).collect(),
-        }
+        Snapshot { sources: files.iter().map(source).collect() }
     }
 
     #[test]
@@ -320,16 +263,10 @@ pub(crate) mod tests {
     fn bench_snapshot_drops_hazards_and_marks_quick_runs() {
         let file = ResultFile::new("cargo xtask bench", records(&format!("{BENCH}\n{HAZARD}")));
         let s = bench_snapshot(file.clone(), true);
-        assert_eq!(
-            (s.producer.as_str(), s.records),
-            ("cargo xtask bench --quick", records(BENCH))
-        );
+        assert_eq!((s.producer.as_str(), s.records), ("cargo xtask bench --quick", records(BENCH)));
         assert_eq!(bench_snapshot(file, false).producer, "cargo xtask bench");
         let already = ResultFile::new("cargo xtask bench --quick", vec![]);
-        assert_eq!(
-            bench_snapshot(already, true).producer,
-            "cargo xtask bench --quick"
-        );
+        assert_eq!(bench_snapshot(already, true).producer, "cargo xtask bench --quick");
     }
 
     #[test]
@@ -339,36 +276,20 @@ pub(crate) mod tests {
         let write = |path: &str, producer: &str, text: &str| {
             let path = root.join(path);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
-            ResultFile::new(producer, records(text))
-                .write(&path)
-                .unwrap();
+            ResultFile::new(producer, records(text)).write(&path).unwrap();
         };
         let both = format!("{BENCH}\n{HAZARD}");
-        write(
-            "target/interpsafe/report/results.json",
-            "cargo xtask bench",
-            &both,
-        );
+        write("target/interpsafe/report/results.json", "cargo xtask bench", &both);
         let header = "# interpsafe bench report\n\nGenerated by `cargo xtask bench --quick` from \
                       the figures in `results.json`.\n";
         fs::write(root.join("target/interpsafe/report/report.md"), header).unwrap();
-        write(
-            "target/interpsafe/hazards/3.13.json",
-            "interp-tests hazards",
-            HAZARD,
-        );
-        write(
-            "docs/data/hazards-3.13-asan.json",
-            "interp-tests hazards",
-            "",
-        );
+        write("target/interpsafe/hazards/3.13.json", "interp-tests hazards", HAZARD);
+        write("docs/data/hazards-3.13-asan.json", "interp-tests hazards", "");
 
         let lines = refresh(root).unwrap().join("\n");
-        for want in [
-            "(a quick run)",
-            "hazards-3.13.json: 1 records",
-            "hazards-3.13-asan.json: kept",
-        ] {
+        for want in
+            ["(a quick run)", "hazards-3.13.json: 1 records", "hazards-3.13-asan.json: kept"]
+        {
             assert!(lines.contains(want), "{want}: {lines}");
         }
         let snap = Snapshot::load(root).unwrap();

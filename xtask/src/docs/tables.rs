@@ -39,12 +39,7 @@ use crate::targets::{Figures, Key, Metric};
 pub const RULE_SETS: [(&str, &str, bool, &[&str]); 3] = [
     ("gil", "GIL build", false, &[]),
     ("free-threaded", "free-threaded build", true, &[]),
-    (
-        "own-gil",
-        "own-GIL subinterpreters",
-        false,
-        &["own-gil-rules"],
-    ),
+    ("own-gil", "own-GIL subinterpreters", false, &["own-gil-rules"]),
 ];
 
 /// A table request: its kind and arguments, as written in the start marker.
@@ -60,32 +55,22 @@ impl Spec {
     /// Parses `KIND key=value ...`.
     pub fn parse(text: &str) -> Result<Spec, String> {
         let mut words = text.split_whitespace();
-        let kind = words
-            .next()
-            .ok_or("no table kind (e.g. `hazards`, `bench`)")?;
+        let kind = words.next().ok_or("no table kind (e.g. `hazards`, `bench`)")?;
         let mut args = BTreeMap::new();
         for word in words {
-            let (k, v) = word
-                .split_once('=')
-                .ok_or(format!("argument `{word}` is not key=value"))?;
+            let (k, v) =
+                word.split_once('=').ok_or(format!("argument `{word}` is not key=value"))?;
             if args.insert(k.to_string(), v.to_string()).is_some() {
                 return Err(format!("argument `{k}` is given twice"));
             }
         }
-        Ok(Spec {
-            kind: kind.to_string(),
-            args,
-        })
+        Ok(Spec { kind: kind.to_string(), args })
     }
 
     /// A comma-separated list argument.
     fn list(&self, key: &str) -> Option<Vec<String>> {
         let items = |v: &str| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
+            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
         };
         self.args.get(key).map(|v| items(v))
     }
@@ -117,11 +102,7 @@ type Kind = fn(&Spec, &Context<'_>) -> Result<Vec<Block>, String>;
 const KINDS: [(&str, &[&str], Kind); 9] = [
     ("hazards", &["cases"], hazards),
     ("hazard-matrix", &["cases"], hazard_matrix),
-    (
-        "bench",
-        &["operations", "interpreters", "metric", "baseline"],
-        bench,
-    ),
+    ("bench", &["operations", "interpreters", "metric", "baseline"], bench),
     ("scaling", &["operations"], scaling),
     ("handle-size", &[], handle_size),
     ("targets", &[], targets),
@@ -135,24 +116,15 @@ const KINDS: [(&str, &[&str], Kind); 9] = [
 pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let Some((kind, allowed, f)) = KINDS.iter().find(|k| k.0 == spec.kind) else {
         let known: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
-        return Err(format!(
-            "unknown table kind `{}` (known: {})",
-            spec.kind,
-            known.join(", ")
-        ));
+        return Err(format!("unknown table kind `{}` (known: {})", spec.kind, known.join(", ")));
     };
-    let common: &[&str] = if kind.starts_with("send-sync") {
-        &[]
-    } else {
-        &["strategies", "builds"]
-    };
+    let common: &[&str] =
+        if kind.starts_with("send-sync") { &[] } else { &["strategies", "builds"] };
     let takes = || common.iter().chain(allowed.iter());
     if let Some(k) = spec.args.keys().find(|k| !takes().any(|a| a == k)) {
         let takes: Vec<&str> = takes().copied().collect();
         let takes = takes.join(", ");
-        return Err(format!(
-            "`{kind}` tables take no argument `{k}` (they take: {takes})"
-        ));
+        return Err(format!("`{kind}` tables take no argument `{k}` (they take: {takes})"));
     }
     f(spec, cx)
 }
@@ -223,11 +195,7 @@ fn head(fixed: &[&str], strategies: &[String]) -> Table {
 
 /// How a build is described: `3.13t`: CPython 3.13.15, free-threaded.
 fn describe_build(b: &InterpreterBuild) -> String {
-    let kind = if b.free_threaded {
-        "free-threaded"
-    } else {
-        "GIL"
-    };
+    let kind = if b.free_threaded { "free-threaded" } else { "GIL" };
     let variant = match b.variant.as_deref() {
         Some("asan") => ", AddressSanitizer build".to_string(),
         Some("debug") => ", debug build (`--with-pydebug`)".to_string(),
@@ -271,22 +239,14 @@ fn provenance<'a>(cx: &Context<'a>, used: impl IntoIterator<Item = &'a ResultRec
             format!("{} (written by `{producer}`{quick})", list.join(", "))
         })
         .collect();
-    let builds: Vec<String> = builds_of(used.iter().copied())
-        .into_iter()
-        .map(describe_build)
-        .collect();
+    let builds: Vec<String> =
+        builds_of(used.iter().copied()).into_iter().map(describe_build).collect();
     let pyo3 = distinct(used.iter().map(|r| r.environment.pyo3_version.as_str()));
     let machines = distinct(used.iter().map(|r| &r.environment.machine));
     let machines: Vec<String> = machines.into_iter().map(describe_machine).collect();
-    let (files, builds, pyo3, machines) = (
-        files.join("; "),
-        builds.join("; "),
-        pyo3.join(", "),
-        machines.join("; "),
-    );
-    Block::Text(format!(
-        "Source: {files}. Builds: {builds}. PyO3 {pyo3}. Machine: {machines}."
-    ))
+    let (files, builds, pyo3, machines) =
+        (files.join("; "), builds.join("; "), pyo3.join(", "), machines.join("; "));
+    Block::Text(format!("Source: {files}. Builds: {builds}. PyO3 {pyo3}. Machine: {machines}."))
 }
 
 /// The line printed instead of a table that has no figures at all.
@@ -341,11 +301,9 @@ impl Instance<'_> {
 fn instances<'a>(spec: &Spec, cx: &Context<'a>) -> Vec<Instance<'a>> {
     let cases = spec.list("cases");
     let hazard = |r: &'a ResultRecord| match &r.data {
-        RecordData::Hazard(h) if case_selected(&cases, &h.hazard) => Some(Instance {
-            r,
-            h,
-            setting: h.isolation.as_deref().unwrap_or("-"),
-        }),
+        RecordData::Hazard(h) if case_selected(&cases, &h.hazard) => {
+            Some(Instance { r, h, setting: h.isolation.as_deref().unwrap_or("-") })
+        }
         _ => None,
     };
     selected(spec, cx).filter_map(hazard).collect()
@@ -384,20 +342,13 @@ fn seen(how: &str) -> Vec<&'static str> {
         ("leak", "leak"),
     ];
     let slugs: Vec<&str> = how.split("; ").filter_map(slug).collect();
-    let mut words: Vec<&str> = WORDS
-        .iter()
-        .filter(|(k, _)| slugs.contains(k))
-        .map(|w| w.1)
-        .collect();
+    let mut words: Vec<&str> =
+        WORDS.iter().filter(|(k, _)| slugs.contains(k)).map(|w| w.1).collect();
     if how.contains("gettotalrefcount() rose") {
         words.push("references leaked");
     }
     if words.is_empty() {
-        words.push(if slugs.contains(&"accepted") {
-            "accepted"
-        } else {
-            "see the JSON"
-        });
+        words.push(if slugs.contains(&"accepted") { "accepted" } else { "see the JSON" });
     }
     words
 }
@@ -406,19 +357,12 @@ fn seen(how: &str) -> Vec<&'static str> {
 fn label(observed: &Verdict, expected: &Verdict, up: &str) -> String {
     let text = match observed {
         Verdict::CompileError { case } => {
-            let stem = Path::new(case)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or(case);
+            let stem = Path::new(case).file_stem().and_then(|s| s.to_str()).unwrap_or(case);
             format!("compile error ([`{stem}`]({up}{case}))")
         }
         Verdict::RuntimeError { message } => {
             let op = message.split(':').next().unwrap_or(message).trim();
-            let ended = if message.contains("has ended") {
-                " (owner ended)"
-            } else {
-                ""
-            };
+            let ended = if message.contains("has ended") { " (owner ended)" } else { "" };
             format!("error at `{op}`{ended}")
         }
         Verdict::Undetected { how } => format!("**undetected**: {}", seen(how).join(", ")),
@@ -427,9 +371,7 @@ fn label(observed: &Verdict, expected: &Verdict, up: &str) -> String {
                 Verdict::NotApplicable { why } => slug(why),
                 _ => None,
             };
-            slug(why)
-                .or(declared)
-                .map_or("n/a".to_string(), |s| format!("n/a ({s})"))
+            slug(why).or(declared).map_or("n/a".to_string(), |s| format!("n/a ({s})"))
         }
     };
     match observed.kind() == expected.kind() {
@@ -444,10 +386,8 @@ fn label(observed: &Verdict, expected: &Verdict, up: &str) -> String {
 /// "undetected", it says so once and lists what was seen where.
 fn summarise(items: &[&Instance<'_>], up: &str) -> String {
     const UNDETECTED: &str = "**undetected**: ";
-    let labels: Vec<String> = items
-        .iter()
-        .map(|i| label(&i.h.observed, &i.h.expected, up))
-        .collect();
+    let labels: Vec<String> =
+        items.iter().map(|i| label(&i.h.observed, &i.h.expected, up)).collect();
     let groups = distinct(labels.iter());
     match groups.len() {
         0 => return "not measured".to_string(),
@@ -472,11 +412,7 @@ fn summarise(items: &[&Instance<'_>], up: &str) -> String {
                     }
                 })
                 .collect();
-            let l = if all_undetected {
-                &l[UNDETECTED.len()..]
-            } else {
-                l
-            };
+            let l = if all_undetected { &l[UNDETECTED.len()..] } else { l };
             format!("{l} on {}", places.join(", "))
         })
         .collect();
@@ -511,11 +447,7 @@ fn hazard_rows(
     per_setting: bool,
     up: &str,
 ) -> Table {
-    let fixed: &[&str] = if per_setting {
-        &["case", "setting"]
-    } else {
-        &["case"]
-    };
+    let fixed: &[&str] = if per_setting { &["case", "setting"] } else { &["case"] };
     let mut table = head(fixed, strategies);
     for case in case_order(items) {
         let of_case: Vec<&Instance<'_>> = items.iter().filter(|i| i.h.hazard == case).collect();
@@ -548,11 +480,7 @@ fn hazards(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let strategies = columns(spec, items.iter().map(|i| i.h.strategy.as_str()));
     let table = hazard_rows(&items, &strategies, false, &cx.up());
     let used = provenance(cx, items.iter().map(|i| i.r));
-    Ok(vec![
-        Block::Table(table),
-        hazard_legend(&cx.up(), false),
-        used,
-    ])
+    Ok(vec![Block::Table(table), hazard_legend(&cx.up(), false), used])
 }
 
 /// `hazard-matrix`: per build, cases and settings by strategies.
@@ -567,11 +495,7 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         let strategies = columns(spec, mine.iter().map(|i| i.h.strategy.as_str()));
         let table = hazard_rows(&mine, &strategies, true, &cx.up());
         let used = provenance(cx, mine.iter().map(|i| i.r));
-        out.extend([
-            Block::Heading(4, describe_build(b)),
-            Block::Table(table),
-            used,
-        ]);
+        out.extend([Block::Heading(4, describe_build(b)), Block::Table(table), used]);
     }
     out.push(hazard_legend(&cx.up(), true));
     Ok(out)
@@ -586,30 +510,18 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let mut items = instances(spec, cx);
     items.retain(|i| i.h.threat.is_some());
     if items.is_empty() {
-        return not_measured(
-            "hazard verdicts with threat-model rows",
-            "cargo xtask hazards",
-        );
+        return not_measured("hazard verdicts with threat-model rows", "cargo xtask hazards");
     }
     let strategies = columns(spec, items.iter().map(|i| i.h.strategy.as_str()));
     let mut table = head(&["a caller can", "cases"], &strategies);
     for threat in distinct(items.iter().map(|i| i.h.threat.as_deref())) {
-        let of_threat: Vec<Instance<'_>> = items
-            .iter()
-            .filter(|i| i.h.threat.as_deref() == threat)
-            .copied()
-            .collect();
-        let cases: Vec<String> = case_order(&of_threat)
-            .iter()
-            .map(|c| format!("`{c}`"))
-            .collect();
+        let of_threat: Vec<Instance<'_>> =
+            items.iter().filter(|i| i.h.threat.as_deref() == threat).copied().collect();
+        let cases: Vec<String> = case_order(&of_threat).iter().map(|c| format!("`{c}`")).collect();
         let mut cells = vec![threat.unwrap_or_default().to_string(), cases.join(" ")];
         for s in &strategies {
-            let mine: Vec<&Verdict> = of_threat
-                .iter()
-                .filter(|i| i.h.strategy == *s)
-                .map(|i| &i.h.expected)
-                .collect();
+            let mine: Vec<&Verdict> =
+                of_threat.iter().filter(|i| i.h.strategy == *s).map(|i| &i.h.expected).collect();
             let open = of_threat.iter().filter(|i| {
                 i.h.strategy == *s && matches!(i.h.expected, Verdict::Undetected { .. })
             });
@@ -618,24 +530,12 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
             open.dedup();
             let count = |f: fn(&Verdict) -> bool| mine.iter().filter(|v| f(v)).count();
             let how = [
-                (
-                    count(|v| matches!(v, Verdict::RuntimeError { .. })),
-                    "refused",
-                ),
-                (
-                    count(|v| matches!(v, Verdict::CompileError { .. })),
-                    "do not compile",
-                ),
-                (
-                    count(|v| matches!(v, Verdict::NotApplicable { .. })),
-                    "cannot arise",
-                ),
+                (count(|v| matches!(v, Verdict::RuntimeError { .. })), "refused"),
+                (count(|v| matches!(v, Verdict::CompileError { .. })), "do not compile"),
+                (count(|v| matches!(v, Verdict::NotApplicable { .. })), "cannot arise"),
             ];
-            let how: Vec<String> = how
-                .iter()
-                .filter(|h| h.0 > 0)
-                .map(|(n, w)| format!("{n} {w}"))
-                .collect();
+            let how: Vec<String> =
+                how.iter().filter(|h| h.0 > 0).map(|(n, w)| format!("{n} {w}")).collect();
             let ids: Vec<String> = open.iter().map(|c| format!("`{c}`")).collect();
             cells.push(match (mine.is_empty(), open.is_empty()) {
                 (true, _) => "not run".to_string(),
@@ -645,10 +545,8 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         }
         table.push(cells);
     }
-    let names: Vec<String> = builds_of(items.iter().map(|i| i.r))
-        .iter()
-        .map(|b| format!("`{}`", b.name))
-        .collect();
+    let names: Vec<String> =
+        builds_of(items.iter().map(|i| i.r)).iter().map(|b| format!("`{}`", b.name)).collect();
     let note = format!(
         "Each cell counts the declared verdicts of the row's cells (case × setting × build, on \
          {}); the hazard suite ran every one and failed on any difference. \"not \
@@ -682,27 +580,17 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
             "instruction counts",
             "instructions per operation (callgrind, through gungraun)",
         ),
-        other => {
-            return Err(format!(
-                "metric `{other}` is neither `ns` nor `instructions`"
-            ))
-        }
+        other => return Err(format!("metric `{other}` is neither `ns` nor `instructions`")),
     };
-    let number = |n: &String| {
-        n.parse()
-            .map_err(|_| format!("interpreters: `{n}` is not a number"))
-    };
-    let counts = spec
-        .list("interpreters")
-        .map(|l| l.iter().map(number).collect::<Result<Vec<u32>, _>>());
+    let number = |n: &String| n.parse().map_err(|_| format!("interpreters: `{n}` is not a number"));
+    let counts =
+        spec.list("interpreters").map(|l| l.iter().map(number).collect::<Result<Vec<u32>, _>>());
     let counts = counts.transpose()?;
     let baseline = spec.args.get("baseline").map_or(BASELINE, String::as_str);
     let operations = spec.list("operations");
     let figures = Figures::new(selected(spec, cx));
     let wanted = |k: &Key| {
-        let op = operations
-            .as_ref()
-            .map_or(k.3 != REFERENCE, |l| l.contains(&k.3));
+        let op = operations.as_ref().map_or(k.3 != REFERENCE, |l| l.contains(&k.3));
         k.0 == metric && op && counts.as_ref().is_none_or(|l| l.contains(&k.2))
     };
     let mut figs: Vec<_> = figures.0.iter().filter(|(k, _)| wanted(k)).collect();
@@ -715,23 +603,12 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let ops = operations.unwrap_or_else(|| distinct(figs.iter().map(|(k, _)| k.3.clone())));
     let mut table = head(&["build", "interpreters", "operation"], &columns);
     for b in builds_of(used.iter().copied()) {
-        let counts: BTreeSet<u32> = figs
-            .iter()
-            .filter(|(k, _)| k.1 == b.name)
-            .map(|(k, _)| k.2)
-            .collect();
-        for (n, op) in counts
-            .iter()
-            .flat_map(|n| ops.iter().map(move |op| (*n, op)))
-        {
-            let get = |s: &str| {
-                figures
-                    .0
-                    .get(&(metric, b.name.clone(), n, op.clone(), s.to_string()))
-            };
-            let base = get(baseline)
-                .map(|f| f.value)
-                .filter(|v| *v > 0.0 && baseline != "none");
+        let counts: BTreeSet<u32> =
+            figs.iter().filter(|(k, _)| k.1 == b.name).map(|(k, _)| k.2).collect();
+        for (n, op) in counts.iter().flat_map(|n| ops.iter().map(move |op| (*n, op))) {
+            let get =
+                |s: &str| figures.0.get(&(metric, b.name.clone(), n, op.clone(), s.to_string()));
+            let base = get(baseline).map(|f| f.value).filter(|v| *v > 0.0 && baseline != "none");
             let mut cells = vec![format!("`{}`", b.name), n.to_string(), format!("`{op}`")];
             for s in &columns {
                 cells.push(match get(s) {
@@ -781,10 +658,8 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
 fn scaling(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let operations = spec.list("operations");
     let figures = Figures::new(selected(spec, cx));
-    let figs = figures
-        .0
-        .iter()
-        .filter(|(k, _)| k.0 == Metric::Scaling && admits(&operations, &k.3));
+    let figs =
+        figures.0.iter().filter(|(k, _)| k.0 == Metric::Scaling && admits(&operations, &k.3));
     let figs: BTreeMap<_, _> = figs
         .map(|(k, f)| {
             (
@@ -803,24 +678,14 @@ fn scaling(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     }
     let threads: BTreeSet<u32> = figs.keys().map(|k| k.3).collect();
     let headings: Vec<String> = threads.iter().map(|t| format!("{t} thread(s)")).collect();
-    let mut table = Table::new(
-        ["build", "scenario", "strategy"]
-            .map(String::from)
-            .into_iter()
-            .chain(headings),
-    );
+    let mut table =
+        Table::new(["build", "scenario", "strategy"].map(String::from).into_iter().chain(headings));
     for (b, op, s) in distinct(figs.keys().map(|(b, o, s, _)| (b, o, s))) {
-        let mut cells = vec![
-            format!("`{}`", b.1),
-            format!("`{op}`"),
-            format!("`{}`", s.1),
-        ];
+        let mut cells = vec![format!("`{}`", b.1), format!("`{op}`"), format!("`{}`", s.1)];
         for t in &threads {
             let key = (b.clone(), *op, s.clone(), *t);
-            cells.push(
-                figs.get(&key)
-                    .map_or("not measured".into(), |f| format!("×{:.2}", f.value)),
-            );
+            cells
+                .push(figs.get(&key).map_or("not measured".into(), |f| format!("×{:.2}", f.value)));
         }
         table.push(cells);
     }
@@ -834,11 +699,7 @@ fn scaling(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let quick = quick_note(cx, &used, quick);
     Ok(quick
         .into_iter()
-        .chain([
-            Block::Table(table),
-            Block::Text(note.into()),
-            provenance(cx, used),
-        ])
+        .chain([Block::Table(table), Block::Text(note.into()), provenance(cx, used)])
         .collect())
 }
 
@@ -857,24 +718,15 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let mut strategies = distinct(sizes.iter().map(|x| x.1.strategy.as_str()));
     strategies.sort_by_key(|s| strategy_rank(s));
     let mut table = Table::new(["strategy", "handle type"].map(String::from));
-    table
-        .head
-        .extend(builds.iter().map(|b| format!("`{}`", b.name)));
+    table.head.extend(builds.iter().map(|b| format!("`{}`", b.name)));
     for s in strategies {
         let rank = |r: &ResultRecord| build_rank(&r.environment.interpreter);
         let of = |b: &&InterpreterBuild| {
-            sizes
-                .iter()
-                .find(|(r, h)| h.strategy == s && rank(r) == build_rank(b))
+            sizes.iter().find(|(r, h)| h.strategy == s && rank(r) == build_rank(b))
         };
-        let first = builds
-            .iter()
-            .find_map(of)
-            .map_or("", |x| x.1.type_name.as_str());
-        let mut cells = vec![
-            format!("`{s}`"),
-            format!("`{}`", first.rsplit("::").next().unwrap_or(first)),
-        ];
+        let first = builds.iter().find_map(of).map_or("", |x| x.1.type_name.as_str());
+        let mut cells =
+            vec![format!("`{s}`"), format!("`{}`", first.rsplit("::").next().unwrap_or(first))];
         for b in &builds {
             cells.push(of(b).map_or("not measured".into(), |(_, h)| {
                 format!("{} B ({} B as `Option`)", h.size, h.option_size)
@@ -903,9 +755,7 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let records: Vec<&ResultRecord> = records.collect();
     let mut checks = crate::targets::judge(records.iter().copied());
     let about = |target: &str| {
-        strategies
-            .as_ref()
-            .is_none_or(|l| l.iter().any(|s| target.starts_with(&format!("{s} "))))
+        strategies.as_ref().is_none_or(|l| l.iter().any(|s| target.starts_with(&format!("{s} "))))
     };
     checks.retain(|c| about(&c.target));
     if checks.is_empty() {
@@ -913,28 +763,15 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     }
     let mut table = Table::new(["target", "build", "measured", "verdict"]);
     for c in checks {
-        let verdict = if c.verdict == "missed" {
-            "**missed**".to_string()
-        } else {
-            c.verdict
-        };
-        table.push(vec![
-            c.target,
-            format!("`{}`", c.build),
-            c.measured,
-            verdict,
-        ]);
+        let verdict = if c.verdict == "missed" { "**missed**".to_string() } else { c.verdict };
+        table.push(vec![c.target, format!("`{}`", c.build), c.measured, verdict]);
     }
     let note = "Each target is judged by the checks `cargo xtask bench` prints at the end of its \
          console output, as `xtask/src/targets.rs` words them: the per-operation targets against \
          `unchecked` in the same bench, the scaling targets against the pure-Rust control loop \
          of the same scaling run (capped at ×2.00: two threads cannot do more than twice the \
          work of one).";
-    Ok(vec![
-        Block::Table(table),
-        Block::Text(note.into()),
-        provenance(cx, records),
-    ])
+    Ok(vec![Block::Table(table), Block::Text(note.into()), provenance(cx, records)])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -957,10 +794,7 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
     for row in &mut rows {
         row.sort_by_key(|c| order(c));
         if row.len() != RULE_SETS.len() || row.iter().any(|c| order(c).is_none()) {
-            return Err(format!(
-                "{SEND_SYNC}: `{}` lacks a rule set",
-                row[0].type_name
-            ));
+            return Err(format!("{SEND_SYNC}: `{}` lacks a rule set", row[0].type_name));
         }
     }
     let types = spec.list("types");
@@ -975,25 +809,14 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
 
 /// The matrix of types by rule sets: the traits, and `(hazard)` where one is unsound.
 fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> Block {
-    let mut table = Table::new(
-        ["type", "stands for"]
-            .into_iter()
-            .chain(RULE_SETS.map(|r| r.1)),
-    );
+    let mut table = Table::new(["type", "stands for"].into_iter().chain(RULE_SETS.map(|r| r.1)));
     for of_type in rows {
-        let mut cells = vec![
-            format!("`{}`", of_type[0].type_name),
-            of_type[0].stands_for.clone(),
-        ];
+        let mut cells = vec![format!("`{}`", of_type[0].type_name), of_type[0].stands_for.clone()];
         for c in of_type {
             let not = |b: bool| if b { "" } else { "!" };
             let sep = if c.send && c.sync { " + " } else { ", " };
             let hazard = if c.hazard { " (hazard)" } else { "" };
-            cells.push(format!(
-                "{}Send{sep}{}Sync{hazard}",
-                not(c.send),
-                not(c.sync)
-            ));
+            cells.push(format!("{}Send{sep}{}Sync{hazard}", not(c.send), not(c.sync)));
         }
         table.push(cells);
     }
@@ -1009,39 +832,19 @@ fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
         let mut enforced = String::from("static assertion");
         for case in &c.cases {
-            let kind = if case.must_compile {
-                "must compile"
-            } else {
-                "compile-fail"
-            };
+            let kind = if case.must_compile { "must compile" } else { "compile-fail" };
             let path = &case.path;
-            let _ = write!(
-                enforced,
-                "; {kind}: [`{path}`]({up}compile-fail/tests/{path})"
-            );
+            let _ = write!(enforced, "; {kind}: [`{path}`]({up}compile-fail/tests/{path})");
         }
-        let note = if c.hazard {
-            format!("**hazard**: {}", c.note)
-        } else {
-            c.note.clone()
-        };
-        let cells = [
-            format!("`{}`", c.type_name),
-            c.rules.clone(),
-            yes_no(c.send),
-            yes_no(c.sync),
-        ];
+        let note = if c.hazard { format!("**hazard**: {}", c.note) } else { c.note.clone() };
+        let cells = [format!("`{}`", c.type_name), c.rules.clone(), yes_no(c.send), yes_no(c.sync)];
         details.push([cells.to_vec(), vec![enforced, note]].concat());
     }
     let source = format!(
         "Source: `{SEND_SYNC}` (written by `cargo xtask docs`: each rule set's cells by a build \
          compiled for it, whose static assertions held)."
     );
-    Ok(vec![
-        send_sync_matrix_of(&rows),
-        Block::Table(details),
-        Block::Text(source),
-    ])
+    Ok(vec![send_sync_matrix_of(&rows), Block::Table(details), Block::Text(source)])
 }
 
 /// `send-sync-matrix`: rows of the Send/Sync matrix.
@@ -1068,17 +871,11 @@ mod tests {
     /// it starts with the rest; `!`: the rest does not appear; `=`: rendering fails with an
     /// error that contains the rest.
     fn check(snap: &Snapshot, script: &str) {
-        let cx = Context {
-            snapshot: snap,
-            root: Path::new("/nonexistent"),
-            page: "RFCs/x.md",
-        };
+        let cx = Context { snapshot: snap, root: Path::new("/nonexistent"), page: "RFCs/x.md" };
         let mut out = Err(String::new());
         for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if let Some(spec) = line.strip_prefix('>') {
-                out = Spec::parse(spec)
-                    .and_then(|s| render(&s, &cx))
-                    .map(|b| markdown(&b));
+                out = Spec::parse(spec).and_then(|s| render(&s, &cx)).map(|b| markdown(&b));
                 continue;
             }
             let (mode, want) = line.split_at(if "^!=".contains(&line[..1]) { 1 } else { 0 });
@@ -1113,15 +910,9 @@ mod tests {
 
     #[test]
     fn an_empty_snapshot_is_not_measured_never_invented() {
-        for kind in [
-            "hazards",
-            "hazard-matrix",
-            "bench",
-            "scaling",
-            "handle-size",
-            "targets",
-            "guarantees",
-        ] {
+        for kind in
+            ["hazards", "hazard-matrix", "bench", "scaling", "handle-size", "targets", "guarantees"]
+        {
             check(
                 &Snapshot::default(),
                 &format!("> {kind}\n ^Not measured: the snapshot in `docs/data/` has no\n !|"),
@@ -1333,10 +1124,7 @@ mod tests {
     #[test]
     fn send_sync_tables_come_from_the_cells_of_all_three_rule_sets() {
         let cell = |rules: &str, sync: bool, hazard: bool| {
-            let case = CompileCase {
-                path: "ui/a.rs".into(),
-                must_compile: false,
-            };
+            let case = CompileCase { path: "ui/a.rs".into(), must_compile: false };
             let (type_name, stands_for, note) = ("A<'s>".into(), "a | thing".into(), "why".into());
             let cell = SendSyncCell {
                 type_name,
@@ -1348,10 +1136,7 @@ mod tests {
                 cases: vec![case],
                 note,
             };
-            ResultRecord {
-                environment: env("3.13"),
-                data: RecordData::SendSync(cell),
-            }
+            ResultRecord { environment: env("3.13"), data: RecordData::SendSync(cell) }
         };
         // Out of column order on purpose: the columns follow the rule sets, not the file.
         let cells = vec![
@@ -1364,9 +1149,7 @@ mod tests {
             result: interpsafe_results::ResultFile::new("cargo xtask docs", cells.to_vec()),
         };
         check(
-            &Snapshot {
-                sources: vec![source(&cells)],
-            },
+            &Snapshot { sources: vec![source(&cells)] },
             r"> send-sync
              | `A<'s>` | a \| thing | Send, !Sync | Send + Sync | Send + Sync (hazard) |\n
              | `A<'s>` | gil | yes | no | static assertion; compile-fail: [`ui/a.rs`](../compile-fail/tests/ui/a.rs) | why |\n| `A<'s>` | free-threaded |
@@ -1378,9 +1161,7 @@ mod tests {
              =lacks some of the types",
         );
         check(
-            &Snapshot {
-                sources: vec![source(&cells[..2])],
-            },
+            &Snapshot { sources: vec![source(&cells[..2])] },
             "> send-sync\n =`A<'s>` lacks a rule set",
         );
     }

@@ -78,9 +78,7 @@ pub fn parse_showsrc(text: &str, package: &str) -> Vec<String> {
     for stanza in text.split("\n\n") {
         let field = |name: &str| {
             stanza.lines().find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(':'))
-                    .map(str::trim)
+                l.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')).map(str::trim)
             })
         };
         if field("Package") != Some(package) {
@@ -130,20 +128,11 @@ impl PrivateApt {
         }
         let uri = read_mirror_uri(Path::new(DEBIAN_SOURCES))?;
         let dir = cache.apt_dir();
-        for sub in [
-            "etc/sources.list.d",
-            "prefs",
-            "lists/partial",
-            "cache/archives/partial",
-        ] {
+        for sub in ["etc/sources.list.d", "prefs", "lists/partial", "cache/archives/partial"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(|e| Error::io("create directory", &d, &e))?;
         }
-        let apt = PrivateApt {
-            conf: dir.join("apt.conf"),
-            dir,
-            as_root: host::is_root(),
-        };
+        let apt = PrivateApt { conf: dir.join("apt.conf"), dir, as_root: host::is_root() };
         let sources = apt.dir.join("etc/sources.list.d/interpsafe-src.sources");
         if write_if_changed(&sources, &sources_stanza(&uri))? {
             let _ = fs::remove_file(apt.stamp());
@@ -171,9 +160,7 @@ impl PrivateApt {
     /// Whether the indexes are missing or older than a day.
     pub fn is_stale(&self) -> bool {
         let has_sources = fs::read_dir(self.dir.join("lists")).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().contains("_Sources"))
+            entries.flatten().any(|e| e.file_name().to_string_lossy().contains("_Sources"))
         });
         !has_sources || !host::is_fresh(&self.stamp(), host::ONE_DAY)
     }
@@ -186,10 +173,7 @@ impl PrivateApt {
         }
         log.run(&self.step("apt-get").arg("update")).map_err(|e| {
             e.reword(|m| {
-                format!(
-                    "{m}; the private deb-src configuration is in {}",
-                    self.dir.display()
-                )
+                format!("{m}; the private deb-src configuration is in {}", self.dir.display())
             })
         })?;
         let stamp = self.stamp();
@@ -207,9 +191,7 @@ impl PrivateApt {
         let versions = parse_showsrc(&out.stdout, package);
         if versions.is_empty() {
             let why = first_error_line(&out.stderr, "", &out.status);
-            return Ok(Err(format!(
-                "apt-cache showsrc lists no {package} source ({why})"
-            )));
+            return Ok(Err(format!("apt-cache showsrc lists no {package} source ({why})")));
         }
         Ok(Ok(versions))
     }
@@ -334,9 +316,6 @@ mod tests {
             "E: Failed to fetch http://m/x.tar.xz 404 Not Found"
         );
         assert_eq!(first_error_line("W: odd\n", "", "x"), "W: odd");
-        assert_eq!(
-            first_error_line("", "", "exit status 100"),
-            "exit status 100"
-        );
+        assert_eq!(first_error_line("", "", "exit status 100"), "exit status 100");
     }
 }

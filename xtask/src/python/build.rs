@@ -80,28 +80,15 @@ pub fn build(
             })
         })
     })?;
-    stage::logged(
-        name,
-        "configure",
-        &cache.log_path(name, "configure"),
-        |log| {
-            log.run(&with_env(
-                Step::new(src.join("configure"))
-                    .args(&args)
-                    .current_dir(&obj),
-            ))
-        },
-    )?;
+    stage::logged(name, "configure", &cache.log_path(name, "configure"), |log| {
+        log.run(&with_env(Step::new(src.join("configure")).args(&args).current_dir(&obj)))
+    })?;
     let jobs = host::parallel_jobs();
     stage::logged(name, "build", &cache.log_path(name, "build"), |log| {
-        log.run(&with_env(
-            Step::new("make").arg(format!("-j{jobs}")).current_dir(&obj),
-        ))
+        log.run(&with_env(Step::new("make").arg(format!("-j{jobs}")).current_dir(&obj)))
     })?;
     stage::logged(name, "install", &cache.log_path(name, "install"), |log| {
-        log.run(&with_env(
-            Step::new("make").arg("install").current_dir(&obj),
-        ))
+        log.run(&with_env(Step::new("make").arg("install").current_dir(&obj)))
     })?;
     let _ = fs::remove_dir_all(&build_dir);
     Ok(args)

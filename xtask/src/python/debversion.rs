@@ -14,9 +14,7 @@ pub fn upstream(version: &str) -> &str {
 pub fn compare(a: &str, b: &str) -> Ordering {
     let (ea, ua, ra) = split(a);
     let (eb, ub, rb) = split(b);
-    ea.cmp(&eb)
-        .then_with(|| compare_part(ua, ub))
-        .then_with(|| compare_part(ra, rb))
+    ea.cmp(&eb).then_with(|| compare_part(ua, ub)).then_with(|| compare_part(ra, rb))
 }
 
 /// Splits into (epoch, upstream, revision); a missing epoch is 0, a missing revision is empty.

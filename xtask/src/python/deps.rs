@@ -53,10 +53,7 @@ fn missing() -> Result<Vec<&'static str>, Error> {
 
 /// The command that installs `packages`.
 fn install_line(packages: &[&str]) -> String {
-    format!(
-        "apt-get install -y --no-install-recommends {}",
-        packages.join(" ")
-    )
+    format!("apt-get install -y --no-install-recommends {}", packages.join(" "))
 }
 
 /// Makes sure every build dependency is installed: as root installs the missing ones with
@@ -80,22 +77,14 @@ pub fn ensure(label: &str, cache: &Cache) -> Result<(), Error> {
             install_line(&missing)
         )));
     }
-    println!(
-        "[{label}] installing build dependencies: {}",
-        install_line(&missing)
-    );
-    stage::logged(
-        label,
-        "deps",
-        &cache.log_path(label, "deps"),
-        |log: &mut StageLog| {
-            let apt = |step: Step| step.env("DEBIAN_FRONTEND", "noninteractive");
-            log.run(&apt(Step::new("apt-get").args(["-q", "update"])))?;
-            log.run(&apt(Step::new("apt-get")
-                .args(["-q", "install", "-y", "--no-install-recommends"])
-                .args(&missing)))
-        },
-    )
+    println!("[{label}] installing build dependencies: {}", install_line(&missing));
+    stage::logged(label, "deps", &cache.log_path(label, "deps"), |log: &mut StageLog| {
+        let apt = |step: Step| step.env("DEBIAN_FRONTEND", "noninteractive");
+        log.run(&apt(Step::new("apt-get").args(["-q", "update"])))?;
+        log.run(&apt(Step::new("apt-get")
+            .args(["-q", "install", "-y", "--no-install-recommends"])
+            .args(&missing)))
+    })
 }
 
 #[cfg(test)]

@@ -39,10 +39,8 @@ pub fn candidates() -> Vec<PathBuf> {
     }
     if let Some(home) = host::home_dir() {
         if let Ok(entries) = fs::read_dir(home.join(".pyenv").join("versions")) {
-            let mut pyenv: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path().join("bin").join("python3"))
-                .collect();
+            let mut pyenv: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path().join("bin").join("python3")).collect();
             pyenv.sort();
             found.extend(pyenv);
         }
@@ -61,13 +59,7 @@ mod tests {
 
     #[test]
     fn python_names() {
-        for ok in [
-            "python3",
-            "python3t",
-            "python3.13",
-            "python3.13t",
-            "python3.9",
-        ] {
+        for ok in ["python3", "python3t", "python3.13", "python3.13t", "python3.9"] {
             assert!(is_python_name(ok), "{ok}");
         }
         for bad in [

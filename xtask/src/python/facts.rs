@@ -37,11 +37,7 @@ impl Facts {
 
     /// `major.minor`, e.g. `3.13`.
     pub fn series(&self) -> String {
-        self.version
-            .split('.')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(".")
+        self.version.split('.').take(2).collect::<Vec<_>>().join(".")
     }
 }
 
@@ -65,10 +61,7 @@ pub fn query(executable: &Path, env: &[(&str, &str)]) -> Result<Facts, Error> {
         step = step.env(k, v);
     }
     let out = step.command().output().map_err(|e| {
-        Error::new(format!(
-            "cannot run {} ({e}); is it a Python executable?",
-            executable.display()
-        ))
+        Error::new(format!("cannot run {} ({e}); is it a Python executable?", executable.display()))
     })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);

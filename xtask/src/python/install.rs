@@ -21,10 +21,7 @@ pub fn install_command(names: &[String], cache: &Cache) -> Result<(), Error> {
     let selected: Vec<&KnownPython> = if names.is_empty() {
         names::defaults()
     } else {
-        names
-            .iter()
-            .map(|n| names::lookup(n))
-            .collect::<Result<_, _>>()?
+        names.iter().map(|n| names::lookup(n)).collect::<Result<_, _>>()?
     };
     let mut failed: Vec<&str> = Vec::new();
     for known in &selected {
@@ -83,11 +80,7 @@ fn install_fresh(known: &KnownPython, cache: &Cache) -> Result<Marker, Error> {
     let name = known.name;
     let prefix = cache.python_dir(name);
     let start = Instant::now();
-    println!(
-        "[{name}] installing {} into {}",
-        known.summary,
-        prefix.display()
-    );
+    println!("[{name}] installing {} into {}", known.summary, prefix.display());
 
     let tarball = stage::logged(name, "fetch", &cache.log_path(name, "fetch"), |log| {
         source::fetch(known, cache, log)
@@ -111,11 +104,7 @@ fn install_fresh(known: &KnownPython, cache: &Cache) -> Result<Marker, Error> {
             "[{name}] built, but Py_GIL_DISABLED is {:?} where a {} build was expected; \
              check {}",
             facts.py_gil_disabled,
-            if known.free_threaded {
-                "free-threaded"
-            } else {
-                "GIL"
-            },
+            if known.free_threaded { "free-threaded" } else { "GIL" },
             cache.log_path(name, "configure").display()
         )));
     }

@@ -77,11 +77,7 @@ pub fn resolve_spec(spec: &Spec, cache: &Cache) -> Result<Interpreter, Error> {
                 version: marker.version,
                 free_threaded: marker.py_gil_disabled == Some(1),
                 libdir: Some(cache.python_dir(known.name).join("lib")),
-                env: known
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                env: known.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             })
         }
         Spec::Path(path) => {

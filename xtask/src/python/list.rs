@@ -26,11 +26,7 @@ pub fn list_command(cache: &Cache) {
     for exe in found {
         match facts::query(&exe, &[]) {
             Ok(facts) => {
-                let kind = if facts.free_threaded() {
-                    "free-threaded"
-                } else {
-                    "GIL"
-                };
+                let kind = if facts.free_threaded() { "free-threaded" } else { "GIL" };
                 println!("  {:<40} {:<10} {kind}", exe.display(), facts.version);
             }
             Err(err) => println!("  {:<40} does not run: {err}", exe.display()),

@@ -74,9 +74,7 @@ impl Marker {
             .get("configure_flags")
             .and_then(Value::as_array)
             .and_then(|a| {
-                a.iter()
-                    .map(|f| f.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
+                a.iter().map(|f| f.as_str().map(str::to_string)).collect::<Option<Vec<_>>>()
             })
             .ok_or("field `configure_flags` missing or not a list of strings")?;
         Ok(Marker {

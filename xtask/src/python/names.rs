@@ -165,10 +165,7 @@ mod tests {
         assert_eq!(t.configure_flags, &["--disable-gil"]);
         assert_eq!(t.source_package, "python3.13");
         assert_eq!(lookup("3.13-debug").unwrap().executable, "python3.13d");
-        assert_eq!(
-            lookup("3.13-asan").unwrap().env,
-            &[("ASAN_OPTIONS", "detect_leaks=0")]
-        );
+        assert_eq!(lookup("3.13-asan").unwrap().env, &[("ASAN_OPTIONS", "detect_leaks=0")]);
         assert_eq!(lookup("3.15t").unwrap().source_package, "python3.15");
     }
 

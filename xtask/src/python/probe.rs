@@ -35,17 +35,15 @@ pub fn parse_probe(text: &str) -> Option<Availability> {
     if let Some(version) = line.strip_prefix("ok ") {
         return Some(Availability::Fetchable(version.to_string()));
     }
-    line.strip_prefix("fail ")
-        .map(|why| Availability::NotFetchable(why.to_string()))
+    line.strip_prefix("fail ").map(|why| Availability::NotFetchable(why.to_string()))
 }
 
 /// Whether `known`'s source can be fetched: from the cached tarball, a probe answer less than a
 /// day old, or a new probe (which prints one line saying so, as it may download).
 pub fn availability(known: &KnownPython, cache: &Cache) -> Availability {
     let package = known.source_package;
-    if let Some(tarball) = known
-        .preferred_upstream
-        .and_then(|up| source::cached(cache, package, up))
+    if let Some(tarball) =
+        known.preferred_upstream.and_then(|up| source::cached(cache, package, up))
     {
         return Availability::Fetchable(tarball.debian_version);
     }
@@ -69,15 +67,9 @@ pub fn availability(known: &KnownPython, cache: &Cache) -> Availability {
         ),
         Err(err) if err.message().starts_with("source cannot be fetched") => {
             let hint = format!("; {}", source::FETCH_HINT);
-            let why = err
-                .message()
-                .strip_suffix(hint.as_str())
-                .unwrap_or(err.message())
-                .to_string();
-            (
-                Availability::NotFetchable(why.clone()),
-                format!("fail {why}"),
-            )
+            let why =
+                err.message().strip_suffix(hint.as_str()).unwrap_or(err.message()).to_string();
+            (Availability::NotFetchable(why.clone()), format!("fail {why}"))
         }
         Err(err) => return Availability::Unknown(err.message().to_string()),
     };
@@ -98,9 +90,7 @@ mod tests {
         );
         assert_eq!(
             parse_probe("fail source cannot be fetched (404)\n"),
-            Some(Availability::NotFetchable(
-                "source cannot be fetched (404)".into()
-            ))
+            Some(Availability::NotFetchable("source cannot be fetched (404)".into()))
         );
         assert_eq!(parse_probe("garbage"), None);
         assert_eq!(parse_probe(""), None);

@@ -37,9 +37,7 @@ pub fn candidate_order(versions: &[String], preferred: Option<&str>) -> Vec<Stri
     let mut ordered = versions.to_vec();
     ordered.sort_by(|a, b| {
         let is_preferred = |v: &str| preferred == Some(debversion::upstream(v));
-        is_preferred(b)
-            .cmp(&is_preferred(a))
-            .then_with(|| debversion::compare(b, a))
+        is_preferred(b).cmp(&is_preferred(a)).then_with(|| debversion::compare(b, a))
     });
     ordered.dedup();
     ordered
@@ -47,17 +45,13 @@ pub fn candidate_order(versions: &[String], preferred: Option<&str>) -> Vec<Stri
 
 /// The error for a source that cannot be fetched, with why and what to do instead.
 pub fn cannot_fetch(why: &str) -> Error {
-    Error::new(format!(
-        "source cannot be fetched on this machine ({why}); {FETCH_HINT}"
-    ))
-    .self_explanatory()
+    Error::new(format!("source cannot be fetched on this machine ({why}); {FETCH_HINT}"))
+        .self_explanatory()
 }
 
 /// The file recording which Debian version a cached tarball came from.
 fn sidecar(cache: &Cache, package: &str, upstream: &str) -> PathBuf {
-    cache
-        .src_dir()
-        .join(format!("{package}_{upstream}.debian-version"))
+    cache.src_dir().join(format!("{package}_{upstream}.debian-version"))
 }
 
 /// The cached tarball of `package` at `upstream`, if a complete one is there.
@@ -66,16 +60,12 @@ fn sidecar(cache: &Cache, package: &str, upstream: &str) -> PathBuf {
 pub fn cached(cache: &Cache, package: &str, upstream: &str) -> Option<SourceTarball> {
     let debian_version = fs::read_to_string(sidecar(cache, package, upstream)).ok()?;
     let prefix = format!("{package}_{upstream}.orig.tar.");
-    let path = fs::read_dir(cache.src_dir())
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name().is_some_and(|n| {
-                let n = n.to_string_lossy();
-                n.starts_with(&prefix) && !n.ends_with(".asc")
-            })
-        })?;
+    let path = fs::read_dir(cache.src_dir()).ok()?.flatten().map(|e| e.path()).find(|p| {
+        p.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && !n.ends_with(".asc")
+        })
+    })?;
     Some(SourceTarball {
         package: package.to_string(),
         debian_version: debian_version.trim().to_string(),
@@ -91,23 +81,15 @@ pub fn fetch(
     log: &mut StageLog,
 ) -> Result<SourceTarball, Error> {
     let package = known.source_package;
-    if let Some(tarball) = known
-        .preferred_upstream
-        .and_then(|up| cached(cache, package, up))
-    {
+    if let Some(tarball) = known.preferred_upstream.and_then(|up| cached(cache, package, up)) {
         log.note(&format!("reusing cached {}", tarball.path.display()));
         return Ok(tarball);
     }
     let apt = PrivateApt::prepare(cache)?;
     apt.update_if_stale(log)?;
-    let versions = apt
-        .versions(package, log)?
-        .map_err(|why| cannot_fetch(&why))?;
+    let versions = apt.versions(package, log)?.map_err(|why| cannot_fetch(&why))?;
     let order = candidate_order(&versions, known.preferred_upstream);
-    log.note(&format!(
-        "candidate versions, in order: {}",
-        order.join(" ")
-    ));
+    log.note(&format!("candidate versions, in order: {}", order.join(" ")));
 
     let src_dir = cache.src_dir();
     fs::create_dir_all(&src_dir).map_err(|e| Error::io("create directory", &src_dir, &e))?;
