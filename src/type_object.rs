@@ -38,8 +38,11 @@ impl TypeSpec {
         match NonNull::new(ty) {
             // SAFETY: a new reference made in the scope's interpreter.
             Some(ty) => Ok(unsafe { S::adopt(scope, ty) }),
-            // SAFETY: attached; the failed call set an exception.
-            None => Err(Error::Python { interpreter: S::key(scope), message: unsafe { take_error() } }),
+            None => {
+                // SAFETY: attached; the failed call set an exception.
+                let message = unsafe { take_error() };
+                Err(Error::Python { interpreter: S::key(scope), message })
+            }
         }
     }
 
@@ -62,8 +65,11 @@ impl TypeSpec {
         match NonNull::new(obj) {
             // SAFETY: calling `ty` returned a new reference, on this thread.
             Some(obj) => Ok(unsafe { S::adopt_derived(scope, ty, obj) }),
-            // SAFETY: attached; the failed call set an exception.
-            None => Err(Error::Python { interpreter: S::key(scope), message: unsafe { take_error() } }),
+            None => {
+                // SAFETY: attached; the failed call set an exception.
+                let message = unsafe { take_error() };
+                Err(Error::Python { interpreter: S::key(scope), message })
+            }
         }
     }
 }

@@ -83,7 +83,7 @@ impl InterpreterGuard {
         if crate::seeds::active(crate::seeds::Hole::PythonEndUnguarded) {
             // SAFETY: none: the seeded hole reopens the unchecked attach through the stored
             // pointer, for the adversarial search to find (seeds builds only).
-            return Ok(unsafe { with_thread_state(self.interp, self.key, f) }?);
+            return unsafe { with_thread_state(self.interp, self.key, f) };
         }
         let holder = current_holder();
         let interp = registry().enter_attached(self.key, self.guard, &holder)?;
