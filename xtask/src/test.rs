@@ -4,9 +4,13 @@
 //! not stop the others, and fails the command):
 //! 0. `layers`: no import circle in `src/` or `xtask/src/`, and ARCHITECTURE.md's layer drawing
 //!    current ([`crate::layers`]; reads files only, so it runs first, before any install);
+//!    then `fmt`: `cargo fmt --all -- --check` (rustfmt.toml);
 //! 1. per interpreter, `test`: `cargo test --workspace --exclude loom-tests --exclude xtask` with
 //!    `PYO3_PYTHON` and `CARGO_TARGET_DIR=target/py-NAME` (unit tests, doctests, interp-tests);
-//!    then `benches (test mode)`: `cargo test -p interpsafe --benches` (each bench runs once);
+//!    then `benches (test mode)`: `cargo test -p interpsafe --benches` (each bench runs once),
+//!    and `clippy`: `cargo clippy --workspace --all-targets -- -D warnings` (so the
+//!    free-threaded cfgs are linted on 3.13t; clippy's `incompatible_msrv` holds the declared
+//!    `rust-version` to the standard library it allows);
 //! 2. `xtask`: `cargo test -p xtask` (no Python involved, default target dir);
 //! 3. `loom`: `cargo test -p loom-tests --release` with `--cfg interpsafe_loom`, in `target/loom`;
 //! 4. `compile-fail`, if `compile-fail/` exists: its tests against each interpreter (the cells
@@ -49,6 +53,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
 
     let start = Instant::now();
     let mut results: Vec<StageResult> = vec![crate::layers::stage()];
+    results.push(stage::run_streamed(&fmt_stage()));
     let mut pythons: Vec<Interpreter> = Vec::new();
     for (text, spec) in &parsed {
         let t = Instant::now();
@@ -65,6 +70,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     for py in &pythons {
         results.push(stage::run_streamed(&workspace_stage(py)));
         results.push(stage::run_streamed(&benches_stage(py)));
+        results.push(stage::run_streamed(&clippy_stage(py)));
     }
     results.push(stage::run_streamed(&xtask_stage()));
     results.push(stage::run_streamed(&loom_stage()));
@@ -116,16 +122,30 @@ pub fn benches_stage(py: &Interpreter) -> Stage {
     }
 }
 
+/// Stage 0b: the workspace is formatted as `rustfmt.toml` says (no Python involved).
+pub fn fmt_stage() -> Stage {
+    Stage {
+        name: "fmt".to_string(),
+        python: None,
+        step: cargo().args(["fmt", "--all", "--", "--check"]),
+    }
+}
+
+/// Stage 1c: clippy over every target of the workspace against `py`, warnings denied (the
+/// workspace's lints, `undocumented_unsafe_blocks` among them, and `incompatible_msrv`).
+pub fn clippy_stage(py: &Interpreter) -> Stage {
+    let step = cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    Stage {
+        name: "clippy".to_string(),
+        python: Some(py.name.clone()),
+        step: with_python(step, py, &py.target_dir()),
+    }
+}
+
 /// Stage 1: the workspace's tests (all but loom and xtask) against `py`.
 pub fn workspace_stage(py: &Interpreter) -> Stage {
-    let step = cargo().args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "loom-tests",
-        "--exclude",
-        "xtask",
-    ]);
+    let step =
+        cargo().args(["test", "--workspace", "--exclude", "loom-tests", "--exclude", "xtask"]);
     Stage {
         name: "test".to_string(),
         python: Some(py.name.clone()),
@@ -135,11 +155,7 @@ pub fn workspace_stage(py: &Interpreter) -> Stage {
 
 /// Stage 2: xtask's own tests (no Python involved).
 pub fn xtask_stage() -> Stage {
-    Stage {
-        name: "xtask".to_string(),
-        python: None,
-        step: cargo().args(["test", "-p", "xtask"]),
-    }
+    Stage { name: "xtask".to_string(), python: None, step: cargo().args(["test", "-p", "xtask"]) }
 }
 
 /// Stage 3: the loom models, in release mode with `--cfg interpsafe_loom`.
@@ -179,11 +195,7 @@ pub fn compile_fail_stage(py: &Interpreter) -> Stage {
     Stage {
         name: "compile-fail".to_string(),
         python: Some(py.name.clone()),
-        step: with_python(
-            step,
-            py,
-            &paths::target_dir(&format!("compile-fail-{}", py.name)),
-        ),
+        step: with_python(step, py, &paths::target_dir(&format!("compile-fail-{}", py.name))),
     }
 }
 
@@ -219,23 +231,18 @@ mod tests {
         let py = py();
         assert_eq!(py.target_dir(), paths::target_dir("py-3.13t"));
         let s = workspace_stage(&py).step.to_string();
-        assert!(
-            s.contains("PYO3_PYTHON=/c/python/3.13t/bin/python3.13t"),
-            "{s}"
-        );
-        assert!(
-            s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())),
-            "{s}"
-        );
-        assert!(
-            s.ends_with("test --workspace --exclude loom-tests --exclude xtask"),
-            "{s}"
-        );
+        assert!(s.contains("PYO3_PYTHON=/c/python/3.13t/bin/python3.13t"), "{s}");
+        assert!(s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())), "{s}");
+        assert!(s.ends_with("test --workspace --exclude loom-tests --exclude xtask"), "{s}");
         let s = compile_fail_stage(&py).step.to_string();
         assert!(s.contains("target/compile-fail-3.13t"), "{s}");
         let s = loom_stage().step.to_string();
         assert!(s.contains("--cfg interpsafe_loom"), "{s}");
         assert!(s.contains("target/loom"), "{s}");
         assert!(s.ends_with("test -p loom-tests --release"), "{s}");
+        let s = clippy_stage(&py).step.to_string();
+        assert!(s.contains("PYO3_PYTHON=/c/python/3.13t/bin/python3.13t"), "{s}");
+        assert!(s.ends_with("clippy --workspace --all-targets -- -D warnings"), "{s}");
+        assert!(fmt_stage().step.to_string().ends_with("fmt --all -- --check"));
     }
 }
