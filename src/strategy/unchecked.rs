@@ -216,11 +216,6 @@ impl UncheckedHandle {
     pub fn addr(&self) -> usize {
         self.obj.addr()
     }
-
-    #[allow(dead_code)]
-    pub(crate) fn ptr(&self) -> NonNull<ffi::PyObject> {
-        self.obj.ptr()
-    }
 }
 
 impl crate::hazard::Expectations for Unchecked {
