@@ -16,7 +16,7 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use interpsafe::hazard::{Cell, Expectations, Expected, Hazard};
+use interpsafe::hazard::{Cell, Expectations, Expected, Form, Hazard};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::object::ObjRef;
 use interpsafe::pyo3_compat::ffi;
@@ -187,7 +187,7 @@ impl Strategy for Pinned {
 impl Expectations for Pinned {
     fn expected(cell: &Cell) -> Expected {
         match (cell.case.hazard, cell.case.form) {
-            (Hazard::H2, Some("kept")) => {
+            (Hazard::H2, Some(Form::Kept)) => {
                 Expected::NotApplicable { why: "leaked: never released outside its owner" }
             }
             _ => <Scoped as Expectations>::expected(cell),

@@ -139,13 +139,78 @@ impl fmt::Display for Hazard {
     }
 }
 
+/// The form of a hazard that has several scenarios: the part after the dot in a case ID
+/// (`H2.unattached`). Serialised (in case IDs) as its lower-case name, [`Form::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// `kept`.
+    Kept,
+    /// `unattached`.
+    Unattached,
+    /// `attach`.
+    Attach,
+    /// `payload`.
+    Payload,
+    /// `threads`.
+    Threads,
+    /// `interpreters`.
+    Interpreters,
+    /// `once`.
+    Once,
+    /// `store`.
+    Store,
+    /// `mixed`.
+    Mixed,
+    /// `elsewhere`.
+    Elsewhere,
+    /// `running`.
+    Running,
+    /// `forget`.
+    Forget,
+    /// `panic`.
+    Panic,
+    /// `tls`.
+    Tls,
+    /// `del`.
+    Del,
+}
+
+impl Form {
+    /// The form's name as it appears in case IDs and results (`kept`, `unattached`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Form::Kept => "kept",
+            Form::Unattached => "unattached",
+            Form::Attach => "attach",
+            Form::Payload => "payload",
+            Form::Threads => "threads",
+            Form::Interpreters => "interpreters",
+            Form::Once => "once",
+            Form::Store => "store",
+            Form::Mixed => "mixed",
+            Form::Elsewhere => "elsewhere",
+            Form::Running => "running",
+            Form::Forget => "forget",
+            Form::Panic => "panic",
+            Form::Tls => "tls",
+            Form::Del => "del",
+        }
+    }
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One scenario of the catalogue: a hazard, and which form of it where it has several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Case {
     /// The hazard.
     pub hazard: Hazard,
     /// The form (`kept`, `unattached`, ...), or `None` for the hazard's main scenario.
-    pub form: Option<&'static str>,
+    pub form: Option<Form>,
     /// What the scenario does, in one line.
     pub scenario: &'static str,
 }
@@ -156,14 +221,14 @@ impl Case {
         Case::new(Hazard::H1, None, "a stored handle made in A is loaded and bound in B"),
         Case::new(
             Hazard::H1,
-            Some("kept"),
+            Some(Form::Kept),
             "a thread keeps a handle made in A and binds it after attaching to B",
         ),
         Case::new(Hazard::H2, None, "a stored handle made in A is dropped while attached to B"),
-        Case::new(Hazard::H2, Some("kept"), "a thread keeps a handle made in A and drops it in B"),
+        Case::new(Hazard::H2, Some(Form::Kept), "a thread keeps a handle made in A and drops it in B"),
         Case::new(
             Hazard::H2,
-            Some("unattached"),
+            Some(Form::Unattached),
             "a stored handle made in A is dropped with no thread attached; B attaches next",
         ),
         Case::new(Hazard::H3, None, "a stored handle is loaded, bound and dropped after A ended"),
@@ -176,7 +241,7 @@ impl Case {
         ),
         Case::new(
             Hazard::H6,
-            Some("attach"),
+            Some(Form::Attach),
             "the same callback attaching to the owner with interpsafe::attach",
         ),
         Case::new(Hazard::H7, None, "the runtime's immortal shared objects, made in A, used in B"),
@@ -187,11 +252,11 @@ impl Case {
         ),
         Case::new(
             Hazard::H8,
-            Some("payload"),
+            Some(Form::Payload),
             "two threads borrow a pyclass payload holding a Cell (Send, not Sync)",
         ),
-        Case::new(Hazard::H9, Some("threads"), "two threads of A race one once-cell's init"),
-        Case::new(Hazard::H9, Some("interpreters"), "a thread in A and one in B race one once-cell"),
+        Case::new(Hazard::H9, Some(Form::Threads), "two threads of A race one once-cell's init"),
+        Case::new(Hazard::H9, Some(Form::Interpreters), "a thread in A and one in B race one once-cell"),
         Case::new(Hazard::H10, None, "an exception class kept in a once-cell by A, raised in B"),
         Case::new(Hazard::H11, None, "a bound reference kept beyond its scope (compile time)"),
         Case::new(
@@ -201,17 +266,17 @@ impl Case {
         ),
         Case::new(
             Hazard::H13,
-            Some("once"),
+            Some(Form::Once),
             "a once-cell read in B is filled by an initialiser returning a handle made in A",
         ),
         Case::new(
             Hazard::H13,
-            Some("store"),
+            Some(Form::Store),
             "a thread keeps a handle made in A, stores it from a scope of B, then loads and binds it in B",
         ),
         Case::new(
             Hazard::H13,
-            Some("mixed"),
+            Some(Form::Mixed),
             "a handle made in A and stored by another checked strategy is loaded and bound in B",
         ),
         Case::new(
@@ -221,12 +286,12 @@ impl Case {
         ),
         Case::new(
             Hazard::H14,
-            Some("elsewhere"),
+            Some(Form::Elsewhere),
             "A is destroyed from Python while another thread holds a guard on it",
         ),
         Case::new(
             Hazard::H14,
-            Some("running"),
+            Some(Form::Running),
             "A is ended while another thread runs Python code in it through the toolkit",
         ),
         Case::new(
@@ -236,27 +301,27 @@ impl Case {
         ),
         Case::new(
             Hazard::H16,
-            Some("forget"),
+            Some(Form::Forget),
             "handles of A (a handle, a clone, a stored form) are mem::forget-ed, then A ends",
         ),
         Case::new(
             Hazard::H16,
-            Some("panic"),
+            Some(Form::Panic),
             "a panic unwinds out of a scope and an attach of A, and out of a once-cell initialiser",
         ),
         Case::new(
             Hazard::H16,
-            Some("tls"),
+            Some(Form::Tls),
             "a stored handle of A in a thread-local is dropped by the thread's exit, unattached",
         ),
         Case::new(
             Hazard::H16,
-            Some("del"),
+            Some(Form::Del),
             "a handle of A dropped in B is released later in A, where its __del__ re-enters the toolkit",
         ),
     ];
 
-    const fn new(hazard: Hazard, form: Option<&'static str>, scenario: &'static str) -> Case {
+    const fn new(hazard: Hazard, form: Option<Form>, scenario: &'static str) -> Case {
         Case { hazard, form, scenario }
     }
 
@@ -274,7 +339,7 @@ impl Case {
     }
 
     /// Whether this is `hazard` in the form `form`.
-    pub fn is(&self, hazard: Hazard, form: Option<&str>) -> bool {
+    pub fn is(&self, hazard: Hazard, form: Option<Form>) -> bool {
         self.hazard == hazard && self.form == form
     }
 }
@@ -333,9 +398,9 @@ impl Case {
         match (self.hazard, self.form) {
             (Hazard::H14, _) => Threat::PythonInterpreters,
             (Hazard::H15, _) => Threat::RawSwitch,
-            (Hazard::H16, Some("forget")) => Threat::Forget,
-            (Hazard::H16, Some("panic")) => Threat::Unwinding,
-            (Hazard::H16, Some("tls")) => Threat::ThreadLocalDestructors,
+            (Hazard::H16, Some(Form::Forget)) => Threat::Forget,
+            (Hazard::H16, Some(Form::Panic)) => Threat::Unwinding,
+            (Hazard::H16, Some(Form::Tls)) => Threat::ThreadLocalDestructors,
             (Hazard::H16, _) => Threat::DelReentrancy,
             _ => Threat::SafeCode,
         }
@@ -466,7 +531,7 @@ impl Expected {
     /// cells where the strategy's design decides.
     pub fn common(cell: &Cell) -> Option<Expected> {
         let c = cell.case;
-        Some(if c.is(Hazard::H6, Some("attach")) {
+        Some(if c.is(Hazard::H6, Some(Form::Attach)) {
             Expected::NotApplicable {
                 why: "owner: attached to the owner, nothing crosses interpreters",
             }
@@ -477,11 +542,11 @@ impl Expected {
             }
         } else if c.is(Hazard::H8, None) {
             Expected::NotApplicable { why: "the GIL serialises each thread's C-API sequence" }
-        } else if c.is(Hazard::H8, Some("payload")) && cell.free_threaded {
+        } else if c.is(Hazard::H8, Some(Form::Payload)) && cell.free_threaded {
             Expected::CompileError {
                 case: compile_fail::PAYLOAD_SHARED_ACROSS_THREADS_FREE_THREADED,
             }
-        } else if c.is(Hazard::H8, Some("payload")) {
+        } else if c.is(Hazard::H8, Some(Form::Payload)) {
             Expected::NotApplicable { why: "the owner's GIL serialises the payload's borrows" }
         } else if c.is(Hazard::H14, None)
             && matches!(cell.setting, Some(Setting::OwnGil | Setting::SharedGil))
@@ -490,25 +555,25 @@ impl Expected {
                 why: "a toolkit subinterpreter runs main: _interpreters.destroy raises \
                       InterpreterError('interpreter running')",
             }
-        } else if c.is(Hazard::H14, Some("elsewhere")) {
+        } else if c.is(Hazard::H14, Some(Form::Elsewhere)) {
             Expected::NotApplicable {
                 why: "a guard held elsewhere refuses to attach once the end began (3.13: nothing \
                       may delay an end Python started), or Python cannot destroy a toolkit \
                       subinterpreter",
             }
-        } else if c.is(Hazard::H16, Some("forget")) {
+        } else if c.is(Hazard::H16, Some(Form::Forget)) {
             Expected::NotApplicable {
                 why: "forgetting a handle leaks its reference: nothing is released, anywhere",
             }
-        } else if c.is(Hazard::H16, Some("panic")) {
+        } else if c.is(Hazard::H16, Some(Form::Panic)) {
             Expected::NotApplicable {
                 why: "unwinding drops handles inside their scope, attached to their owner, and \
                       restores the thread's previous state; a panicking initialiser leaves the \
                       once-cell empty",
             }
-        } else if c.is(Hazard::H14, Some("running")) {
+        } else if c.is(Hazard::H14, Some(Form::Running)) {
             Expected::NotApplicable { why: "the end waits for the code running there to leave" }
-        } else if c.is(Hazard::H9, Some("threads")) {
+        } else if c.is(Hazard::H9, Some(Form::Threads)) {
             Expected::NotApplicable {
                 why: "one interpreter: whichever thread wins, all get its object",
             }

@@ -230,12 +230,15 @@ impl crate::hazard::Expectations for Affine {
     /// Stored handles are checked when loaded, sent ones when received; a handle the thread
     /// keeps is `!Send` and unchecked, which proves "same thread", never "same interpreter".
     fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
-        use crate::hazard::{Expected, Hazard};
+        use crate::hazard::{Expected, Form, Hazard};
         match (cell.case.hazard, cell.case.form) {
-            (Hazard::H1, Some("kept")) | (Hazard::H2, Some("kept")) => Expected::Undetected {
-                how: "a thread can run several interpreters in turn: a kept handle is bound and \
+            (Hazard::H1, Some(Form::Kept)) | (Hazard::H2, Some(Form::Kept)) => {
+                Expected::Undetected {
+                    how:
+                        "a thread can run several interpreters in turn: a kept handle is bound and \
                       dropped in whichever it is attached to",
-            },
+                }
+            }
             (Hazard::H1, None) => Expected::RuntimeError { at: "load", containing: "belongs to" },
             (Hazard::H3, _) => Expected::RuntimeError { at: "load", containing: "has ended" },
             (Hazard::H6, None) => {

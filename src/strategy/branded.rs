@@ -193,9 +193,9 @@ impl crate::hazard::Expectations for Branded {
     /// A handle cannot leave its brand (compile time); a stored handle is checked once, when it
     /// is loaded (or received) into a brand.
     fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
-        use crate::hazard::{compile_fail, Expected, Hazard};
+        use crate::hazard::{compile_fail, Expected, Form, Hazard};
         match (cell.case.hazard, cell.case.form) {
-            (Hazard::H1, Some("kept")) | (Hazard::H2, Some("kept")) | (Hazard::H11, _) => {
+            (Hazard::H1, Some(Form::Kept)) | (Hazard::H2, Some(Form::Kept)) | (Hazard::H11, _) => {
                 Expected::CompileError { case: compile_fail::BRANDED_HANDLE_ESCAPES_BRAND }
             }
             (Hazard::H1, None) | (Hazard::H6, None) => {
@@ -204,7 +204,7 @@ impl crate::hazard::Expectations for Branded {
             (Hazard::H3, _) => {
                 Expected::RuntimeError { at: "load into brand", containing: "has ended" }
             }
-            (Hazard::H13, Some("store")) => {
+            (Hazard::H13, Some(Form::Store)) => {
                 Expected::CompileError { case: compile_fail::BRANDED_HANDLE_ESCAPES_BRAND }
             }
             (Hazard::H13, _) => {

@@ -137,16 +137,16 @@ impl Strategy for Scoped {
 impl crate::hazard::Expectations for Scoped {
     /// Binds compare with the interpreter the scope read at entry; handles are tagged handles.
     fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
-        use crate::hazard::{Expected, Hazard};
+        use crate::hazard::{Expected, Form, Hazard};
         match (cell.case.hazard, cell.case.form) {
             (Hazard::H1, _) | (Hazard::H6, None) => {
                 Expected::RuntimeError { at: "bind", containing: "belongs to" }
             }
-            (Hazard::H2, Some("kept")) => {
+            (Hazard::H2, Some(Form::Kept)) => {
                 Expected::NotApplicable { why: "deferred to the owner's decref pool" }
             }
             (Hazard::H3, _) => Expected::RuntimeError { at: "bind", containing: "has ended" },
-            (Hazard::H13, Some("once")) => {
+            (Hazard::H13, Some(Form::Once)) => {
                 Expected::RuntimeError { at: "once-cell init", containing: "belongs to" }
             }
             (Hazard::H13, _) => Expected::RuntimeError { at: "bind", containing: "belongs to" },

@@ -221,7 +221,7 @@ impl UncheckedHandle {
 impl crate::hazard::Expectations for Unchecked {
     /// The baseline checks nothing: every cross-interpreter cell is undetected.
     fn expected(cell: &crate::hazard::Cell) -> crate::hazard::Expected {
-        use crate::hazard::{compile_fail, Expected, Hazard};
+        use crate::hazard::{compile_fail, Expected, Form, Hazard};
         if let Some(e) = Expected::common(cell) {
             return e;
         }
@@ -237,7 +237,7 @@ impl crate::hazard::Expectations for Unchecked {
                 }
             }
             Hazard::H11 => Expected::CompileError { case: compile_fail::OBJREF_ESCAPES_SCOPE },
-            Hazard::H13 if cell.case.form == Some("mixed") => Expected::NotApplicable {
+            Hazard::H13 if cell.case.form == Some(Form::Mixed) => Expected::NotApplicable {
                 why: "its stored form is a bare pointer, not the checked strategies' TaggedHandle",
             },
             _ => Expected::Undetected {

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use interpsafe::environment::current_environment;
-use interpsafe::hazard::{Case, Cell, Expectations, Expected, Hazard, Setting};
+use interpsafe::hazard::{Case, Cell, Expectations, Expected, Form, Hazard, Setting};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::results::{Environment, HazardVerdict, RecordData, ResultRecord, Verdict};
 use interpsafe::{attach, for_each_strategy};
@@ -88,12 +88,12 @@ pub fn settings(case: Case, free_threaded: bool) -> Vec<Option<Setting>> {
     };
     match (case.hazard, case.form) {
         (Hazard::H11, _) => vec![None],
-        (Hazard::H8, Some("payload")) if free_threaded => vec![None],
-        (Hazard::H6, Some("attach"))
+        (Hazard::H8, Some(Form::Payload)) if free_threaded => vec![None],
+        (Hazard::H6, Some(Form::Attach))
         | (Hazard::H7, _)
         | (Hazard::H8, _)
-        | (Hazard::H9, Some("threads")) => one(Setting::OwnGil),
-        (Hazard::H14, Some("running")) | (Hazard::H16, _) => {
+        | (Hazard::H9, Some(Form::Threads)) => one(Setting::OwnGil),
+        (Hazard::H14, Some(Form::Running)) | (Hazard::H16, _) => {
             vec![Some(Setting::OwnGil), Some(Setting::PythonIsolated)]
         }
         (Hazard::H1 | Hazard::H2 | Hazard::H3, None)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use interp_tests::raw_switch::{interpreter_by_id, switched_into};
 use interp_tests::{Rendezvous, FREE_THREADED};
-use interpsafe::hazard::{Case, Hazard};
+use interpsafe::hazard::{Case, Form, Hazard};
 use interpsafe::interpreter::runtime::pending_decrefs;
 use interpsafe::type_object::TypeSpec;
 use interpsafe::{current_interpreter, Error, InterpreterKey, Strategy};
@@ -22,34 +22,34 @@ use super::world::{keep, ping, take, take_error, type_addr, utf8, within, Obs, W
 pub fn run<S: Strategy>(case: Case, w: &mut World) -> Obs {
     match (case.hazard, case.form) {
         (Hazard::H1, None) => h1::<S>(w),
-        (Hazard::H1, Some("kept")) => h1_kept::<S>(w),
+        (Hazard::H1, Some(Form::Kept)) => h1_kept::<S>(w),
         (Hazard::H2, None) => h2::<S>(w, Drop2::InB),
-        (Hazard::H2, Some("kept")) => h2::<S>(w, Drop2::KeptInB),
-        (Hazard::H2, Some("unattached")) => h2::<S>(w, Drop2::Unattached),
+        (Hazard::H2, Some(Form::Kept)) => h2::<S>(w, Drop2::KeptInB),
+        (Hazard::H2, Some(Form::Unattached)) => h2::<S>(w, Drop2::Unattached),
         (Hazard::H3, None) => h3::<S>(w),
         (Hazard::H4, None) => h4::<S>(w),
         (Hazard::H5, None) => h5::<S>(w),
         (Hazard::H6, None) => h6::<S>(w, false),
-        (Hazard::H6, Some("attach")) => h6::<S>(w, true),
+        (Hazard::H6, Some(Form::Attach)) => h6::<S>(w, true),
         (Hazard::H7, None) => h7::<S>(w),
         (Hazard::H8, None) => h8::<S>(w),
         #[cfg(not(Py_GIL_DISABLED))]
-        (Hazard::H8, Some("payload")) => h8_payload::<S>(w),
-        (Hazard::H9, Some("threads")) => h9::<S>(w, false),
-        (Hazard::H9, Some("interpreters")) => h9::<S>(w, true),
+        (Hazard::H8, Some(Form::Payload)) => h8_payload::<S>(w),
+        (Hazard::H9, Some(Form::Threads)) => h9::<S>(w, false),
+        (Hazard::H9, Some(Form::Interpreters)) => h9::<S>(w, true),
         (Hazard::H10, None) => h10::<S>(w),
         (Hazard::H12, None) => h12::<S>(w),
-        (Hazard::H13, Some("once")) => h13_once::<S>(w),
-        (Hazard::H13, Some("store")) => h13_store::<S>(w),
-        (Hazard::H13, Some("mixed")) => h13_mixed::<S>(w),
+        (Hazard::H13, Some(Form::Once)) => h13_once::<S>(w),
+        (Hazard::H13, Some(Form::Store)) => h13_store::<S>(w),
+        (Hazard::H13, Some(Form::Mixed)) => h13_mixed::<S>(w),
         (Hazard::H14, None) => h14::<S>(w),
-        (Hazard::H14, Some("elsewhere")) => h14_elsewhere::<S>(w),
-        (Hazard::H14, Some("running")) => h14_running::<S>(w),
+        (Hazard::H14, Some(Form::Elsewhere)) => h14_elsewhere::<S>(w),
+        (Hazard::H14, Some(Form::Running)) => h14_running::<S>(w),
         (Hazard::H15, None) => h15::<S>(w),
-        (Hazard::H16, Some("forget")) => h16_forget::<S>(w),
-        (Hazard::H16, Some("panic")) => h16_panic::<S>(w),
-        (Hazard::H16, Some("tls")) => h16_tls::<S>(w),
-        (Hazard::H16, Some("del")) => h16_del::<S>(w),
+        (Hazard::H16, Some(Form::Forget)) => h16_forget::<S>(w),
+        (Hazard::H16, Some(Form::Panic)) => h16_panic::<S>(w),
+        (Hazard::H16, Some(Form::Tls)) => h16_tls::<S>(w),
+        (Hazard::H16, Some(Form::Del)) => h16_del::<S>(w),
         _ => panic!("{} has no runtime scenario on this build (a compile-time cell)", case.id()),
     }
 }
