@@ -515,35 +515,67 @@ fn python_cannot_destroy_an_interpreter_while_shared_bytes_pin_it() {
     assert_eq!(status(key), Some(Status::Ended));
 }
 
-/// Once the toolkit's end of a subinterpreter has begun, `_interpreters.exec` refuses it before
-/// it makes a thread state there ("not ready"), where it used to make one first and be refused
-/// by the running-main mark only afterwards: an `exec` spinning against the end then left a
-/// thread state behind the end's count, and CPython aborted ("not the last thread") or hung the
-/// thread (found by attack; docs/threat-model.md keeps the race that remains). An `atexit`
-/// callback of the subinterpreter, which the end runs, tries it.
-#[test]
-fn once_the_toolkits_end_began_exec_is_refused_before_it_makes_a_thread_state() {
+/// Once the toolkit's end of a subinterpreter has counted its thread states, `_interpreters.exec`
+/// refuses it before it makes a thread state there ("not ready"), where it used to make one
+/// first and be refused by the running-main mark only afterwards: an `exec` spinning against the
+/// end then left a thread state behind the end's count, and CPython aborted ("not the last
+/// thread") or hung the thread (found by attack; docs/threat-model.md keeps the race that
+/// remains). The interpreter's `threading._shutdown`, which the toolkit's end runs before its
+/// count and `Py_EndInterpreter` runs again after it, tries `exec` each time.
+/// Ends a fresh own-GIL subinterpreter after running the Python code `setup` makes from the
+/// subinterpreter's ID and a file path; returns what that code wrote to the file during the end.
+fn written_during_end(setup: impl FnOnce(i64, &std::path::Path) -> String) -> String {
     let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let id = sub.key().id.0;
     let path =
-        std::env::temp_dir().join(format!("interpsafe-exec-at-end-{}-{id}", std::process::id()));
-    let code = std::ffi::CString::new(format!(
-        "import atexit, _interpreters\n\
-         def _try_exec():\n\
-         \x20   try:\n\
-         \x20       _interpreters.exec({id}, 'pass')\n\
-         \x20       r = 'ran'\n\
-         \x20   except Exception as e:\n\
-         \x20       r = type(e).__name__ + ': ' + str(e)\n\
-         \x20   open({path:?}, 'w').write(r)\n\
-         atexit.register(_try_exec)"
-    ))
-    .unwrap();
+        std::env::temp_dir().join(format!("interpsafe-during-end-{}-{id}", std::process::id()));
+    let code = std::ffi::CString::new(setup(id, &path)).unwrap();
     sub.run(move |at| at.exec(&code).unwrap()).unwrap();
-    let before = in_main(&format!("_pe_call(__import__('_interpreters').exec, {id}, 'pass')"));
-    assert!(before.contains("already running"), "{before}");
     sub.end(Some(Duration::from_secs(10))).unwrap();
-    let during = std::fs::read_to_string(&path).expect("the atexit callback ran");
+    let seen = std::fs::read_to_string(&path).expect("the code ran during the end");
     let _ = std::fs::remove_file(&path);
-    assert!(during.contains("InterpreterError") && during.contains("not ready"), "{during}");
+    seen
+}
+
+#[test]
+fn once_the_toolkits_end_counted_exec_is_refused_before_it_makes_a_thread_state() {
+    let seen = written_during_end(|id, path| {
+        format!(
+            "import threading, _interpreters\n\
+             _shutdown = threading._shutdown\n\
+             def _try_exec():\n\
+             \x20   try:\n\
+             \x20       _interpreters.exec({id}, 'pass')\n\
+             \x20       r = 'ran'\n\
+             \x20   except Exception as e:\n\
+             \x20       r = type(e).__name__ + ': ' + str(e)\n\
+             \x20   open({path:?}, 'a').write(r + '\\n')\n\
+             \x20   _shutdown()\n\
+             threading._shutdown = _try_exec"
+        )
+    });
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(lines.len() >= 2, "{seen}");
+    assert!(lines[0].contains("already running"), "before the count: {seen}");
+    let last = lines.last().unwrap();
+    assert!(last.contains("InterpreterError") && last.contains("not ready"), "after: {seen}");
+}
+
+/// Python code that the toolkit's end runs in the interpreter (its `atexit` callbacks, and a
+/// `__del__` during the deferred releases) may ask `_interpreters` about the interpreter it
+/// runs in: `get_current()` asserts (on a debug build) that the interpreter is ready, so the end
+/// must not look closed to that code. Closing for `_interpreters.exec` comes after it.
+#[test]
+fn code_the_end_runs_can_still_ask_interpreters_about_itself() {
+    let mut id_seen = 0;
+    let seen = written_during_end(|id, path| {
+        id_seen = id;
+        format!(
+            "import atexit, _interpreters\n\
+             def _current():\n\
+             \x20   open({path:?}, 'w').write(str(_interpreters.get_current()[0]))\n\
+             atexit.register(_current)"
+        )
+    });
+    assert_eq!(seen, id_seen.to_string());
 }

@@ -204,17 +204,7 @@ unsafe extern "C" fn wait_for_late_thread_states(
     // pause is restored on this thread before the next walk.
     unsafe {
         let own = ffi::PyThreadState_Get();
-        let interp = ffi::PyThreadState_GetInterpreter(own);
-        let others = || {
-            let mut t = ffi::PyInterpreterState_ThreadHead(interp);
-            let mut n = 0;
-            while !t.is_null() {
-                n += usize::from(t != own);
-                t = ffi::PyThreadState_Next(t);
-            }
-            n
-        };
-        while others() > 0 && start.elapsed() < LATE_THREAD_STATES_LIMIT {
+        while super::thread_state::others(own) > 0 && start.elapsed() < LATE_THREAD_STATES_LIMIT {
             let saved = ffi::PyEval_SaveThread();
             std::thread::sleep(std::time::Duration::from_micros(200));
             ffi::PyEval_RestoreThread(saved);

@@ -29,6 +29,7 @@ use super::running_main;
 use super::runtime::registry;
 use super::startup::initialize;
 use super::thread_label::current_holder;
+use super::thread_state;
 use crate::pyo3_compat::ffi;
 use crate::Error;
 
@@ -245,36 +246,45 @@ fn worker_main(
                 // (`__del__`), the atexit callbacks (then cleared, so Py_EndInterpreter runs
                 // none), the join of non-daemon threads. Found by attack: a thread started by an
                 // atexit callback or a `__del__` after the count aborted the process.
-                // `_interpreters.exec` and its kin are turned away before they make a thread state
-                // from here on (see `running_main::close_to_python`).
                 // SAFETY: attached to `key` with the worker's thread state, which has not ended.
                 let interp = unsafe { ffi::PyThreadState_GetInterpreter(state.0) };
-                // SAFETY: as above.
-                let closed = unsafe { super::running_main::close_to_python(interp) };
                 // SAFETY: as above.
                 let others = unsafe {
                     crate::release::drain_for(key);
                     other_threads_after_shutdown(state.0, key)
                 };
                 // The queue is closed (later drops are discarded) and drained a last time; a
-                // `__del__` there can still start a thread, so count again. Before that, the
-                // worker steps aside for a moment: an `_interpreters.exec` that passed its
-                // readiness check just before `close_to_python` has yet to make its thread
-                // state, and the second count should see it (this narrows the race, it cannot
-                // close it: see docs/threat-model.md).
+                // `__del__` there can still start a thread, so count again.
                 let others = if others == 0 {
-                    // SAFETY: as above; the thread state detached here is restored at once.
+                    // SAFETY: as above.
                     unsafe {
-                        if closed {
-                            let own = ffi::PyEval_SaveThread();
-                            std::thread::sleep(CLOSE_GRACE);
-                            ffi::PyEval_RestoreThread(own);
-                        }
                         crate::release::close_for(key);
                         other_threads_after_shutdown(state.0, key)
                     }
                 } else {
                     others
+                };
+                // Then `_interpreters.exec` and its kin are turned away before they make a thread
+                // state (`running_main::close_to_python`); not earlier, because the Python code
+                // above may ask `_interpreters` about its own interpreter (`get_current()`
+                // asserts that it is ready; found by attack on the debug build). The worker then
+                // steps aside for a moment, so that an `exec` that passed its readiness check
+                // just before has made its thread state when it counts a last time (this narrows
+                // the race, it cannot close it: see docs/threat-model.md).
+                let (others, closed) = if others == 0 {
+                    // SAFETY: as above; the thread state detached here is restored at once.
+                    unsafe {
+                        if running_main::close_to_python(interp) {
+                            let own = ffi::PyEval_SaveThread();
+                            std::thread::sleep(CLOSE_GRACE);
+                            ffi::PyEval_RestoreThread(own);
+                            (thread_state::others(state.0), true)
+                        } else {
+                            (0, false)
+                        }
+                    }
+                } else {
+                    (others, false)
                 };
                 if others > 0 {
                     // Py_EndInterpreter would abort ("not the last thread"): refuse instead and
@@ -286,7 +296,7 @@ fn worker_main(
                     // `close_to_python` closed if `closed`.
                     unsafe {
                         if closed {
-                            super::running_main::reopen_to_python(interp);
+                            running_main::reopen_to_python(interp);
                         }
                         ffi::PyEval_SaveThread()
                     };
@@ -327,20 +337,8 @@ unsafe fn other_threads_after_shutdown(own: *mut ffi::PyThreadState, key: Interp
     const SHUTDOWN: &std::ffi::CStr =
         c"import sys as _s, atexit as _a\n_a._run_exitfuncs()\n_t = _s.modules.get('threading')\nif _t is not None:\n    _t._shutdown()\ndel _s, _a, _t";
     // SAFETY: attached (caller's contract); `exec` runs in this interpreter's `__main__`, and a
-    // failure only leaves non-daemon threads to Py_EndInterpreter's own join. The thread list is
-    // walked under the GIL (or, free-threaded, while no other thread of the interpreter can start
-    // one: none runs Python code once the count is zero).
-    unsafe {
-        let interp = ffi::PyThreadState_GetInterpreter(own);
-        let _ = super::python_code::exec(key, SHUTDOWN);
-        let mut count = 0;
-        let mut t = ffi::PyInterpreterState_ThreadHead(interp);
-        while !t.is_null() {
-            if t != own {
-                count += 1;
-            }
-            t = ffi::PyThreadState_Next(t);
-        }
-        count
-    }
+    // failure only leaves non-daemon threads to Py_EndInterpreter's own join.
+    let _ = unsafe { super::python_code::exec(key, SHUTDOWN) };
+    // SAFETY: caller's contract, passed on.
+    unsafe { thread_state::others(own) }
 }

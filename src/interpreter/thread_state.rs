@@ -1,4 +1,5 @@
-//! Reading a thread state's interpreter without a call into libpython.
+//! Reading a thread state's interpreter without a call into libpython, and counting an
+//! interpreter's other thread states (what `Py_EndInterpreter`'s last-thread check counts).
 //!
 //! `PyThreadState` is `struct _ts` in CPython's `Include/cpython/pystate.h`, whose first fields
 //! are `prev`, `next` and `interp` on 3.12, 3.13 and 3.14. `PyThreadState_GetInterpreter` returns
@@ -65,4 +66,26 @@ unsafe fn verify_layout(tstate: *mut ffi::PyThreadState) -> bool {
     let agrees = unsafe { interpreter_of(tstate) == ffi::PyThreadState_GetInterpreter(tstate) };
     LAYOUT.store(if agrees { AGREES } else { DISAGREES }, Ordering::Relaxed);
     agrees
+}
+
+/// The interpreter's thread states other than `own`.
+///
+/// # Safety
+/// The calling thread must be attached with `own`, a thread state of a live interpreter. The
+/// list is walked under the GIL (or, free-threaded, while no other thread of the interpreter can
+/// start one: none runs Python code once the count is zero).
+pub(crate) unsafe fn others(own: *mut ffi::PyThreadState) -> usize {
+    // SAFETY: attached with `own` (caller's contract): its interpreter and thread list are live.
+    unsafe {
+        let interp = ffi::PyThreadState_GetInterpreter(own);
+        let mut count = 0;
+        let mut t = ffi::PyInterpreterState_ThreadHead(interp);
+        while !t.is_null() {
+            if t != own {
+                count += 1;
+            }
+            t = ffi::PyThreadState_Next(t);
+        }
+        count
+    }
 }
