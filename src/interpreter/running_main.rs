@@ -400,8 +400,9 @@ unsafe fn ready_flag(
 /// refused by the running-main mark only afterwards, and a thread state that appears after the
 /// end counted them makes CPython abort in `Py_EndInterpreter` ("not the last thread"; found by
 /// attack). `_interpreters.destroy` still meets the running-main mark first; `Py_EndInterpreter`
-/// and the clear do not read the flag. Returns false, changing nothing, where the flag cannot be
-/// located and checked.
+/// and the clear do not read the flag. Call it once the end has run its own Python code:
+/// `_interpreters.get_current()` asserts (debug builds) that its interpreter is ready. Returns
+/// false, changing nothing, where the flag cannot be located and checked.
 ///
 /// # Safety
 /// The calling thread must be attached to the live toolkit interpreter `interp`.
