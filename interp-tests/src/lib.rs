@@ -90,3 +90,57 @@ pub mod raw_switch {
         }
     }
 }
+
+/// Python code in main driving `_interpreters`, as the tests of interpreters ended by Python code
+/// do (`python_ends.rs`, `attack_marks.rs`).
+pub mod from_python {
+    use interpsafe::interpreter::main_interpreter;
+    use interpsafe::interpreter::runtime::lookup;
+    use interpsafe::{attach, InterpreterId, InterpreterKey};
+
+    /// Helpers defined in main's `__main__`. Tests run in parallel, so each call's state stays in
+    /// the call's own frame (redefining them is harmless: every test defines the same code).
+    /// `_pe_call` returns `''` for a call that returned `None`, `ok:` and the `repr` of any
+    /// other result, or the exception as `Type: message`.
+    pub const HELPERS: &std::ffi::CStr = c"
+def _pe_create():
+    import _interpreters
+    i = _interpreters.create()
+    _interpreters.exec(i, 'import _interpsafe')
+    return i
+
+def _pe_call(f, *args, **kw):
+    try:
+        r = f(*args, **kw)
+        return '' if r is None else 'ok:' + repr(r)
+    except Exception as e:
+        return type(e).__name__ + ': ' + str(e)
+";
+
+    /// Evaluates `expr` in main after defining the helpers.
+    pub fn in_main(expr: &str) -> String {
+        let expr = std::ffi::CString::new(expr).unwrap();
+        attach(main_interpreter(), |at| {
+            at.exec(HELPERS).unwrap();
+            at.eval(&expr).unwrap()
+        })
+        .unwrap()
+    }
+
+    /// Creates an interpreter from Python and enters toolkit code there once
+    /// (`import _interpsafe`), which registers it. Returns its key.
+    pub fn python_created() -> InterpreterKey {
+        let id: i64 = in_main("_pe_create()").parse().unwrap();
+        lookup(InterpreterId(id)).expect("registered on first entry")
+    }
+
+    /// Runs `_interpreters.destroy(id)` in main; `Ok(())`, or the exception as `Type: message`.
+    pub fn python_destroy(id: i64) -> Result<(), String> {
+        let err = in_main(&format!("_pe_call(__import__('_interpreters').destroy, {id})"));
+        if err.is_empty() {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+}

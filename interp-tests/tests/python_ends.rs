@@ -11,63 +11,9 @@ use interpsafe::interpreter::runtime::{lookup, status};
 use interpsafe::protocol::{AttachRefused, Status};
 use interpsafe::share::SharedBytes;
 use interpsafe::strategy::{Tagged, TaggedHandle};
-use interpsafe::{
-    attach, Error, InterpreterGuard, InterpreterId, InterpreterKey, Isolation, Strategy,
-    SubInterpreter,
-};
+use interpsafe::{attach, Error, InterpreterGuard, Isolation, Strategy, SubInterpreter};
 
-/// Helpers defined in main's `__main__`. Tests run in parallel, so each call's state stays in
-/// the call's own frame (redefining them is harmless: every test defines the same code).
-const HELPERS: &std::ffi::CStr = c"
-def _pe_create():
-    import _interpreters
-    i = _interpreters.create()
-    _interpreters.exec(i, 'import _interpsafe')
-    return i
-
-def _pe_call(f, *args):
-    try:
-        f(*args)
-        return ''
-    except Exception as e:
-        return type(e).__name__ + ': ' + str(e)
-
-def _pe_spin_exec(i):
-    import _interpreters
-    seen = set()
-    while True:
-        r = _pe_call(_interpreters.exec, i, 'pass')
-        seen.add(r.replace(str(i), 'ID') or 'ran')
-        if r.startswith('InterpreterNotFoundError'):
-            return '|'.join(sorted(seen))
-";
-
-/// Evaluates `expr` in main after defining the helpers.
-fn in_main(expr: &str) -> String {
-    let expr = std::ffi::CString::new(expr).unwrap();
-    attach(main_interpreter(), |at| {
-        at.exec(HELPERS).unwrap();
-        at.eval(&expr).unwrap()
-    })
-    .unwrap()
-}
-
-/// Creates an interpreter from Python and enters toolkit code there once (`import _interpsafe`),
-/// which registers it. Returns its key.
-fn python_created() -> InterpreterKey {
-    let id: i64 = in_main("_pe_create()").parse().unwrap();
-    lookup(InterpreterId(id)).expect("registered on first entry")
-}
-
-/// Runs `_interpreters.destroy(id)` in main; `Ok(())`, or the exception as `Type: message`.
-fn python_destroy(id: i64) -> Result<(), String> {
-    let err = in_main(&format!("_pe_call(__import__('_interpreters').destroy, {id})"));
-    if err.is_empty() {
-        Ok(())
-    } else {
-        Err(err)
-    }
-}
+use interp_tests::from_python::{in_main, python_created, python_destroy, HELPERS};
 
 /// Python code destroying a toolkit subinterpreter gets an exception, not CPython's fatal
 /// "not the last thread"; the interpreter keeps working and the toolkit can still end it.
