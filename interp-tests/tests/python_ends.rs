@@ -11,7 +11,9 @@ use interpsafe::interpreter::runtime::{lookup, status};
 use interpsafe::protocol::{AttachRefused, Status};
 use interpsafe::share::SharedBytes;
 use interpsafe::strategy::{Tagged, TaggedHandle};
-use interpsafe::{attach, Error, InterpreterGuard, Isolation, Strategy, SubInterpreter};
+use interpsafe::{
+    attach, Error, InterpreterGuard, InterpreterKey, Isolation, Strategy, SubInterpreter,
+};
 
 use interp_tests::from_python::{in_main, python_created, python_destroy, HELPERS};
 
@@ -53,7 +55,12 @@ fn a_guard_refuses_after_its_own_thread_destroyed_the_interpreter_from_python() 
     assert_eq!(guard.attach(|at| at.eval(c"1 + 1").unwrap()).unwrap(), "2");
     python_destroy(key.id.0).expect("a Python-created interpreter can be destroyed");
     assert_eq!(status(key), Some(Status::Ended));
-    match guard.attach(|at| at.eval(c"1").unwrap()) {
+    assert_refused_as_ended(guard.attach(|at| at.eval(c"1").unwrap()), key);
+}
+
+/// Asserts that an attach through a guard was refused because `key`'s end began or finished.
+fn assert_refused_as_ended<T: std::fmt::Debug>(attached: Result<T, Error>, key: InterpreterKey) {
+    match attached {
         Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => {
             assert_eq!(k, key)
         }
@@ -73,12 +80,7 @@ fn a_guard_held_elsewhere_refuses_once_a_python_destroy_began() {
     let refused = std::thread::spawn(move || guard.attach(|at| at.eval(c"1").unwrap()).map(|_| ()))
         .join()
         .unwrap();
-    match refused {
-        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => {
-            assert_eq!(k, key)
-        }
-        other => panic!("attached to a destroyed interpreter: {other:?}"),
-    }
+    assert_refused_as_ended(refused, key);
 }
 
 /// A `SharedBytes` reads its source's memory without attaching, so its guard pins the
@@ -371,12 +373,7 @@ fn a_destroy_after_the_end_hook_was_removed_is_still_seen() {
     let guard = InterpreterGuard::new(key).unwrap();
     python_destroy(key.id.0).expect("destroy");
     assert_eq!(status(key), Some(Status::Ended));
-    match guard.attach(|at| at.eval(c"1").unwrap()) {
-        Err(Error::Attach(AttachRefused::Ended(k) | AttachRefused::Ending(k))) => {
-            assert_eq!(k, key)
-        }
-        other => panic!("attached to a destroyed interpreter: {other:?}"),
-    }
+    assert_refused_as_ended(guard.attach(|at| at.eval(c"1").unwrap()), key);
 }
 
 /// A thread that suspends its thread state in an interpreter (a nested attach elsewhere) and
