@@ -80,6 +80,14 @@ pub enum Error {
         /// The interpreter.
         interpreter: InterpreterKey,
     },
+    /// The thread would have to suspend its thread state in an interpreter (to attach elsewhere
+    /// or to wait on another thread) while `_interpreters.exec` code runs there on another
+    /// thread: once that code returns, nothing would keep Python from ending the interpreter
+    /// under the suspended thread state.
+    CannotSuspend {
+        /// The interpreter the thread is attached to.
+        interpreter: InterpreterKey,
+    },
 }
 
 impl fmt::Display for Error {
@@ -139,6 +147,14 @@ impl fmt::Display for Error {
                 f,
                 "the worker thread of {interpreter} is gone; the interpreter has ended or never \
                  started"
+            ),
+            Error::CannotSuspend { interpreter } => write!(
+                f,
+                "this thread cannot leave {interpreter} to attach elsewhere or to wait: Python \
+                 code started by _interpreters.exec runs in {interpreter} on another thread, and \
+                 once it returns nothing would keep Python from destroying {interpreter} under \
+                 this thread's suspended thread state; call from a thread not attached to \
+                 {interpreter}, or once that code has returned"
             ),
         }
     }

@@ -1,9 +1,9 @@
 //! Attacks on the running-main marks (`SuspendedMark`, `PinMark`) and on the toolkit's end
-//! against `_interpreters` calls, by a fresh-context attacker. Each test says whether it broke
-//! something. The ones that did are `#[ignore]`d with the open problem as the reason (those
-//! that abort or hang the process, and those that fail an assertion), so they stay here as
-//! reproductions until the marks compose (docs/threat-model.md): run them one at a time with
-//! `-- --ignored --exact NAME`. The others run with the suite.
+//! against `_interpreters` calls, by a fresh-context attacker. Each test says what it broke when
+//! it was written. Those that broke the marks (they did not compose, and `_interpreters.decref`
+//! went around them) are regression tests of the fix: suspensions and pins now share one count
+//! per interpreter, and holds keep an ID reference (`running_main`). The races of CPython's own
+//! that remain are `#[ignore]`d: run them one at a time with `-- --ignored --exact NAME`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
@@ -14,7 +14,7 @@ use interpsafe::interpreter::runtime::status;
 use interpsafe::protocol::Status;
 use interpsafe::share::SharedBytes;
 use interpsafe::strategy::Tagged;
-use interpsafe::{attach, InterpreterKey, Isolation, Strategy, SubInterpreter};
+use interpsafe::{attach, Error, InterpreterKey, Isolation, Strategy, SubInterpreter};
 
 use interp_tests::from_python::{in_main, python_created, python_destroy, HELPERS};
 
@@ -135,10 +135,9 @@ fn blocking_toolkit_calls_from_x_refuse_destroy() {
 
 /// Claim 1, two threads suspended in X at once: A marks X (it was first), B finds X marked and
 /// marks nothing; when A comes back it lifts the mark although B is still suspended in X.
-/// RESULT: BROKEN (no crash in this variant): `is_running(X)` is False while B's thread state in
-/// X is suspended, so `_interpreters.destroy(X)` would not be refused (see the `_aborts` test).
+/// RESULT when written: BROKEN (no crash in this variant): `is_running(X)` was False while B's
+/// thread state in X was suspended. Fixed: the two suspensions are counted together.
 #[test]
-#[ignore = "open: marks do not compose (a second suspension in an already-marked interpreter holds nothing)"]
 fn two_threads_suspended_in_x_second_keeps_no_mark() {
     let x = python_created();
     let y = python_created();
@@ -182,10 +181,9 @@ fn two_threads_suspended_in_x_second_keeps_no_mark() {
     assert!(running.1.contains("True"), "B suspended in X, but X unmarked: {running:?}");
 }
 
-/// The crash: as above, B then destroys X from its nested attach to main. RESULT: BROKEN:
-/// the process aborts (CPython "not the last thread").
+/// The crash: as above, B then destroys X from its nested attach to main. RESULT when written:
+/// BROKEN: the process aborted (CPython "not the last thread"). Fixed: refused.
 #[test]
-#[ignore = "aborts the process"]
 fn two_threads_suspended_in_x_destroy_aborts() {
     let x = python_created();
     let y = python_created();
@@ -222,75 +220,55 @@ fn two_threads_suspended_in_x_destroy_aborts() {
 }
 
 /// Same shape with `_interpreters.exec` as the first "suspension": B suspends in X while X runs
-/// `exec` code (marked by exec, so B marks nothing); exec returns and CPython unmarks X.
-/// RESULT: BROKEN: `is_running(X)` False while B is suspended in X.
+/// `exec` code on another thread (marked by exec, so B marked nothing); exec returned, CPython
+/// unmarked X, and destroying X from Y aborted the process. RESULT when written: BROKEN
+/// (`is_running(X)` False while B was suspended; "Py_EndInterpreter: not the last thread" on
+/// 3.13, 3.13-debug, 3.13t). Fixed: exec's mark cannot be shared (CPython clears it when its
+/// code returns), so B's suspension is refused with `Error::CannotSuspend` while the code runs,
+/// and B stays usable.
 #[test]
-#[ignore = "open: a suspension under _interpreters.exec's mark holds nothing once exec returns"]
-fn suspended_while_exec_runs_keeps_no_mark_after_exec_returns() {
+fn suspending_while_exec_runs_elsewhere_is_refused() {
     let x = python_created();
     let y = python_created();
     let id = x.id.0;
     let execer = std::thread::spawn(move || {
         in_main(&format!(
-            "_pe_call(__import__('_interpreters').exec, {id}, 'import time; time.sleep(0.5)')"
+            "_pe_call(__import__('_interpreters').exec, {id}, 'import time; time.sleep(1.0)')"
         ))
     });
-    std::thread::sleep(Duration::from_millis(150));
-    let expr =
-        std::ffi::CString::new(format!("__import__('_interpreters').is_running({id})")).unwrap();
-    let seen = attach(x, |_| {
-        attach(y, |at| {
-            let before = at.eval(&expr).unwrap();
-            std::thread::sleep(Duration::from_millis(900));
-            (before, at.eval(&expr).unwrap())
-        })
-        .unwrap()
+    let start = std::time::Instant::now();
+    while !is_running(id).contains("True") {
+        assert!(start.elapsed() < Duration::from_secs(10), "exec never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let nested = attach(x, |at| {
+        let nested = attach(y, |_| ());
+        (nested, at.eval(c"1 + 1").unwrap())
     })
     .unwrap();
+    let blocking = attach(x, |_| SubInterpreter::new(Isolation::OwnGil).map(|_| ())).unwrap();
     let e = execer.join().unwrap();
-    eprintln!("exec: {e:?}; is_running(X) while suspended (during exec, after exec): {seen:?}");
+    eprintln!("exec: {e:?}; nested attach: {nested:?}; blocking call: {blocking:?}");
+    assert!(
+        matches!(nested.0, Err(Error::CannotSuspend { interpreter }) if interpreter == x),
+        "{nested:?}"
+    );
+    assert_eq!(nested.1, "2", "the thread stays attached to X and usable");
+    assert!(matches!(blocking, Err(Error::CannotSuspend { .. })), "{blocking:?}");
+    // Once the code returned, suspending works and holds X again.
+    let r = attach(x, |_| attach(y, |_| python_destroy(id)).unwrap()).unwrap();
+    assert!(refused(&r), "{r:?}");
     python_destroy(id).expect("destroy after");
     python_destroy(y.id.0).expect("y");
-    assert!(seen.1.contains("True"), "{seen:?}");
-}
-
-/// The crash: as above, destroying X from Y after exec returned. RESULT: BROKEN: abort
-/// ("Py_EndInterpreter: not the last thread") on 3.13, 3.13-debug, 3.13t.
-#[test]
-#[ignore = "aborts the process"]
-fn suspended_while_exec_runs_then_destroy_aborts() {
-    let x = python_created();
-    let y = python_created();
-    let id = x.id.0;
-    let execer = std::thread::spawn(move || {
-        in_main(&format!(
-            "_pe_call(__import__('_interpreters').exec, {id}, 'import time; time.sleep(0.5)')"
-        ))
-    });
-    std::thread::sleep(Duration::from_millis(150));
-    let expr = std::ffi::CString::new(format!(
-        "(lambda I: (I.is_running({id}), I.destroy({id})))(__import__('_interpreters'))"
-    ))
-    .unwrap();
-    let r = attach(x, |_| {
-        attach(y, |at| {
-            std::thread::sleep(Duration::from_millis(900));
-            eprintln!("destroying X from Y");
-            at.eval(&expr)
-        })
-        .unwrap()
-    })
-    .unwrap();
-    eprintln!("exec: {:?}; destroy: {r:?}", execer.join());
 }
 
 // ------------------------------------------------------ claims 1 + 2: pins and suspensions
 
 /// A pin marks X; the thread then suspends X (nested attach to main; marks nothing, X already
 /// marked) and drops the pin there: the pin's mark goes, X is unmarked under the suspended
-/// thread state. RESULT: BROKEN: `is_running(X)` is False while suspended.
+/// thread state. RESULT when written: BROKEN: `is_running(X)` was False while suspended. Fixed:
+/// the pin and the suspension are counted together.
 #[test]
-#[ignore = "open: the last pin's unmark clears a suspension's mark"]
 fn pin_dropped_while_suspended_unmarks_x() {
     let x = python_created();
     let id = x.id.0;
@@ -313,10 +291,10 @@ fn pin_dropped_while_suspended_unmarks_x() {
     assert!(seen.1.contains("True"), "{seen:?}");
 }
 
-/// The crash: as above, then destroy X from the same nested attach to main. RESULT: BROKEN:
-/// abort ("Py_EndInterpreter: not the last thread") on 3.13, 3.13-debug, 3.13t.
+/// The crash: as above, then destroy X from the same nested attach to main. RESULT when
+/// written: BROKEN: abort ("Py_EndInterpreter: not the last thread") on 3.13, 3.13-debug,
+/// 3.13t. Fixed: refused.
 #[test]
-#[ignore = "aborts the process"]
 fn pin_dropped_while_suspended_then_destroy_aborts() {
     let x = python_created();
     let id = x.id.0;
@@ -341,9 +319,9 @@ fn pin_dropped_while_suspended_then_destroy_aborts() {
 /// A pin taken while X is marked by a suspension (attach(X) -> main -> attach(X) -> pin) marks
 /// nothing and is not counted; when the suspension ends, X is unmarked although the pin lives.
 /// A destroy from another thread then waits for the pin instead of raising.
-/// RESULT: BROKEN: the destroy blocks (until the pin is dropped) instead of raising.
+/// RESULT when written: BROKEN: the destroy blocked (until the pin was dropped) instead of
+/// raising. Fixed: the pin is counted on the suspension's mark.
 #[test]
-#[ignore = "open: a pin taken under a suspension mark is not counted"]
 fn pin_taken_under_a_suspension_mark_is_unprotected_after() {
     let x = python_created();
     let id = x.id.0;
@@ -362,17 +340,19 @@ fn pin_taken_under_a_suspension_mark_is_unprotected_after() {
     assert!(refused(&late), "{late:?}");
 }
 
-/// Self-deadlock form of the above: the pin's holder destroys X itself. RESULT: BROKEN: hangs
-/// (all three builds).
+/// Self-deadlock form of the above: the pin's holder destroys X itself. RESULT when written:
+/// BROKEN: hung (all three builds). Fixed: refused.
 #[test]
-#[ignore = "hangs the process"]
 fn pin_taken_under_a_suspension_mark_self_destroy_hangs() {
     let x = python_created();
     let b = attach(x, |_| attach(main_interpreter(), |_| pin(x)).unwrap()).unwrap();
-    eprintln!("pinned, destroying from the holder's thread");
-    let r = python_destroy(x.id.0);
-    eprintln!("destroy returned {r:?}");
+    let (r, rx) = destroy_with_timeout(x.id.0, Duration::from_secs(10));
+    let blocked = r.is_none();
     drop(b);
+    let r = r.unwrap_or_else(|| rx.recv().expect("the destroy returns once the pin is gone"));
+    assert!(!blocked, "the destroy waited for a pin instead of raising");
+    assert!(refused(&r), "{r:?}");
+    python_destroy(x.id.0).expect("destroyable after");
 }
 
 /// Claim 2: pins of two interpreters spread over threads, dropped concurrently on unattached
@@ -431,50 +411,128 @@ fn pin_dropped_while_attached_to_another_interpreter() {
 
 // ------------------------------------------------- _interpreters.decref bypasses every mark
 
+/// `incref(id, implieslink=True)` then `decref(id)`, from main: the pair Python code uses to tie
+/// an interpreter's life to its references (the decref that takes the count to zero ends it).
+fn incref_decref(id: i64) -> String {
+    in_main(&format!(
+        "_pe_call(__import__('_interpreters').incref, {id}, implieslink=True) + '|' + _pe_call(__import__('_interpreters').decref, {id})"
+    ))
+}
+
+/// Whether `_interpreters` still lists the interpreter.
+fn listed(id: i64) -> bool {
+    in_main(&format!("str({id} in [int(i) for i, *_ in __import__('_interpreters').list_all()])"))
+        == "True"
+}
+
 /// `_interpreters.incref(id, implieslink=True)` then `decref(id)` ends an interpreter when its
 /// ID refcount reaches 0, with no running-main check. On a toolkit subinterpreter (worker's
-/// thread state alive). RESULT: BROKEN: aborts the process ("not the last thread") or worse.
+/// thread state alive). RESULT when written: BROKEN: aborted the process ("not the last
+/// thread"). Fixed: a toolkit subinterpreter keeps an ID reference for its whole life.
 #[test]
-#[ignore = "aborts the process"]
 fn decref_ends_a_toolkit_subinterpreter() {
-    let sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
+    let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let id = sub.key().id.0;
-    let r = in_main(&format!(
-        "_pe_call(__import__('_interpreters').incref, {id}, implieslink=True) + '|' + _pe_call(__import__('_interpreters').decref, {id})"
-    ));
-    eprintln!("incref/decref returned {r:?}; status {:?}", status(sub.key()));
+    let r = incref_decref(id);
+    assert_eq!(r, "|", "incref and decref both ran");
     assert_eq!(status(sub.key()), Some(Status::Alive));
+    assert!(listed(id));
+    assert_eq!(sub.run(|at| at.eval(c"6 * 7").unwrap()).unwrap(), "42");
+    sub.end(Some(Duration::from_secs(10))).expect("the toolkit still ends it");
+    assert!(!listed(id));
 }
 
 /// The same on an interpreter whose thread state is suspended (claim 1's situation).
-/// RESULT: BROKEN: aborts the process ("not the last thread"), all three builds.
+/// RESULT when written: BROKEN: aborted the process ("not the last thread"), all three builds.
+/// Fixed: the suspension's hold keeps an ID reference. Python's pair dropped its own last
+/// reference meanwhile; the toolkit gives its reference back without ending the interpreter,
+/// which stays until destroyed.
 #[test]
-#[ignore = "aborts the process"]
 fn decref_ends_a_suspended_interpreter() {
     let x = python_created();
     let id = x.id.0;
-    let r = attach(x, |_| {
-        in_main(&format!(
-            "_pe_call(__import__('_interpreters').incref, {id}, implieslink=True) + '|' + _pe_call(__import__('_interpreters').decref, {id})"
-        ))
-    })
-    .unwrap();
-    eprintln!("incref/decref returned {r:?}");
+    let r = attach(x, |_| incref_decref(id)).unwrap();
+    assert_eq!(r, "|", "incref and decref both ran");
+    assert!(listed(id), "the decref ended the interpreter under the suspended thread state");
+    assert_eq!(status(x), Some(Status::Alive));
+    python_destroy(id).expect("destroyable after");
+    assert_eq!(status(x), Some(Status::Ended));
 }
 
-/// The same on a pinned interpreter from the pin's thread (claim 2). RESULT: BROKEN: hangs
-/// (the end waits for the pin its own thread holds), all three builds.
+/// The same on a pinned interpreter from the pin's thread (claim 2). RESULT when written:
+/// BROKEN: hung (the end waited for the pin its own thread held), all three builds. Fixed: the
+/// pin's hold keeps an ID reference.
 #[test]
-#[ignore = "may hang the process"]
 fn decref_ends_a_pinned_interpreter_from_the_holder() {
     let x = python_created();
     let id = x.id.0;
     let b = pin(x);
-    let r = in_main(&format!(
-        "_pe_call(__import__('_interpreters').incref, {id}, implieslink=True) + '|' + _pe_call(__import__('_interpreters').decref, {id})"
-    ));
-    eprintln!("incref/decref returned {r:?}; status {:?}", status(x));
+    let r = incref_decref(id);
+    assert_eq!(r, "|", "incref and decref both ran");
+    assert!(listed(id));
+    assert!(b.as_slice().starts_with(b"pinned"));
     drop(b);
+    assert!(listed(id), "giving the hold's reference back never ends the interpreter");
+    python_destroy(id).expect("destroyable after");
+}
+
+/// What giving the reference back leaves: Python's last reference went while the toolkit held
+/// one, so nothing ended the interpreter then; the next `incref`/`decref` pair from Python ends
+/// it, as CPython's ID references would have without the toolkit.
+#[test]
+fn the_next_python_reference_pair_ends_what_a_hold_kept() {
+    let x = python_created();
+    let id = x.id.0;
+    let b = pin(x);
+    assert_eq!(incref_decref(id), "|");
+    drop(b);
+    assert!(listed(id));
+    assert_eq!(incref_decref(id), "|");
+    assert!(!listed(id), "the pair ended it");
+    assert_eq!(status(x), Some(Status::Ended));
+}
+
+/// Python's reference pairs while a hold is taken and given back on other threads: no order of
+/// them ends the interpreter under a hold, and the interpreter is either still listed (then
+/// destroyable) or ended by a pair after the last hold went.
+#[test]
+fn reference_pairs_racing_holds_never_end_a_held_interpreter() {
+    for _ in 0..5 {
+        let x = python_created();
+        let id = x.id.0;
+        let stop = Arc::new(AtomicBool::new(false));
+        let pairs = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && listed(id) {
+                    let _ = incref_decref(id);
+                    n += 1;
+                }
+                n
+            })
+        };
+        for _ in 0..20 {
+            let Ok(b) = attach(x, |at| {
+                Tagged::enter(at, |s| {
+                    let b = Tagged::eval(s, c"b'held' * 10")?;
+                    SharedBytes::new::<Tagged>(s, Tagged::bind(s, &b)?)
+                })
+            }) else {
+                break;
+            };
+            let Ok(b) = b else { break };
+            assert!(listed(id), "ended under a pin");
+            assert_eq!(&b.as_slice()[..4], b"held");
+            drop(b);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let n = pairs.join().expect("pairs");
+        eprintln!("{n} reference pairs");
+        if listed(id) {
+            python_destroy(id).expect("destroy");
+        }
+    }
 }
 
 // ------------------------------------------------------------------ claim 3: toolkit ends

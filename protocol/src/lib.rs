@@ -3,7 +3,7 @@
 //! Everything here is plain Rust over one sync facade ([`sync`]): the interpreter registry with its
 //! attach guards and end-of-life handshake ([`registry`]), and the per-interpreter runtime pieces:
 //! the deferred-decref pool ([`decref_pool`]), once-cells ([`once_cell`]) and the running-main
-//! marks that pins hold ([`pin_marks`]); and the pyclass
+//! marks that suspended thread states and pins hold ([`hold_marks`]); and the pyclass
 //! borrow flag as PyO3 runs it on free-threaded builds ([`borrow_flag`]). State lives in
 //! instances, never in statics or `Once`, so a loom model can build a fresh protocol per
 //! interleaving. The FFI edge (the `interpsafe`
@@ -15,9 +15,9 @@
 
 pub mod borrow_flag;
 pub mod decref_pool;
+pub mod hold_marks;
 pub mod id;
 pub mod once_cell;
-pub mod pin_marks;
 pub mod registry;
 pub mod seed;
 pub mod slot_table;
@@ -25,9 +25,9 @@ pub mod sync;
 
 pub use borrow_flag::{BorrowFlag, BorrowRefused, EXCLUSIVE};
 pub use decref_pool::{DecrefPool, Deferred, PoolStats};
+pub use hold_marks::HoldMarks;
 pub use id::{Epoch, InterpreterId, InterpreterKey, PACKED_ID_BITS};
 pub use once_cell::{ForgetRefused, Init, OnceError, PerInterpreterOnce};
-pub use pin_marks::PinMarks;
 pub use registry::{
     AttachRefused, EndRefused, GuardId, Holder, Observation, Registry, Status, NO_FAST_OWNER,
 };

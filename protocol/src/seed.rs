@@ -61,10 +61,14 @@ pub enum SeededBug {
     /// by panicking with the lock held, and the guard's drop during unwinding panics again, which
     /// aborts the process: a model of this bug has to run in a child process.
     OnceInitUnderLock,
-    /// Pin marks: the last pin's release uncounts it under the lock but unmarks after releasing
-    /// the lock, so a pin taken in between finds no count, fails to mark (the old mark is still
-    /// there) and goes uncounted, and the late unmark leaves that pin held with no mark.
-    PinUnmarkOutsideLock,
+    /// Hold marks: the last hold's release uncounts it under the lock but unmarks after releasing
+    /// the lock, so a hold taken in between finds no count, fails to mark (the old mark is still
+    /// there) and goes uncounted, and the late unmark leaves that hold held with no mark.
+    HoldUnmarkOutsideLock,
+    /// Hold marks: every release unmarks, whatever else still holds the interpreter, as when each
+    /// holder kept a mark of its own (the suspensions' marks did, and the last pin's unmark
+    /// cleared a mark a suspended thread state relied on).
+    HoldUnmarkIgnoresOthers,
 }
 
 /// The set of seeded bugs switched on for one protocol instance.

@@ -13,13 +13,15 @@
 
 use super::running_main::SuspendedMark;
 use crate::pyo3_compat::ffi;
+use crate::Error;
 
 /// Runs `f` with the calling thread detached from whatever interpreter it is attached to, then
-/// re-attaches it.
-pub(crate) fn detached<R>(f: impl FnOnce() -> R) -> R {
+/// re-attaches it. Fails with [`Error::CannotSuspend`], without running `f`, where the thread's
+/// interpreter cannot be held meanwhile (see [`SuspendedMark::take`]).
+pub(crate) fn detached<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
     // SAFETY: PyThreadState_GetUnchecked may be called in any state.
     if unsafe { ffi::PyThreadState_GetUnchecked() }.is_null() {
-        return f();
+        return Ok(f());
     }
     struct Reattach(*mut ffi::PyThreadState, Option<SuspendedMark>);
     impl Drop for Reattach {
@@ -35,10 +37,11 @@ pub(crate) fn detached<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     // SAFETY: the thread is attached (checked above), with the thread state the mark is taken
-    // with and that PyEval_SaveThread detaches (always allowed).
+    // with, that PyEval_SaveThread detaches (always allowed), and that `Reattach` restores before
+    // it lifts the mark.
     let _reattach = unsafe {
-        let mark = SuspendedMark::take(ffi::PyThreadState_Get());
+        let mark = SuspendedMark::take()?;
         Reattach(ffi::PyEval_SaveThread(), Some(mark))
     };
-    f()
+    Ok(f())
 }

@@ -218,12 +218,13 @@ pub(crate) unsafe fn with_thread_state<R>(
     let (previous, suspended) = if current.is_null() {
         (null_mut(), None)
     } else {
-        // SAFETY: this thread is attached with `current` (non-NULL), which the mark needs;
-        // detaching it releases that interpreter's GIL (or lets a free-threaded stop-the-world
-        // proceed). The mark keeps Python code from destroying the interpreter under the
-        // suspended thread state (see `running_main`).
+        // SAFETY: this thread is attached with `current` (non-NULL), which the mark needs, and
+        // restores it before lifting the mark (`SwapBack`); detaching it releases that
+        // interpreter's GIL (or lets a free-threaded stop-the-world proceed). The mark keeps
+        // Python code from destroying the interpreter under the suspended thread state (see
+        // `running_main`), or refuses the suspension where it cannot.
         unsafe {
-            let mark = SuspendedMark::take(current);
+            let mark = SuspendedMark::take()?;
             (ffi::PyEval_SaveThread(), Some(mark))
         }
     };

@@ -15,9 +15,10 @@
 //! interpreter being freed, or aborted the process. But CPython asserts (on `--with-pydebug`
 //! builds) that no thread state it clears is the running main one. So the mark is made to point
 //! at no thread state at all: the worker marks its own thread state through the API, then the
-//! field is located by difference (the words of the interpreter that equal that thread state
-//! while marked and turn null when unmarked through the API) and overwritten with a sentinel
-//! address that is never a thread state. `_PyInterpreterState_IsRunningMain` then holds until
+//! field is located by its neighbours (the words before it must hold what the API reports of the
+//! interpreter: its ID, `_whence`, `_ready` flag and thread list head; 3.13's
+//! `Include/internal/pycore_interp.h`) and overwritten with a sentinel address that is never a
+//! thread state. `_PyInterpreterState_IsRunningMain` then holds until
 //! the interpreter is freed, and no thread state is the running main one when CPython clears
 //! it. CPython only compares the field, never dereferences it (3.13's `pystate.c`).
 //!
@@ -37,30 +38,56 @@
 //! `SubInterpreter::run`, or any thread with `attach`. Interpreters created from Python are not
 //! marked for their whole life: their ends are handled by the end observer's handshake instead.
 //!
-//! They are marked for a while, though. While a [`SharedBytes`](crate::share::SharedBytes) pins
-//! one ([`PinMark`]): the end waits for pins, so a thread that holds one and destroys the
-//! interpreter from Python would wait for itself; marked, its destroy raises instead. And whenever a thread suspends its thread state in an
-//! interpreter to attach elsewhere or to wait on another thread ([`SuspendedMark`]). The end
-//! observer's handshake cannot help there: the suspended thread state is the destroying thread's
-//! own (or belongs to a thread blocked on the destroying one), so waiting for it would deadlock,
-//! and ending under it makes CPython abort ("not the last thread"). Marked, the interpreter is
-//! refused by `_interpreters.destroy` and `_interpreters.exec` until the thread comes back, as an
-//! interpreter running `_interpreters.exec` code is (found by attack: `attach(x, || attach(main,
-//! || _interpreters.destroy(x)))` aborted the process).
-
+//! They are marked for a while, though: whenever something *holds* one ([`Hold`]). A thread that
+//! suspends its thread state there to attach elsewhere or to wait on another thread holds it
+//! ([`SuspendedMark`]): the end observer's handshake cannot help, because the suspended thread
+//! state is the destroying thread's own (or belongs to a thread blocked on the destroying one), so
+//! waiting for it would deadlock, and ending under it makes CPython abort ("not the last thread";
+//! found by attack: `attach(x, || attach(main, || _interpreters.destroy(x)))` aborted). And a
+//! [`SharedBytes`](crate::share::SharedBytes) holds it while it pins its memory ([`PinMark`]):
+//! the end waits for pins, so a holder that destroys the interpreter from Python would wait for
+//! itself. Suspensions and pins are counted together, per interpreter, by one protocol
+//! (`interpsafe_protocol::HoldMarks`, modelled in loom): the first hold points the running-main
+//! field at the sentinel, the last one clears it. Marks of their own did not compose (found by
+//! attack): a second suspension found the interpreter marked and held nothing, and the last pin's
+//! unmark cleared the mark a suspended thread state relied on.
+//!
+//! A hold also keeps one of CPython's ID references to the interpreter, and a toolkit
+//! subinterpreter keeps one for its whole life: `_interpreters.decref` ends an interpreter whose
+//! ID references reach zero (after `incref(id, implieslink=True)`), with no running-main check, so
+//! an `incref`/`decref` pair from Python ended held interpreters too (found by attack). The toolkit
+//! gives its reference back without ever ending the interpreter itself (it decrements under
+//! CPython's ID lock, where `_PyInterpreterState_IDDecref` would end the interpreter at zero on
+//! the releasing thread, which is attached there): an interpreter whose last Python reference
+//! went while the toolkit held it stays until `_interpreters.destroy` or the next `incref`/
+//! `decref` pair ends it. Python code that calls `decref` more often than `incref` can still take
+//! the count to zero under a hold: CPython's own debug build asserts on that misuse.
+//!
+//! What a mark cannot cover: an interpreter already marked by `_interpreters.exec` code running
+//! on *another* thread. That mark goes when the code returns, and the toolkit cannot take it over
+//! (CPython clears it without looking). A thread attached there therefore cannot suspend its
+//! thread state: nested attaches elsewhere and blocking toolkit calls fail with
+//! [`Error::CannotSuspend`](crate::Error::CannotSuspend). Under `exec` code on the *same* thread,
+//! the suspension ends before that code returns, and nothing more is needed. A pin taken under an
+//! `exec` mark is not marked: a Python destroy after that code returned waits for the pin
+//! (PEP 788's wait), which is a deadlock only if the destroying thread holds the pin.
 use crate::pyo3_compat::ffi;
-use interpsafe_protocol::PinMarks;
+use interpsafe_protocol::HoldMarks;
 
-use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 extern "C" {
     fn _PyInterpreterState_IsReady(interp: *mut ffi::PyInterpreterState) -> c_int;
-    fn _PyInterpreterState_GetWhence(interp: *mut ffi::PyInterpreterState) -> std::ffi::c_long;
+    fn _PyInterpreterState_GetWhence(interp: *mut ffi::PyInterpreterState) -> c_long;
     fn _PyInterpreterState_SetRunningMain(interp: *mut ffi::PyInterpreterState) -> c_int;
     fn _PyInterpreterState_SetNotRunningMain(interp: *mut ffi::PyInterpreterState);
     fn _PyInterpreterState_IsRunningMain(interp: *mut ffi::PyInterpreterState) -> c_int;
+    fn _PyInterpreterState_IDIncref(interp: *mut ffi::PyInterpreterState) -> c_int;
+    fn _PyInterpreterState_RequiresIDRef(interp: *mut ffi::PyInterpreterState) -> c_int;
+    fn PyThread_acquire_lock(lock: *mut c_void, waitflag: c_int) -> c_int;
+    fn PyThread_release_lock(lock: *mut c_void);
     fn PySys_AddAuditHook(
         hook: unsafe extern "C" fn(*const c_char, *mut ffi::PyObject, *mut c_void) -> c_int,
         user_data: *mut c_void,
@@ -98,85 +125,210 @@ unsafe extern "C" fn unmark_on_clear(
     0
 }
 
+/// Whether the toolkit's worker marked `interp` through the API alone (its field not located).
+fn marked_by_worker(interp: *mut ffi::PyInterpreterState) -> bool {
+    MARKED.lock().unwrap_or_else(|e| e.into_inner()).contains(&(interp as usize))
+}
+
 /// Never a thread state: what the running-main field of a marked interpreter points at.
 static SENTINEL: u8 = 0;
+
+/// The sentinel's address, as the running-main field holds it.
+fn sentinel() -> usize {
+    std::ptr::addr_of!(SENTINEL) as usize
+}
 
 /// How far into `PyInterpreterState` the running-main field is looked for, in words: it sits in
 /// the `threads` group, after the eval state (whose pending-call table alone is about 7 KiB on
 /// 3.13), well inside the first 32 KiB of a struct that is far larger.
 const SCAN_WORDS: usize = 4096;
 
-/// The word offsets of `interp` that hold `value`.
-///
-/// # Safety
-/// `interp` must be a live interpreter (its struct is far larger than `SCAN_WORDS` words).
-unsafe fn words_equal(interp: *mut ffi::PyInterpreterState, value: usize) -> Vec<usize> {
-    let words = interp.cast::<AtomicUsize>();
-    (0..SCAN_WORDS)
-        // SAFETY: in bounds of the live struct (caller's contract); read atomically, as CPython
-        // reads and writes the running-main field atomically.
-        .filter(|&i| unsafe { (*words.add(i)).load(Ordering::Relaxed) } == value)
-        .collect()
-}
-
-/// Where [`point_mark_at_sentinel`] left the mark.
-#[derive(Debug, PartialEq, Eq)]
-enum Pointed {
-    /// The field points at [`SENTINEL`].
-    AtSentinel,
-    /// The field was not found exactly once: the mark is still on the current thread state.
-    OnThreadState,
-    /// Re-marking after the toggle failed: the interpreter is not marked by this thread.
-    Unmarked,
+/// How many bytes before the running-main field (`threads.main`) each field this module reads or
+/// writes sits, on 3.13 (`Include/internal/pycore_interp.h`: `id`, `id_refcount`,
+/// `requires_idref`, `id_mutex`, `_whence`, `_initialized`, `_ready`, `finalizing`,
+/// `last_restart_version`, `threads.next_unique_id`, `threads.head`, `threads.main`). Each is
+/// checked against what the API reports before anything is written.
+mod before_main {
+    /// `int64_t id`.
+    pub(super) const ID: usize = 80;
+    /// `int64_t id_refcount`, guarded by `id_mutex`.
+    pub(super) const ID_REFCOUNT: usize = 72;
+    /// `int requires_idref`.
+    pub(super) const REQUIRES_IDREF: usize = 64;
+    /// `PyThread_type_lock id_mutex`.
+    pub(super) const ID_MUTEX: usize = 56;
+    /// `long _whence`.
+    pub(super) const WHENCE: usize = 48;
+    /// `int _ready`.
+    pub(super) const READY: usize = 36;
+    /// `PyThreadState *threads.head`.
+    pub(super) const HEAD: usize = 8;
 }
 
 /// The word index of the running-main field in `PyInterpreterState`, plus one (0 while unknown).
 /// The layout is the libpython's, so the first interpreter located tells it for all.
 static FIELD: AtomicUsize = AtomicUsize::new(0);
 
-/// The running-main field of `interp`, once located.
-///
-/// # Safety
-/// `interp` must be a live interpreter.
-unsafe fn field_of(interp: *mut ffi::PyInterpreterState) -> Option<&'static AtomicUsize> {
-    match FIELD.load(Ordering::Relaxed) {
-        0 => None,
-        // SAFETY: a word index below SCAN_WORDS of a live interpreter (caller's contract); the
-        // reference is used only while the interpreter lives, which the callers ensure.
-        i => Some(unsafe { &*interp.cast::<AtomicUsize>().add(i - 1) }),
+/// The fields of one live interpreter around its running-main field.
+#[derive(Clone, Copy)]
+struct Fields {
+    /// The address of `threads.main`.
+    main: *mut u8,
+}
+
+impl Fields {
+    /// The fields of `interp`, at the located offset, unchecked.
+    ///
+    /// # Safety
+    /// `interp` must be a live interpreter.
+    unsafe fn at(interp: *mut ffi::PyInterpreterState) -> Option<Fields> {
+        match FIELD.load(Ordering::Relaxed) {
+            0 => None,
+            // SAFETY: a word index below SCAN_WORDS, inside the live struct (caller's contract).
+            i => Some(Fields { main: unsafe { interp.cast::<usize>().add(i - 1).cast() } }),
+        }
+    }
+
+    /// The field `before` bytes before the running-main field, as a `T`.
+    ///
+    /// # Safety
+    /// The interpreter must be live; `before` is one of [`before_main`] (or 0) and `T` that
+    /// field's type (or its atomic twin).
+    unsafe fn field<T>(&self, before: usize) -> &T {
+        // SAFETY: the offsets of `before_main` lie inside the struct, before `threads.main`,
+        // and are aligned for their types (caller's contract).
+        unsafe { &*self.main.sub(before).cast::<T>() }
+    }
+
+    /// Whether the fields read what the API says `interp` holds: its ID, `_whence`, `_ready` and
+    /// `requires_idref` (`threads.head` too if `head` is given; it changes as threads come and go).
+    ///
+    /// # Safety
+    /// `interp` must be a live interpreter and `self` point into it.
+    unsafe fn agree(&self, interp: *mut ffi::PyInterpreterState, head: Option<usize>) -> bool {
+        // SAFETY: live (caller's contract); the API calls read the same struct, and the reads
+        // are atomic where CPython writes concurrently.
+        unsafe {
+            self.field::<AtomicI64>(before_main::ID).load(Ordering::Relaxed)
+                == ffi::PyInterpreterState_GetID(interp)
+                && self.field::<AtomicI64>(before_main::WHENCE).load(Ordering::Relaxed)
+                    == _PyInterpreterState_GetWhence(interp) as i64
+                && self.field::<AtomicI32>(before_main::READY).load(Ordering::Relaxed)
+                    == _PyInterpreterState_IsReady(interp)
+                && self.field::<AtomicI32>(before_main::REQUIRES_IDREF).load(Ordering::Relaxed)
+                    == _PyInterpreterState_RequiresIDRef(interp)
+                && head.is_none_or(|head| {
+                    self.field::<AtomicUsize>(before_main::HEAD).load(Ordering::Relaxed) == head
+                })
+        }
+    }
+
+    /// The running-main field.
+    fn running_main(&self) -> &AtomicUsize {
+        // SAFETY: offset 0 is the field itself, a pointer CPython reads and writes atomically.
+        unsafe { self.field(0) }
+    }
+
+    /// The `_ready` flag.
+    fn ready(&self) -> &AtomicI32 {
+        // SAFETY: an aligned `int` inside the struct.
+        unsafe { self.field(before_main::READY) }
+    }
+
+    /// Takes one of CPython's ID references to `interp`, as `_interpreters.incref` does. False
+    /// (nothing taken, the error indicator as it was) if CPython could not make the ID lock.
+    ///
+    /// # Safety
+    /// The calling thread must be attached to the live `interp`.
+    unsafe fn take_id_ref(&self, interp: *mut ffi::PyInterpreterState) -> bool {
+        // SAFETY: attached (caller's contract); the pending error is saved and restored around
+        // a call that sets one on failure.
+        unsafe {
+            let pending = ffi::PyErr_GetRaisedException();
+            let taken = _PyInterpreterState_IDIncref(interp) == 0;
+            ffi::PyErr_Clear();
+            ffi::PyErr_SetRaisedException(pending);
+            taken
+                && !self
+                    .field::<AtomicPtr<c_void>>(before_main::ID_MUTEX)
+                    .load(Ordering::Relaxed)
+                    .is_null()
+        }
+    }
+
+    /// Gives back an ID reference [`Fields::take_id_ref`] took, under CPython's ID lock, without
+    /// ever ending the interpreter (see the module docs). Any thread, attached or not.
+    ///
+    /// # Safety
+    /// The interpreter must be live, and an ID reference taken by this module still held.
+    unsafe fn drop_id_ref_without_ending(&self) {
+        // SAFETY: live (caller's contract), and the ID lock exists since the reference was taken;
+        // `id_refcount` is only written under that lock, by CPython and here.
+        unsafe {
+            let lock =
+                self.field::<AtomicPtr<c_void>>(before_main::ID_MUTEX).load(Ordering::Relaxed);
+            if lock.is_null() {
+                return;
+            }
+            PyThread_acquire_lock(lock, 1);
+            let count = self.field::<AtomicI64>(before_main::ID_REFCOUNT);
+            let n = count.load(Ordering::Relaxed);
+            if n > 0 {
+                count.store(n - 1, Ordering::Relaxed);
+            }
+            PyThread_release_lock(lock);
+        }
     }
 }
 
-/// Points the marked interpreter's running-main field at [`SENTINEL`].
+/// Finds the running-main field of `interp` by its neighbours (see [`before_main`]): the one word
+/// index whose neighbours read what the API reports, and which is null exactly when the API says
+/// the interpreter runs no main program. A few attempts, as the thread list head may move.
 ///
 /// # Safety
-/// The calling thread must be attached to `interp` with the thread state `_PyInterpreterState_
-/// SetRunningMain` just marked.
-unsafe fn point_mark_at_sentinel(interp: *mut ffi::PyInterpreterState) -> Pointed {
-    // SAFETY: attached to `interp` with the marked thread state (caller's contract): the API
-    // calls below toggle the mark off and on with that same thread state, and the scans read
-    // the live struct.
-    unsafe {
-        let tstate = ffi::PyThreadState_Get() as usize;
-        let marked = words_equal(interp, tstate);
-        _PyInterpreterState_SetNotRunningMain(interp);
-        let field: Vec<usize> = marked
-            .into_iter()
-            .filter(|&i| (*interp.cast::<AtomicUsize>().add(i)).load(Ordering::Relaxed) == 0)
+/// The calling thread must be attached to the live `interp` (its struct is far larger than
+/// `SCAN_WORDS` words).
+unsafe fn locate(interp: *mut ffi::PyInterpreterState) -> Option<usize> {
+    let first = before_main::ID / std::mem::size_of::<usize>();
+    for _ in 0..3 {
+        // SAFETY: attached to the live `interp` (caller's contract).
+        let (head, running) = unsafe {
+            (
+                ffi::PyInterpreterState_ThreadHead(interp) as usize,
+                _PyInterpreterState_IsRunningMain(interp) != 0,
+            )
+        };
+        let found: Vec<usize> = (first..SCAN_WORDS)
+            .filter(|&i| {
+                // SAFETY: word `i` and the words before it lie in the live struct.
+                unsafe {
+                    let f = Fields { main: interp.cast::<usize>().add(i).cast() };
+                    (f.running_main().load(Ordering::Relaxed) != 0) == running
+                        && f.agree(interp, Some(head))
+                }
+            })
             .collect();
-        if _PyInterpreterState_SetRunningMain(interp) != 0 {
-            ffi::PyErr_Clear();
-            return Pointed::Unmarked;
+        if let [i] = found[..] {
+            return Some(i);
         }
-        let [i] = field[..] else { return Pointed::OnThreadState };
-        let word = &*interp.cast::<AtomicUsize>().add(i);
-        if word.load(Ordering::Relaxed) != tstate {
-            return Pointed::OnThreadState;
-        }
-        FIELD.store(i + 1, Ordering::Relaxed);
-        word.store(std::ptr::addr_of!(SENTINEL) as usize, Ordering::Relaxed);
-        Pointed::AtSentinel
     }
+    None
+}
+
+/// The checked fields of `interp`, locating the running-main field first if needed.
+///
+/// # Safety
+/// The calling thread must be attached to the live `interp`.
+unsafe fn fields_of(interp: *mut ffi::PyInterpreterState) -> Option<Fields> {
+    if FIELD.load(Ordering::Relaxed) == 0 {
+        // SAFETY: caller's contract, passed on.
+        let i = unsafe { locate(interp) }?;
+        FIELD.store(i + 1, Ordering::Relaxed);
+    }
+    // SAFETY: as above.
+    let fields = unsafe { Fields::at(interp) }?;
+    // SAFETY: as above.
+    unsafe { fields.agree(interp, None) }.then_some(fields)
 }
 
 /// Installs the audit hook once per process.
@@ -191,205 +343,234 @@ fn install_hook() {
 }
 
 /// Marks the calling thread as running `interp`'s main program until CPython starts clearing
-/// the interpreter. Returns false (with no Python error left) if someone else already runs it.
+/// the interpreter, and takes an ID reference it never gives back (see the module docs). Returns
+/// false (with no Python error left) if someone else already runs it.
 ///
 /// # Safety
 /// The calling thread must be attached to `interp` with the thread state that stays the
 /// interpreter's main thread until the interpreter ends.
 pub(crate) unsafe fn mark(interp: *mut ffi::PyInterpreterState) -> bool {
     // SAFETY: attached to `interp` (caller's contract), which the call requires.
-    if unsafe { _PyInterpreterState_SetRunningMain(interp) } == 0 {
-        // SAFETY: attached with the thread state just marked.
-        if unsafe { point_mark_at_sentinel(interp) } != Pointed::AtSentinel {
-            install_hook();
-            MARKED.lock().unwrap_or_else(|e| e.into_inner()).push(interp as usize);
-        }
-        return true;
+    if unsafe { _PyInterpreterState_SetRunningMain(interp) } != 0 {
+        // SAFETY: attached; the failed call set an error.
+        unsafe { ffi::PyErr_Clear() };
+        return false;
     }
-    // SAFETY: attached; the failed call set an error.
-    unsafe { ffi::PyErr_Clear() };
-    false
+    // SAFETY: attached to `interp` with the thread state just marked.
+    let (tstate, fields) = unsafe { (ffi::PyThreadState_Get() as usize, fields_of(interp)) };
+    let pointed = fields.is_some_and(|f| {
+        // SAFETY: attached to the live `interp`.
+        let _ = unsafe { f.take_id_ref(interp) };
+        f.running_main()
+            .compare_exchange(tstate, sentinel(), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    });
+    if !pointed {
+        install_hook();
+        MARKED.lock().unwrap_or_else(|e| e.into_inner()).push(interp as usize);
+    }
+    true
 }
 
-/// The running-main mark a thread puts on the interpreter whose thread state it suspends (see
-/// the module docs); [`SuspendedMark::lift`] takes it off again once the thread state is back.
+/// The holds counted per interpreter, and when to mark and unmark (the protocol, modelled in
+/// loom: `interpsafe_protocol::HoldMarks`).
+static HOLDS: HoldMarks = HoldMarks::new();
+
+/// What holds an interpreter: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldKind {
+    /// A thread state suspended there.
+    Suspension,
+    /// A pin of its memory.
+    Pin,
+}
+
+/// One hold on an interpreter, to be released by its holder.
 #[derive(Debug)]
-#[must_use = "a suspension mark must be lifted when the thread state is restored"]
-pub(crate) struct SuspendedMark {
-    /// The interpreter marked, if this suspension marked one.
-    interp: *mut ffi::PyInterpreterState,
+enum Hold {
+    /// Nothing to release: the main interpreter, a toolkit subinterpreter (marked for life), a
+    /// suspension under `exec` code of its own thread, or an unmarked pin.
+    Nothing,
+    /// Counted in [`HOLDS`] (the interpreter's address).
+    Counted(usize),
+    /// Marked through the API with the suspended thread state, where the running-main field
+    /// could not be located (another layout): the old, uncounted way.
+    ApiMarked(*mut ffi::PyInterpreterState),
 }
 
-impl SuspendedMark {
-    /// Marks the calling thread's interpreter as running main with its current thread state,
-    /// unless it already runs main (a toolkit subinterpreter, `_interpreters.exec` code, or a
-    /// suspension further out on this thread) or is the main interpreter (which `_interpreters`
-    /// never destroys). Leaves any Python error indicator as it was.
+/// The interpreter runs `exec` code on another thread: its mark cannot be relied on or shared.
+struct MarkedElsewhere;
+
+impl Hold {
+    /// Holds the calling thread's interpreter (see the module docs).
     ///
     /// # Safety
-    /// The calling thread must be attached with `tstate`, the thread state it is about to
-    /// suspend.
-    pub(crate) unsafe fn take(tstate: *mut ffi::PyThreadState) -> Self {
-        // SAFETY: `tstate` is attached to this thread (caller's contract): its interpreter is
-        // alive, and the running-main calls below require exactly this attached thread state.
-        // The raised-exception pair saves and restores the caller's error indicator around a
-        // failed mark (a concurrent marker on a free-threaded build), which sets an error.
+    /// The calling thread must be attached, and its interpreter live until the hold is
+    /// released: for a suspension, the thread state stays suspended and is restored before
+    /// [`Hold::release`]; for a pin, the caller pins the interpreter meanwhile.
+    unsafe fn take(kind: HoldKind) -> Result<Hold, MarkedElsewhere> {
+        // SAFETY: attached (caller's contract): the current thread state and its interpreter
+        // are live, and the calls below need exactly that.
         unsafe {
+            let tstate = ffi::PyThreadState_Get();
             let interp = ffi::PyThreadState_GetInterpreter(tstate);
-            if interp == ffi::PyInterpreterState_Main()
-                || _PyInterpreterState_IsRunningMain(interp) != 0
-            {
-                return SuspendedMark { interp: std::ptr::null_mut() };
+            if interp == ffi::PyInterpreterState_Main() {
+                return Ok(Hold::Nothing);
+            }
+            let Some(fields) = fields_of(interp) else {
+                return Ok(Hold::api_marked(kind, interp));
+            };
+            let mut seen = 0;
+            let counted = HOLDS.take(interp as usize, || {
+                let word = fields.running_main();
+                match word.compare_exchange(0, sentinel(), Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) if fields.take_id_ref(interp) => true,
+                    Ok(_) => {
+                        word.store(0, Ordering::Relaxed);
+                        false
+                    }
+                    Err(current) => {
+                        seen = current;
+                        false
+                    }
+                }
+            });
+            // Not counted: marked by a toolkit worker for life, by `exec` code of this very
+            // thread (it outlives a suspension), or by `exec` code elsewhere (a pin then goes
+            // unmarked, and the end waits for it).
+            let covered = seen == sentinel()
+                || marked_by_worker(interp)
+                || seen == tstate as usize
+                || kind == HoldKind::Pin;
+            match (counted, covered) {
+                (true, _) => Ok(Hold::Counted(interp as usize)),
+                (false, true) => Ok(Hold::Nothing),
+                (false, false) => Err(MarkedElsewhere),
+            }
+        }
+    }
+
+    /// The hold where the running-main field is not located: a suspension marks through the API
+    /// with the thread state it suspends, if the interpreter is not marked yet; a pin marks
+    /// nothing (the end waits for it).
+    ///
+    /// # Safety
+    /// As for [`Hold::take`].
+    unsafe fn api_marked(kind: HoldKind, interp: *mut ffi::PyInterpreterState) -> Hold {
+        if kind == HoldKind::Pin {
+            return Hold::Nothing;
+        }
+        // SAFETY: attached to the live `interp` (caller's contract), which the calls need; the
+        // caller's error indicator is saved and restored around a failed mark.
+        unsafe {
+            if _PyInterpreterState_IsRunningMain(interp) != 0 {
+                return Hold::Nothing;
             }
             let pending = ffi::PyErr_GetRaisedException();
             let marked = _PyInterpreterState_SetRunningMain(interp) == 0;
             ffi::PyErr_Clear();
             ffi::PyErr_SetRaisedException(pending);
-            SuspendedMark { interp: if marked { interp } else { std::ptr::null_mut() } }
+            if marked {
+                Hold::ApiMarked(interp)
+            } else {
+                Hold::Nothing
+            }
         }
     }
 
-    /// Takes the mark off again.
+    /// Releases the hold: the last counted one clears the mark and gives the ID reference back.
+    ///
+    /// # Safety
+    /// The interpreter must still be live (the hold's contract). For [`Hold::ApiMarked`], the
+    /// calling thread must be attached again with the thread state the mark was taken with.
+    unsafe fn release(self) {
+        match self {
+            Hold::Nothing => {}
+            Hold::Counted(interp) => HOLDS.release(interp, || {
+                // SAFETY: live (caller's contract); counted holds exist only where the field was
+                // located, and only this module points it at the sentinel outside a toolkit
+                // worker (whose interpreters are never counted).
+                unsafe {
+                    if let Some(f) = Fields::at(interp as *mut ffi::PyInterpreterState) {
+                        let _ = f.running_main().compare_exchange(
+                            sentinel(),
+                            0,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                        f.drop_id_ref_without_ending();
+                    }
+                }
+            }),
+            // SAFETY: the mark points at the thread state that is current again (caller's
+            // contract); only its owner unmarks a running-main mark (CPython's own `_PyXI_Exit`
+            // does the same for its marks), so it is still this one.
+            Hold::ApiMarked(interp) => unsafe { _PyInterpreterState_SetNotRunningMain(interp) },
+        }
+    }
+}
+
+/// The hold a thread puts on the interpreter whose thread state it suspends (see the module
+/// docs); [`SuspendedMark::lift`] releases it once the thread state is back.
+#[derive(Debug)]
+#[must_use = "a suspension mark must be lifted when the thread state is restored"]
+pub(crate) struct SuspendedMark(Hold);
+
+impl SuspendedMark {
+    /// Holds the calling thread's interpreter for a suspension of its current thread state.
+    /// Fails with [`Error::CannotSuspend`](crate::Error::CannotSuspend) where `_interpreters.exec`
+    /// code runs there on another thread. Leaves any Python error indicator as it was.
+    ///
+    /// # Safety
+    /// The calling thread must be attached with the thread state it is about to suspend, and
+    /// must restore it before [`SuspendedMark::lift`].
+    pub(crate) unsafe fn take() -> Result<Self, crate::Error> {
+        // SAFETY: caller's contract, passed on: the suspended thread state keeps its interpreter
+        // from ending (this mark refuses Python's destroy, the ID reference its decref).
+        match unsafe { Hold::take(HoldKind::Suspension) } {
+            Ok(hold) => Ok(SuspendedMark(hold)),
+            Err(MarkedElsewhere) => Err(match super::runtime::current_tag() {
+                Some(tag) => crate::Error::CannotSuspend { interpreter: tag.key() },
+                None => crate::Error::NotAttached { operation: "suspending a thread state" },
+            }),
+        }
+    }
+
+    /// Releases the hold.
     ///
     /// # Safety
     /// The calling thread must be attached again with the thread state that was current when
     /// the mark was taken.
     pub(crate) unsafe fn lift(self) {
-        if !self.interp.is_null() {
-            // SAFETY: the mark points at the thread state that is current again (caller's
-            // contract); only its owner unmarks a running-main mark (CPython's own
-            // `_PyXI_Exit` does the same for its marks), so it is still this one, and the
-            // interpreter cannot have ended under a marked, suspended thread state.
-            unsafe { _PyInterpreterState_SetNotRunningMain(self.interp) };
-        }
+        // SAFETY: caller's contract; the interpreter could not end under the suspension.
+        unsafe { self.0.release() }
     }
 }
 
-/// The pins counted per interpreter, and when to mark and unmark (the protocol, modelled in
-/// loom: `interpsafe_protocol::PinMarks`).
-static PIN_MARKS: PinMarks = PinMarks::new();
-
-/// The running-main mark that pins of an interpreter's memory hold (see the module docs): the
-/// first pin of an unmarked interpreter points its running-main field at [`SENTINEL`], the last
-/// one to go clears it. Where the interpreter already runs main for someone else (a toolkit
-/// subinterpreter, `_interpreters.exec` code) or is the main interpreter, it marks nothing.
+/// The hold a pin of an interpreter's memory keeps (see the module docs); dropped, it releases.
 #[derive(Debug)]
-pub(crate) struct PinMark {
-    /// The interpreter this pin counts on, or 0.
-    interp: usize,
-}
+pub(crate) struct PinMark(Option<Hold>);
 
 impl PinMark {
-    /// Counts a pin on the calling thread's interpreter, marking it on the first.
+    /// Holds the calling thread's interpreter for a pin.
     ///
     /// # Safety
     /// The calling thread must be attached, and its interpreter pinned (it cannot end) until the
     /// returned mark is dropped.
     pub(crate) unsafe fn take() -> Self {
-        // SAFETY: attached (caller's contract): the current thread state and its interpreter
-        // are live.
-        let interp = unsafe { ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get()) };
-        // SAFETY: as above.
-        if interp == unsafe { ffi::PyInterpreterState_Main() } {
-            return PinMark { interp: 0 };
-        }
-        // SAFETY: attached to the live `interp` (caller's contract), which the running-main
-        // calls need with exactly this attached thread state; the caller's error indicator is
-        // saved and restored around calls that may set one.
-        let mark = || unsafe {
-            if _PyInterpreterState_IsRunningMain(interp) != 0 {
-                return false;
-            }
-            match field_of(interp) {
-                Some(word) => word
-                    .compare_exchange(
-                        0,
-                        std::ptr::addr_of!(SENTINEL) as usize,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok(),
-                None => {
-                    let pending = ffi::PyErr_GetRaisedException();
-                    let marked = _PyInterpreterState_SetRunningMain(interp) == 0
-                        && match point_mark_at_sentinel(interp) {
-                            Pointed::AtSentinel => true,
-                            Pointed::OnThreadState => {
-                                // The field cannot be told apart: take the mark off again, with
-                                // the thread state it is on.
-                                _PyInterpreterState_SetNotRunningMain(interp);
-                                false
-                            }
-                            Pointed::Unmarked => false,
-                        };
-                    ffi::PyErr_Clear();
-                    ffi::PyErr_SetRaisedException(pending);
-                    marked
-                }
-            }
-        };
-        PinMark { interp: if PIN_MARKS.take(interp as usize, mark) { interp as usize } else { 0 } }
+        // SAFETY: caller's contract, passed on. A pin is never refused here (an unmarked pin
+        // makes the end wait).
+        PinMark(unsafe { Hold::take(HoldKind::Pin) }.ok())
     }
 }
 
 impl Drop for PinMark {
     fn drop(&mut self) {
-        if self.interp == 0 {
-            return;
-        }
-        let interp = self.interp as *mut ffi::PyInterpreterState;
-        PIN_MARKS.release(self.interp, || {
+        if let Some(hold) = self.0.take() {
             // SAFETY: the pin this mark counts still holds the interpreter (the owner of the
-            // mark drops it first), so it is live; a marked interpreter had its field located.
-            if let Some(word) = unsafe { field_of(interp) } {
-                // Only the sentinel is cleared: a thread state CPython marked since stays marked.
-                let _ = word.compare_exchange(
-                    std::ptr::addr_of!(SENTINEL) as usize,
-                    0,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
-        });
-    }
-}
-
-/// How far `PyInterpreterState._ready` sits before the running-main field (`threads.main`), in
-/// bytes, on 3.13: `id`, `id_refcount`, `requires_idref`, `id_mutex`, `_whence`,
-/// `_initialized`, `_ready`, `finalizing`, `last_restart_version`, `threads.next_unique_id`,
-/// `threads.head`, `threads.main` (`Include/internal/pycore_interp.h`). [`close_to_python`]
-/// checks the neighbours it can read through the API before it writes anything.
-const READY_BEFORE_MAIN: usize = 36;
-
-/// The `_ready` flag of `interp`, if the running-main field is located and the fields around it
-/// read what the API says they hold (`id`, `_whence`, `threads.head`, `_ready` itself).
-///
-/// # Safety
-/// `interp` must be a live interpreter and the calling thread attached to it.
-unsafe fn ready_flag(
-    interp: *mut ffi::PyInterpreterState,
-) -> Option<&'static std::sync::atomic::AtomicI32> {
-    let main = match FIELD.load(Ordering::Relaxed) {
-        0 => return None,
-        i => (i - 1) * std::mem::size_of::<usize>(),
-    };
-    let at = |offset: usize| -> Option<*const u8> {
-        // SAFETY: `interp` is live (caller's contract) and `main` lies in its first SCAN_WORDS
-        // words; only offsets inside the struct, before `main`, are formed.
-        main.checked_sub(offset).map(|o| unsafe { interp.cast::<u8>().add(o) as *const u8 })
-    };
-    // SAFETY: attached to the live `interp` (caller's contract): the API calls read it, and the
-    // reads below are aligned, in bounds (see `at`), and atomic where CPython writes concurrently.
-    unsafe {
-        let id = *at(80)?.cast::<i64>();
-        let whence = *at(48)?.cast::<std::ffi::c_long>();
-        let head = (*at(8)?.cast::<AtomicUsize>()).load(Ordering::Relaxed);
-        let ready = &*at(READY_BEFORE_MAIN)?.cast::<std::sync::atomic::AtomicI32>();
-        let agrees = id == ffi::PyInterpreterState_GetID(interp)
-            && whence == _PyInterpreterState_GetWhence(interp)
-            && head == ffi::PyInterpreterState_ThreadHead(interp) as usize
-            && ready.load(Ordering::Relaxed) == _PyInterpreterState_IsReady(interp);
-        agrees.then_some(ready)
+            // mark drops it first), so it is live; a pin's hold is never `ApiMarked`.
+            unsafe { hold.release() };
+        }
     }
 }
 
@@ -408,13 +589,13 @@ unsafe fn ready_flag(
 /// The calling thread must be attached to the live toolkit interpreter `interp`.
 pub(crate) unsafe fn close_to_python(interp: *mut ffi::PyInterpreterState) -> bool {
     // SAFETY: caller's contract, passed on.
-    let Some(ready) = (unsafe { ready_flag(interp) }) else { return false };
-    ready.store(0, Ordering::SeqCst);
+    let Some(fields) = (unsafe { fields_of(interp) }) else { return false };
+    fields.ready().store(0, Ordering::SeqCst);
     // SAFETY: as above.
     if unsafe { _PyInterpreterState_IsReady(interp) } == 0 {
         return true;
     }
-    ready.store(1, Ordering::SeqCst);
+    fields.ready().store(1, Ordering::SeqCst);
     false
 }
 
@@ -423,9 +604,9 @@ pub(crate) unsafe fn close_to_python(interp: *mut ffi::PyInterpreterState) -> bo
 /// # Safety
 /// As for [`close_to_python`], which returned true for `interp`.
 pub(crate) unsafe fn reopen_to_python(interp: *mut ffi::PyInterpreterState) {
-    // SAFETY: caller's contract, passed on; `ready_flag` checked `_ready` against the API while
+    // SAFETY: caller's contract, passed on; `fields_of` checked `_ready` against the API while
     // it read 0, so the same word is found again.
-    if let Some(ready) = unsafe { ready_flag(interp) } {
-        ready.store(1, Ordering::SeqCst);
+    if let Some(fields) = unsafe { fields_of(interp) } {
+        fields.ready().store(1, Ordering::SeqCst);
     }
 }

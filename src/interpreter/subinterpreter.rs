@@ -84,28 +84,32 @@ impl SubInterpreter {
     /// Creates a subinterpreter on a new thread (initialising the runtime first if needed).
     pub fn new(isolation: Isolation) -> Result<Self, Error> {
         initialize();
-        let (ready_tx, ready_rx) = bounded::<Result<InterpreterKey, Error>>(1);
-        let (messages, inbox) = unbounded::<Message>();
-        let worker = std::thread::Builder::new()
-            .name(format!("interpsafe-{isolation:?}"))
-            .spawn(move || worker_main(isolation, ready_tx, inbox))
-            .map_err(|e| Error::CreateFailed { detail: format!("cannot spawn its thread: {e}") })?;
-        match detached(|| ready_rx.recv()) {
-            Ok(Ok(key)) => Ok(SubInterpreter {
-                key,
-                isolation,
-                messages: Some(messages),
-                worker: Some(worker),
-            }),
-            Ok(Err(e)) => {
-                let _ = detached(|| worker.join());
-                Err(e)
+        detached(move || {
+            let (ready_tx, ready_rx) = bounded::<Result<InterpreterKey, Error>>(1);
+            let (messages, inbox) = unbounded::<Message>();
+            let worker = std::thread::Builder::new()
+                .name(format!("interpsafe-{isolation:?}"))
+                .spawn(move || worker_main(isolation, ready_tx, inbox))
+                .map_err(|e| Error::CreateFailed {
+                    detail: format!("cannot spawn its thread: {e}"),
+                })?;
+            match ready_rx.recv() {
+                Ok(Ok(key)) => Ok(SubInterpreter {
+                    key,
+                    isolation,
+                    messages: Some(messages),
+                    worker: Some(worker),
+                }),
+                Ok(Err(e)) => {
+                    let _ = worker.join();
+                    Err(e)
+                }
+                Err(_) => {
+                    let _ = worker.join();
+                    Err(Error::CreateFailed { detail: "its thread exited during creation".into() })
+                }
             }
-            Err(_) => {
-                let _ = detached(|| worker.join());
-                Err(Error::CreateFailed { detail: "its thread exited during creation".into() })
-            }
-        }
+        })?
     }
 
     /// This interpreter's key.
@@ -141,8 +145,10 @@ impl SubInterpreter {
             });
             let _ = tx.send(outcome);
         });
-        messages.send(Message::Run(job)).map_err(|_| gone.clone())?;
-        detached(|| rx.recv()).map_err(|_| gone)?
+        detached(|| {
+            messages.send(Message::Run(job)).map_err(|_| gone.clone())?;
+            rx.recv().map_err(|_| gone)?
+        })?
     }
 
     /// Ends the interpreter: waits until every attach guard on it is released (at most `timeout`
@@ -153,19 +159,25 @@ impl SubInterpreter {
             return Ok(());
         };
         let holder = current_holder();
-        detached(|| registry().end(self.key, &holder, timeout))?;
-        let (done_tx, done_rx) = bounded(1);
-        let ended = if messages.send(Message::End(done_tx)).is_err() {
-            Err(Error::WorkerGone { interpreter: self.key })
-        } else {
-            detached(|| done_rx.recv()).unwrap_or(Err(Error::WorkerGone { interpreter: self.key }))
-        };
-        if let Err(e) = ended {
-            registry().abandon_end(self.key);
-            return Err(e);
-        }
+        let key = self.key;
+        let ended = detached(|| {
+            registry().end(key, &holder, timeout)?;
+            let (done_tx, done_rx) = bounded(1);
+            let ended = if messages.send(Message::End(done_tx)).is_err() {
+                Err(Error::WorkerGone { interpreter: key })
+            } else {
+                done_rx.recv().unwrap_or(Err(Error::WorkerGone { interpreter: key }))
+            };
+            if ended.is_err() {
+                registry().abandon_end(key);
+            }
+            ended
+        })?;
+        ended?;
         self.messages = None;
         if let Some(worker) = self.worker.take() {
+            // The worker has ended the interpreter and is returning; where this thread cannot
+            // be detached, the handle is dropped and the worker exits on its own.
             let _ = detached(|| worker.join());
         }
         Ok(())

@@ -11,7 +11,7 @@
 
 mod borrow_flag;
 mod decref_pool;
+mod hold_marks;
 mod once_cell;
-mod pin_marks;
 mod registry;
 mod slot_table;
