@@ -458,6 +458,50 @@ fn python_cannot_destroy_an_interpreter_while_shared_bytes_pin_it() {
     assert_eq!(status(key), Some(Status::Ended));
 }
 
+/// A pin taken while `_interpreters.exec` code runs its interpreter on another thread cannot
+/// share that code's mark (CPython clears it when the code returns), so it marks nothing: once
+/// the code returned, a Python destroy is not refused but waits for the pin (PEP 788's wait), and
+/// completes when the pin goes. The documented behaviour of docs/threat-model.md, as a test.
+#[test]
+fn a_pin_taken_under_exec_code_elsewhere_makes_a_later_destroy_wait() {
+    let key = python_created();
+    let id = key.id.0;
+    let running = move || in_main(&format!("str(__import__('_interpreters').is_running({id}))"));
+    let execer = std::thread::spawn(move || {
+        in_main(&format!(
+            "_pe_call(__import__('_interpreters').exec, {id}, 'import time; time.sleep(0.5)')"
+        ))
+    });
+    let start = Instant::now();
+    while running() != "True" {
+        assert!(start.elapsed() < Duration::from_secs(10), "exec never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let bytes = attach(key, |at| {
+        Tagged::enter(at, |s| {
+            let b = Tagged::eval(s, c"b'under exec' * 100")?;
+            SharedBytes::new::<Tagged>(s, Tagged::bind(s, &b)?)
+        })
+    })
+    .unwrap()
+    .expect("a pin is never refused for exec code elsewhere");
+    assert_eq!(execer.join().unwrap(), "", "the exec code ran to its end");
+    assert_eq!(running(), "False", "the pin marked nothing");
+    let destroyer = std::thread::spawn(move || python_destroy(id));
+    let start = Instant::now();
+    while status(key) != Some(Status::Ending) {
+        assert!(!destroyer.is_finished(), "the destroy did not wait: {:?}", destroyer.join());
+        assert!(start.elapsed() < Duration::from_secs(20), "the end never began");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!destroyer.is_finished(), "the end did not wait for the pin");
+    assert_eq!(&bytes.as_slice()[..10], b"under exec");
+    drop(bytes);
+    destroyer.join().unwrap().expect("the destroy completes once the pin is dropped");
+    assert_eq!(status(key), Some(Status::Ended));
+}
+
 /// Once the toolkit's end of a subinterpreter has counted its thread states, `_interpreters.exec`
 /// refuses it before it makes a thread state there ("not ready"), where it used to make one
 /// first and be refused by the running-main mark only afterwards: an `exec` spinning against the
