@@ -3,6 +3,8 @@
 //! The tests themselves live in `tests/`: one file per subject (interpreter lifecycle and
 //! attach today; the hazard catalogue and free-threaded stress as they arrive).
 
+pub mod child;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 

@@ -1,13 +1,12 @@
 //! The parent's side: seeds to children (several sequences each), crash isolation, shrinking a
 //! failure to a minimal sequence, and the results file.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use interp_tests::child::run_test_in_child;
 use interpsafe::results::{FuzzFinding, FuzzSummary, RecordData, ResultRecord};
 
 use super::model::{generate, Op, Strat};
@@ -137,51 +136,14 @@ fn stderr_findings(stderr: &str) -> Vec<String> {
 /// Runs this test binary as a child with `spec`, extra environment `envs`; kills it if `cancel`
 /// turns true.
 fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun {
-    let start = Instant::now();
-    let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-    cmd.args(["fuzz_child", "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD_ENV, spec)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn a fuzz child");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let (status, stdout, stderr) = std::thread::scope(|sc| {
-        let o = sc.spawn(move || {
-            let mut s = Vec::new();
-            let _ = out.read_to_end(&mut s);
-            s
-        });
-        let e = sc.spawn(move || {
-            let mut s = Vec::new();
-            let _ = err.read_to_end(&mut s);
-            s
-        });
-        let status = loop {
-            match child.try_wait().expect("wait for the fuzz child") {
-                Some(status) => break Some(status),
-                None if start.elapsed() > CHILD_TIMEOUT || cancel.load(Ordering::Relaxed) => {
-                    // The child this test started, by its own handle.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                None => std::thread::sleep(Duration::from_millis(5)),
-            }
-        };
-        (status, o.join().unwrap(), e.join().unwrap())
-    });
-    let stdout = String::from_utf8_lossy(&stdout);
-    let stderr = String::from_utf8_lossy(&stderr);
+    let mut all = vec![(CHILD_ENV, spec)];
+    all.extend_from_slice(envs);
+    let out = run_test_in_child("fuzz_child", &all, CHILD_TIMEOUT, cancel);
+    let (status, stderr) = (out.status, &out.stderr);
     let mut verdicts = Vec::new();
     let mut in_progress = None;
     let mut done = false;
-    for line in stdout.lines().filter_map(|l| l.find(PREFIX).map(|i| &l[i + PREFIX.len()..])) {
+    for line in out.reported(PREFIX) {
         let mut parts = line.splitn(3, ' ');
         let (word, seed, rest) =
             (parts.next(), parts.next().and_then(|s| s.parse().ok()), parts.next());
@@ -211,7 +173,7 @@ fn run_child(spec: &str, envs: &[(&str, &str)], cancel: &AtomicBool) -> ChildRun
             _ => "crash: ended abnormally".into(),
         }),
     }
-    let findings = stderr_findings(&stderr);
+    let findings = stderr_findings(stderr);
     if !findings.is_empty() {
         problems.push(findings.join("; "));
     }

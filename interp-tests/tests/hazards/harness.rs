@@ -2,18 +2,19 @@
 //! timeout, classifying what happened, and writing the results file.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use interpsafe::environment::current_environment;
 use interpsafe::hazard::{Case, Cell, Expectations, Expected, Form, Hazard, Setting};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::results::{Environment, HazardVerdict, RecordData, ResultRecord, Verdict};
 use interpsafe::{attach, for_each_strategy};
+
+use interp_tests::child::run_test_in_child;
 
 use super::world::PREFIX;
 
@@ -182,59 +183,19 @@ pub struct ChildRun {
 
 /// Runs the test binary again as a child for `spec`, under [`CHILD_TIMEOUT`].
 pub fn run_child(spec: &str, malloc: bool) -> ChildRun {
-    let start = Instant::now();
-    let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-    cmd.args(["hazard_child", "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD_ENV, spec)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut envs = vec![(CHILD_ENV, spec)];
     if malloc {
-        cmd.env("PYTHONMALLOC", "malloc");
+        envs.push(("PYTHONMALLOC", "malloc"));
     }
-    let mut child = cmd.spawn().expect("spawn the hazard child");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let (status, stdout, stderr) = std::thread::scope(|sc| {
-        let o = sc.spawn(move || {
-            let mut s = Vec::new();
-            let _ = out.read_to_end(&mut s);
-            s
-        });
-        let e = sc.spawn(move || {
-            let mut s = Vec::new();
-            let _ = err.read_to_end(&mut s);
-            s
-        });
-        let status = loop {
-            match child.try_wait().expect("wait for the hazard child") {
-                Some(status) => break Some(status),
-                None if start.elapsed() > CHILD_TIMEOUT => {
-                    // The child this test started, by its own handle.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                None => std::thread::sleep(Duration::from_millis(5)),
-            }
-        };
-        (status, o.join().unwrap(), e.join().unwrap())
-    });
-    let lines = String::from_utf8_lossy(&stdout)
-        .lines()
-        .filter_map(|l| l.find(PREFIX).map(|i| &l[i + PREFIX.len()..]))
+    let out = run_test_in_child("hazard_child", &envs, CHILD_TIMEOUT, &AtomicBool::new(false));
+    let lines = out
+        .reported(PREFIX)
         .map(|l| match l.split_once(' ') {
             Some((k, t)) => (k.to_string(), t.to_string()),
             None => (l.to_string(), String::new()),
         })
         .collect();
-    ChildRun {
-        lines,
-        status,
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    ChildRun { lines, status: out.status, stderr: out.stderr, elapsed: out.elapsed }
 }
 
 /// The signal's name, for messages.
