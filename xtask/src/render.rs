@@ -1,9 +1,6 @@
-//! The one table model of xtask and its three back-ends. Every table the report, the docs and the
-//! console show is a list of [`Block`]s (headings, paragraphs, tables, figures) whose text is
-//! inline Markdown; [`markdown`] writes it for the pages, [`html`] for `report.html` (Markdown
-//! rendered, figures inline) and [`console`] for a terminal (Markdown stripped, columns aligned).
-
-use std::fmt::Write as _;
+//! The one table model of xtask ([`Block`]s whose text is inline Markdown) and its back-ends:
+//! [`markdown`] for the pages, [`html`] for `report.html` (Markdown rendered, figures inline) and
+//! [`console`] for a terminal (Markdown stripped, columns aligned).
 
 /// One block of a document.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,12 +15,12 @@ pub enum Block {
     Figure(String),
 }
 
-/// A table: a header row and rows of inline-Markdown cells.
+/// A table: a header row and rows of inline-Markdown cells, each row as long as the header.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
     /// The header cells.
     pub head: Vec<String>,
-    /// The rows, each as long as the header.
+    /// The rows.
     pub rows: Vec<Vec<String>>,
 }
 
@@ -34,24 +31,23 @@ impl Table {
     }
 
     /// Appends a row.
-    pub fn push(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+    pub fn push(&mut self, cells: impl IntoIterator<Item = String>) {
+        self.rows.push(cells.into_iter().collect());
     }
 }
 
 /// The blocks as Markdown, separated by blank lines (figures are left out).
 pub fn markdown(blocks: &[Block]) -> String {
+    let row = |cells: &[String]| {
+        let escaped: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+        format!("| {} |\n", escaped.join(" | "))
+    };
     let parts: Vec<String> = blocks
         .iter()
         .filter_map(|b| match b {
             Block::Heading(level, text) => Some(format!("{} {text}\n", "#".repeat(*level))),
             Block::Text(text) => Some(format!("{text}\n")),
             Block::Table(t) => {
-                let row = |cells: &[String]| {
-                    let escaped: Vec<String> =
-                        cells.iter().map(|c| c.replace('|', "\\|")).collect();
-                    format!("| {} |\n", escaped.join(" | "))
-                };
                 let rule = format!("|{}\n", "---|".repeat(t.head.len()));
                 Some(row(&t.head) + &rule + &t.rows.iter().map(|r| row(r)).collect::<String>())
             }
@@ -63,60 +59,45 @@ pub fn markdown(blocks: &[Block]) -> String {
 
 /// The blocks as the body of an HTML page, inline Markdown rendered.
 pub fn html(blocks: &[Block]) -> String {
-    let mut out = String::new();
-    for b in blocks {
-        match b {
-            Block::Heading(level, text) => {
-                let _ = writeln!(out, "<h{level}>{}</h{level}>", inline_html(text));
-            }
-            Block::Text(text) => {
-                let _ = writeln!(out, "<p>{}</p>", inline_html(text));
-            }
-            Block::Table(t) => {
-                let cells = |tag: &str, row: &[String]| -> String {
-                    row.iter().map(|c| format!("<{tag}>{}</{tag}>", inline_html(c))).collect()
-                };
-                let _ = writeln!(out, "<table><tr>{}</tr>", cells("th", &t.head));
-                for row in &t.rows {
-                    let _ = writeln!(out, "<tr>{}</tr>", cells("td", row));
-                }
-                out.push_str("</table>\n");
-            }
-            Block::Figure(svg) => {
-                let _ = writeln!(out, "<figure>{svg}</figure>");
-            }
+    let row = |tag: &str, row: &[String]| {
+        let cells: String =
+            row.iter().map(|c| format!("<{tag}>{}</{tag}>", inline_html(c))).collect();
+        format!("<tr>{cells}</tr>\n")
+    };
+    let block = |b: &Block| match b {
+        Block::Heading(level, text) => format!("<h{level}>{}</h{level}>\n", inline_html(text)),
+        Block::Text(text) => format!("<p>{}</p>\n", inline_html(text)),
+        Block::Table(t) => {
+            let rows: String = t.rows.iter().map(|r| row("td", r)).collect();
+            format!("<table>{}{rows}</table>\n", row("th", &t.head))
         }
-    }
-    out
+        Block::Figure(svg) => format!("<figure>{svg}</figure>\n"),
+    };
+    blocks.iter().map(block).collect()
 }
 
 /// The blocks for a terminal: Markdown markup stripped, table columns padded to one width.
 pub fn console(blocks: &[Block]) -> String {
-    let mut out = String::new();
-    for b in blocks {
-        match b {
-            Block::Heading(_, text) | Block::Text(text) => {
-                let _ = writeln!(out, "{}\n", plain(text));
-            }
-            Block::Table(t) => {
-                let all: Vec<Vec<String>> = std::iter::once(&t.head)
-                    .chain(&t.rows)
-                    .map(|r| r.iter().map(|c| plain(c)).collect())
-                    .collect();
-                let width =
-                    |i: usize| all.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max();
-                let widths: Vec<usize> = (0..t.head.len()).map(|i| width(i).unwrap_or(0)).collect();
-                for row in &all {
-                    let cells: Vec<String> =
-                        row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-                    let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
-                }
-                out.push('\n');
-            }
-            Block::Figure(_) => {}
+    let block = |b: &Block| match b {
+        Block::Heading(_, text) | Block::Text(text) => format!("{}\n\n", plain(text)),
+        Block::Table(t) => {
+            let all: Vec<Vec<String>> = std::iter::once(&t.head)
+                .chain(&t.rows)
+                .map(|r| r.iter().map(|c| plain(c)).collect())
+                .collect();
+            let width =
+                |i: usize| all.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max();
+            let widths: Vec<usize> = (0..t.head.len()).map(|i| width(i).unwrap_or(0)).collect();
+            let line = |row: &Vec<String>| {
+                let cells: Vec<String> =
+                    row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                format!("  {}\n", cells.join("  ").trim_end())
+            };
+            all.iter().map(line).collect::<String>() + "\n"
         }
-    }
-    out
+        Block::Figure(_) => String::new(),
+    };
+    blocks.iter().map(block).collect()
 }
 
 /// Escapes text for HTML.

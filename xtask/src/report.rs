@@ -1,10 +1,8 @@
-//! The bench report: `target/interpsafe/report/` with `results.json`, `report.md` and
-//! `report.html`, plus the console table. Its sections are the docs' table kinds
-//! (`docs/tables.rs`) rendered against the run's records as a one-file snapshot, through the one
-//! table model (`render.rs`): Markdown for `report.md`, HTML with a plot of the ratio to
-//! `unchecked` per build and interpreter count for `report.html`, plain text for the console.
-//! Nothing in the report is written by hand. `cargo xtask report [FILE]` renders it again from a
-//! results file (default: the last run's `results.json`).
+//! The bench report: `target/interpsafe/report/` with `results.json`, `report.md`, `report.html`
+//! and the console table. Its sections are the docs' table kinds (`docs/tables.rs`) over the
+//! run's records as a one-file snapshot; `report.html` adds a plot of the ratios to `unchecked`
+//! per build and interpreter count. `cargo xtask report [FILE]` renders it again from a results
+//! file (default: the last run's `results.json`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +11,7 @@ use interpsafe_results::{
     strategy_rank, RecordData, ResultFile, ResultRecord, BASELINE, REFERENCE,
 };
 
-use crate::docs::snapshot::{is_quick, Snapshot, Source};
+use crate::docs::snapshot::{is_quick, json_files, Snapshot, Source};
 use crate::docs::tables::{self, Context, Spec};
 use crate::error::Error;
 use crate::paths;
@@ -34,22 +32,11 @@ fn report_dir() -> PathBuf {
     paths::target_dir("interpsafe").join("report")
 }
 
-/// Reads the hazard verdict files the hazard suite wrote, if any.
+/// The hazard records of the verdict files the hazard suite wrote into `dir`, if any.
 pub fn hazard_records(dir: &Path) -> Vec<ResultRecord> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        if e.path().extension().is_some_and(|x| x == "json") {
-            if let Ok(file) = ResultFile::read(&e.path()) {
-                out.extend(
-                    file.records.into_iter().filter(|r| matches!(r.data, RecordData::Hazard(_))),
-                );
-            }
-        }
-    }
-    out
+    let files = json_files(dir).unwrap_or_default();
+    let records = files.iter().flat_map(|p| ResultFile::read(p)).flat_map(|f| f.records);
+    records.filter(|r| matches!(r.data, RecordData::Hazard(_))).collect()
 }
 
 /// What an interpreter count means for the figures.
@@ -60,16 +47,22 @@ fn scenario(n: u32) -> String {
     }
 }
 
+/// The report's sections after the wall-clock ones: title = table spec.
+const SECTIONS: &str = "Instructions per operation (callgrind) = bench metric=instructions
+    CPython reference calls, wall clock = bench operations=reference baseline=none
+    CPython reference calls, instructions = bench metric=instructions operations=reference baseline=none
+    Scaling = scaling
+    Handle sizes = handle-size
+    Targets = targets
+    Hazard matrix = hazard-matrix";
+
 /// The report of `file`: the Markdown/HTML blocks and the console's blocks.
 pub fn blocks(file: &ResultFile) -> Result<(Vec<Block>, Vec<Block>), String> {
-    let source = Source { file: "results.json".into(), result: file.clone() };
-    let snapshot = Snapshot { sources: vec![source] };
+    let snapshot =
+        Snapshot { sources: vec![Source { file: "results.json".into(), result: file.clone() }] };
     let root = paths::workspace_root();
-    let cx =
-        Context { snapshot: &snapshot, root: &root, page: "target/interpsafe/report/report.md" };
-    let table = |spec: &str| tables::render(&Spec::parse(spec)?, &cx);
-    let measured =
-        |blocks: &[Block]| !matches!(blocks, [Block::Text(t)] if t.starts_with("Not measured"));
+    let page = "target/interpsafe/report/report.md";
+    let cx = Context { snapshot: &snapshot, root: &root, page };
     let mut doc = vec![
         Block::Heading(1, "interpsafe bench report".into()),
         Block::Text(format!(
@@ -77,36 +70,28 @@ pub fn blocks(file: &ResultFile) -> Result<(Vec<Block>, Vec<Block>), String> {
             file.producer
         )),
     ];
-    let mut console = Vec::new();
-    let figures = Figures::new(&file.records);
-    for (build, n) in figures.groups(Metric::Ns) {
+    let (mut console, mut missing) = (Vec::new(), Vec::new());
+    // The wall-clock tables, each with its plot, then the other sections where measured.
+    let groups = Figures::new(&file.records).groups(Metric::Ns).into_iter().map(|(build, n)| {
         let title = format!("Wall clock: `{build}`, {}", scenario(n));
-        let t = table(&format!("bench builds={build} interpreters={n}"))?;
-        console.push(Block::Heading(2, title.clone()));
-        console.extend(t.iter().filter(|b| matches!(b, Block::Table(_))).cloned());
-        doc.extend([Block::Heading(2, title), Block::Figure(ratio_svg(&file.records, &build, n))]);
-        doc.extend(t);
-    }
-    let sections = "Instructions per operation (callgrind) = bench metric=instructions
-        CPython reference calls, wall clock = bench operations=reference baseline=none
-        CPython reference calls, instructions = bench metric=instructions operations=reference baseline=none
-        Scaling = scaling
-        Handle sizes = handle-size
-        Targets = targets
-        Hazard matrix = hazard-matrix";
-    let mut missing = Vec::new();
-    for (title, spec) in sections.lines().filter_map(|l| l.trim().split_once(" = ")) {
-        let t = table(spec)?;
-        if !measured(&t) {
+        (title, format!("bench builds={build} interpreters={n}"), Some((build, n)))
+    });
+    let rest = SECTIONS.lines().filter_map(|l| l.trim().split_once(" = "));
+    let rest = rest.map(|(title, spec)| (title.to_string(), spec.to_string(), None));
+    for (title, spec, group) in groups.chain(rest) {
+        let blocks = tables::render(&Spec::parse(&spec)?, &cx)?;
+        let measured = !matches!(&blocks[..], [Block::Text(t)] if t.starts_with("Not measured"));
+        if group.is_none() && !measured {
             missing.push(title.to_lowercase());
             continue;
         }
-        if title == "Targets" {
-            console.push(Block::Heading(2, title.into()));
-            console.extend(t.iter().filter(|b| matches!(b, Block::Table(_))).cloned());
+        if group.is_some() || title == "Targets" {
+            console.push(Block::Heading(2, title.clone()));
+            console.extend(blocks.iter().filter(|b| matches!(b, Block::Table(_))).cloned());
         }
-        doc.push(Block::Heading(2, title.into()));
-        doc.extend(t);
+        doc.push(Block::Heading(2, title));
+        doc.extend(group.map(|(build, n)| Block::Figure(ratio_svg(&file.records, &build, n))));
+        doc.extend(blocks);
     }
     if !missing.is_empty() {
         doc.push(Block::Text(format!("Not in this run: {}.", missing.join("; "))));
@@ -161,13 +146,8 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
     for (op, s, r, spread) in &bars {
         if *op != last_op {
             y += 8.0;
-            let _ = write!(
-                svg,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-                left - 6.0,
-                y + 10.0,
-                render::escape(op)
-            );
+            let (tx, ty, name) = (left - 6.0, y + 10.0, render::escape(op));
+            let _ = write!(svg, "<text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\">{name}</text>");
             last_op = op;
         }
         let j = strategies.iter().position(|x| x == s).unwrap_or(0);
@@ -175,26 +155,19 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
         let w = (x(*r) - left).max(1.0);
         let _ = write!(svg, "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"12\" fill=\"{color}\"><title>{s}: ×{r:.2}</title></rect>");
         if let Some((a, b)) = spread {
-            let (xa, xb, ym) = (x(*a), x(*b), y + 6.0);
-            let _ = write!(svg, "<path d=\"M{xa:.1} {} v8 M{xa:.1} {ym} H{xb:.1} M{xb:.1} {} v8\" stroke=\"#333\"/>", ym - 4.0, ym - 4.0);
+            let (xa, xb, ym, yt) = (x(*a), x(*b), y + 6.0, y + 2.0);
+            let _ = write!(svg, "<path d=\"M{xa:.1} {yt} v8 M{xa:.1} {ym} H{xb:.1} M{xb:.1} {yt} v8\" stroke=\"#333\"/>");
         }
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\">{s} ×{r:.2}</text>",
-            x(spread.map_or(*r, |s| s.1)) + 4.0,
-            y + 10.0
-        );
+        let (tx, ty) = (x(spread.map_or(*r, |s| s.1)) + 4.0, y + 10.0);
+        let _ = write!(svg, "<text x=\"{tx:.1}\" y=\"{ty}\">{s} ×{r:.2}</text>");
         y += 14.0;
     }
-    let x1 = x(1.0);
-    let scale = if log { ", log scale" } else { "" };
+    let (x1, scale) = (x(1.0), if log { ", log scale" } else { "" });
+    let (w, h, ty) = (left + width + 140.0, y + 30.0, y + 16.0);
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\
          {svg}<line x1=\"{x1}\" y1=\"0\" x2=\"{x1}\" y2=\"{y}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>\
-         <text x=\"{x1}\" y=\"{}\" text-anchor=\"middle\">×1 (unchecked){scale}</text></svg>",
-        left + width + 140.0,
-        y + 30.0,
-        y + 16.0
+         <text x=\"{x1}\" y=\"{ty}\" text-anchor=\"middle\">×1 (unchecked){scale}</text></svg>"
     )
 }
 

@@ -89,7 +89,7 @@ impl Snapshot {
 }
 
 /// The `*.json` files in `dir`, sorted (none if it does not exist).
-fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         entries => entries?,
