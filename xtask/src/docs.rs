@@ -1,22 +1,8 @@
-//! `docs`: regenerates the generated regions of the docs and RFCs (or, with `--check`, fails
-//! when one is stale).
-//!
-//! First the Send/Sync snapshot, `docs/data/send-sync.json`. Its source is the
-//! `send_sync_table!` in the library's `src/send_sync.rs`, which also expands into the static
-//! assertions of the rule set a build is compiled for. xtask does not link the library (it builds
-//! without Python), so it runs the library's `send_sync_table` example once per rule set, each
-//! built against an interpreter of the right kind, and each writing a results file of its cells:
-//! - `gil`: a GIL interpreter;
-//! - `free-threaded`: a free-threaded interpreter (`cfg(Py_GIL_DISABLED)`);
-//! - `own-gil`: the GIL interpreter again, with `--features own-gil-rules`.
-//!
-//! Each run reports only the cells its own build checked, so every column of the table comes
-//! from a build whose assertions held. `--tables-only` skips these builds (no Python needed).
-//!
-//! Then every generated region of `docs/*.md`, `RFCs/*.md` and README.md ([`regions`]): the
-//! tables, from the committed snapshot in `docs/data/` only ([`snapshot`], [`tables`]), and the
-//! copies of `examples/*.rs`. `--refresh` first copies the latest results from
-//! `target/interpsafe/` into the snapshot; `--check` fails on anything stale.
+//! `docs`: regenerates the generated regions of the docs and RFCs ([`regions`]) from the snapshot
+//! in `docs/data/` ([`snapshot`]), or with `--check` fails when one is stale. First, unless
+//! `--tables-only`, the Send/Sync snapshot: xtask does not link the library (it builds without
+//! Python), so it runs the library's `send_sync_table` example once per rule set ([`RULE_SETS`]),
+//! each built for that rule set's static assertions and reporting only the cells they checked.
 
 pub mod regions;
 pub mod snapshot;
@@ -70,27 +56,25 @@ pub fn parse_args(args: &[String]) -> Result<Options, Error> {
 /// The Send/Sync snapshot from the three builds' files, in [`RULE_SETS`] order: refused unless
 /// each build reported its own rule set's cells, for the same types.
 pub fn collect(generated: Vec<ResultFile>) -> Result<ResultFile, String> {
-    let names = |file: &ResultFile| -> Result<Vec<(String, String)>, String> {
-        file.records
-            .iter()
-            .map(|r| match &r.data {
-                RecordData::SendSync(c) => Ok((c.type_name.clone(), c.rules.clone())),
-                other => Err(format!("a Send/Sync file holds another record: {other:?}")),
-            })
-            .collect()
-    };
     if generated.len() != RULE_SETS.len() {
         return Err(format!("expected {} rule sets, got {}", RULE_SETS.len(), generated.len()));
     }
-    let mut first: Option<Vec<String>> = None;
+    let mut first: Option<Vec<&str>> = None;
     for (file, (rules, ..)) in generated.iter().zip(RULE_SETS) {
-        let cells = names(file)?;
-        if let Some((_, other)) = cells.iter().find(|(_, r)| r != rules) {
-            return Err(format!(
-                "a build meant for the `{rules}` rules reported `{other}`; check the interpreter and features"
-            ));
+        let mut types = Vec::new();
+        for r in &file.records {
+            let RecordData::SendSync(c) = &r.data else {
+                return Err(format!("a Send/Sync file holds another record: {:?}", r.data));
+            };
+            if c.rules != rules {
+                return Err(format!(
+                    "a build meant for the `{rules}` rules reported `{}`; check the interpreter \
+                     and features",
+                    c.rules
+                ));
+            }
+            types.push(c.type_name.as_str());
         }
-        let types: Vec<String> = cells.into_iter().map(|(t, _)| t).collect();
         if types.is_empty() || first.as_ref().is_some_and(|f| *f != types) {
             return Err(format!(
                 "the `{rules}` build lists other types than the `gil` one (or none); the table in \
@@ -149,47 +133,21 @@ pub fn docs_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             println!("docs: {line}");
         }
     }
-    if options.tables_only {
-        return generated_regions(&root, options.check);
-    }
-    let send_sync = send_sync_command(&options, cache, &root);
     // The regions are regenerated even if the Send/Sync step failed, and after it, since
     // `send-sync-matrix` tables copy its rows.
-    let regions = generated_regions(&root, options.check);
+    let send_sync = match options.tables_only {
+        true => Ok(()),
+        false => send_sync_command(&options, cache, &root),
+    };
+    let regions = regions::update_all(&root, options.check);
+    for line in regions.iter().flatten() {
+        println!("docs: {line}");
+    }
     match (send_sync, regions) {
-        (Ok(()), result) => result,
-        (Err(e), Ok(())) => Err(e),
-        (Err(a), Err(b)) => Err(Error::new(format!("{}\n{}", a.message(), b.message()))),
+        (Ok(()), regions) => regions.map(drop).map_err(Error::new),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(a), Err(b)) => Err(Error::new(format!("{}\n{b}", a.message()))),
     }
-}
-
-/// Regenerates (or, with `check`, compares) every generated region of the docs and RFCs.
-fn generated_regions(root: &Path, check: bool) -> Result<(), Error> {
-    let outcome = regions::update_all(root, check).map_err(Error::new)?;
-    if !outcome.errors.is_empty() {
-        return Err(Error::new(format!(
-            "generated regions that cannot be generated:\n  {}",
-            outcome.errors.join("\n  ")
-        )));
-    }
-    if outcome.stale.is_empty() {
-        println!(
-            "docs: {} generated regions (tables from docs/data/, example copies) are up to date",
-            outcome.regions
-        );
-        return Ok(());
-    }
-    if check {
-        return Err(Error::new(format!(
-            "stale generated regions; regenerate them with `cargo xtask docs --tables-only` (or \
-             `cargo xtask docs`):\n  {}",
-            outcome.stale.join("\n  ")
-        )));
-    }
-    for region in &outcome.stale {
-        println!("docs: regenerated {region}");
-    }
-    Ok(())
 }
 
 /// The Send/Sync snapshot: regenerated from the three builds, written (or, with `--check`,
@@ -228,56 +186,32 @@ fn send_sync_command(options: &Options, cache: &Cache, root: &Path) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use interpsafe_results::{ResultRecord, SendSyncCell};
+    use crate::docs::snapshot::tests::records;
     use std::path::PathBuf;
 
     #[test]
     fn parses_options() {
-        let args: Vec<String> = ["--check", "--python", "3.13", "--python=3.13t"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let o = parse_args(&args).unwrap();
-        assert!(o.check);
+        let parse =
+            |a: &str| parse_args(&a.split_whitespace().map(String::from).collect::<Vec<_>>());
+        let o = parse("--check --python 3.13 --python=3.13t").unwrap();
+        assert!(o.check && !o.refresh && !o.tables_only);
         assert_eq!(o.pythons, ["3.13", "3.13t"]);
-        assert!(!o.refresh && !o.tables_only);
-        let o = parse_args(&["--refresh".into(), "--tables-only".into()]).unwrap();
+        let o = parse("--refresh --tables-only").unwrap();
         assert!(o.refresh && o.tables_only && !o.check);
-        let both = parse_args(&["--check".into(), "--refresh".into()]).unwrap_err();
-        assert_eq!(both.exit_code(), 2);
-        assert_eq!(parse_args(&["--fix".into()]).unwrap_err().exit_code(), 2);
-        assert_eq!(parse_args(&["--python".into()]).unwrap_err().exit_code(), 2);
+        for bad in ["--check --refresh", "--fix", "--python"] {
+            assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad}");
+        }
     }
 
     fn file(rules: &str, types: &[&str]) -> ResultFile {
-        let records = types
-            .iter()
-            .map(|t| ResultRecord {
-                environment: crate::docs::snapshot::tests::env("3.13"),
-                data: RecordData::SendSync(SendSyncCell {
-                    type_name: t.to_string(),
-                    stands_for: "a thing".into(),
-                    rules: rules.into(),
-                    send: true,
-                    sync: false,
-                    hazard: false,
-                    cases: vec![],
-                    note: "n".into(),
-                }),
-            })
-            .collect();
-        ResultFile::new("examples/send_sync_table", records)
+        let cells: Vec<String> =
+            types.iter().map(|t| format!("3.13|ss|{t}|{rules}|send")).collect();
+        ResultFile::new("examples/send_sync_table", records(&cells.join("\n")))
     }
 
     #[test]
     fn collects_three_rule_sets_of_the_same_types() {
-        let good = || {
-            vec![
-                file("gil", &["A", "B"]),
-                file("free-threaded", &["A", "B"]),
-                file("own-gil", &["A", "B"]),
-            ]
-        };
+        let good = || RULE_SETS.map(|r| file(r.0, &["A", "B"])).to_vec();
         let all = collect(good()).unwrap();
         assert_eq!(all.records.len(), 6);
         assert_eq!(all.producer, "cargo xtask docs");

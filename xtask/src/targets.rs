@@ -1,28 +1,17 @@
-//! The performance targets, as one declarative table ([`TARGETS`]), and their judgement on a set
-//! of bench records ([`judge`]). The report's console and Markdown, and the docs' `targets`
-//! tables, all print what [`judge`] returns, so a page never states a verdict the figures do
-//! not give.
+//! The performance targets as one declarative table ([`TARGETS`]), their judgement ([`judge`])
+//! that the report and the docs' `targets` tables both print, and the bench figures' index.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use interpsafe_results::{Interval, RecordData, ResultRecord, BASELINE, REFERENCE};
 
-/// Which interpreter counts a target is judged on.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Interpreters {
-    /// Only main alive (the tagged fast path on).
-    One,
-    /// More than one alive.
-    Several,
-    /// Every count measured, each on its own.
-    Each,
-}
-
-/// What a target's figures must meet.
+/// What a target's figures must meet, on every interpreter count measured, each on its own, but
+/// for [`Bound::NsOver`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Bound {
-    /// Wall clock over the baseline's by at most `slack` ns, plus one call of the reference
-    /// function `plus_call` if named (measured in the same bench).
+    /// Wall clock over the baseline's by at most `slack` ns: with only main alive (the tagged
+    /// fast path on) if no call is named; else with several interpreters, plus one call of the
+    /// reference function `plus_call` (measured in the same bench).
     NsOver { slack: f64, plus_call: Option<&'static str> },
     /// Wall-clock ratio to the baseline at most this (instruction ratio shown beside it).
     RatioAtMost(f64),
@@ -43,8 +32,6 @@ pub struct Target {
     pub strategy: &'static str,
     /// The operation or scaling scenario judged.
     pub operation: &'static str,
-    /// On which interpreter counts.
-    pub interpreters: Interpreters,
     /// The bound.
     pub bound: Bound,
 }
@@ -55,58 +42,43 @@ pub const TARGETS: &[Target] = &[
         text: "tagged bind, one interpreter: at most +0.5 ns over unchecked",
         strategy: "tagged",
         operation: "bind",
-        interpreters: Interpreters::One,
         bound: Bound::NsOver { slack: 0.5, plus_call: None },
     },
     Target {
         text: "tagged bind, several interpreters: at most one PyThreadState_GetUnchecked + 0.5 ns over unchecked",
         strategy: "tagged",
         operation: "bind",
-        interpreters: Interpreters::Several,
         bound: Bound::NsOver { slack: 0.5, plus_call: Some("PyThreadState_GetUnchecked") },
     },
     Target {
         text: "tagged bind+getattr ({n} interpreter(s)): at most +3%",
         strategy: "tagged",
         operation: "bind_getattr",
-        interpreters: Interpreters::Each,
         bound: Bound::RatioAtMost(1.03),
     },
     Target {
         text: "branded bind ({n} interpreter(s)): within 0.5% of unchecked in instructions",
         strategy: "branded",
         operation: "bind",
-        interpreters: Interpreters::Each,
         bound: Bound::InstructionsAtMost(1.005),
     },
     Target {
         text: "{strategy} {operation}: 2-thread scaling at least 95% of the control loop's",
         strategy: "*",
         operation: "interpreters",
-        interpreters: Interpreters::Each,
         bound: Bound::ScalingShare(0.95),
     },
     Target {
         text: "{strategy} {operation}: 2-thread scaling at least 95% of the control loop's",
         strategy: "*",
         operation: "threads/independent",
-        interpreters: Interpreters::Each,
         bound: Bound::ScalingShare(0.95),
     },
 ];
 
-/// A target judged on one build (and interpreter count).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    /// What is required.
-    pub target: String,
-    /// The build it was judged on.
-    pub build: String,
-    /// What was measured.
-    pub measured: String,
-    /// `met`, `missed` or `not measured (why)`.
-    pub verdict: String,
-}
+/// A target judged on one build (and interpreter count): what is required, the build, what was
+/// measured, and `met`, `missed` or `not measured (why)`.
+pub type Check = [String; 4];
 
 /// What a figure measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -194,12 +166,17 @@ impl<'a> Figures<'a> {
     }
 }
 
-/// A wall-clock figure with precision suited to its size.
-pub fn ns(v: f64) -> String {
+/// A figure with precision suited to its size, digits grouped from 1,000.
+pub fn figure(v: f64) -> String {
     match v {
-        v if v < 10.0 => format!("{v:.2}"),
-        v if v < 1000.0 => format!("{v:.1}"),
-        v => format!("{v:.0}"),
+        v if v >= 1000.0 => {
+            let digits = (v.round() as u64).to_string();
+            let groups = digits.as_bytes().rchunks(3).rev().map(String::from_utf8_lossy);
+            groups.collect::<Vec<_>>().join(",")
+        }
+        v if v >= 100.0 => format!("{v:.0}"),
+        v if v >= 10.0 => format!("{v:.1}"),
+        v => format!("{v:.2}"),
     }
 }
 
@@ -216,10 +193,9 @@ pub fn judge<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Che
     for (metric, groups) in phases {
         for (build, n) in groups {
             for t in TARGETS.iter().filter(|t| phase(t.bound) == metric) {
-                let applies = match t.interpreters {
-                    Interpreters::One => n == 1,
-                    Interpreters::Several => n > 1,
-                    Interpreters::Each => true,
+                let applies = match t.bound {
+                    Bound::NsOver { plus_call, .. } => plus_call.is_some() == (n > 1),
+                    _ => true,
                 };
                 let strategies = match t.strategy {
                     "*" => f.strategies(Metric::Scaling, &build, n, t.operation),
@@ -229,7 +205,7 @@ pub fn judge<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Che
                     let text = t.text.replace("{n}", &n.to_string()).replace("{strategy}", s);
                     let text = text.replace("{operation}", t.operation);
                     if let Some((measured, verdict)) = one(&f, t, &build, n, s) {
-                        out.push(Check { target: text, build: build.clone(), measured, verdict });
+                        out.push([text, build.clone(), measured, verdict]);
                     }
                 }
             }
@@ -256,7 +232,7 @@ fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String,
     let (measured, ok) = match t.bound {
         Bound::NsOver { slack, plus_call: None } => {
             let (tg, u) = (wall(s)?, wall(BASELINE)?);
-            (format!("+{:.2} ns ({} vs {})", tg - u, ns(tg), ns(u)), tg - u <= slack)
+            (format!("+{:.2} ns ({} vs {})", tg - u, figure(tg), figure(u)), tg - u <= slack)
         }
         Bound::NsOver { slack, plus_call: Some(call) } => {
             let (tg, u) = (wall(s)?, wall(BASELINE)?);
@@ -314,9 +290,7 @@ mod tests {
 
     /// The checks of `records` (fixture lines), one a line: target | build | measured | verdict.
     fn judged(text: &str) -> String {
-        let line =
-            |c: Check| format!("{} | {} | {} | {}\n", c.target, c.build, c.measured, c.verdict);
-        judge(&records(text)).into_iter().map(line).collect()
+        judge(&records(text)).into_iter().map(|c| c.join(" | ") + "\n").collect()
     }
 
     #[test]

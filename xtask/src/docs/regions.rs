@@ -1,23 +1,11 @@
-//! The generated regions of the docs and RFCs (`docs/*.md`, `RFCs/*.md`): evaluation tables and
-//! example code, each between a start and an end marker on lines of their own.
-//!
-//! ```text
-//! <!-- eval:NAME:start KIND key=value ... -->
-//! (generated from docs/data/*.json; see tables.rs for the kinds and their arguments)
-//! <!-- eval:NAME:end -->
-//!
-//! <!-- example:FILE:start -->
-//! (a copy of examples/FILE.rs, which tests/docs_examples.rs runs)
-//! <!-- example:FILE:end -->
-//! ```
-//!
-//! `NAME` is unique within its page and says what the table is for (`bind-cost`); it names the
-//! region in staleness reports. Markers inside fenced code blocks are text, not markers (so a
-//! page can show how to write one). `cargo xtask docs` rewrites every region;
-//! `cargo xtask docs --check` and the test below fail when a committed region differs from what
-//! the committed snapshot and examples generate.
+//! The generated regions of the docs and RFCs (`docs/*.md`, `RFCs/*.md`, README.md): evaluation
+//! tables (`<!-- eval:NAME:start KIND key=value ... -->`, see `tables.rs`) and copies of
+//! `examples/NAME.rs` (`<!-- example:NAME:start -->`), each up to its end marker
+//! (`<!-- eval:NAME:end -->`), markers on lines of their own and outside fenced code blocks.
+//! `NAME` is unique within its page and names the region in staleness reports.
 
 use std::fs;
+use std::ops::Range;
 use std::path::Path;
 
 use super::snapshot::Snapshot;
@@ -33,29 +21,16 @@ enum Body {
     /// An evaluation table.
     Table(Spec),
     /// The source of `examples/<name>.rs`.
-    Example,
+    Example(String),
 }
 
-/// One region of a page.
+/// One region of a page: its ID (`eval:NAME`), what fills it and the bytes between the lines of
+/// its markers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Region {
-    /// `eval` or `example`.
-    prefix: &'static str,
-    /// The region's name.
-    name: String,
-    /// What fills it.
+    id: String,
     body: Body,
-    /// Byte offset just after the start marker's line.
-    content_start: usize,
-    /// Byte offset of the end marker's line.
-    content_end: usize,
-}
-
-impl Region {
-    /// `eval:NAME`, as reports name it.
-    fn id(&self) -> String {
-        format!("{}:{}", self.prefix, self.name)
-    }
+    content: Range<usize>,
 }
 
 /// A marker line: prefix, name, and for a start marker what follows `:start`.
@@ -85,17 +60,13 @@ fn marker(line: &str) -> Option<Marker<'_>> {
 
 /// Every region of `page`, in order.
 fn regions(page: &str) -> Result<Vec<Region>, String> {
-    let mut lines = Vec::new();
-    let mut offset = 0;
-    for line in page.split_inclusive('\n') {
-        lines.push((offset, line));
-        offset += line.len();
-    }
+    let lines: Vec<&str> = page.split_inclusive('\n').collect();
+    let offset = |line: &str| line.as_ptr() as usize - page.as_ptr() as usize;
     let mut found: Vec<Region> = Vec::new();
     let mut fence: Option<&str> = None;
     let mut i = 0;
     while i < lines.len() {
-        let (at, line) = lines[i];
+        let line = lines[i];
         let trimmed = line.trim_start();
         i += 1;
         if let Some(open) = fence {
@@ -116,16 +87,15 @@ fn regions(page: &str) -> Result<Vec<Region>, String> {
         let id = format!("{prefix}:{name}");
         let body = match prefix {
             "eval" => Body::Table(Spec::parse(args).map_err(|e| format!("`{id}`: {e}"))?),
-            _ if args.is_empty() => Body::Example,
+            _ if args.is_empty() => Body::Example(name.to_string()),
             _ => return Err(format!("`{id}`: an example marker takes no arguments")),
         };
-        let end = (i..lines.len()).find(|&j| marker(lines[j].1) == Some(Marker::End(prefix, name)));
+        let end = (i..lines.len()).find(|&j| marker(lines[j]) == Some(Marker::End(prefix, name)));
         let end = end.ok_or(format!("`{id}` has no end marker `<!-- {id}:end -->`"))?;
-        if found.iter().any(|r| r.id() == id) {
+        if found.iter().any(|r| r.id == id) {
             return Err(format!("`{id}` appears twice"));
         }
-        let (content_start, content_end) = (at + line.len(), lines[end].0);
-        found.push(Region { prefix, name: name.to_string(), body, content_start, content_end });
+        found.push(Region { id, body, content: offset(line) + line.len()..offset(lines[end]) });
         i = end + 1;
     }
     Ok(found)
@@ -133,16 +103,19 @@ fn regions(page: &str) -> Result<Vec<Region>, String> {
 
 /// The content a region should have.
 fn content(region: &Region, cx: &Context<'_>) -> Result<String, String> {
-    let id = region.id();
-    let Body::Table(spec) = &region.body else {
-        let file = format!("examples/{}.rs", region.name);
-        let source = fs::read_to_string(cx.root.join(&file));
-        let source = source.map_err(|e| format!("`{id}`: cannot read {file}: {e}"))?;
-        let newline = if source.ends_with('\n') { "" } else { "\n" };
-        return Ok(format!(
-            "<!-- Copied by `cargo xtask docs` from {file}, which `cargo test` runs \
-             (tests/docs_examples.rs): edit that file, not this copy. -->\n\n```rust\n{source}{newline}```\n\n"
-        ));
+    let id = &region.id;
+    let spec = match &region.body {
+        Body::Table(spec) => spec,
+        Body::Example(name) => {
+            let file = format!("examples/{name}.rs");
+            let source = fs::read_to_string(cx.root.join(&file));
+            let source = source.map_err(|e| format!("`{id}`: cannot read {file}: {e}"))?;
+            let newline = if source.ends_with('\n') { "" } else { "\n" };
+            return Ok(format!(
+                "<!-- Copied by `cargo xtask docs` from {file}, which `cargo test` runs \
+                 (tests/docs_examples.rs): edit that file, not this copy. -->\n\n```rust\n{source}{newline}```\n\n"
+            ));
+        }
     };
     let blocks = tables::render(spec, cx).map_err(|e| format!("`{id}`: {e}"))?;
     Ok(format!(
@@ -159,20 +132,19 @@ pub fn regenerate(page: &str, cx: &Context<'_>) -> Result<(String, Vec<String>),
     let mut at = 0;
     for region in regions(page)? {
         let new = content(&region, cx)?;
-        if page[region.content_start..region.content_end] != new {
-            changed.push(region.id());
+        if page[region.content.clone()] != new {
+            changed.push(region.id);
         }
-        out.push_str(&page[at..region.content_start]);
+        out.push_str(&page[at..region.content.start]);
         out.push_str(&new);
-        at = region.content_end;
+        at = region.content.end;
     }
     out.push_str(&page[at..]);
     Ok((out, changed))
 }
 
 /// The pages that may hold regions: the root's `*.md`, `docs/*.md` and `RFCs/*.md`, relative to
-/// `root`, sorted. The workspace root's pages (README.md) are named without a directory, so
-/// their relative links need no `../`.
+/// `root` (README.md without a directory, so its links need no `../`), sorted.
 pub fn pages(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for dir in PAGE_DIRS {
@@ -188,40 +160,42 @@ pub fn pages(root: &Path) -> Vec<String> {
     found
 }
 
-/// What regenerating every page against the committed snapshot found.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// `page: region` for every region whose committed content differs.
-    pub stale: Vec<String>,
-    /// Pages whose regions could not be generated, with why.
-    pub errors: Vec<String>,
-    /// How many regions there are in all.
-    pub regions: usize,
-}
-
-/// Regenerates every page under `root`; writes the changed ones unless `check`.
-pub fn update_all(root: &Path, check: bool) -> Result<Outcome, String> {
+/// Regenerates every page under `root` against the committed snapshot and writes the changed
+/// ones, or with `check` fails if any is stale; the lines to print.
+pub fn update_all(root: &Path, check: bool) -> Result<Vec<String>, String> {
     let snapshot = Snapshot::load(root)?;
-    let mut outcome = Outcome::default();
+    let (mut stale, mut errors, mut count) = (Vec::new(), Vec::new(), 0);
     for page in pages(root) {
         let path = root.join(&page);
         let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {page}: {e}"))?;
         let cx = Context { snapshot: &snapshot, root, page: &page };
         match regenerate(&text, &cx) {
+            Err(e) => errors.push(format!("{page}: {e}")),
             Ok((new, changed)) => {
-                outcome.regions += regions(&text).map_or(0, |r| r.len());
-                if changed.is_empty() {
-                    continue;
-                }
-                outcome.stale.extend(changed.iter().map(|id| format!("{page}: `{id}`")));
-                if !check {
+                count += regions(&text).map_or(0, |r| r.len());
+                stale.extend(changed.iter().map(|id| format!("{page}: `{id}`")));
+                if !check && !changed.is_empty() {
                     fs::write(&path, new).map_err(|e| format!("cannot write {page}: {e}"))?;
                 }
             }
-            Err(e) => outcome.errors.push(format!("{page}: {e}")),
         }
     }
-    Ok(outcome)
+    let list = |lines: &[String]| lines.join("\n  ");
+    if !errors.is_empty() {
+        return Err(format!("generated regions that cannot be generated:\n  {}", list(&errors)));
+    }
+    if stale.is_empty() {
+        let what = "generated regions (tables from docs/data/, example copies) are up to date";
+        return Ok(vec![format!("{count} {what}")]);
+    }
+    if check {
+        return Err(format!(
+            "stale generated regions; regenerate them with `cargo xtask docs --tables-only` (or \
+             `cargo xtask docs`):\n  {}",
+            list(&stale)
+        ));
+    }
+    Ok(stale.iter().map(|s| format!("regenerated {s}")).collect())
 }
 
 #[cfg(test)]
@@ -253,8 +227,10 @@ mod tests {
     fn regions_skip_fenced_code_and_refuse_broken_markers() {
         let page = "a\n```md\n<!-- eval:shown:start hazards -->\n```\n<!-- eval:t:start hazards -->\nold\n<!-- eval:t:end -->\nb\n";
         let r = regions(page).unwrap();
-        assert_eq!((r.len(), r[0].name.as_str()), (1, "t"));
-        assert_eq!(&page[r[0].content_start..r[0].content_end], "old\n");
+        assert_eq!(
+            (r.len(), r[0].id.as_str(), &page[r[0].content.clone()]),
+            (1, "eval:t", "old\n")
+        );
         let (start, end) = ("<!-- eval:t:start hazards -->\n", "<!-- eval:t:end -->\n");
         let broken = [
             (start.to_string(), "no end marker"),
@@ -298,11 +274,17 @@ mod tests {
         let (root, page) = (dir.path(), "<!-- eval:h:start hazards -->\n<!-- eval:h:end -->\n");
         fs::create_dir_all(root.join("RFCs")).unwrap();
         fs::write(root.join("RFCs/0001-x.md"), page).unwrap();
-        assert_eq!(update_all(root, true).unwrap().stale, ["RFCs/0001-x.md: `eval:h`"]);
+        let stale = update_all(root, true).unwrap_err();
+        assert!(
+            stale.contains("stale generated regions") && stale.contains("RFCs/0001-x.md: `eval:h`")
+        );
         assert_eq!(fs::read_to_string(root.join("RFCs/0001-x.md")).unwrap(), page);
-        update_all(root, false).unwrap();
+        assert_eq!(update_all(root, false).unwrap(), ["regenerated RFCs/0001-x.md: `eval:h`"]);
         let after = update_all(root, true).unwrap();
-        assert!(after.stale.is_empty() && after.errors.is_empty() && after.regions == 1);
+        assert_eq!(
+            after,
+            ["1 generated regions (tables from docs/data/, example copies) are up to date"]
+        );
     }
 
     /// The committed pages match what the committed snapshot and examples generate: a table or
@@ -310,18 +292,6 @@ mod tests {
     /// `cargo xtask test` and CI), with no interpreter needed.
     #[test]
     fn committed_pages_match_the_committed_snapshot() {
-        let root = crate::paths::workspace_root();
-        let outcome = update_all(&root, true).expect("the snapshot in docs/data/ must load");
-        let errors = outcome.errors.join("\n  ");
-        assert!(
-            outcome.errors.is_empty(),
-            "generated regions that cannot be generated:\n  {errors}"
-        );
-        let stale = outcome.stale.join("\n  ");
-        assert!(
-            outcome.stale.is_empty(),
-            "stale generated regions (regenerate them with `cargo xtask docs --tables-only`, \
-             or `cargo xtask docs`):\n  {stale}"
-        );
+        update_all(&crate::paths::workspace_root(), true).unwrap_or_else(|e| panic!("{e}"));
     }
 }

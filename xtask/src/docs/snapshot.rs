@@ -1,19 +1,7 @@
-//! The committed snapshot of results that the docs and RFCs cite: `docs/data/*.json`.
-//!
-//! CI does not run the benches, so the pages cannot cite `target/`. `cargo xtask docs --refresh`
-//! copies the latest results files into `docs/data/`, one [`ResultFile`] per source, every record
-//! with its environment intact:
-//! - `bench.json` from `target/interpsafe/report/results.json` (written by `cargo xtask bench`:
-//!   bench figures, instruction counts, scaling figures, handle sizes), without its hazard
-//!   records, which come from their own files below. Its producer names the
-//!   exact command, `cargo xtask bench --quick` for a quick run (read from the report's header,
-//!   `report.md`, when the results file does not say);
-//! - `hazards-<build>.json` from `target/interpsafe/hazards/<build>.json` (the hazard suite),
-//!   copied byte for byte.
-//!
-//! A source with no newer file under `target/` keeps its snapshot file; every table names the
-//! files it was generated from, so a mixed snapshot is visible. The tables are generated from
-//! this directory only (see `tables.rs`).
+//! The committed snapshot of results that the docs and RFCs cite, `docs/data/*.json` (CI does
+//! not run the benches, so the pages cannot cite `target/`): one [`ResultFile`] per source, every
+//! record with its environment, refreshed by [`refresh`]. Every table names the files it was
+//! generated from, so a mixed snapshot is visible.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,13 +26,6 @@ pub struct Source {
     pub file: String,
     /// Its contents.
     pub result: ResultFile,
-}
-
-impl Source {
-    /// Whether it comes from a quick (`--quick`) bench run.
-    pub fn is_quick(&self) -> bool {
-        is_quick(&self.result.producer)
-    }
 }
 
 /// Whether a producer string records a `--quick` run.
@@ -112,9 +93,10 @@ pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
     file
 }
 
-/// Copies the latest results under `root/target/interpsafe/` (where `cargo xtask bench` and
-/// `cargo xtask hazards` leave them) into `root/docs/data/`, returning one line per file
-/// (copied, or kept because nothing newer exists).
+/// Copies the latest results under `root/target/interpsafe/` into `root/docs/data/`, returning
+/// one line per file (copied, or kept because nothing newer exists): `bench.json` from the
+/// report's `results.json` as [`bench_snapshot`] makes it (quick if the report's header says
+/// so), and `hazards-<build>.json` from the hazard suite's `hazards/<build>.json`, byte for byte.
 pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
     let (from, to) = (root.join("target/interpsafe"), root.join(DATA_DIR));
     fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, &e))?;
@@ -140,10 +122,8 @@ pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
     for path in json_files(&hazards).unwrap_or_default() {
         // Refuse anything that is not a results file of this schema before committing it.
         let n = read(&path)?.records.len();
-        let name = format!(
-            "hazards-{}.json",
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown")
-        );
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown");
+        let name = format!("hazards-{name}.json");
         fs::copy(&path, to.join(&name)).map_err(|e| Error::io("copy", &path, &e))?;
         lines.push(format!("{DATA_DIR}/{name}: {n} records from {}", shown(&path)));
         copied.push(name);
@@ -161,8 +141,8 @@ pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
 pub(crate) mod tests {
     use super::*;
     use crate::testdir::TestDir;
-    use interpsafe_results::{BenchFigure, Environment, HandleSize, HazardVerdict};
-    use interpsafe_results::{InterpreterBuild, Interval, Machine, Verdict};
+    use interpsafe_results::{BenchFigure, CompileCase, Environment, HandleSize, HazardVerdict};
+    use interpsafe_results::{InterpreterBuild, Interval, Machine, SendSyncCell, Verdict};
 
     /// The environment of a test record: a build named `NAME-VARIANT` has that variant, one
     /// ending in `t` is free-threaded.
@@ -195,7 +175,9 @@ pub(crate) mod tests {
     /// - `BUILD|in|OPERATION|STRATEGY|INTERPRETERS|INSTRUCTIONS`: an instruction count;
     /// - `BUILD|sc|SCENARIO|STRATEGY|THREADS|RATIO`: a scaling figure;
     /// - `BUILD|size|STRATEGY|TYPE|SIZE|OPTION SIZE`: a handle size;
-    /// - `BUILD|hz|CASE|STRATEGY|SETTING|OBSERVED|EXPECTED[|THREAT]`: a hazard verdict.
+    /// - `BUILD|hz|CASE|STRATEGY|SETTING|OBSERVED|EXPECTED[|THREAT]`: a hazard verdict;
+    /// - `BUILD|ss|TYPE|RULES|TRAITS`: a Send/Sync cell, `TRAITS` naming `send`, `sync` and
+    ///   `hazard` where true (with one compile-fail case, `ui/a.rs`).
     pub(crate) fn records(text: &str) -> Vec<ResultRecord> {
         let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
         lines.map(|line| record(&line.split('|').collect::<Vec<_>>())).collect()
@@ -215,11 +197,9 @@ pub(crate) mod tests {
                 ns_interval,
             })
         };
+        let spread = || (f.len() > 6).then(|| Interval { low: num(6), high: num(7) });
         let data = match f[1] {
-            "ns" => {
-                let spread = (f.len() > 6).then(|| Interval { low: num(6), high: num(7) });
-                bench(1, Some(num(5)), None, None, spread)
-            }
+            "ns" => bench(1, Some(num(5)), None, None, spread()),
             "in" => bench(1, None, Some(num(5)), None, None),
             "sc" => bench(num(4) as u32, Some(1.0), None, Some(num(5)), None),
             "size" => RecordData::HandleSize(HandleSize {
@@ -227,6 +207,16 @@ pub(crate) mod tests {
                 type_name: f[3].into(),
                 size: num(4) as usize,
                 option_size: num(5) as usize,
+            }),
+            "ss" => RecordData::SendSync(SendSyncCell {
+                type_name: f[2].into(),
+                stands_for: "a | thing".into(),
+                rules: f[3].into(),
+                send: f[4].contains("send"),
+                sync: f[4].contains("sync"),
+                hazard: f[4].contains("hazard"),
+                cases: vec![CompileCase { path: "ui/a.rs".into(), must_compile: false }],
+                note: "why".into(),
             }),
             _ => RecordData::Hazard(HazardVerdict {
                 hazard: f[2].into(),
@@ -249,13 +239,6 @@ pub(crate) mod tests {
         Snapshot { sources: files.iter().map(source).collect() }
     }
 
-    #[test]
-    fn quick_runs_are_recognised_by_their_command_line() {
-        assert!(is_quick("cargo xtask bench --quick"));
-        assert!(!is_quick("cargo xtask bench"));
-        assert!(!is_quick("cargo xtask bench --quickly"));
-    }
-
     const BENCH: &str = "3.13|ns|bind|unchecked|1|1.0";
     const HAZARD: &str = "3.13|hz|H1|tagged|own-gil|e:bind: x|e:bind: x";
 
@@ -267,6 +250,7 @@ pub(crate) mod tests {
         assert_eq!(bench_snapshot(file, false).producer, "cargo xtask bench");
         let already = ResultFile::new("cargo xtask bench --quick", vec![]);
         assert_eq!(bench_snapshot(already, true).producer, "cargo xtask bench --quick");
+        assert!(!is_quick("cargo xtask bench --quickly"));
     }
 
     #[test]
@@ -296,7 +280,7 @@ pub(crate) mod tests {
         let files: Vec<&str> = snap.sources.iter().map(|s| s.file.as_str()).collect();
         let data = ["bench.json", "hazards-3.13-asan.json", "hazards-3.13.json"];
         assert_eq!(files, data.map(|f| format!("{DATA_DIR}/{f}")));
-        assert!(snap.sources[0].is_quick());
+        assert!(is_quick(&snap.sources[0].result.producer));
         assert_eq!(snap.sources[0].result.records, records(BENCH));
         assert_eq!(snap.records().count(), 2);
         // The hazard file is a byte-for-byte copy.

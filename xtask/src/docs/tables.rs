@@ -1,37 +1,19 @@
 //! The evaluation tables of the docs and RFCs, rendered from the snapshot (`docs/data/*.json`)
-//! and nothing else.
-//!
-//! A page asks for a table with a start marker naming the region, the kind of table and its
-//! arguments (see `regions.rs` for the marker syntax):
-//!
-//! | kind | records | arguments (all optional, comma-separated lists) |
-//! |---|---|---|
-//! | `hazards` | hazard verdicts | `strategies`, `cases` (`H2` matches `H2`, `H2.kept`, ...), `builds` |
-//! | `hazard-matrix` | hazard verdicts | `strategies`, `cases`, `builds` |
-//! | `bench` | bench figures | `operations`, `strategies`, `interpreters`, `builds`, `metric` (`ns` or `instructions`), `baseline` (a strategy, or `none`) |
-//! | `scaling` | bench figures with a scaling ratio | `operations`, `strategies`, `builds` |
-//! | `handle-size` | handle sizes | `strategies`, `builds` |
-//! | `targets` | bench figures, judged by the report's own target checks | `strategies`, `builds` |
-//! | `send-sync` | Send/Sync cells (`docs/data/send-sync.json`): matrix and details | `types` |
-//! | `send-sync-matrix` | Send/Sync cells: the matrix only | `types` |
-//!
-//! Every table ends with its provenance: the snapshot files, the producer's command (and whether
-//! it was a `--quick` run), the interpreter builds with their exact versions, the PyO3 version
-//! and the machine. A figure the snapshot lacks is printed as "not measured"; a table with no
-//! figures at all says so in one line, naming the command that would produce them.
+//! and nothing else. The kinds (`KINDS`), their arguments and what every table says about itself
+//! (its provenance, "not measured") are described in `docs/generated-tables.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::fmt::Display;
 use std::path::Path;
 
 use interpsafe_results::{
-    build_rank, hazard_number, strategy_rank, HazardVerdict, InterpreterBuild, Machine, RecordData,
-    ResultRecord, SendSyncCell, Verdict, BASELINE, REFERENCE,
+    build_rank, hazard_number, strategy_rank, HazardVerdict, InterpreterBuild, Interval, Machine,
+    RecordData, ResultRecord, SendSyncCell, Verdict, VerdictKind, BASELINE, REFERENCE,
 };
 
-use super::snapshot::{Snapshot, SEND_SYNC};
+use super::snapshot::{is_quick, Snapshot, SEND_SYNC};
 use crate::render::{Block, Table};
-use crate::targets::{Figures, Key, Metric};
+use crate::targets::{figure, Figure, Figures, Key, Metric};
 
 /// Which threads can reach one object at once: the Send/Sync model's rule sets, in column
 /// order: name, column heading, whether its build needs a free-threaded interpreter, and the
@@ -42,12 +24,12 @@ pub const RULE_SETS: [(&str, &str, bool, &[&str]); 3] = [
     ("own-gil", "own-GIL subinterpreters", false, &["own-gil-rules"]),
 ];
 
-/// A table request: its kind and arguments, as written in the start marker.
+/// A table request: its kind and `key=value` arguments, as written in the start marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     /// The table kind (`hazards`, `bench`, ...).
     pub kind: String,
-    /// `key=value` arguments.
+    /// The arguments.
     pub args: BTreeMap<String, String>,
 }
 
@@ -69,10 +51,8 @@ impl Spec {
 
     /// A comma-separated list argument.
     fn list(&self, key: &str) -> Option<Vec<String>> {
-        let items = |v: &str| {
-            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-        };
-        self.args.get(key).map(|v| items(v))
+        let items = self.args.get(key)?.split(',').map(str::trim).filter(|s| !s.is_empty());
+        Some(items.map(String::from).collect())
     }
 }
 
@@ -122,15 +102,14 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         if kind.starts_with("send-sync") { &[] } else { &["strategies", "builds"] };
     let takes = || common.iter().chain(allowed.iter());
     if let Some(k) = spec.args.keys().find(|k| !takes().any(|a| a == k)) {
-        let takes: Vec<&str> = takes().copied().collect();
-        let takes = takes.join(", ");
+        let takes = join(takes(), ", ");
         return Err(format!("`{kind}` tables take no argument `{k}` (they take: {takes})"));
     }
     f(spec, cx)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared pieces: selection, ordering, provenance, number formats.
+// Shared pieces: selection, ordering, provenance, formats.
 
 /// Whether `list` (absent: everything) admits `name`.
 fn admits(list: &Option<Vec<String>>, name: &str) -> bool {
@@ -177,20 +156,31 @@ fn builds_of<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<&'a
     builds
 }
 
-/// The strategies of `present`, restricted to and ordered by the `strategies` argument if given,
-/// else in the toolkit's order.
-fn columns<'a>(spec: &Spec, present: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    spec.list("strategies").unwrap_or_else(|| {
-        let mut all: Vec<String> = distinct(present.into_iter().map(String::from));
-        all.sort_by_key(|s| strategy_rank(s));
-        all
-    })
+/// The distinct strategies of `present`, in the toolkit's order.
+fn ranked<'a>(present: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut all = distinct(present.into_iter().map(String::from));
+    all.sort_by_key(|s| strategy_rank(s));
+    all
 }
 
-/// A header row: `fixed` headings, then a code-formatted heading per strategy.
-fn head(fixed: &[&str], strategies: &[String]) -> Table {
-    let quoted = strategies.iter().map(|s| format!("`{s}`"));
-    Table::new(fixed.iter().map(|h| h.to_string()).chain(quoted))
+/// The strategy columns: the `strategies` argument if given, else those of `present`.
+fn columns<'a>(spec: &Spec, present: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    spec.list("strategies").unwrap_or_else(|| ranked(present))
+}
+
+/// Text in code format.
+fn code(text: impl Display) -> String {
+    format!("`{text}`")
+}
+
+/// The items joined by `sep`.
+fn join(items: impl IntoIterator<Item = impl Display>, sep: &str) -> String {
+    items.into_iter().map(|i| i.to_string()).collect::<Vec<_>>().join(sep)
+}
+
+/// A header row: `fixed` headings, then `more`.
+fn head(fixed: &[&str], more: impl IntoIterator<Item = String>) -> Table {
+    Table::new(fixed.iter().map(|h| h.to_string()).chain(more))
 }
 
 /// How a build is described: `3.13t`: CPython 3.13.15, free-threaded.
@@ -208,14 +198,10 @@ fn describe_build(b: &InterpreterBuild) -> String {
 
 /// How a machine is described.
 fn describe_machine(m: &Machine) -> String {
-    let mut s = format!("{} {}, {} logical CPUs", m.os, m.arch, m.cpus);
-    if let Some(model) = &m.cpu_model {
-        let _ = write!(s, " ({model})");
-    }
-    if let Some(t) = m.threads_per_core {
-        let _ = write!(s, ", {t} thread(s) per core");
-    }
-    s
+    let model = m.cpu_model.as_ref().map_or(String::new(), |c| format!(" ({c})"));
+    let per_core =
+        m.threads_per_core.map_or(String::new(), |t| format!(", {t} thread(s) per core"));
+    format!("{} {}, {} logical CPUs{model}{per_core}", m.os, m.arch, m.cpus)
 }
 
 /// The provenance paragraph of a table generated from `used`: the snapshot files by producer,
@@ -224,28 +210,22 @@ fn provenance<'a>(cx: &Context<'a>, used: impl IntoIterator<Item = &'a ResultRec
     let used: Vec<&ResultRecord> = used.into_iter().collect();
     let file = |r: &&ResultRecord| {
         let s = cx.snapshot.source_of(r);
-        (s.result.producer.as_str(), s.is_quick(), s.file.as_str())
+        (s.result.producer.as_str(), s.file.as_str())
     };
     let sources = distinct(used.iter().map(file));
-    let files: Vec<String> = distinct(sources.iter().map(|s| (s.0, s.1)))
-        .into_iter()
-        .map(|(producer, quick)| {
-            let of = sources.iter().filter(|s| s.0 == producer);
-            let list: Vec<String> = of.map(|s| format!("`{}`", s.2)).collect();
-            let quick = match quick {
-                true => ": **a quick run, smoke numbers to develop with, not to cite**",
-                false => "",
-            };
-            format!("{} (written by `{producer}`{quick})", list.join(", "))
-        })
-        .collect();
-    let builds: Vec<String> =
-        builds_of(used.iter().copied()).into_iter().map(describe_build).collect();
-    let pyo3 = distinct(used.iter().map(|r| r.environment.pyo3_version.as_str()));
+    let files = distinct(sources.iter().map(|s| s.0)).into_iter().map(|producer| {
+        let list = join(sources.iter().filter(|s| s.0 == producer).map(|s| code(s.1)), ", ");
+        let quick = match is_quick(producer) {
+            true => ": **a quick run, smoke numbers to develop with, not to cite**",
+            false => "",
+        };
+        format!("{list} (written by `{producer}`{quick})")
+    });
+    let builds = join(builds_of(used.iter().copied()).into_iter().map(describe_build), "; ");
+    let pyo3 = join(distinct(used.iter().map(|r| r.environment.pyo3_version.as_str())), ", ");
     let machines = distinct(used.iter().map(|r| &r.environment.machine));
-    let machines: Vec<String> = machines.into_iter().map(describe_machine).collect();
-    let (files, builds, pyo3, machines) =
-        (files.join("; "), builds.join("; "), pyo3.join(", "), machines.join("; "));
+    let (files, machines) =
+        (join(files, "; "), join(machines.into_iter().map(describe_machine), "; "));
     Block::Text(format!("Source: {files}. Builds: {builds}. PyO3 {pyo3}. Machine: {machines}."))
 }
 
@@ -257,33 +237,32 @@ fn not_measured(what: &str, how: &str) -> Result<Vec<Block>, String> {
     ))])
 }
 
-/// Groups digits in threes: 1234567 -> 1,234,567.
-fn grouped(whole: u64) -> String {
-    let digits = whole.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+/// A table's blocks: `quick` if any of `used` comes from a quick run, the table, its note and
+/// its provenance.
+fn blocks<'a>(
+    cx: &Context<'a>,
+    used: Vec<&'a ResultRecord>,
+    quick: Option<&str>,
+    table: Table,
+    note: String,
+) -> Result<Vec<Block>, String> {
+    let quick =
+        quick.filter(|_| used.iter().any(|r| is_quick(&cx.snapshot.source_of(r).result.producer)));
+    let quick = quick.map(|q| Block::Text(q.to_string()));
+    let rest = [Block::Table(table), Block::Text(note), provenance(cx, used)];
+    Ok(quick.into_iter().chain(rest).collect())
 }
 
-/// A figure with precision suited to its size.
-fn figure(v: f64) -> String {
-    match v {
-        v if v >= 1000.0 => grouped(v.round() as u64),
-        v if v >= 100.0 => format!("{v:.0}"),
-        v if v >= 10.0 => format!("{v:.1}"),
-        v => format!("{v:.2}"),
-    }
+/// A figure with its spread where recorded: `5.00 [4.50–5.50]`.
+fn with_spread(value: f64, spread: Option<Interval>) -> String {
+    let range = |i: Interval| format!(" [{}–{}]", figure(i.low), figure(i.high));
+    figure(value) + &spread.map_or(String::new(), range)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Hazard verdicts.
 
-/// One hazard verdict as the tables use it.
+/// One hazard verdict as the tables use it, with its setting (`-`: none).
 #[derive(Debug, Clone, Copy)]
 struct Instance<'a> {
     r: &'a ResultRecord,
@@ -326,24 +305,13 @@ fn slug(text: &str) -> Option<&str> {
 
 /// What the suite saw of an undetected misuse, in a few words, most telling first.
 fn seen(how: &str) -> Vec<&'static str> {
-    const WORDS: &[(&str, &str)] = &[
-        ("asan", "ASan report"),
-        ("crash", "crash"),
-        ("stderr", "error on stderr"),
-        ("hang", "hang"),
-        ("panic", "panic"),
-        ("wrong-interpreter", "ran in the wrong interpreter"),
-        ("wrong-object", "wrong object"),
-        ("wrong-result", "wrong result"),
-        ("lost-updates", "lost updates"),
-        ("use-failed", "use failed"),
-        ("refcount", "refcount"),
-        ("pool", "decref pool out of balance"),
-        ("leak", "leak"),
-    ];
+    const WORDS: &str = "asan:ASan report,crash:crash,stderr:error on stderr,hang:hang,\
+        panic:panic,wrong-interpreter:ran in the wrong interpreter,wrong-object:wrong object,\
+        wrong-result:wrong result,lost-updates:lost updates,use-failed:use failed,\
+        refcount:refcount,pool:decref pool out of balance,leak:leak";
     let slugs: Vec<&str> = how.split("; ").filter_map(slug).collect();
-    let mut words: Vec<&str> =
-        WORDS.iter().filter(|(k, _)| slugs.contains(k)).map(|w| w.1).collect();
+    let words = WORDS.split(',').filter_map(|w| w.split_once(':'));
+    let mut words: Vec<&str> = words.filter(|(k, _)| slugs.contains(k)).map(|w| w.1).collect();
     if how.contains("gettotalrefcount() rose") {
         words.push("references leaked");
     }
@@ -367,10 +335,8 @@ fn label(observed: &Verdict, expected: &Verdict, up: &str) -> String {
         }
         Verdict::Undetected { how } => format!("**undetected**: {}", seen(how).join(", ")),
         Verdict::NotApplicable { why } => {
-            let declared = match expected {
-                Verdict::NotApplicable { why } => slug(why),
-                _ => None,
-            };
+            let declared =
+                slug(expected.text()).filter(|_| expected.kind() == VerdictKind::NotApplicable);
             slug(why).or(declared).map_or("n/a".to_string(), |s| format!("n/a ({s})"))
         }
     };
@@ -389,46 +355,37 @@ fn summarise(items: &[&Instance<'_>], up: &str) -> String {
     let labels: Vec<String> =
         items.iter().map(|i| label(&i.h.observed, &i.h.expected, up)).collect();
     let groups = distinct(labels.iter());
-    match groups.len() {
-        0 => return "not measured".to_string(),
-        1 => return labels[0].clone(),
-        _ => {}
+    if groups.len() < 2 {
+        return groups.first().map_or("not measured".to_string(), |l| l.to_string());
     }
     let all_undetected = groups.iter().all(|l| l.starts_with(UNDETECTED));
     let builds = builds_of(items.iter().map(|i| i.r));
-    let parts: Vec<String> = groups
-        .iter()
-        .map(|&l| {
-            let places: Vec<String> = builds
-                .iter()
-                .filter_map(|&b| {
-                    let on_b = items.iter().zip(&labels).filter(|(i, _)| i.build() == b);
-                    let all = on_b.clone().count();
-                    let here: Vec<&str> = on_b.filter(|x| x.1 == l).map(|x| x.0.setting).collect();
-                    match here.len() {
-                        0 => None,
-                        n if n == all => Some(format!("`{}`", b.name)),
-                        _ => Some(format!("`{}` ({})", b.name, here.join(", "))),
-                    }
-                })
-                .collect();
-            let l = if all_undetected { &l[UNDETECTED.len()..] } else { l };
-            format!("{l} on {}", places.join(", "))
-        })
-        .collect();
+    let parts = groups.iter().map(|&l| {
+        let places = builds.iter().filter_map(|&b| {
+            let on_b: Vec<_> = items.iter().zip(&labels).filter(|(i, _)| i.build() == b).collect();
+            let here: Vec<&str> = on_b.iter().filter(|x| x.1 == l).map(|x| x.0.setting).collect();
+            match here.len() {
+                0 => None,
+                n if n == on_b.len() => Some(code(&b.name)),
+                _ => Some(format!("`{}` ({})", b.name, here.join(", "))),
+            }
+        });
+        let l = if all_undetected { &l[UNDETECTED.len()..] } else { l };
+        format!("{l} on {}", join(places, ", "))
+    });
     let prefix = if all_undetected { UNDETECTED } else { "" };
-    format!("{prefix}{}", parts.join("; "))
+    format!("{prefix}{}", join(parts, "; "))
 }
 
 /// The legend under every hazard table.
-fn hazard_legend(up: &str, per_setting: bool) -> Block {
+fn hazard_legend(up: &str, per_setting: bool) -> String {
     let scope = if per_setting {
         "Cells: what the hazard suite observed for that case, setting and strategy on that build."
     } else {
         "Cells: what the hazard suite observed for that case and strategy on every build and \
          setting in the snapshot; where they differ, each verdict says where it was seen."
     };
-    Block::Text(format!(
+    format!(
         "{scope} `error at op`: a clear runtime error from operation `op`, and the process \
          survives; **undetected**: not caught, with what the suite saw instead (the suite observes \
          the wrong interpreter directly through probe objects, since a crash may or may not \
@@ -436,7 +393,7 @@ fn hazard_legend(up: &str, per_setting: bool) -> Block {
          compile, shown by the linked compile-fail case. **≠ declared** marks a cell where the \
          strategy declared another kind of verdict: the suite fails on it, so the snapshot comes \
          from a failing run there. Cases and settings: [the hazard catalogue]({up}docs/hazards.md)."
-    ))
+    )
 }
 
 /// The rows of a hazard table over `items`: per case (and per setting if `per_setting`), one
@@ -448,7 +405,7 @@ fn hazard_rows(
     up: &str,
 ) -> Table {
     let fixed: &[&str] = if per_setting { &["case", "setting"] } else { &["case"] };
-    let mut table = head(fixed, strategies);
+    let mut table = head(fixed, strategies.iter().map(code));
     for case in case_order(items) {
         let of_case: Vec<&Instance<'_>> = items.iter().filter(|i| i.h.hazard == case).collect();
         let settings = match per_setting {
@@ -456,16 +413,14 @@ fn hazard_rows(
             false => vec![None],
         };
         for setting in settings {
-            let mut cells = vec![format!("`{case}`")];
-            cells.extend(setting.map(str::to_string));
-            for s in strategies {
+            let cell = |s: &String| {
                 let here = |i: &&&Instance<'_>| {
                     i.h.strategy == *s && setting.is_none_or(|x| x == i.setting)
                 };
-                let cell: Vec<&Instance<'_>> = of_case.iter().filter(here).copied().collect();
-                cells.push(summarise(&cell, up));
-            }
-            table.push(cells);
+                summarise(&of_case.iter().filter(here).copied().collect::<Vec<_>>(), up)
+            };
+            let lead = [code(case)].into_iter().chain(setting.map(str::to_string));
+            table.push(lead.chain(strategies.iter().map(cell)));
         }
     }
     table
@@ -479,8 +434,7 @@ fn hazards(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     }
     let strategies = columns(spec, items.iter().map(|i| i.h.strategy.as_str()));
     let table = hazard_rows(&items, &strategies, false, &cx.up());
-    let used = provenance(cx, items.iter().map(|i| i.r));
-    Ok(vec![Block::Table(table), hazard_legend(&cx.up(), false), used])
+    blocks(cx, items.iter().map(|i| i.r).collect(), None, table, hazard_legend(&cx.up(), false))
 }
 
 /// `hazard-matrix`: per build, cases and settings by strategies.
@@ -497,7 +451,7 @@ fn hazard_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         let used = provenance(cx, mine.iter().map(|i| i.r));
         out.extend([Block::Heading(4, describe_build(b)), Block::Table(table), used]);
     }
-    out.push(hazard_legend(&cx.up(), true));
+    out.push(Block::Text(hazard_legend(&cx.up(), true)));
     Ok(out)
 }
 
@@ -513,58 +467,47 @@ fn guarantees(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         return not_measured("hazard verdicts with threat-model rows", "cargo xtask hazards");
     }
     let strategies = columns(spec, items.iter().map(|i| i.h.strategy.as_str()));
-    let mut table = head(&["a caller can", "cases"], &strategies);
+    let mut table = head(&["a caller can", "cases"], strategies.iter().map(code));
     for threat in distinct(items.iter().map(|i| i.h.threat.as_deref())) {
         let of_threat: Vec<Instance<'_>> =
             items.iter().filter(|i| i.h.threat.as_deref() == threat).copied().collect();
-        let cases: Vec<String> = case_order(&of_threat).iter().map(|c| format!("`{c}`")).collect();
-        let mut cells = vec![threat.unwrap_or_default().to_string(), cases.join(" ")];
-        for s in &strategies {
+        let cases = join(case_order(&of_threat).into_iter().map(code), " ");
+        let cell = |s: &String| {
             let mine: Vec<&Verdict> =
                 of_threat.iter().filter(|i| i.h.strategy == *s).map(|i| &i.h.expected).collect();
-            let open = of_threat.iter().filter(|i| {
-                i.h.strategy == *s && matches!(i.h.expected, Verdict::Undetected { .. })
-            });
+            let open = of_threat
+                .iter()
+                .filter(|i| i.h.strategy == *s && i.h.expected.kind() == VerdictKind::Undetected);
             let mut open: Vec<&str> = open.map(|i| i.h.hazard.as_str()).collect();
             open.sort_by_key(|c| (hazard_number(c), c.to_string()));
             open.dedup();
-            let count = |f: fn(&Verdict) -> bool| mine.iter().filter(|v| f(v)).count();
             let how = [
-                (count(|v| matches!(v, Verdict::RuntimeError { .. })), "refused"),
-                (count(|v| matches!(v, Verdict::CompileError { .. })), "do not compile"),
-                (count(|v| matches!(v, Verdict::NotApplicable { .. })), "cannot arise"),
+                (VerdictKind::RuntimeError, "refused"),
+                (VerdictKind::CompileError, "do not compile"),
+                (VerdictKind::NotApplicable, "cannot arise"),
             ];
-            let how: Vec<String> =
-                how.iter().filter(|h| h.0 > 0).map(|(n, w)| format!("{n} {w}")).collect();
-            let ids: Vec<String> = open.iter().map(|c| format!("`{c}`")).collect();
-            cells.push(match (mine.is_empty(), open.is_empty()) {
+            let how = how.map(|(k, w)| (mine.iter().filter(|v| v.kind() == k).count(), w));
+            let how = how.iter().filter(|h| h.0 > 0).map(|(n, w)| format!("{n} {w}"));
+            match (mine.is_empty(), open.is_empty()) {
                 (true, _) => "not run".to_string(),
-                (false, true) => format!("**holds** ({})", how.join(", ")),
-                (false, false) => format!("not guaranteed: {}", ids.join(" ")),
-            });
-        }
-        table.push(cells);
+                (false, true) => format!("**holds** ({})", join(how, ", ")),
+                (false, false) => format!("not guaranteed: {}", join(open.iter().map(code), " ")),
+            }
+        };
+        let lead = [threat.unwrap_or_default().to_string(), cases];
+        table.push(lead.into_iter().chain(strategies.iter().map(cell)));
     }
-    let names: Vec<String> =
-        builds_of(items.iter().map(|i| i.r)).iter().map(|b| format!("`{}`", b.name)).collect();
+    let names = join(builds_of(items.iter().map(|i| i.r)).iter().map(|b| code(&b.name)), ", ");
     let note = format!(
         "Each cell counts the declared verdicts of the row's cells (case × setting × build, on \
-         {}); the hazard suite ran every one and failed on any difference. \"not \
-         guaranteed\" names the cases the strategy declares undetected.",
-        names.join(", ")
+         {names}); the hazard suite ran every one and failed on any difference. \"not \
+         guaranteed\" names the cases the strategy declares undetected."
     );
-    let used = provenance(cx, items.iter().map(|i| i.r));
-    Ok(vec![Block::Table(table), Block::Text(note), used])
+    blocks(cx, items.iter().map(|i| i.r).collect(), None, table, note)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Bench figures.
-
-/// The paragraph that opens a table of quick-run figures.
-fn quick_note(cx: &Context<'_>, used: &[&ResultRecord], text: &str) -> Option<Block> {
-    let quick = used.iter().any(|r| cx.snapshot.source_of(r).is_quick());
-    quick.then(|| Block::Text(text.to_string()))
-}
 
 /// `bench`: operations by strategies, per build and interpreter count, with ratios to a
 /// baseline strategy.
@@ -601,57 +544,40 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let columns = columns(spec, figs.iter().map(|(k, _)| k.4.as_str()));
     figs.sort_by_key(|(_, f)| f.seq);
     let ops = operations.unwrap_or_else(|| distinct(figs.iter().map(|(k, _)| k.3.clone())));
-    let mut table = head(&["build", "interpreters", "operation"], &columns);
+    let mut table = head(&["build", "interpreters", "operation"], columns.iter().map(code));
     for b in builds_of(used.iter().copied()) {
         let counts: BTreeSet<u32> =
             figs.iter().filter(|(k, _)| k.1 == b.name).map(|(k, _)| k.2).collect();
         for (n, op) in counts.iter().flat_map(|n| ops.iter().map(move |op| (*n, op))) {
-            let get =
-                |s: &str| figures.0.get(&(metric, b.name.clone(), n, op.clone(), s.to_string()));
+            let get = |s: &str| figures.figure(metric, &b.name, n, op, s);
             let base = get(baseline).map(|f| f.value).filter(|v| *v > 0.0 && baseline != "none");
-            let mut cells = vec![format!("`{}`", b.name), n.to_string(), format!("`{op}`")];
-            for s in &columns {
-                cells.push(match get(s) {
-                    None => "not measured".to_string(),
-                    Some(f) => {
-                        // The spread, where recorded (criterion's confidence interval).
-                        let spread = f.spread.map_or(String::new(), |i| {
-                            format!(" [{}–{}]", figure(i.low), figure(i.high))
-                        });
-                        match base.filter(|_| s != baseline) {
-                            Some(base) => {
-                                format!("{}{spread} (×{:.2})", figure(f.value), f.value / base)
-                            }
-                            None => figure(f.value) + &spread,
-                        }
-                    }
-                });
-            }
-            table.push(cells);
+            let cell = |s: &String| match (get(s), base.filter(|_| s != baseline)) {
+                (None, _) => "not measured".to_string(),
+                (Some(f), None) => with_spread(f.value, f.spread),
+                (Some(f), Some(base)) => {
+                    format!("{} (×{:.2})", with_spread(f.value, f.spread), f.value / base)
+                }
+            };
+            let lead = [code(&b.name), n.to_string(), code(op)];
+            table.push(lead.into_iter().chain(columns.iter().map(cell)));
         }
     }
     let ratio = match baseline {
         "none" => String::new(),
         _ => format!(" (×r): the ratio to `{baseline}` on the same row."),
     };
-    let spread = match figs.iter().any(|(_, f)| f.spread.is_some()) {
-        true => " [a–b]: criterion's 95% confidence interval.",
-        false => "",
-    };
+    let spread = figs.iter().any(|(_, f)| f.spread.is_some());
+    let spread = if spread { " [a–b]: criterion's 95% confidence interval." } else { "" };
     let note = format!(
         "Cells: {unit}.{ratio}{spread} interpreters: 1 = only the main interpreter has ever entered toolkit \
          code (the tagged strategy's fast path is on); 2 = an own-GIL subinterpreter is alive as \
          well (the fast path is off); the operation runs in main either way. not measured: the \
          snapshot has no such figure."
     );
-    let quick =
-        "**Quick run**: these figures come from `cargo xtask bench --quick` (short warm-up and \
-                 measurement). They show the shape of the costs and are not figures to cite.";
-    let quick = quick_note(cx, &used, quick);
-    Ok(quick
-        .into_iter()
-        .chain([Block::Table(table), Block::Text(note), provenance(cx, used)])
-        .collect())
+    let quick = "**Quick run**: these figures come from `cargo xtask bench --quick` (short \
+                 warm-up and measurement). They show the shape of the costs and are not figures \
+                 to cite.";
+    blocks(cx, used, Some(quick), table, note)
 }
 
 /// `scaling`: throughput with N threads (or interpreters) over throughput with one.
@@ -660,47 +586,31 @@ fn scaling(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let figures = Figures::new(selected(spec, cx));
     let figs =
         figures.0.iter().filter(|(k, _)| k.0 == Metric::Scaling && admits(&operations, &k.3));
-    let figs: BTreeMap<_, _> = figs
-        .map(|(k, f)| {
-            (
-                (
-                    build_rank(&f.record.environment.interpreter),
-                    k.3.as_str(),
-                    strategy_rank(&k.4),
-                    k.2,
-                ),
-                f,
-            )
-        })
-        .collect();
+    let mut figs: Vec<(&Key, &Figure)> = figs.collect();
     if figs.is_empty() {
         return not_measured("thread-scaling figures", "cargo xtask bench");
     }
-    let threads: BTreeSet<u32> = figs.keys().map(|k| k.3).collect();
-    let headings: Vec<String> = threads.iter().map(|t| format!("{t} thread(s)")).collect();
-    let mut table =
-        Table::new(["build", "scenario", "strategy"].map(String::from).into_iter().chain(headings));
-    for (b, op, s) in distinct(figs.keys().map(|(b, o, s, _)| (b, o, s))) {
-        let mut cells = vec![format!("`{}`", b.1), format!("`{op}`"), format!("`{}`", s.1)];
-        for t in &threads {
-            let key = (b.clone(), *op, s.clone(), *t);
-            cells
-                .push(figs.get(&key).map_or("not measured".into(), |f| format!("×{:.2}", f.value)));
-        }
-        table.push(cells);
+    let build = |f: &Figure| build_rank(&f.record.environment.interpreter);
+    figs.sort_by_key(|(k, f)| (build(f), k.3.clone(), strategy_rank(&k.4), k.2));
+    let threads: BTreeSet<u32> = figs.iter().map(|(k, _)| k.2).collect();
+    let headings = threads.iter().map(|t| format!("{t} thread(s)"));
+    let mut table = head(&["build", "scenario", "strategy"], headings);
+    for (b, op, s) in distinct(figs.iter().map(|(k, _)| (&k.1, &k.3, &k.4))) {
+        let cell = |t: &u32| {
+            let f = figures.figure(Metric::Scaling, b, *t, op, s);
+            f.map_or("not measured".to_string(), |f| format!("×{:.2}", f.value))
+        };
+        table.push([code(b), code(op), code(s)].into_iter().chain(threads.iter().map(cell)));
     }
-    let used: Vec<&ResultRecord> = figs.values().map(|f| f.record).collect();
-    let note = "Cells: throughput with that many threads (each attached to the main interpreter, or \
-                each to its own own-GIL interpreter, as the scenario says) over the throughput with \
-                one. The `control` scenario is a pure-Rust loop measured in the same run: the \
-                machine's own ceiling.";
+    let note = String::from(
+        "Cells: throughput with that many threads (each attached to the main interpreter, or \
+         each to its own own-GIL interpreter, as the scenario says) over the throughput with \
+         one. The `control` scenario is a pure-Rust loop measured in the same run: the \
+         machine's own ceiling.",
+    );
     let quick =
         "**Quick run**: scaling measured by `cargo xtask bench --quick`; not figures to cite.";
-    let quick = quick_note(cx, &used, quick);
-    Ok(quick
-        .into_iter()
-        .chain([Block::Table(table), Block::Text(note.into()), provenance(cx, used)])
-        .collect())
+    blocks(cx, figs.iter().map(|(_, f)| f.record).collect(), Some(quick), table, note)
 }
 
 /// `handle-size`: each strategy's handle, per build.
@@ -715,33 +625,25 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         return not_measured("handle sizes", "cargo xtask bench");
     }
     let builds = builds_of(sizes.iter().map(|x| x.0));
-    let mut strategies = distinct(sizes.iter().map(|x| x.1.strategy.as_str()));
-    strategies.sort_by_key(|s| strategy_rank(s));
-    let mut table = Table::new(["strategy", "handle type"].map(String::from));
-    table.head.extend(builds.iter().map(|b| format!("`{}`", b.name)));
-    for s in strategies {
+    let mut table = head(&["strategy", "handle type"], builds.iter().map(|b| code(&b.name)));
+    for s in ranked(sizes.iter().map(|x| x.1.strategy.as_str())) {
         let rank = |r: &ResultRecord| build_rank(&r.environment.interpreter);
         let of = |b: &&InterpreterBuild| {
-            sizes.iter().find(|(r, h)| h.strategy == s && rank(r) == build_rank(b))
+            sizes.iter().find(|(r, h)| h.strategy == s && rank(r) == build_rank(b)).map(|x| x.1)
         };
-        let first = builds.iter().find_map(of).map_or("", |x| x.1.type_name.as_str());
-        let mut cells =
-            vec![format!("`{s}`"), format!("`{}`", first.rsplit("::").next().unwrap_or(first))];
-        for b in &builds {
-            cells.push(of(b).map_or("not measured".into(), |(_, h)| {
+        let first = builds.iter().find_map(of).map_or("", |h| h.type_name.as_str());
+        let short = code(first.rsplit("::").next().unwrap_or(first));
+        let cells = builds.iter().map(|b| {
+            of(b).map_or("not measured".into(), |h| {
                 format!("{} B ({} B as `Option`)", h.size, h.option_size)
-            }));
-        }
-        table.push(cells);
+            })
+        });
+        table.push([code(&s), short].into_iter().chain(cells));
     }
     let note =
         "Cells: `size_of` the strategy's handle type, and of `Option` of it (equal when the \
                 handle keeps the pointer's niche).";
-    Ok(vec![
-        Block::Table(table),
-        Block::Text(note.into()),
-        provenance(cx, sizes.iter().map(|x| x.0)),
-    ])
+    blocks(cx, sizes.iter().map(|x| x.0).collect(), None, table, note.into())
 }
 
 /// `targets`: the performance targets ([`crate::targets::TARGETS`]), judged on the snapshot's
@@ -757,21 +659,21 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let about = |target: &str| {
         strategies.as_ref().is_none_or(|l| l.iter().any(|s| target.starts_with(&format!("{s} "))))
     };
-    checks.retain(|c| about(&c.target));
+    checks.retain(|c| about(&c[0]));
     if checks.is_empty() {
         return not_measured("performance targets", "cargo xtask bench");
     }
     let mut table = Table::new(["target", "build", "measured", "verdict"]);
-    for c in checks {
-        let verdict = if c.verdict == "missed" { "**missed**".to_string() } else { c.verdict };
-        table.push(vec![c.target, format!("`{}`", c.build), c.measured, verdict]);
+    for [target, build, measured, verdict] in checks {
+        let verdict = if verdict == "missed" { "**missed**".to_string() } else { verdict };
+        table.push([target, code(build), measured, verdict]);
     }
     let note = "Each target is judged by the checks `cargo xtask bench` prints at the end of its \
          console output, as `xtask/src/targets.rs` words them: the per-operation targets against \
          `unchecked` in the same bench, the scaling targets against the pure-Rust control loop \
          of the same scaling run (capped at ×2.00: two threads cannot do more than twice the \
          work of one).";
-    Ok(vec![Block::Table(table), Block::Text(note.into()), provenance(cx, records)])
+    blocks(cx, records, None, table, note.into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -809,16 +711,15 @@ fn send_sync_rows<'a>(spec: &Spec, cx: &Context<'a>) -> Result<Vec<Vec<&'a SendS
 
 /// The matrix of types by rule sets: the traits, and `(hazard)` where one is unsound.
 fn send_sync_matrix_of(rows: &[Vec<&SendSyncCell>]) -> Block {
-    let mut table = Table::new(["type", "stands for"].into_iter().chain(RULE_SETS.map(|r| r.1)));
-    for of_type in rows {
-        let mut cells = vec![format!("`{}`", of_type[0].type_name), of_type[0].stands_for.clone()];
-        for c in of_type {
+    let mut table = head(&["type", "stands for"], RULE_SETS.map(|r| r.1.to_string()));
+    for row in rows {
+        let traits = row.iter().map(|c| {
             let not = |b: bool| if b { "" } else { "!" };
             let sep = if c.send && c.sync { " + " } else { ", " };
             let hazard = if c.hazard { " (hazard)" } else { "" };
-            cells.push(format!("{}Send{sep}{}Sync{hazard}", not(c.send), not(c.sync)));
-        }
-        table.push(cells);
+            format!("{}Send{sep}{}Sync{hazard}", not(c.send), not(c.sync))
+        });
+        table.push([code(&row[0].type_name), row[0].stands_for.clone()].into_iter().chain(traits));
     }
     Block::Table(table)
 }
@@ -830,15 +731,14 @@ fn send_sync(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let mut details = Table::new(["type", "rules", "Send", "Sync", "enforced by", "note"]);
     for c in rows.iter().flatten() {
         let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
-        let mut enforced = String::from("static assertion");
-        for case in &c.cases {
+        let cases = c.cases.iter().map(|case| {
             let kind = if case.must_compile { "must compile" } else { "compile-fail" };
-            let path = &case.path;
-            let _ = write!(enforced, "; {kind}: [`{path}`]({up}compile-fail/tests/{path})");
-        }
+            format!("; {kind}: [`{0}`]({up}compile-fail/tests/{0})", case.path)
+        });
+        let enforced = format!("static assertion{}", cases.collect::<String>());
         let note = if c.hazard { format!("**hazard**: {}", c.note) } else { c.note.clone() };
-        let cells = [format!("`{}`", c.type_name), c.rules.clone(), yes_no(c.send), yes_no(c.sync)];
-        details.push([cells.to_vec(), vec![enforced, note]].concat());
+        let (send, sync) = (yes_no(c.send), yes_no(c.sync));
+        details.push([code(&c.type_name), c.rules.clone(), send, sync, enforced, note]);
     }
     let source = format!(
         "Source: `{SEND_SYNC}` (written by `cargo xtask docs`: each rule set's cells by a build \
@@ -862,9 +762,8 @@ fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::snapshot::tests::{env, snapshot, verdict};
+    use crate::docs::snapshot::tests::{snapshot, verdict};
     use crate::render::markdown;
-    use interpsafe_results::CompileCase;
 
     /// Renders each `> SPEC` of `script` against `snap` (on a page in `RFCs/`) and checks the
     /// lines after it (`\n` stands for a line break): each must appear in the Markdown; `^`:
@@ -923,27 +822,11 @@ mod tests {
     #[test]
     fn cases_select_their_forms_and_figures_are_rounded_by_size() {
         let l = Some(vec!["H2".to_string(), "H1.kept".to_string()]);
-        let cases = [
-            ("H2", true),
-            ("H2.unattached", true),
-            ("H1.kept", true),
-            ("H1", false),
-            ("H12", false),
-        ];
-        for (id, selected) in cases {
-            assert_eq!(case_selected(&l, id), selected, "{id}");
-        }
+        let ids = "H2 H2.unattached H1.kept H1 H12".split(' ');
+        assert_eq!(join(ids.filter(|id| case_selected(&l, id)), " "), "H2 H2.unattached H1.kept");
         assert!(case_selected(&None, "H12"));
-        let figures = [
-            (0.2345, "0.23"),
-            (12.345, "12.3"),
-            (123.45, "123"),
-            (999.0, "999"),
-            (1000.0, "1,000"),
-        ];
-        for (v, shown) in figures.into_iter().chain([(1001305.4, "1,001,305")]) {
-            assert_eq!(figure(v), shown);
-        }
+        let shown = [0.2345, 12.345, 123.45, 999.0, 1000.0, 1001305.4].map(figure);
+        assert_eq!(shown, ["0.23", "12.3", "123", "999", "1,000", "1,001,305"]);
     }
 
     #[test]
@@ -1072,7 +955,8 @@ mod tests {
              | `3.13` | 1 | `reference` | 3.00 |
              !(×
              > bench metric=instructions
-             ^Not measured: the snapshot in `docs/data/` has no instruction counts",
+             ^Not measured: the snapshot in `docs/data/` has no instruction counts
+",
         );
     }
 
@@ -1123,33 +1007,13 @@ mod tests {
 
     #[test]
     fn send_sync_tables_come_from_the_cells_of_all_three_rule_sets() {
-        let cell = |rules: &str, sync: bool, hazard: bool| {
-            let case = CompileCase { path: "ui/a.rs".into(), must_compile: false };
-            let (type_name, stands_for, note) = ("A<'s>".into(), "a | thing".into(), "why".into());
-            let cell = SendSyncCell {
-                type_name,
-                stands_for,
-                rules: rules.into(),
-                send: true,
-                sync,
-                hazard,
-                cases: vec![case],
-                note,
-            };
-            ResultRecord { environment: env("3.13"), data: RecordData::SendSync(cell) }
-        };
         // Out of column order on purpose: the columns follow the rule sets, not the file.
-        let cells = vec![
-            cell("own-gil", true, true),
-            cell("gil", false, false),
-            cell("free-threaded", true, false),
-        ];
-        let source = |cells: &[ResultRecord]| super::super::snapshot::Source {
-            file: "docs/data/send-sync.json".into(),
-            result: interpsafe_results::ResultFile::new("cargo xtask docs", cells.to_vec()),
-        };
+        let cells = "3.13|ss|A<'s>|own-gil|send sync hazard
+                     3.13|ss|A<'s>|gil|send
+                     3.13|ss|A<'s>|free-threaded|send sync";
+        let snap = |text: &str| snapshot(&[("docs/data/send-sync.json", "cargo xtask docs", text)]);
         check(
-            &Snapshot { sources: vec![source(&cells)] },
+            &snap(cells),
             r"> send-sync
              | `A<'s>` | a \| thing | Send, !Sync | Send + Sync | Send + Sync (hazard) |\n
              | `A<'s>` | gil | yes | no | static assertion; compile-fail: [`ui/a.rs`](../compile-fail/tests/ui/a.rs) | why |\n| `A<'s>` | free-threaded |
@@ -1161,7 +1025,7 @@ mod tests {
              =lacks some of the types",
         );
         check(
-            &Snapshot { sources: vec![source(&cells[..2])] },
+            &snap(&cells.lines().take(2).collect::<Vec<_>>().join("\n")),
             "> send-sync\n =`A<'s>` lacks a rule set",
         );
     }
