@@ -100,7 +100,7 @@ pub type Key = (Metric, String, u32, String, String);
 pub struct Figure<'a> {
     /// The value.
     pub value: f64,
-    /// The spread (wall clock only: the producer's interval).
+    /// The spread of the record's wall clock, where its producer recorded one.
     pub spread: Option<Interval>,
     /// The record.
     pub record: &'a ResultRecord,
@@ -125,7 +125,7 @@ impl<'a> Figures<'a> {
             let entries = [
                 (Metric::Ns, b.interpreters, single(b.ns_per_op), b.ns_interval),
                 (Metric::Instructions, b.interpreters, single(b.instructions_per_op), None),
-                (Metric::Scaling, b.threads, b.scaling, None),
+                (Metric::Scaling, b.threads, b.scaling, b.ns_interval),
             ];
             for (m, n, value, spread) in entries {
                 let (build, op) = (&record.environment.interpreter.name, &b.operation);

@@ -173,7 +173,7 @@ pub(crate) mod tests {
     /// Test records, one a line, fields separated by `|`:
     /// - `BUILD|ns|OPERATION|STRATEGY|INTERPRETERS|NS[|LOW|HIGH]`: wall clock (with its spread);
     /// - `BUILD|in|OPERATION|STRATEGY|INTERPRETERS|INSTRUCTIONS`: an instruction count;
-    /// - `BUILD|sc|SCENARIO|STRATEGY|THREADS|RATIO`: a scaling figure;
+    /// - `BUILD|sc|SCENARIO|STRATEGY|THREADS|RATIO[|LOW|HIGH]`: a scaling figure (1 ns/op);
     /// - `BUILD|size|STRATEGY|TYPE|SIZE|OPTION SIZE`: a handle size;
     /// - `BUILD|hz|CASE|STRATEGY|SETTING|OBSERVED|EXPECTED[|THREAT]`: a hazard verdict;
     /// - `BUILD|ss|TYPE|RULES|TRAITS`: a Send/Sync cell, `TRAITS` naming `send`, `sync` and
@@ -201,7 +201,7 @@ pub(crate) mod tests {
         let data = match f[1] {
             "ns" => bench(1, Some(num(5)), None, None, spread()),
             "in" => bench(1, None, Some(num(5)), None, None),
-            "sc" => bench(num(4) as u32, Some(1.0), None, Some(num(5)), None),
+            "sc" => bench(num(4) as u32, Some(1.0), None, Some(num(5)), spread()),
             "size" => RecordData::HandleSize(HandleSize {
                 strategy: f[2].into(),
                 type_name: f[3].into(),

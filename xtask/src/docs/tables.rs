@@ -580,7 +580,8 @@ fn bench(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     blocks(cx, used, Some(quick), table, note)
 }
 
-/// `scaling`: throughput with N threads (or interpreters) over throughput with one.
+/// `scaling`: throughput with N threads (or interpreters) over throughput with one, with the
+/// wall clock per operation and its min–max over the repeated runs where recorded.
 fn scaling(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let operations = spec.list("operations");
     let figures = Figures::new(selected(spec, cx));
@@ -595,18 +596,32 @@ fn scaling(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let threads: BTreeSet<u32> = figs.iter().map(|(k, _)| k.2).collect();
     let headings = threads.iter().map(|t| format!("{t} thread(s)"));
     let mut table = head(&["build", "scenario", "strategy"], headings);
+    // The wall clock per operation and thread, where the scaling bench recorded its spread.
+    let ns = |f: &Figure| match (&f.record.data, f.spread) {
+        (RecordData::Bench(b), Some(i)) => b.ns_per_op.map(|ns| with_spread(ns, Some(i))),
+        _ => None,
+    };
     for (b, op, s) in distinct(figs.iter().map(|(k, _)| (&k.1, &k.3, &k.4))) {
-        let cell = |t: &u32| {
-            let f = figures.figure(Metric::Scaling, b, *t, op, s);
-            f.map_or("not measured".to_string(), |f| format!("×{:.2}", f.value))
+        let cell = |t: &u32| match figures.figure(Metric::Scaling, b, *t, op, s) {
+            None => "not measured".to_string(),
+            Some(f) => {
+                format!("×{:.2}", f.value) + &ns(f).map_or(String::new(), |n| format!(" ({n} ns)"))
+            }
         };
         table.push([code(b), code(op), code(s)].into_iter().chain(threads.iter().map(cell)));
     }
-    let note = String::from(
+    let spread = match figs.iter().any(|(_, f)| ns(f).is_some()) {
+        true => {
+            " (t [a–b] ns): the wall clock per operation on each thread (the median of the \
+                 repeated runs) and its min–max over them."
+        }
+        false => "",
+    };
+    let note = format!(
         "Cells: throughput with that many threads (each attached to the main interpreter, or \
          each to its own own-GIL interpreter, as the scenario says) over the throughput with \
-         one. The `control` scenario is a pure-Rust loop measured in the same run: the \
-         machine's own ceiling.",
+         one.{spread} The `control` scenario is a pure-Rust loop measured in the same run: the \
+         machine's own ceiling."
     );
     let quick =
         "**Quick run**: scaling measured by `cargo xtask bench --quick`; not figures to cite.";
@@ -956,7 +971,9 @@ mod tests {
              !(×
              > bench metric=instructions
              ^Not measured: the snapshot in `docs/data/` has no instruction counts
-",
+             > scaling
+             | `3.13` | `interpreters` | `tagged` | ×1.70 |
+             !(t [a–b] ns)",
         );
     }
 
@@ -967,7 +984,7 @@ mod tests {
                 "docs/data/bench.json",
                 "cargo xtask bench",
                 "3.13t|sc|threads/independent|tagged|1|1.0
-                 3.13t|sc|threads/independent|tagged|2|1.7
+                 3.13t|sc|threads/independent|tagged|2|1.7|0.9|1.25
                  3.13|ns|bind|unchecked|1|0.25
                  3.13|ns|bind|tagged|1|0.5
                  3.13|ns|bind|unchecked|2|0.25
@@ -987,7 +1004,8 @@ mod tests {
             &snap,
             r"> scaling
              | build | scenario | strategy | 1 thread(s) | 2 thread(s) |
-             | `3.13t` | `threads/independent` | `tagged` | ×1.00 | ×1.70 |
+             | `3.13t` | `threads/independent` | `tagged` | ×1.00 | ×1.70 (1.00 [0.90–1.25] ns) |
+             (t [a–b] ns): the wall clock per operation on each thread (the median of the repeated runs) and its min–max over them.
              Source: `docs/data/bench.json` (written by `cargo xtask bench`).
              !Quick run
              > handle-size
