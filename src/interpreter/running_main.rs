@@ -52,16 +52,19 @@
 //! attack): a second suspension found the interpreter marked and held nothing, and the last pin's
 //! unmark cleared the mark a suspended thread state relied on.
 //!
-//! A hold also keeps one of CPython's ID references to the interpreter, and a toolkit
-//! subinterpreter keeps one for its whole life: `_interpreters.decref` ends an interpreter whose
-//! ID references reach zero (after `incref(id, implieslink=True)`), with no running-main check, so
-//! an `incref`/`decref` pair from Python ended held interpreters too (found by attack). The toolkit
-//! gives its reference back without ever ending the interpreter itself (it decrements under
+//! A hold also keeps CPython ID references to the interpreter, and a toolkit subinterpreter keeps
+//! them for its whole life: `_interpreters.decref` ends an interpreter whose ID references reach
+//! zero (after `incref(id, implieslink=True)`), with no running-main check, so an `incref`/
+//! `decref` pair from Python ended held interpreters too (found by attack). It keeps a reserve of
+//! 2^48 ([`ID_RESERVE`]), not one: a single reference was spent by one `decref` too many, and
+//! the next pair ended the interpreter (found by attack; CPython's own debug-build assertion on
+//! that misuse did not fire, since the toolkit's reference absorbed it). The toolkit gives its
+//! references back without ever ending the interpreter itself (it lowers the count under
 //! CPython's ID lock, where `_PyInterpreterState_IDDecref` would end the interpreter at zero on
 //! the releasing thread, which is attached there): an interpreter whose last Python reference
 //! went while the toolkit held it stays until `_interpreters.destroy` or the next `incref`/
-//! `decref` pair ends it. Python code that calls `decref` more often than `incref` can still take
-//! the count to zero under a hold: CPython's own debug build asserts on that misuse.
+//! `decref` pair ends it. What the reserve costs: Python's unbalanced `decref`s go unnoticed
+//! while it lasts (the debug build's assertion at zero cannot fire).
 //!
 //! What a mark cannot cover: an interpreter already marked by `_interpreters.exec` code running
 //! on *another* thread. That mark goes when the code returns, and the toolkit cannot take it over
@@ -235,51 +238,65 @@ impl Fields {
         unsafe { self.field(before_main::READY) }
     }
 
-    /// Takes one of CPython's ID references to `interp`, as `_interpreters.incref` does. False
-    /// (nothing taken, the error indicator as it was) if CPython could not make the ID lock.
+    /// Takes [`ID_RESERVE`] of CPython's ID references to `interp` (one through
+    /// `_PyInterpreterState_IDIncref`, which makes the ID lock if needed, the rest under that
+    /// lock). False (nothing taken, the error indicator as it was) if CPython could not make the
+    /// lock.
     ///
     /// # Safety
     /// The calling thread must be attached to the live `interp`.
-    unsafe fn take_id_ref(&self, interp: *mut ffi::PyInterpreterState) -> bool {
+    unsafe fn take_id_refs(&self, interp: *mut ffi::PyInterpreterState) -> bool {
         // SAFETY: attached (caller's contract); the pending error is saved and restored around
         // a call that sets one on failure.
-        unsafe {
+        let taken = unsafe {
             let pending = ffi::PyErr_GetRaisedException();
             let taken = _PyInterpreterState_IDIncref(interp) == 0;
             ffi::PyErr_Clear();
             ffi::PyErr_SetRaisedException(pending);
             taken
-                && !self
-                    .field::<AtomicPtr<c_void>>(before_main::ID_MUTEX)
-                    .load(Ordering::Relaxed)
-                    .is_null()
-        }
+        };
+        // SAFETY: live; the lock exists once the incref succeeded.
+        taken && unsafe { self.with_id_count(|n| n.saturating_add(ID_RESERVE - 1)) }
     }
 
-    /// Gives back an ID reference [`Fields::take_id_ref`] took, under CPython's ID lock, without
+    /// Gives back the references [`Fields::take_id_refs`] took, under CPython's ID lock, without
     /// ever ending the interpreter (see the module docs). Any thread, attached or not.
     ///
     /// # Safety
-    /// The interpreter must be live, and an ID reference taken by this module still held.
-    unsafe fn drop_id_ref_without_ending(&self) {
-        // SAFETY: live (caller's contract), and the ID lock exists since the reference was taken;
-        // `id_refcount` is only written under that lock, by CPython and here.
+    /// The interpreter must be live, and the references taken by this module still held.
+    unsafe fn drop_id_refs_without_ending(&self) {
+        // SAFETY: caller's contract, passed on.
+        let _ = unsafe { self.with_id_count(|n| n.saturating_sub(ID_RESERVE).max(0)) };
+    }
+
+    /// Replaces the ID reference count with `f` of it, under CPython's ID lock (`id_refcount` is
+    /// only written under that lock, by CPython and here). False if there is no lock yet.
+    ///
+    /// # Safety
+    /// The interpreter must be live.
+    unsafe fn with_id_count(&self, f: impl FnOnce(i64) -> i64) -> bool {
+        // SAFETY: live (caller's contract): the lock, once made, lives as long as the
+        // interpreter; the count is read and written while holding it.
         unsafe {
             let lock =
                 self.field::<AtomicPtr<c_void>>(before_main::ID_MUTEX).load(Ordering::Relaxed);
             if lock.is_null() {
-                return;
+                return false;
             }
             PyThread_acquire_lock(lock, 1);
             let count = self.field::<AtomicI64>(before_main::ID_REFCOUNT);
-            let n = count.load(Ordering::Relaxed);
-            if n > 0 {
-                count.store(n - 1, Ordering::Relaxed);
-            }
+            count.store(f(count.load(Ordering::Relaxed)), Ordering::Relaxed);
             PyThread_release_lock(lock);
         }
+        true
     }
 }
+
+/// How many of CPython's ID references the toolkit keeps on an interpreter it holds. One would
+/// not do: Python code that calls `_interpreters.decref` once more than `incref` spends it, and
+/// an `incref(implieslink=True)`/`decref` pair then ends the interpreter under the hold (found by
+/// attack). Spending 2^48 takes as many unbalanced calls, years of them.
+const ID_RESERVE: i64 = 1 << 48;
 
 /// Finds the running-main field of `interp` by its neighbours (see [`before_main`]): the one word
 /// index whose neighbours read what the API reports, and which is null exactly when the API says
@@ -343,7 +360,7 @@ fn install_hook() {
 }
 
 /// Marks the calling thread as running `interp`'s main program until CPython starts clearing
-/// the interpreter, and takes an ID reference it never gives back (see the module docs). Returns
+/// the interpreter, and takes ID references it never gives back (see the module docs). Returns
 /// false (with no Python error left) if someone else already runs it.
 ///
 /// # Safety
@@ -360,7 +377,7 @@ pub(crate) unsafe fn mark(interp: *mut ffi::PyInterpreterState) -> bool {
     let (tstate, fields) = unsafe { (ffi::PyThreadState_Get() as usize, fields_of(interp)) };
     let pointed = fields.is_some_and(|f| {
         // SAFETY: attached to the live `interp`.
-        let _ = unsafe { f.take_id_ref(interp) };
+        let _ = unsafe { f.take_id_refs(interp) };
         f.running_main()
             .compare_exchange(tstate, sentinel(), Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
@@ -424,7 +441,7 @@ impl Hold {
             let counted = HOLDS.take(interp as usize, || {
                 let word = fields.running_main();
                 match word.compare_exchange(0, sentinel(), Ordering::Relaxed, Ordering::Relaxed) {
-                    Ok(_) if fields.take_id_ref(interp) => true,
+                    Ok(_) if fields.take_id_refs(interp) => true,
                     Ok(_) => {
                         word.store(0, Ordering::Relaxed);
                         false
@@ -478,7 +495,7 @@ impl Hold {
         }
     }
 
-    /// Releases the hold: the last counted one clears the mark and gives the ID reference back.
+    /// Releases the hold: the last counted one clears the mark and gives the ID references back.
     ///
     /// # Safety
     /// The interpreter must still be live (the hold's contract). For [`Hold::ApiMarked`], the
@@ -498,7 +515,7 @@ impl Hold {
                             Ordering::Relaxed,
                             Ordering::Relaxed,
                         );
-                        f.drop_id_ref_without_ending();
+                        f.drop_id_refs_without_ending();
                     }
                 }
             }),
@@ -526,7 +543,7 @@ impl SuspendedMark {
     /// must restore it before [`SuspendedMark::lift`].
     pub(crate) unsafe fn take() -> Result<Self, crate::Error> {
         // SAFETY: caller's contract, passed on: the suspended thread state keeps its interpreter
-        // from ending (this mark refuses Python's destroy, the ID reference its decref).
+        // from ending (this mark refuses Python's destroy, the ID references its decref).
         match unsafe { Hold::take(HoldKind::Suspension) } {
             Ok(hold) => Ok(SuspendedMark(hold)),
             Err(MarkedElsewhere) => Err(match super::runtime::current_tag() {

@@ -187,7 +187,9 @@ impl SubInterpreter {
 impl Drop for SubInterpreter {
     fn drop(&mut self) {
         if self.end(None).is_err() {
-            // Ending would wait for this very thread (it holds a guard) or the worker is gone.
+            // Ending would wait for this very thread (it holds a guard), the worker is gone, or
+            // this thread cannot wait (`Error::CannotSuspend`: `_interpreters.exec` code runs
+            // where it is attached).
             // Leave the interpreter running rather than abort: keep its worker parked for the
             // life of the process.
             if let Some(messages) = self.messages.take() {
