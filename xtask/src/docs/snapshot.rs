@@ -96,7 +96,9 @@ pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
 /// Copies the latest results under `root/target/interpsafe/` into `root/docs/data/`, returning
 /// one line per file (copied, or kept because nothing newer exists): `bench.json` from the
 /// report's `results.json` as [`bench_snapshot`] makes it (quick if the report's header says
-/// so), and `hazards-<build>.json` from the hazard suite's `hazards/<build>.json`, byte for byte.
+/// so), `hazards-<build>.json` from the hazard suite's `hazards/<build>.json`, and
+/// `fuzz-<build>-seeds.json` from the seeded-holes search's `fuzz/<build>-seeds.json`, byte for
+/// byte.
 pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
     let (from, to) = (root.join("target/interpsafe"), root.join(DATA_DIR));
     fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, &e))?;
@@ -117,21 +119,29 @@ pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
         let why = format!("no {}; run `cargo xtask bench`", shown(&results));
         lines.push(format!("{DATA_DIR}/bench.json: kept ({why})"));
     }
-    let hazards = from.join("hazards");
-    let mut copied = Vec::new();
-    for path in json_files(&hazards).unwrap_or_default() {
-        // Refuse anything that is not a results file of this schema before committing it.
-        let n = read(&path)?.records.len();
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown");
-        let name = format!("hazards-{name}.json");
-        fs::copy(&path, to.join(&name)).map_err(|e| Error::io("copy", &path, &e))?;
-        lines.push(format!("{DATA_DIR}/{name}: {n} records from {}", shown(&path)));
-        copied.push(name);
-    }
-    for path in json_files(&to).unwrap_or_default() {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.starts_with("hazards-") && !copied.iter().any(|c| c == name) {
-            lines.push(format!("{DATA_DIR}/{name}: kept (no newer file in {})", shown(&hazards)));
+    // (directory, snapshot prefix, only the seeded-hole searches): the hazard suite's verdicts,
+    // and of the fuzz runs only the seeded-hole searches (no page cites the others).
+    let copies = [("hazards", "hazards-", false), ("fuzz", "fuzz-", true)];
+    for (dir, prefix, seeds_only) in copies {
+        let dir = from.join(dir);
+        let mut copied = Vec::new();
+        for path in json_files(&dir).unwrap_or_default() {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown");
+            if seeds_only && !stem.ends_with("-seeds") {
+                continue;
+            }
+            // Refuse anything that is not a results file of this schema before committing it.
+            let n = read(&path)?.records.len();
+            let name = format!("{prefix}{stem}.json");
+            fs::copy(&path, to.join(&name)).map_err(|e| Error::io("copy", &path, &e))?;
+            lines.push(format!("{DATA_DIR}/{name}: {n} records from {}", shown(&path)));
+            copied.push(name);
+        }
+        for path in json_files(&to).unwrap_or_default() {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with(prefix) && !copied.iter().any(|c| c == name) {
+                lines.push(format!("{DATA_DIR}/{name}: kept (no newer file in {})", shown(&dir)));
+            }
         }
     }
     Ok(lines)

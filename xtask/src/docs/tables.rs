@@ -79,7 +79,7 @@ type Kind = fn(&Spec, &Context<'_>) -> Result<Vec<Block>, String>;
 
 /// Every table kind, with the arguments it takes (besides `strategies` and `builds`, which all
 /// kinds of results records take).
-const KINDS: [(&str, &[&str], Kind); 9] = [
+const KINDS: [(&str, &[&str], Kind); 10] = [
     ("hazards", &["cases"], hazards),
     ("hazard-matrix", &["cases"], hazard_matrix),
     ("bench", &["operations", "interpreters", "metric", "baseline"], bench),
@@ -89,6 +89,7 @@ const KINDS: [(&str, &[&str], Kind); 9] = [
     ("send-sync", &["types"], send_sync),
     ("send-sync-matrix", &["types"], send_sync_matrix),
     ("guarantees", &[], guarantees),
+    ("seeded-holes", &[], seeded_holes),
 ];
 
 /// Renders the table `spec` asks for. Arguments the kind does not take are refused, so that a
@@ -661,6 +662,41 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     blocks(cx, sizes.iter().map(|x| x.0).collect(), None, table, note.into())
 }
 
+/// `seeded-holes`: each hole a `--cfg interpsafe_seeds` build reopened, and how many sequences
+/// the bounded adversarial search ran before it failed on it (`strategies` is not taken: a search
+/// mixes them all).
+fn seeded_holes(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let builds = spec.list("builds");
+    let runs: Vec<_> = cx
+        .snapshot
+        .records()
+        .filter_map(|(_, r)| match &r.data {
+            RecordData::FuzzSummary(f) if admits(&builds, &r.environment.interpreter.name) => {
+                f.hole.as_deref().map(|hole| (r, f, hole))
+            }
+            _ => None,
+        })
+        .collect();
+    if runs.is_empty() {
+        return not_measured("seeded-hole searches", "cargo xtask test");
+    }
+    let head_row = ["seeded hole", "build", "first failing sequence", "sequences finished", "time"];
+    let mut table = head(&head_row, []);
+    for (r, f, hole) in &runs {
+        let found = f.first_failure_at.map_or("**not found**".into(), |n| format!("#{n}"));
+        let time = format!("{:.1} s", f.seconds);
+        let row = [code(hole), code(&r.environment.interpreter.name), found];
+        table.push(row.into_iter().chain([f.cases.to_string(), time]));
+    }
+    let note = "Each row: one bounded search with that hole reopened, its sequences mixing every \
+                checked strategy. First failing sequence: its position in seed order, so the \
+                sequences a search needed (a failure is a crash, a sanitizer report, or a \
+                divergence from the model's prediction). Children on two workers run the \
+                sequences in batches and the search stops at its first failure, so fewer may \
+                have finished.";
+    blocks(cx, runs.iter().map(|x| x.0).collect(), None, table, note.into())
+}
+
 /// `targets`: the performance targets ([`crate::targets::TARGETS`]), judged on the snapshot's
 /// bench figures by the same checks `cargo xtask bench` prints, so a page never states a verdict
 /// the figures do not give. `strategies` keeps the targets whose text starts with one of them.
@@ -824,9 +860,16 @@ mod tests {
 
     #[test]
     fn an_empty_snapshot_is_not_measured_never_invented() {
-        for kind in
-            ["hazards", "hazard-matrix", "bench", "scaling", "handle-size", "targets", "guarantees"]
-        {
+        for kind in [
+            "hazards",
+            "hazard-matrix",
+            "bench",
+            "scaling",
+            "handle-size",
+            "targets",
+            "guarantees",
+            "seeded-holes",
+        ] {
             check(
                 &Snapshot::default(),
                 &format!("> {kind}\n ^Not measured: the snapshot in `docs/data/` has no\n !|"),
