@@ -70,9 +70,10 @@ pub enum Error {
         /// The interpreter it is in.
         interpreter: InterpreterKey,
     },
-    /// A once-cell's initialiser re-entered the same cell on the same thread.
+    /// A call would wait for its own thread: a once-cell's initialiser re-entered the same cell,
+    /// or `SubInterpreter::run`/`end` was called on that interpreter's own worker.
     Reentrant {
-        /// The once-cell's message (names the interpreter).
+        /// What re-entered what (names the interpreter).
         message: String,
     },
     /// The interpreter's worker thread is gone (it ended, or failed to start).

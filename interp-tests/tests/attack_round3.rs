@@ -1,7 +1,8 @@
 //! Round-3 attacks on the checked strategies, by a fresh-context attacker: safe Rust through the
 //! public API, and Python code reaching the toolkit's own builtins. Each test's doc comment says
-//! what happened when it was written (RESULT: passed, or BROKEN: what, on which builds). Tests
-//! that hang stay `#[ignore]`d: run them alone with `-- --ignored --exact NAME --nocapture`.
+//! what happened when it was written (RESULT: passed, or BROKEN: what, on which builds). The
+//! breaks that are fixed run as regression tests; the documented hang that stays is `#[ignore]`d:
+//! run it alone with `-- --ignored --exact NAME --nocapture`.
 
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -41,19 +42,23 @@ del _hooks
 /// closure is `Send + 'static` and `SubInterpreter` is `Sync`, so an `Arc` of it rides along).
 /// The worker sends itself a job and waits for it: it never returns, and the interpreter serves
 /// nobody any more.
-/// BROKEN: hang (self-deadlock: the worker blocks in `rx.recv()` for a job only it can run; the
-/// interpreter serves no later `run`, and its `end`/`Drop` wait behind it) on 3.13, 3.13t,
-/// 3.13-debug.
+/// BROKEN when written: hang (self-deadlock: the worker blocked in `rx.recv()` for a job only it
+/// could run) on 3.13, 3.13t, 3.13-debug. Fixed: `run` and `end` on the interpreter's own worker
+/// are refused with `Error::Reentrant`, and the interpreter keeps serving.
 #[test]
-#[ignore = "hang: SubInterpreter::run from its own worker deadlocks"]
 fn run_from_the_subinterpreters_own_worker() {
     let sub = Arc::new(SubInterpreter::new(Isolation::OwnGil).unwrap());
     let inner = Arc::clone(&sub);
+    let (sub2, inner2) = (Arc::clone(&sub), Arc::clone(&sub));
     let outcome = within(Duration::from_secs(10), move || {
         sub.run(move |_at| inner.run(|at| at.eval(c"1 + 1").unwrap()).map_err(|e| e.to_string()))
             .map_err(|e| e.to_string())
     });
-    assert!(outcome.is_some(), "SubInterpreter::run from its own worker hung");
+    let inner_result = outcome.expect("SubInterpreter::run from its own worker hung").unwrap();
+    let message = inner_result.expect_err("refused on its own worker");
+    assert!(message.contains("own worker"), "{message}");
+    drop(inner2);
+    assert_eq!(sub2.run(|at| at.eval(c"6 * 7").unwrap()).unwrap(), "42", "still serving");
 }
 
 /// A `SharedBytes` made on a subinterpreter's worker and handed back to the thread that owns the
@@ -64,8 +69,9 @@ fn run_from_the_subinterpreters_own_worker() {
 /// only this thread can release) on 3.13, 3.13t, 3.13-debug. Ending is documented to wait for
 /// pins; what breaks is that the caller's own hold is not recognised (`EndRefused::CallerHolds`)
 /// because holders are named by the thread that took the guard.
+/// Kept as the documented hang (docs/threat-model.md): like a lock its own thread holds.
 #[test]
-#[ignore = "hang: dropping a SubInterpreter while this thread holds a SharedBytes made on its worker"]
+#[ignore = "documented hang: dropping a SubInterpreter while this thread holds a SharedBytes made on its worker"]
 fn dropping_a_subinterpreter_while_holding_its_shared_bytes() {
     let outcome = within(Duration::from_secs(10), || {
         let bytes: SharedBytes;
@@ -107,17 +113,20 @@ fn ending_while_holding_a_guard_taken_on_another_thread() {
 /// it. The registry then believes the end has begun: every guard and attach is refused, and
 /// `SubInterpreter::end` fails with `AlreadyEnding` for good, so the interpreter (and its
 /// worker) can never be ended: `Drop` leaks them.
-/// BROKEN: a documented promise does not hold (the registry says `Ending` for a live
-/// interpreter: `attach` fails with `Attach(Ending)`, `end` with `End(AlreadyEnding)`, so the
-/// toolkit can never end its own subinterpreter and `Drop` leaks it and its worker) on 3.13,
-/// 3.13t, 3.13-debug. No memory error seen.
+/// BROKEN when written: a documented promise did not hold (the registry said `Ending` for a
+/// live interpreter: `attach` failed with `Attach(Ending)`, `end` with `End(AlreadyEnding)`, so
+/// the toolkit could never end its own subinterpreter and `Drop` leaked it and its worker) on
+/// 3.13, 3.13t, 3.13-debug. Fixed: the hook announces an end only while one is under way
+/// (CPython's `finalizing` flag, or the toolkit's own end); called otherwise it raises.
 #[test]
-#[ignore = "Python calling the toolkit's atexit hook leaves a toolkit subinterpreter unendable"]
 fn python_calls_the_end_begins_hook_in_a_toolkit_subinterpreter() {
     let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let key = sub.key();
-    sub.run(|at| at.exec(CALL_END_BEGINS_HOOK)).unwrap().unwrap();
-    // The interpreter is alive and still runs closures on its worker...
+    let called = sub.run(|at| at.exec(CALL_END_BEGINS_HOOK)).unwrap();
+    assert!(
+        matches!(&called, Err(Error::Python { message, .. }) if message.contains("not for Python code")),
+        "{called:?}"
+    );
     assert_eq!(sub.run(|at| at.eval(c"6 * 7").unwrap()).unwrap(), "42");
     let attached = attach(key, |at| at.eval(c"1").unwrap());
     let ended = sub.end(Some(Duration::from_secs(2)));
@@ -129,11 +138,10 @@ fn python_calls_the_end_begins_hook_in_a_toolkit_subinterpreter() {
 /// The hook called by Python code on a thread that holds a `SharedBytes` pin of the same
 /// interpreter (made there through `attach`): the hook waits for every pin to go, including
 /// this thread's own, which it never will.
-/// BROKEN: hang (the documented "pin held by the destroying thread" deadlock, reached here
-/// without any destroy: one call from Python, `Registry::end_begins` waits for `pinning` to
-/// empty) on 3.13, 3.13t, 3.13-debug.
+/// BROKEN when written: hang (the documented "pin held by the destroying thread" deadlock,
+/// reached without any destroy: one call from Python, `Registry::end_begins` waited for
+/// `pinning` to empty) on 3.13, 3.13t, 3.13-debug. Fixed: the call raises (see above).
 #[test]
-#[ignore = "hang: Python calls the end-begins hook while its thread holds a SharedBytes pin"]
 fn python_calls_the_end_begins_hook_under_its_own_pin() {
     let x = python_created();
     let outcome = within(Duration::from_secs(10), move || {
@@ -148,8 +156,12 @@ fn python_calls_the_end_begins_hook_under_its_own_pin() {
         })
         .unwrap()
     });
-    assert!(outcome.is_some(), "the hook waited forever for this thread's own pin");
-    let _ = python_destroy(x.id.0);
+    let r = outcome.expect("the hook waited forever for this thread's own pin");
+    assert!(
+        matches!(&r, Err(Error::Python { message, .. }) if message.contains("not for Python code")),
+        "{r:?}"
+    );
+    python_destroy(x.id.0).expect("destroy after");
 }
 
 // ------------------------------------------------------------------ mixing strategies

@@ -21,7 +21,7 @@
 
 use std::ffi::{c_void, CStr};
 
-use interpsafe_protocol::InterpreterKey;
+use interpsafe_protocol::{InterpreterKey, Status};
 
 use super::runtime::{decref_pool, registry};
 use super::thread_label::current_holder;
@@ -69,6 +69,26 @@ unsafe extern "C" fn on_end_begins(
             ffi::Py_INCREF(none);
             none
         };
+    }
+    // Python code can find this function (through `gc`) and call it; found by attack, a call
+    // outside an end left the interpreter `Ending` for good, or hung a thread holding a pin.
+    // It announces an end only while one is under way: CPython's (`finalizing` set) or the
+    // toolkit's own (which runs the atexit callbacks itself, before `Py_EndInterpreter`).
+    // SAFETY: attached (CPython calls it attached, from atexit or from Python code).
+    let began = unsafe {
+        super::running_main::cpython_end_began(ffi::PyThreadState_GetInterpreter(
+            ffi::PyThreadState_Get(),
+        ))
+    };
+    if began == Some(false) && registry().status(key) != Some(Status::Ending) {
+        // SAFETY: attached; the message is a NUL-terminated literal.
+        unsafe {
+            ffi::PyErr_SetString(
+                ffi::PyExc_RuntimeError,
+                c"interpsafe: _interpsafe_end_begins runs when the interpreter ends; it is not for Python code to call".as_ptr(),
+            );
+        }
+        return std::ptr::null_mut();
     }
     let mut saved: *mut ffi::PyThreadState = std::ptr::null_mut();
     registry().end_begins(key, &current_holder(), |detach| {

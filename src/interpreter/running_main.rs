@@ -164,6 +164,8 @@ mod before_main {
     pub(super) const WHENCE: usize = 48;
     /// `int _ready`.
     pub(super) const READY: usize = 36;
+    /// `int finalizing`, set first thing by `Py_EndInterpreter` and `Py_FinalizeEx`.
+    pub(super) const FINALIZING: usize = 32;
     /// `PyThreadState *threads.head`.
     pub(super) const HEAD: usize = 8;
 }
@@ -588,6 +590,20 @@ impl Drop for PinMark {
             // mark drops it first), so it is live; a pin's hold is never `ApiMarked`.
             unsafe { hold.release() };
         }
+    }
+}
+
+/// Whether CPython has begun ending `interp` (`Py_EndInterpreter` or `Py_FinalizeEx` set its
+/// `finalizing` flag, before they run the `atexit` callbacks); `None` where the field cannot be
+/// located and checked. For the end observer's hook, which Python code can also call.
+///
+/// # Safety
+/// The calling thread must be attached to the live `interp`.
+pub(crate) unsafe fn cpython_end_began(interp: *mut ffi::PyInterpreterState) -> Option<bool> {
+    // SAFETY: caller's contract, passed on; `finalizing` is an aligned `int` of the struct.
+    unsafe {
+        let fields = fields_of(interp)?;
+        Some(fields.field::<AtomicI32>(before_main::FINALIZING).load(Ordering::Relaxed) != 0)
     }
 }
 

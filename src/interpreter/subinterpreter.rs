@@ -129,6 +129,7 @@ impl SubInterpreter {
         F: FnOnce(&Attached<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
+        self.refuse_on_own_worker("run")?;
         let gone = Error::WorkerGone { interpreter: self.key };
         let messages = self.messages.as_ref().ok_or_else(|| gone.clone())?;
         let (tx, rx) = bounded(1);
@@ -153,11 +154,14 @@ impl SubInterpreter {
 
     /// Ends the interpreter: waits until every attach guard on it is released (at most `timeout`
     /// if given, then fails naming the holders and leaves it running), then has the worker call
-    /// `Py_EndInterpreter`. Ending twice is a no-op.
+    /// `Py_EndInterpreter`. Ending twice is a no-op. A guard or `SharedBytes` that another thread
+    /// took (the worker, say) and this thread holds is waited for like any other: without a
+    /// timeout, that end (and `Drop`) waits for itself. Drop such holds first.
     pub fn end(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         let Some(messages) = self.messages.as_ref() else {
             return Ok(());
         };
+        self.refuse_on_own_worker("end")?;
         let holder = current_holder();
         let key = self.key;
         let ended = detached(|| {
@@ -179,6 +183,26 @@ impl SubInterpreter {
             // The worker has ended the interpreter and is returning; where this thread cannot
             // be detached, the handle is dropped and the worker exits on its own.
             let _ = detached(|| worker.join());
+        }
+        Ok(())
+    }
+}
+
+impl SubInterpreter {
+    /// Refuses `what` on the interpreter's own worker thread (a closure run there that reaches
+    /// this `SubInterpreter`, which is `Sync`, through an `Arc`): the worker would wait for a job
+    /// only it can run, and hang for good (found by attack).
+    fn refuse_on_own_worker(&self, what: &str) -> Result<(), Error> {
+        let here = std::thread::current().id();
+        if self.worker.as_ref().is_some_and(|w| w.thread().id() == here) {
+            return Err(Error::Reentrant {
+                message: format!(
+                    "SubInterpreter::{what} was called on {}'s own worker thread, inside a \
+                     closure it runs, and would wait for itself; use the `Attached` that \
+                     closure was given instead",
+                    self.key
+                ),
+            });
         }
         Ok(())
     }

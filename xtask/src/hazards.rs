@@ -59,7 +59,15 @@ pub fn hazard_stage(py: &Interpreter) -> Result<Stage, Error> {
 
 /// The regression tests of the attacks on the checked strategies (docs/threat-model.md), which `cargo xtask
 /// test` runs on the checking builds too: memory errors there are reported, not silent.
-pub const ATTACK_REGRESSIONS: &[&str] = &["adversary", "raw_switch", "python_ends", "share"];
+pub const ATTACK_REGRESSIONS: &[&str] = &[
+    "adversary",
+    "raw_switch",
+    "python_ends",
+    "share",
+    "attack_marks",
+    "attack_holds",
+    "attack_round3",
+];
 
 /// The stage running [`ATTACK_REGRESSIONS`] against `py`.
 pub fn regressions_stage(py: &Interpreter) -> Result<Stage, Error> {
