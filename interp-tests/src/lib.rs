@@ -136,6 +136,38 @@ def _pe_call(f, *args, **kw):
         lookup(InterpreterId(id)).expect("registered on first entry")
     }
 
+    /// `_interpreters.is_running(id)` through `_pe_call`: `ok:True`, `ok:False` or the error.
+    pub fn is_running(id: i64) -> String {
+        in_main(&format!("_pe_call(__import__('_interpreters').is_running, {id})"))
+    }
+
+    /// Whether `_interpreters` still lists the interpreter.
+    pub fn listed(id: i64) -> bool {
+        let expr =
+            format!("str({id} in [int(i) for i, *_ in __import__('_interpreters').list_all()])");
+        in_main(&expr) == "True"
+    }
+
+    /// Whether a Python call was refused because the interpreter runs main (the running-main
+    /// mark: `InterpreterError: interpreter running`).
+    pub fn refused_as_running(r: &Result<(), String>) -> bool {
+        matches!(r, Err(e) if e.contains("InterpreterError") && e.contains("running"))
+    }
+
+    /// A `SharedBytes` pinning `key`, made there through `attach` and the tagged strategy.
+    pub fn pin(key: InterpreterKey) -> interpsafe::share::SharedBytes {
+        use interpsafe::strategy::Tagged;
+        use interpsafe::Strategy;
+        attach(key, |at| {
+            Tagged::enter(at, |s| {
+                let b = Tagged::eval(s, c"b'pinned' * 1000")?;
+                interpsafe::share::SharedBytes::new::<Tagged>(s, Tagged::bind(s, &b)?)
+            })
+            .unwrap()
+        })
+        .unwrap()
+    }
+
     /// Runs `_interpreters.destroy(id)` in main; `Ok(())`, or the exception as `Type: message`.
     pub fn python_destroy(id: i64) -> Result<(), String> {
         let err = in_main(&format!("_pe_call(__import__('_interpreters').destroy, {id})"));

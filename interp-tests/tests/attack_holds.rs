@@ -17,32 +17,9 @@ use interpsafe::share::SharedBytes;
 use interpsafe::strategy::Tagged;
 use interpsafe::{attach, Error, InterpreterKey, Isolation, Strategy, SubInterpreter};
 
-use interp_tests::from_python::{in_main, python_created, python_destroy};
-
-fn is_running(id: i64) -> String {
-    in_main(&format!("_pe_call(__import__('_interpreters').is_running, {id})"))
-}
-
-fn refused(r: &Result<(), String>) -> bool {
-    matches!(r, Err(e) if e.contains("InterpreterError") && e.contains("running"))
-}
-
-/// Whether `_interpreters` still lists the interpreter.
-fn listed(id: i64) -> bool {
-    in_main(&format!("str({id} in [int(i) for i, *_ in __import__('_interpreters').list_all()])"))
-        == "True"
-}
-
-fn pin(key: InterpreterKey) -> SharedBytes {
-    attach(key, |at| {
-        Tagged::enter(at, |s| {
-            let b = Tagged::eval(s, c"b'pinned' * 1000")?;
-            SharedBytes::new::<Tagged>(s, Tagged::bind(s, &b)?)
-        })
-        .unwrap()
-    })
-    .unwrap()
-}
+use interp_tests::from_python::{
+    in_main, is_running, listed, pin, python_created, python_destroy, refused_as_running,
+};
 
 /// Calls `_interpreters.<call>` from main, e.g. `py("decref", "7")`; `''` or `ok:...` or the
 /// exception.
@@ -176,7 +153,7 @@ fn dropping_a_subinterpreter_where_it_cannot_suspend_leaks_it() {
     eprintln!("after the drop: {:?}", status(sub_key));
     assert_eq!(status(sub_key), Some(Status::Alive), "leaked, not ended");
     assert!(listed(sub_key.id.0));
-    assert!(refused(&python_destroy(sub_key.id.0)), "the leaked one stays protected");
+    assert!(refused_as_running(&python_destroy(sub_key.id.0)), "the leaked one stays protected");
     python_destroy(id).expect("destroy after");
 }
 
@@ -284,7 +261,7 @@ fn toolkit_end_while_python_holds_id_references() {
     let id = sub.key().id.0;
     assert_eq!(py("incref", &format!("{id}, implieslink=True")), "");
     assert_eq!(py("incref", &id.to_string()), "");
-    assert!(refused(&python_destroy(id)));
+    assert!(refused_as_running(&python_destroy(id)));
     assert_eq!(py("decref", &id.to_string()), "");
     assert!(listed(id));
     sub.end(Some(Duration::from_secs(10))).unwrap();
@@ -308,15 +285,15 @@ fn a_forgotten_shared_bytes_keeps_its_interpreter_forever() {
     let x = python_created();
     let id = x.id.0;
     std::mem::forget(pin(x));
-    assert!(refused(&python_destroy(id)));
+    assert!(refused_as_running(&python_destroy(id)));
     assert!(py("exec", &format!("{id}, 'pass'")).contains("already running"));
     assert_eq!(py("incref", &format!("{id}, implieslink=True")), "");
     assert_eq!(py("decref", &id.to_string()), "");
     assert!(listed(id));
     // Other holds on X still compose with the leaked one.
     let r = attach(x, |_| attach(main_interpreter(), |_| python_destroy(id)).unwrap()).unwrap();
-    assert!(refused(&r));
-    assert!(refused(&python_destroy(id)));
+    assert!(refused_as_running(&r));
+    assert!(refused_as_running(&python_destroy(id)));
     assert_eq!(status(x), Some(Status::Alive));
 }
 
@@ -435,7 +412,7 @@ fn exec_check_then_set_race_then_destroy_from_the_suspended_thread() {
     execs.join().unwrap();
     eprintln!("outcome: {outcome:?}");
     if let Some(d) = outcome {
-        assert!(refused(&d), "destroyed under a suspension: {d:?}");
+        assert!(refused_as_running(&d), "destroyed under a suspension: {d:?}");
     }
 }
 

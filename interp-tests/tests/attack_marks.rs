@@ -14,28 +14,11 @@ use interpsafe::interpreter::runtime::status;
 use interpsafe::protocol::Status;
 use interpsafe::share::SharedBytes;
 use interpsafe::strategy::Tagged;
-use interpsafe::{attach, Error, InterpreterKey, Isolation, Strategy, SubInterpreter};
+use interpsafe::{attach, Error, Isolation, Strategy, SubInterpreter};
 
-use interp_tests::from_python::{in_main, python_created, python_destroy, HELPERS};
-
-fn is_running(id: i64) -> String {
-    in_main(&format!("_pe_call(__import__('_interpreters').is_running, {id})"))
-}
-
-fn refused(r: &Result<(), String>) -> bool {
-    matches!(r, Err(e) if e.contains("InterpreterError") && e.contains("running"))
-}
-
-fn pin(key: InterpreterKey) -> SharedBytes {
-    attach(key, |at| {
-        Tagged::enter(at, |s| {
-            let b = Tagged::eval(s, c"b'pinned' * 1000")?;
-            SharedBytes::new::<Tagged>(s, Tagged::bind(s, &b)?)
-        })
-        .unwrap()
-    })
-    .unwrap()
-}
+use interp_tests::from_python::{
+    in_main, is_running, listed, pin, python_created, python_destroy, refused_as_running, HELPERS,
+};
 
 /// What `_interpreters.destroy` returned: `Ok(())` or the exception as `Type: message`.
 type Destroyed = Result<(), String>;
@@ -68,8 +51,8 @@ fn deep_nesting_x_y_x_y_main_refuses_both_then_frees() {
         .unwrap()
     })
     .unwrap();
-    assert!(refused(&ex), "{ex:?}");
-    assert!(refused(&ey), "{ey:?}");
+    assert!(refused_as_running(&ex), "{ex:?}");
+    assert!(refused_as_running(&ey), "{ey:?}");
     python_destroy(x.id.0).expect("x destroyable after");
     python_destroy(y.id.0).expect("y destroyable after");
     assert_eq!(status(x), Some(Status::Ended));
@@ -84,7 +67,7 @@ fn panic_through_nested_attaches_lifts_the_marks() {
         attach(x, |_| {
             attach(y, |_| {
                 attach(main_interpreter(), |_| {
-                    assert!(refused(&python_destroy(x.id.0)));
+                    assert!(refused_as_running(&python_destroy(x.id.0)));
                     panic!("unwind through three attaches")
                 })
             })
@@ -103,7 +86,7 @@ fn nested_attach_into_the_same_interpreter() {
     let x = python_created();
     let e = attach(x, |_| attach(x, |_| attach(x, |_| python_destroy(x.id.0)).unwrap()).unwrap())
         .unwrap();
-    assert!(refused(&e), "{e:?}");
+    assert!(refused_as_running(&e), "{e:?}");
     python_destroy(x.id.0).expect("destroyable after");
 }
 
@@ -216,7 +199,7 @@ fn two_threads_suspended_in_x_destroy_aborts() {
     .unwrap();
     a.join().unwrap();
     eprintln!("destroy returned {r:?}");
-    assert!(refused(&r), "{r:?}");
+    assert!(refused_as_running(&r), "{r:?}");
 }
 
 /// Same shape with `_interpreters.exec` as the first "suspension": B suspends in X while X runs
@@ -257,7 +240,7 @@ fn suspending_while_exec_runs_elsewhere_is_refused() {
     assert!(matches!(blocking, Err(Error::CannotSuspend { .. })), "{blocking:?}");
     // Once the code returned, suspending works and holds X again.
     let r = attach(x, |_| attach(y, |_| python_destroy(id)).unwrap()).unwrap();
-    assert!(refused(&r), "{r:?}");
+    assert!(refused_as_running(&r), "{r:?}");
     python_destroy(id).expect("destroy after");
     python_destroy(y.id.0).expect("y");
 }
@@ -313,7 +296,7 @@ fn pin_dropped_while_suspended_then_destroy_aborts() {
     })
     .unwrap();
     eprintln!("destroy returned {r:?}");
-    assert!(refused(&r), "{r:?}");
+    assert!(refused_as_running(&r), "{r:?}");
 }
 
 /// A pin taken while X is marked by a suspension (attach(X) -> main -> attach(X) -> pin) marks
@@ -337,7 +320,7 @@ fn pin_taken_under_a_suspension_mark_is_unprotected_after() {
     };
     eprintln!("destroy result: {late:?}");
     assert!(!blocked, "destroy blocked on a pin instead of raising (is_running {running})");
-    assert!(refused(&late), "{late:?}");
+    assert!(refused_as_running(&late), "{late:?}");
 }
 
 /// Self-deadlock form of the above: the pin's holder destroys X itself. RESULT when written:
@@ -351,7 +334,7 @@ fn pin_taken_under_a_suspension_mark_self_destroy_hangs() {
     drop(b);
     let r = r.unwrap_or_else(|| rx.recv().expect("the destroy returns once the pin is gone"));
     assert!(!blocked, "the destroy waited for a pin instead of raising");
-    assert!(refused(&r), "{r:?}");
+    assert!(refused_as_running(&r), "{r:?}");
     python_destroy(x.id.0).expect("destroyable after");
 }
 
@@ -368,7 +351,7 @@ fn pins_of_several_interpreters_dropped_concurrently() {
             }
         }
         for k in keys {
-            assert!(refused(&python_destroy(k.id.0)));
+            assert!(refused_as_running(&python_destroy(k.id.0)));
         }
         let last = pins.split_off(pins.len() - 1); // keeps one pin of keys[1]
         let barrier = Arc::new(Barrier::new(4));
@@ -390,7 +373,7 @@ fn pins_of_several_interpreters_dropped_concurrently() {
             t.join().unwrap();
         }
         python_destroy(keys[0].id.0).expect("no pin of keys[0] left");
-        assert!(refused(&python_destroy(keys[1].id.0)), "one pin of keys[1] left");
+        assert!(refused_as_running(&python_destroy(keys[1].id.0)), "one pin of keys[1] left");
         std::thread::spawn(move || drop(last)).join().unwrap();
         python_destroy(keys[1].id.0).expect("no pin left");
     }
@@ -403,7 +386,7 @@ fn pin_dropped_while_attached_to_another_interpreter() {
     let x = python_created();
     let y = python_created();
     let b = pin(x);
-    assert!(refused(&python_destroy(x.id.0)));
+    assert!(refused_as_running(&python_destroy(x.id.0)));
     attach(y, move |_| drop(b)).unwrap();
     python_destroy(x.id.0).expect("x");
     python_destroy(y.id.0).expect("y");
@@ -417,12 +400,6 @@ fn incref_decref(id: i64) -> String {
     in_main(&format!(
         "_pe_call(__import__('_interpreters').incref, {id}, implieslink=True) + '|' + _pe_call(__import__('_interpreters').decref, {id})"
     ))
-}
-
-/// Whether `_interpreters` still lists the interpreter.
-fn listed(id: i64) -> bool {
-    in_main(&format!("str({id} in [int(i) for i, *_ in __import__('_interpreters').list_all()])"))
-        == "True"
 }
 
 /// `_interpreters.incref(id, implieslink=True)` then `decref(id)` ends an interpreter when its
