@@ -181,6 +181,35 @@ struct Fields {
     main: *mut u8,
 }
 
+/// What the API reports of an interpreter, for [`Fields::agree`]: its ID, `_whence`, `_ready`,
+/// `requires_idref`, and (when given) `threads.head`, which changes as threads come and go.
+struct Reported {
+    id: i64,
+    whence: i64,
+    ready: i32,
+    requires_idref: i32,
+    head: Option<usize>,
+}
+
+impl Reported {
+    /// Reads them once.
+    ///
+    /// # Safety
+    /// The calling thread must be attached to the live `interp`.
+    unsafe fn of(interp: *mut ffi::PyInterpreterState, with_head: bool) -> Reported {
+        // SAFETY: attached to the live `interp` (caller's contract).
+        unsafe {
+            Reported {
+                id: ffi::PyInterpreterState_GetID(interp),
+                whence: _PyInterpreterState_GetWhence(interp) as i64,
+                ready: _PyInterpreterState_IsReady(interp),
+                requires_idref: _PyInterpreterState_RequiresIDRef(interp),
+                head: with_head.then(|| ffi::PyInterpreterState_ThreadHead(interp) as usize),
+            }
+        }
+    }
+}
+
 impl Fields {
     /// The fields of `interp`, at the located offset, unchecked.
     ///
@@ -205,24 +234,22 @@ impl Fields {
         unsafe { &*self.main.sub(before).cast::<T>() }
     }
 
-    /// Whether the fields read what the API says `interp` holds: its ID, `_whence`, `_ready` and
-    /// `requires_idref` (`threads.head` too if `head` is given; it changes as threads come and go).
+    /// Whether the fields read what the API reported of the interpreter (`reported`).
     ///
     /// # Safety
-    /// `interp` must be a live interpreter and `self` point into it.
-    unsafe fn agree(&self, interp: *mut ffi::PyInterpreterState, head: Option<usize>) -> bool {
-        // SAFETY: live (caller's contract); the API calls read the same struct, and the reads
-        // are atomic where CPython writes concurrently.
+    /// `self` must point into a live interpreter.
+    unsafe fn agree(&self, reported: &Reported) -> bool {
+        // SAFETY: live (caller's contract); the reads are atomic where CPython writes
+        // concurrently.
         unsafe {
-            self.field::<AtomicI64>(before_main::ID).load(Ordering::Relaxed)
-                == ffi::PyInterpreterState_GetID(interp)
+            self.field::<AtomicI64>(before_main::ID).load(Ordering::Relaxed) == reported.id
                 && self.field::<AtomicI64>(before_main::WHENCE).load(Ordering::Relaxed)
-                    == _PyInterpreterState_GetWhence(interp) as i64
+                    == reported.whence
                 && self.field::<AtomicI32>(before_main::READY).load(Ordering::Relaxed)
-                    == _PyInterpreterState_IsReady(interp)
+                    == reported.ready
                 && self.field::<AtomicI32>(before_main::REQUIRES_IDREF).load(Ordering::Relaxed)
-                    == _PyInterpreterState_RequiresIDRef(interp)
-                && head.is_none_or(|head| {
+                    == reported.requires_idref
+                && reported.head.is_none_or(|head| {
                     self.field::<AtomicUsize>(before_main::HEAD).load(Ordering::Relaxed) == head
                 })
         }
@@ -311,19 +338,14 @@ unsafe fn locate(interp: *mut ffi::PyInterpreterState) -> Option<usize> {
     let first = before_main::ID / std::mem::size_of::<usize>();
     for _ in 0..3 {
         // SAFETY: attached to the live `interp` (caller's contract).
-        let (head, running) = unsafe {
-            (
-                ffi::PyInterpreterState_ThreadHead(interp) as usize,
-                _PyInterpreterState_IsRunningMain(interp) != 0,
-            )
-        };
+        let (reported, running) =
+            unsafe { (Reported::of(interp, true), _PyInterpreterState_IsRunningMain(interp) != 0) };
         let found: Vec<usize> = (first..SCAN_WORDS)
             .filter(|&i| {
                 // SAFETY: word `i` and the words before it lie in the live struct.
                 unsafe {
                     let f = Fields { main: interp.cast::<usize>().add(i).cast() };
-                    (f.running_main().load(Ordering::Relaxed) != 0) == running
-                        && f.agree(interp, Some(head))
+                    (f.running_main().load(Ordering::Relaxed) != 0) == running && f.agree(&reported)
                 }
             })
             .collect();
@@ -347,7 +369,7 @@ unsafe fn fields_of(interp: *mut ffi::PyInterpreterState) -> Option<Fields> {
     // SAFETY: as above.
     let fields = unsafe { Fields::at(interp) }?;
     // SAFETY: as above.
-    unsafe { fields.agree(interp, None) }.then_some(fields)
+    unsafe { fields.agree(&Reported::of(interp, false)) }.then_some(fields)
 }
 
 /// Installs the audit hook once per process.
@@ -568,7 +590,7 @@ impl SuspendedMark {
 
 /// The hold a pin of an interpreter's memory keeps (see the module docs); dropped, it releases.
 #[derive(Debug)]
-pub(crate) struct PinMark(Option<Hold>);
+pub(crate) struct PinMark(Hold);
 
 impl PinMark {
     /// Holds the calling thread's interpreter for a pin.
@@ -579,17 +601,16 @@ impl PinMark {
     pub(crate) unsafe fn take() -> Self {
         // SAFETY: caller's contract, passed on. A pin is never refused here (an unmarked pin
         // makes the end wait).
-        PinMark(unsafe { Hold::take(HoldKind::Pin) }.ok())
+        PinMark(unsafe { Hold::take(HoldKind::Pin) }.unwrap_or(Hold::Nothing))
     }
 }
 
 impl Drop for PinMark {
     fn drop(&mut self) {
-        if let Some(hold) = self.0.take() {
-            // SAFETY: the pin this mark counts still holds the interpreter (the owner of the
-            // mark drops it first), so it is live; a pin's hold is never `ApiMarked`.
-            unsafe { hold.release() };
-        }
+        let hold = std::mem::replace(&mut self.0, Hold::Nothing);
+        // SAFETY: the pin this mark counts still holds the interpreter (the owner of the mark
+        // drops it first), so it is live; a pin's hold is never `ApiMarked`.
+        unsafe { hold.release() };
     }
 }
 
