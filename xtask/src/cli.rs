@@ -92,7 +92,8 @@ pub fn cargo() -> Step {
 }
 
 /// `step` set up to build and run against `py`: `PYO3_PYTHON`, its own target dir, its
-/// `libpython` directory on `LD_LIBRARY_PATH`, and the interpreter's runtime environment.
+/// `libpython` directory on `LD_LIBRARY_PATH`, and the interpreter's runtime environment; for
+/// an interpreter that lives in a root (3.14, 3.15), run inside that root, offline.
 pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
     let mut step = step
         .env("PYO3_PYTHON", &py.executable)
@@ -111,7 +112,10 @@ pub fn with_python(step: Step, py: &Interpreter, target_dir: &Path) -> Step {
     for (k, v) in &py.env {
         step = step.env(k, v);
     }
-    step
+    match py.root() {
+        Some(root) => crate::python::chroot::cargo_in_root(&root, step),
+        None => step,
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ fn usage() -> String {
 commands:
   python install [NAME]...  build and install interpreters into the cache (default: the default set)
   python list               known interpreters and their state here; interpreters found on PATH
+  python run NAME [--] COMMAND [ARG]...
+                            a command inside the sid root of NAME (3.14, 3.15, ...), set up as
+                            the cargo runs against NAME are
   test [--python SPEC]...   run every test stage against each interpreter (default: the default set)
   bench [--python SPEC]... [--quick] [--only PART]...
                             benches on each interpreter, then target/interpsafe/report/
@@ -101,11 +104,16 @@ fn run(args: &[String]) -> Result<(), Error> {
                 python::list::list_command(&Cache::from_env()?);
                 Ok(())
             }
+            Some((sub, rest)) if sub == "run" => {
+                python::run::run_command(rest, &Cache::from_env()?)
+            }
             Some((sub, _)) => Err(Error::usage(format!(
-                "unknown `python` subcommand `{sub}`; use `python install [NAME]...` or `python list`"
+                "unknown `python` subcommand `{sub}`; use `python install [NAME]...`, \
+                 `python list` or `python run NAME COMMAND...`"
             ))),
             None => Err(Error::usage(
-                "`python` needs a subcommand: `python install [NAME]...` or `python list`",
+                "`python` needs a subcommand: `python install [NAME]...`, `python list` or \
+                 `python run NAME COMMAND...`",
             )),
         },
         "test" => test::test_command(rest, &Cache::from_env()?),

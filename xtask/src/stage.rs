@@ -103,6 +103,37 @@ impl StageLog {
     }
 }
 
+impl StageLog {
+    /// Like [`StageLog::capture`], but every occurrence of `secret` (e.g. a mirror URI that must
+    /// not be written down) is replaced by `<mirror>`, in the log and in what is returned.
+    pub fn capture_redacted(&mut self, step: &Step, secret: &str) -> Result<Captured, Error> {
+        let hide = |text: &str| {
+            if secret.is_empty() {
+                text.to_string()
+            } else {
+                text.replace(secret, "<mirror>")
+            }
+        };
+        let shown = hide(&step.to_string());
+        let _ = writeln!(self.file, "$ {shown}");
+        let output = step
+            .command()
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::new(hide(&spawn_error(step, &e).to_string())))?;
+        let captured = Captured {
+            success: output.status.success(),
+            status: describe(output.status),
+            stdout: hide(&String::from_utf8_lossy(&output.stdout)),
+            stderr: hide(&String::from_utf8_lossy(&output.stderr)),
+        };
+        let _ = self.file.write_all(captured.stdout.as_bytes());
+        let _ = self.file.write_all(captured.stderr.as_bytes());
+        let _ = writeln!(self.file, "# {}", captured.status);
+        Ok(captured)
+    }
+}
+
 /// The error for a command that could not even be started.
 pub fn spawn_error(step: &Step, err: &io::Error) -> Error {
     let hint = if err.kind() == io::ErrorKind::NotFound {

@@ -55,6 +55,26 @@ impl Step {
         self
     }
 
+    /// The working directory the command runs in, if set.
+    pub fn dir(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
+    /// This command run through `program` (e.g. a wrapper that enters a chroot): `program`, then
+    /// `leading` arguments, then this command's program and arguments; the environment and
+    /// working directory stay.
+    pub fn run_through<I, S>(self, program: impl AsRef<OsStr>, leading: I) -> Step
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut args: Vec<OsString> =
+            leading.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        args.push(self.program);
+        args.extend(self.args);
+        Step { program: program.as_ref().to_os_string(), args, env: self.env, cwd: self.cwd }
+    }
+
     /// The program name, for error messages.
     pub fn program(&self) -> String {
         self.program.to_string_lossy().into_owned()
@@ -91,8 +111,9 @@ impl fmt::Display for Step {
     }
 }
 
-/// Quotes `s` for display if it contains characters a shell would treat specially.
-fn quote(s: &OsStr) -> String {
+/// Quotes `s` for display if it contains characters a shell would treat specially; the result
+/// is also valid `sh` (single quotes), so scripts built from paths use it too.
+pub fn quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();
     let plain =
         !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
@@ -117,5 +138,13 @@ mod tests {
             step.to_string(),
             r"RUSTFLAGS='--cfg interpsafe_loom' cargo test --workspace 'it'\''s'"
         );
+    }
+
+    #[test]
+    fn run_through_puts_the_wrapper_first_and_keeps_env_and_dir() {
+        let step = Step::new("cargo").arg("test").env("K", "v").current_dir("/w");
+        let wrapped = step.run_through("chroot", ["/r"]);
+        assert_eq!(wrapped.to_string(), "(in /w) K=v chroot /r cargo test");
+        assert_eq!(wrapped.dir(), Some(Path::new("/w")));
     }
 }

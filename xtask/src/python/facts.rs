@@ -56,11 +56,21 @@ pub fn parse_facts(text: &str) -> Result<Facts, String> {
 
 /// Runs `executable` (with the extra environment `env`) and asks for its [`Facts`].
 pub fn query(executable: &Path, env: &[(&str, &str)]) -> Result<Facts, Error> {
+    query_through(executable, env, |step| step)
+}
+
+/// [`query`], with the command run through `wrap` (e.g. into a chroot, where `executable` is a
+/// path inside it).
+pub fn query_through(
+    executable: &Path,
+    env: &[(&str, &str)],
+    wrap: impl FnOnce(Step) -> Step,
+) -> Result<Facts, Error> {
     let mut step = Step::new(executable).args(["-c", QUERY]);
     for (k, v) in env {
         step = step.env(k, v);
     }
-    let out = step.command().output().map_err(|e| {
+    let out = wrap(step).command().output().map_err(|e| {
         Error::new(format!("cannot run {} ({e}); is it a Python executable?", executable.display()))
     })?;
     if !out.status.success() {

@@ -1,13 +1,14 @@
 //! `python install`: fetch, build and install known interpreters into the cache, once.
 
-use std::fs;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use super::build;
 use super::deps;
 use super::facts;
 use super::marker::{self, InstallState, Marker};
-use super::names::{self, KnownPython};
+use super::mounts;
+use super::names::{self, KnownPython, Origin};
+use super::sid;
 use super::source;
 use crate::clock;
 use crate::error::Error;
@@ -48,6 +49,9 @@ pub fn install_command(names: &[String], cache: &Cache) -> Result<(), Error> {
 ///
 /// An interrupted install (directory without a valid marker) is wiped and rebuilt.
 pub fn ensure_installed(known: &KnownPython, cache: &Cache) -> Result<Marker, Error> {
+    if let Origin::SidRoot { .. } = known.origin {
+        return sid::ensure_installed(known, cache);
+    }
     let prefix = cache.python_dir(known.name);
     match marker::state(&prefix) {
         InstallState::Installed(marker) => {
@@ -65,9 +69,8 @@ pub fn ensure_installed(known: &KnownPython, cache: &Cache) -> Result<Marker, Er
                 known.name,
                 prefix.display()
             );
-            fs::remove_dir_all(&prefix).map_err(|e| {
-                Error::io("remove the interrupted install", &prefix, &e)
-                    .reword(|m| format!("{m}; remove it by hand and retry"))
+            mounts::remove_dir_all_unmounted(&prefix).map_err(|e| {
+                e.reword(|m| format!("{m}; remove the interrupted install by hand and retry"))
             })?;
             install_fresh(known, cache)
         }
@@ -108,18 +111,13 @@ fn install_fresh(known: &KnownPython, cache: &Cache) -> Result<Marker, Error> {
             cache.log_path(name, "configure").display()
         )));
     }
-    let marker = Marker {
-        name: name.to_string(),
-        version: facts.version,
-        source_package: tarball.package,
-        debian_source_version: tarball.debian_version,
-        configure_flags,
+    let marker = Marker::new(
+        name,
+        facts,
         executable,
-        sys_version: facts.sys_version,
-        py_gil_disabled: facts.py_gil_disabled,
-        abiflags: facts.abiflags,
-        built_at: clock::utc_timestamp(SystemTime::now()),
-    };
+        (tarball.package, tarball.debian_version),
+        configure_flags,
+    );
     marker::write(&prefix, &marker)?;
     println!(
         "[{name}] installed {} at {} in {}",

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::facts::{query, Facts};
 use super::install;
-use super::names::{self, KnownPython};
+use super::names::{self, KnownPython, Origin};
+use super::{root, sid};
 use crate::error::Error;
 use crate::host;
 use crate::paths::{self, Cache};
@@ -33,12 +34,26 @@ impl Interpreter {
         paths::target_dir(&format!("py-{}", self.name))
     }
 
+    /// The root this interpreter runs in (cargo runs against it go in there too), if any: the
+    /// value of [`ROOT_ENV`] in [`Interpreter::env`].
+    pub fn root(&self) -> Option<PathBuf> {
+        self.env.iter().find(|(k, _)| k == ROOT_ENV).map(|(_, v)| PathBuf::from(v))
+    }
+
     /// The build variant named after the series (`asan` of `3.13-asan`, `static` of
     /// `3.13-static`), stamped on every result of this interpreter.
     pub fn variant(&self) -> Option<String> {
         self.name.split_once('-').map(|(_, v)| v.to_string())
     }
 }
+
+/// Set in [`Interpreter::env`] for an interpreter that runs inside a root: the root's directory.
+pub const ROOT_ENV: &str = "INTERPSAFE_ROOT";
+
+/// Set in [`Interpreter::env`] for a known name: the Debian version of the package it came from
+/// (the source package of a build here, the binary package of a sid-root interpreter), which the
+/// result records carry.
+pub const DEBIAN_VERSION_ENV: &str = "INTERPSAFE_PYTHON_DEBIAN_VERSION";
 
 /// The name given to an interpreter selected by path: `path-3.11`, or `path-3.13t` if free-threaded.
 pub fn path_name(facts: &Facts) -> String {
@@ -71,13 +86,30 @@ pub fn resolve_spec(spec: &Spec, cache: &Cache) -> Result<Interpreter, Error> {
     match spec {
         Spec::Known(known) => {
             let marker = install::ensure_installed(known, cache)?;
+            let mut env: Vec<(String, String)> =
+                known.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            env.push((DEBIAN_VERSION_ENV.to_string(), marker.debian_source_version.clone()));
+            let (executable, libdir) = match known.origin {
+                Origin::Source => {
+                    (marker.executable, Some(cache.python_dir(known.name).join("lib")))
+                }
+                Origin::SidRoot { .. } => {
+                    let root_dir = root::dir(cache);
+                    let inside = root::inside_path(&root_dir, &marker.executable)
+                        .unwrap_or_else(|| sid::executable_inside(known));
+                    sid::fetch_crates(known.name, cache)?;
+                    env.push((ROOT_ENV.to_string(), root_dir.to_string_lossy().into_owned()));
+                    // Debian's libpython is in the root's default library path.
+                    (inside, None)
+                }
+            };
             Ok(Interpreter {
                 name: known.name.to_string(),
-                executable: marker.executable,
+                executable,
                 version: marker.version,
                 free_threaded: marker.py_gil_disabled == Some(1),
-                libdir: Some(cache.python_dir(known.name).join("lib")),
-                env: known.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                libdir,
+                env,
             })
         }
         Spec::Path(path) => {

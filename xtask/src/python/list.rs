@@ -3,8 +3,9 @@
 use super::discover;
 use super::facts;
 use super::marker::{self, InstallState};
-use super::names::{KnownPython, KNOWN};
+use super::names::{KnownPython, Origin, KNOWN};
 use super::probe::{self, Availability};
+use super::root::{self, RootState};
 use crate::paths::Cache;
 
 /// Prints the state of every known name, then the interpreters found on `PATH` and in pyenv.
@@ -44,6 +45,9 @@ fn state_line(known: &KnownPython, cache: &Cache) -> String {
         InstallState::Interrupted(why) => Some(why),
         InstallState::Absent => None,
     };
+    if let Origin::SidRoot { stamp_package, .. } = known.origin {
+        return sid_state(stamp_package, cache);
+    }
     let state = match probe::availability(known, cache) {
         Availability::Fetchable(_) => "installable".to_string(),
         Availability::NotFetchable(why) => not_buildable(&why),
@@ -55,6 +59,31 @@ fn state_line(known: &KnownPython, cache: &Cache) -> String {
             prefix.display()
         ),
         None => state,
+    }
+}
+
+/// The state of a sid-root name that is not installed yet.
+fn sid_state(stamp_package: &str, cache: &Cache) -> String {
+    let dir = root::dir(cache);
+    match root::state(&dir) {
+        RootState::Ready(m) => match m.versions.get(stamp_package) {
+            Some(v) => format!(
+                "installable (Debian {stamp_package} {v} is in the sid root at {})",
+                dir.display()
+            ),
+            None => {
+                format!("installable (adds {stamp_package} to the sid root at {})", dir.display())
+            }
+        },
+        RootState::Interrupted(why) => format!(
+            "installable; the interrupted sid root at {} ({why}) will be rebuilt first",
+            dir.display()
+        ),
+        RootState::Absent => format!(
+            "installable as root (Debian sid binary package; builds the sid root at {} first, \
+             about a minute)",
+            dir.display()
+        ),
     }
 }
 

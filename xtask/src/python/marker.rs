@@ -5,9 +5,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
+use super::facts::Facts;
+use crate::clock;
 use crate::error::Error;
 use crate::host;
 
@@ -40,6 +43,30 @@ pub struct Marker {
 }
 
 impl Marker {
+    /// The marker of a finished install of `name` at `executable`, from what the interpreter
+    /// said about itself and where it came from: the Debian package and version, and the
+    /// `configure` flags it was built with (none for a Debian binary).
+    pub fn new(
+        name: &str,
+        facts: Facts,
+        executable: PathBuf,
+        (source_package, debian_source_version): (String, String),
+        configure_flags: Vec<String>,
+    ) -> Marker {
+        Marker {
+            name: name.to_string(),
+            version: facts.version,
+            source_package,
+            debian_source_version,
+            configure_flags,
+            executable,
+            sys_version: facts.sys_version,
+            py_gil_disabled: facts.py_gil_disabled,
+            abiflags: facts.abiflags,
+            built_at: clock::utc_timestamp(SystemTime::now()),
+        }
+    }
+
     /// The marker as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         let value = json!({
@@ -54,9 +81,7 @@ impl Marker {
             "abiflags": self.abiflags,
             "built_at": self.built_at,
         });
-        let mut text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
-        text.push('\n');
-        text
+        pretty_json(&value)
     }
 
     /// Parses a marker; the error says which field is missing or wrong.
@@ -126,10 +151,23 @@ pub fn state(prefix: &Path) -> InstallState {
 
 /// Writes the marker into `prefix` atomically (temporary file, then rename).
 pub fn write(prefix: &Path, marker: &Marker) -> Result<(), Error> {
-    let path = prefix.join(MARKER_FILE);
-    let tmp = prefix.join(format!("{MARKER_FILE}.tmp"));
-    fs::write(&tmp, marker.to_json()).map_err(|e| Error::io("write", &tmp, &e))?;
+    write_atomically(prefix, MARKER_FILE, &marker.to_json())
+}
+
+/// Writes `text` to `dir/file` through a temporary file and a rename, so a reader sees the old
+/// file or the whole new one: how every marker is written (last, when its work is done).
+pub fn write_atomically(dir: &Path, file: &str, text: &str) -> Result<(), Error> {
+    let path = dir.join(file);
+    let tmp = dir.join(format!("{file}.tmp"));
+    fs::write(&tmp, text).map_err(|e| Error::io("write", &tmp, &e))?;
     fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, &e))
+}
+
+/// `value` as pretty-printed JSON with a final newline.
+pub fn pretty_json(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod apt;
 pub mod build;
+pub mod chroot;
 pub mod debversion;
 pub mod deps;
 pub mod discover;
@@ -10,6 +11,10 @@ pub mod install;
 pub mod interpreter;
 pub mod list;
 pub mod marker;
+pub mod mounts;
 pub mod names;
 pub mod probe;
+pub mod root;
+pub mod run;
+pub mod sid;
 pub mod source;

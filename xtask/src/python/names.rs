@@ -2,8 +2,28 @@
 //!
 //! To add a variant, add one entry to [`KNOWN`], usually as `KnownPython { name, configure_flags,
 //! .., ..BASE }` where `BASE` is the plain build of the same CPython series.
+//!
+//! Most names are built here from a source tarball ([`Origin::Source`]). The newest series,
+//! whose tarballs the mirror does not serve, come as Debian's binary packages of the development
+//! distribution installed into one shared root under the cache ([`Origin::SidRoot`]): those
+//! binaries need a newer glibc than the host's, so they and everything built against them run
+//! inside that root (`python/root.rs`).
 
 use crate::error::Error;
+
+/// Where an interpreter comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Built here from the upstream tarball of [`KnownPython::source_package`].
+    Source,
+    /// Debian's binary packages of the development distribution (sid), in the shared root.
+    SidRoot {
+        /// The binary package whose Debian version the install records (e.g. `python3.14-dbg`).
+        stamp_package: &'static str,
+        /// The packages this name needs in the root (on top of the root's common tools).
+        packages: &'static [&'static str],
+    },
+}
 
 /// One buildable interpreter: which Debian source package it comes from and how to configure it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +51,8 @@ pub struct KnownPython {
     pub shared: bool,
     /// Whether `python install` without names and `test` without `--python` use it.
     pub default: bool,
+    /// Built from source here, or Debian binaries in the sid root.
+    pub origin: Origin,
 }
 
 /// CPython 3.13 with the GIL: the base of the 3.13 variants.
@@ -46,29 +68,38 @@ const CPYTHON_3_13: KnownPython = KnownPython {
     free_threaded: false,
     shared: true,
     default: true,
+    origin: Origin::Source,
 };
 
-/// CPython 3.14 with the GIL: the base of the 3.14 variants.
+/// CPython 3.14 with the GIL, Debian's sid package: the base of the 3.14 variants.
 const CPYTHON_3_14: KnownPython = KnownPython {
     name: "3.14",
-    summary: "CPython 3.14 with the GIL",
+    summary: "CPython 3.14 with the GIL (Debian sid package, run in a sid root)",
     series: "3.14",
     source_package: "python3.14",
     preferred_upstream: None,
     executable: "python3.14",
     default: false,
+    origin: Origin::SidRoot {
+        stamp_package: "python3.14",
+        packages: &["python3.14-dev", "python3.14-venv"],
+    },
     ..CPYTHON_3_13
 };
 
-/// CPython 3.15 with the GIL: the base of the 3.15 variants.
+/// CPython 3.15 with the GIL, Debian's sid package: the base of the 3.15 variants.
 const CPYTHON_3_15: KnownPython = KnownPython {
     name: "3.15",
-    summary: "CPython 3.15 with the GIL",
+    summary: "CPython 3.15 with the GIL (Debian sid package, run in a sid root)",
     series: "3.15",
     source_package: "python3.15",
     preferred_upstream: None,
     executable: "python3.15",
     default: false,
+    origin: Origin::SidRoot {
+        stamp_package: "python3.15",
+        packages: &["python3.15-dev", "python3.15-venv"],
+    },
     ..CPYTHON_3_13
 };
 
@@ -109,20 +140,46 @@ pub const KNOWN: &[KnownPython] = &[
     },
     CPYTHON_3_14,
     KnownPython {
+        name: "3.14-debug",
+        summary:
+            "CPython 3.14 with the GIL, debug build (Debian sid python3.14-dbg, in a sid root)",
+        executable: "python3.14d",
+        origin: Origin::SidRoot {
+            stamp_package: "python3.14-dbg",
+            packages: &["python3.14-dbg", "python3.14-dev"],
+        },
+        ..CPYTHON_3_14
+    },
+    KnownPython {
         name: "3.14t",
         summary: "CPython 3.14 free-threaded (--disable-gil)",
         configure_flags: &["--disable-gil"],
         executable: "python3.14t",
         free_threaded: true,
+        // Debian ships no free-threaded 3.14 package: this one is built from source, whose
+        // tarball the mirror does not serve here.
+        origin: Origin::Source,
         ..CPYTHON_3_14
     },
     CPYTHON_3_15,
+    KnownPython {
+        name: "3.15-debug",
+        summary:
+            "CPython 3.15 with the GIL, debug build (Debian sid python3.15-dbg, in a sid root)",
+        executable: "python3.15d",
+        origin: Origin::SidRoot {
+            stamp_package: "python3.15-dbg",
+            packages: &["python3.15-dbg", "python3.15-dev"],
+        },
+        ..CPYTHON_3_15
+    },
     KnownPython {
         name: "3.15t",
         summary: "CPython 3.15 free-threaded (--disable-gil)",
         configure_flags: &["--disable-gil"],
         executable: "python3.15t",
         free_threaded: true,
+        origin: Origin::Source,
         ..CPYTHON_3_15
     },
 ];
@@ -167,6 +224,13 @@ mod tests {
         assert_eq!(lookup("3.13-debug").unwrap().executable, "python3.13d");
         assert_eq!(lookup("3.13-asan").unwrap().env, &[("ASAN_OPTIONS", "detect_leaks=0")]);
         assert_eq!(lookup("3.15t").unwrap().source_package, "python3.15");
+        assert_eq!(lookup("3.15t").unwrap().origin, Origin::Source);
+        assert_eq!(lookup("3.14-debug").unwrap().executable, "python3.14d");
+        assert!(matches!(
+            lookup("3.15-debug").unwrap().origin,
+            Origin::SidRoot { stamp_package: "python3.15-dbg", .. }
+        ));
+        assert!(matches!(lookup("3.14").unwrap().origin, Origin::SidRoot { .. }));
     }
 
     #[test]
