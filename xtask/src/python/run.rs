@@ -5,8 +5,8 @@
 
 use std::env;
 
-use super::chroot;
 use super::interpreter::{self, Spec};
+use crate::cli;
 use crate::error::Error;
 use crate::paths::Cache;
 use crate::step::Step;
@@ -33,22 +33,15 @@ pub fn run_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         }
     };
     let py = interpreter::resolve_spec(&Spec::Known(known), cache)?;
-    let Some(root) = py.root() else {
+    if py.root().is_none() {
         return Err(Error::usage(format!(
             "{name} does not run in a root: run {} directly",
             py.executable.display()
         )));
-    };
-    let cwd = env::current_dir().map_err(|e| Error::new(format!("no current directory: {e}")))?;
-    let mut step = Step::new(program)
-        .args(program_args)
-        .current_dir(cwd)
-        .env("PYO3_PYTHON", &py.executable)
-        .env("CARGO_TARGET_DIR", py.target_dir());
-    for (k, v) in &py.env {
-        step = step.env(k, v);
     }
-    let step = chroot::cargo_in_root(&root, step);
+    let cwd = env::current_dir().map_err(|e| Error::new(format!("no current directory: {e}")))?;
+    let step = Step::new(program).args(program_args).current_dir(cwd);
+    let step = cli::with_python(step, &py, &py.target_dir());
     let status = step.command().status().map_err(|e| crate::stage::spawn_error(&step, &e))?;
     if status.success() {
         Ok(())
