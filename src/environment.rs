@@ -10,7 +10,8 @@ use crate::pyo3_compat::{ffi, PYO3_VERSION};
 ///
 /// The exact version comes from the running interpreter (`Py_GetVersion`); the name and variant
 /// from `INTERPSAFE_PYTHON_NAME` / `INTERPSAFE_PYTHON_VARIANT`, which `cargo xtask` sets, falling
-/// back to `<major.minor>` plus `t` on a free-threaded build.
+/// back to `<major.minor>` plus `t` on a free-threaded build; the Debian package version from
+/// `INTERPSAFE_PYTHON_DEBIAN_VERSION`.
 pub fn interpreter_build() -> InterpreterBuild {
     // SAFETY: Py_GetVersion returns a static string and may be called before initialisation.
     let full = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy().into_owned();
@@ -25,6 +26,9 @@ pub fn interpreter_build() -> InterpreterBuild {
         version,
         free_threaded,
         variant: std::env::var("INTERPSAFE_PYTHON_VARIANT").ok().filter(|v| !v.is_empty()),
+        debian_version: std::env::var("INTERPSAFE_PYTHON_DEBIAN_VERSION")
+            .ok()
+            .filter(|v| !v.is_empty()),
     }
 }
 

@@ -13,6 +13,11 @@ pub struct InterpreterBuild {
     pub free_threaded: bool,
     /// A sanitizer or debug variant (`asan`, `debug`), if any.
     pub variant: Option<String>,
+    /// The Debian package version the interpreter came from, when xtask selected it by name:
+    /// the source package's for a build here (`3.13.15-1`), the binary package's for an
+    /// interpreter of the sid root (`3.14.10-1`). Absent in older files and for `--python PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debian_version: Option<String>,
 }
 
 /// The machine a result was produced on (no host names: only what describes the hardware).
@@ -65,4 +70,21 @@ pub struct Environment {
     pub pyo3_version: String,
     /// The machine.
     pub machine: Machine,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_version_is_optional_in_files() {
+        let old = r#"{"name":"3.13","version":"3.13.15","free_threaded":false,"variant":null}"#;
+        let build: InterpreterBuild = serde_json::from_str(old).unwrap();
+        assert_eq!(build.debian_version, None);
+        assert!(!serde_json::to_string(&build).unwrap().contains("debian_version"));
+        let stamped = InterpreterBuild { debian_version: Some("3.14.10-1".into()), ..build };
+        let text = serde_json::to_string(&stamped).unwrap();
+        assert!(text.contains(r#""debian_version":"3.14.10-1""#), "{text}");
+        assert_eq!(serde_json::from_str::<InterpreterBuild>(&text).unwrap(), stamped);
+    }
 }

@@ -112,6 +112,7 @@ mod tests {
                 version: "3.13.15".into(),
                 free_threaded: true,
                 variant: None,
+                debian_version: Some("3.13.15-1".into()),
             },
             pyo3_version: "0.28.3".into(),
             machine: Machine::detect(),

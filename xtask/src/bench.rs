@@ -110,6 +110,7 @@ pub fn environment(py: &Interpreter) -> Environment {
             version: py.version.clone(),
             free_threaded: py.free_threaded,
             variant: py.variant(),
+            debian_version: py.debian_version(),
         },
         pyo3_version: pinned_pyo3_version(&manifest).unwrap_or_else(|| "unknown".into()),
         machine: Machine::detect(),
@@ -315,6 +316,7 @@ mod tests {
                 version: "3.13.15".into(),
                 free_threaded: false,
                 variant: None,
+                debian_version: None,
             },
             pyo3_version: "0.28.3".into(),
             machine: Machine {

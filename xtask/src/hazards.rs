@@ -234,6 +234,7 @@ mod tests {
                 version: "3.13.15".into(),
                 free_threaded: false,
                 variant: None,
+                debian_version: None,
             },
             pyo3_version: "0.28.3".into(),
             machine: Machine::detect(),

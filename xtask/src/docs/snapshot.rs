@@ -162,6 +162,7 @@ pub(crate) mod tests {
             version: "3.13.15".into(),
             free_threaded: name.ends_with('t'),
             variant: name.split_once('-').map(|(_, v)| v.into()),
+            debian_version: None,
         };
         let (os, arch, cpu_model) = ("linux".into(), "x86_64".into(), Some("Test CPU".into()));
         let machine = Machine { os, arch, cpus: 2, cpu_model, threads_per_core: Some(1) };

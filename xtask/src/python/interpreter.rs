@@ -40,6 +40,12 @@ impl Interpreter {
         self.env.iter().find(|(k, _)| k == ROOT_ENV).map(|(_, v)| PathBuf::from(v))
     }
 
+    /// The Debian package version it came from (a known name's), for the records: the value of
+    /// [`DEBIAN_VERSION_ENV`] in [`Interpreter::env`].
+    pub fn debian_version(&self) -> Option<String> {
+        self.env.iter().find(|(k, _)| k == DEBIAN_VERSION_ENV).map(|(_, v)| v.clone())
+    }
+
     /// The build variant named after the series (`asan` of `3.13-asan`, `static` of
     /// `3.13-static`), stamped on every result of this interpreter.
     pub fn variant(&self) -> Option<String> {
