@@ -40,7 +40,13 @@ fn state_line(known: &KnownPython, cache: &Cache) -> String {
     let prefix = cache.python_dir(known.name);
     let interrupted = match marker::state(&prefix) {
         InstallState::Installed(m) => {
-            return format!("installed ({}) at {}", m.version, m.executable.display())
+            let debian = match known.origin {
+                Origin::SidRoot { stamp_package, .. } => {
+                    format!(", Debian sid {stamp_package} {}", m.debian_source_version)
+                }
+                Origin::Source => String::new(),
+            };
+            return format!("installed ({}{debian}) at {}", m.version, m.executable.display());
         }
         InstallState::Interrupted(why) => Some(why),
         InstallState::Absent => None,
