@@ -119,8 +119,9 @@ impl Jail {
 }
 
 /// The jail cargo runs in against a root's interpreter: the workspace writable; the Rust
-/// toolchain (`$RUSTUP_HOME`, `$CARGO_HOME/bin`) and the crates fetched on the host (the
-/// registry's index and `.crate` files, git checkouts' databases, `config.toml`) read-only.
+/// toolchain (`$RUSTUP_HOME`, `$CARGO_HOME/bin`), the crates fetched on the host (the
+/// registry's index and `.crate` files, git checkouts' databases, `config.toml`) and the cache's
+/// `tools/` read-only.
 /// Crates are unpacked inside the root's own `$CARGO_HOME/registry/src`, so the host's stays
 /// untouched; the build runs offline (`CARGO_NET_OFFLINE`), as the root has no CA certificates.
 pub fn toolchain_jail(root: &Path) -> Jail {
@@ -140,6 +141,13 @@ pub fn toolchain_jail(root: &Path) -> Jail {
     ] {
         if dir.is_dir() {
             jail = jail.bind_dir(dir, false);
+        }
+    }
+    // The cache's tools (`<cache>/tools`, beside `<cache>/roots/`): the instruction bench's
+    // runner, which xtask installs on the host.
+    if let Some(tools) = root.parent().and_then(Path::parent).map(|cache| cache.join("tools")) {
+        if tools.is_dir() {
+            jail = jail.bind_dir(tools, false);
         }
     }
     for file in ["config.toml", "config"] {
