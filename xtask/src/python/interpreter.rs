@@ -103,7 +103,7 @@ pub fn resolve_spec(spec: &Spec, cache: &Cache) -> Result<Interpreter, Error> {
                     let root_dir = root::dir(cache);
                     let inside = root::inside_path(&root_dir, &marker.executable)
                         .unwrap_or_else(|| sid::executable_inside(known));
-                    sid::fetch_crates(known.name, cache)?;
+                    sid::fetch_crates(known.name, cache);
                     env.push((ROOT_ENV.to_string(), root_dir.to_string_lossy().into_owned()));
                     // Debian's libpython is in the root's default library path.
                     (inside, None)

@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::chroot;
 use super::facts;
 use super::marker::{self, InstallState, Marker};
 use super::mounts;
@@ -45,6 +46,9 @@ pub fn ensure_installed(known: &KnownPython, cache: &Cache) -> Result<Marker, Er
         return Err(Error::new(format!("{} is not installed from the sid root", known.name)));
     };
     let name = known.name;
+    // Everything below (the root, and every run in it) needs root and the namespace tools; say
+    // so before anything else fails less clearly.
+    chroot::check_host()?;
     let root_marker = root::ensure(name, &all_packages(), cache)?;
     let root_dir = root::dir(cache);
     let inside = executable_inside(known);
@@ -100,14 +104,17 @@ pub fn ensure_installed(known: &KnownPython, cache: &Cache) -> Result<Marker, Er
 
 /// Fetches the crates of the workspace and of `compile-fail/` on the host (once per run): the
 /// root has no CA certificates, so cargo runs there offline against the host's registry.
-pub fn fetch_crates(label: &str, cache: &Cache) -> Result<(), Error> {
+///
+/// A failed fetch (no network) is a warning, not an error: the registry may already hold every
+/// crate, and if not, the offline build in the root names the missing one.
+pub fn fetch_crates(label: &str, cache: &Cache) {
     static FETCHED: AtomicBool = AtomicBool::new(false);
     if FETCHED.load(Ordering::Relaxed) {
-        return Ok(());
+        return;
     }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let root = paths::workspace_root();
-    stage::logged(
+    let fetched = stage::logged(
         label,
         "cargo fetch (the root builds offline)",
         &cache.log_path(label, "fetch-crates"),
@@ -125,9 +132,14 @@ pub fn fetch_crates(label: &str, cache: &Cache) -> Result<(), Error> {
             }
             Ok(())
         },
-    )?;
-    FETCHED.store(true, Ordering::Relaxed);
-    Ok(())
+    );
+    match fetched {
+        Ok(()) => FETCHED.store(true, Ordering::Relaxed),
+        Err(err) => eprintln!(
+            "warning: {err}\n  going on: cargo runs offline in the root with the crates the \
+             host's registry already has"
+        ),
+    }
 }
 
 #[cfg(test)]
