@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::host;
 use crate::paths;
+use crate::stage;
 use crate::step::{quote, Step};
 
 /// The host tools a chrooted run needs, with the Debian package that has each.
@@ -179,14 +180,26 @@ pub fn check_host() -> Result<(), Error> {
         .filter(|(tool, _)| host::find_in_path(tool).is_none())
         .map(|(tool, package)| format!("{tool} (Debian package {package})"))
         .collect();
-    if missing.is_empty() {
-        return Ok(());
+    if !missing.is_empty() {
+        return Err(Error::new(format!(
+            "running in the sid root needs {} on PATH; install them (apt-get install util-linux \
+             coreutils) and retry",
+            missing.join(", ")
+        )));
     }
-    Err(Error::new(format!(
-        "running in the sid root needs {} on PATH; install them (apt-get install util-linux \
-         coreutils) and retry",
-        missing.join(", ")
-    )))
+    // Root in a restricted container may still be refused namespaces: ask once, plainly.
+    let probe = Step::new("unshare").args(["--mount", "--propagation", "private", "--pid"]);
+    let probe = probe.args(["--fork", "--kill-child", "true"]);
+    match probe.command().output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(Error::new(format!(
+            "this machine refuses a private mount and PID namespace (`{probe}`: {}), which the \
+             sid root's runs need; run xtask as root where namespaces are allowed (a container \
+             needs CAP_SYS_ADMIN), or pass --python /path/to/python",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        Err(e) => Err(stage::spawn_error(&probe, &e)),
+    }
 }
 
 #[cfg(test)]
