@@ -20,6 +20,7 @@ mod paths;
 mod python;
 mod render;
 mod report;
+mod send_sync;
 mod stage;
 mod step;
 mod targets;

@@ -11,18 +11,10 @@ use interpsafe_results::{
     RecordData, ResultRecord, SendSyncCell, Verdict, VerdictKind, BASELINE, REFERENCE,
 };
 
-use super::snapshot::{is_quick, Snapshot, SEND_SYNC};
+use super::snapshot::{is_quick, Snapshot};
 use crate::render::{Block, Table};
+use crate::send_sync::{RULE_SETS, SEND_SYNC};
 use crate::targets::{figure, Figure, Figures, Key, Metric};
-
-/// Which threads can reach one object at once: the Send/Sync model's rule sets, in column
-/// order: name, column heading, whether its build needs a free-threaded interpreter, and the
-/// cargo features of its build.
-pub const RULE_SETS: [(&str, &str, bool, &[&str]); 3] = [
-    ("gil", "GIL build", false, &[]),
-    ("free-threaded", "free-threaded build", true, &[]),
-    ("own-gil", "own-GIL subinterpreters", false, &["own-gil-rules"]),
-];
 
 /// A table request: its kind and `key=value` arguments, as written in the start marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
