@@ -176,6 +176,13 @@ fn head(fixed: &[&str], more: impl IntoIterator<Item = String>) -> Table {
     Table::new(fixed.iter().map(|h| h.to_string()).chain(more))
 }
 
+/// A type name without its module paths: `a::b::Py<c::PyAny>` is `Py<PyAny>`.
+fn without_paths(type_name: &str) -> String {
+    let segments =
+        type_name.split_inclusive(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'));
+    segments.map(|s| s.rsplit("::").next().unwrap_or(s)).collect()
+}
+
 /// How a build is described: `3.13t`: CPython 3.13.15, free-threaded.
 fn describe_build(b: &InterpreterBuild) -> String {
     let kind = if b.free_threaded { "free-threaded" } else { "GIL" };
@@ -640,7 +647,7 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
             sizes.iter().find(|(r, h)| h.strategy == s && rank(r) == build_rank(b)).map(|x| x.1)
         };
         let first = builds.iter().find_map(of).map_or("", |h| h.type_name.as_str());
-        let short = code(first.rsplit("::").next().unwrap_or(first));
+        let short = code(without_paths(first));
         let cells = builds.iter().map(|b| {
             of(b).map_or("not measured".into(), |h| {
                 format!("{} B ({} B as `Option`)", h.size, h.option_size)
@@ -875,6 +882,8 @@ mod tests {
         let ids = "H2 H2.unattached H1.kept H1 H12".split(' ');
         assert_eq!(join(ids.filter(|id| case_selected(&l, id)), " "), "H2 H2.unattached H1.kept");
         assert!(case_selected(&None, "H12"));
+        assert_eq!(without_paths("pyo3::instance::Py<pyo3::types::any::PyAny>"), "Py<PyAny>");
+        assert_eq!(without_paths("a::BrandedHandle<'_>"), "BrandedHandle<'_>");
         let shown = [0.2345, 12.345, 123.45, 999.0, 1000.0, 1001305.4].map(figure);
         assert_eq!(shown, ["0.23", "12.3", "123", "999", "1,000", "1,001,305"]);
     }
