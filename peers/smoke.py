@@ -5,7 +5,9 @@ The directory holding the built module must be on PYTHONPATH. PROBE is one of:
 - `main`: import MODULE in the main interpreter and call every function of the shared surface;
 - `isolated`: import it in main, then in an `_interpreters.create('isolated')` interpreter (own
   GIL), run the same checks there, and destroy that interpreter;
-- `isolated-first`: the same without importing it in main first.
+- `isolated-first`: the same without importing it in main first;
+- `legacy`: import it in main, then in a `_interpreters.create('legacy')` interpreter (shares
+  main's GIL: where a module that refuses own-GIL interpreters may still be let in).
 
 Each step is printed (flushed) as `step: ...` before it runs, so when the process dies the last
 such line says where. The outcome is the last line: `RESULT {json}` with `outcome` one of
@@ -77,14 +79,14 @@ def in_main(name):
     result(outcome="ok", checked=done, file=module.__file__)
 
 
-def in_isolated(name, import_in_main_first):
+def in_subinterpreter(name, config, import_in_main_first):
     import _interpreters
 
     if import_in_main_first:
         step(f"import {name} in main")
         __import__(name)
-    step("create an isolated (own-GIL) interpreter")
-    interp = _interpreters.create("isolated")
+    step(f"create an interpreter ({config!r} config)")
+    interp = _interpreters.create(config)
     setup = "import sys\nsys.path[:0] = " + repr(sys.path) + "\n"
     step(f"import {name} in interpreter {interp}")
     err = _interpreters.exec(interp, setup + f"import {name} as _peer")
@@ -106,14 +108,17 @@ def in_isolated(name, import_in_main_first):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[2] not in ("main", "isolated", "isolated-first"):
-        print("usage: smoke.py MODULE main|isolated|isolated-first", file=sys.stderr)
+    probes = ("main", "isolated", "isolated-first", "legacy")
+    if len(argv) != 3 or argv[2] not in probes:
+        print(f"usage: smoke.py MODULE {'|'.join(probes)}", file=sys.stderr)
         return 2
     name, probe = argv[1], argv[2]
     if probe == "main":
         in_main(name)
+    elif probe == "legacy":
+        in_subinterpreter(name, "legacy", import_in_main_first=True)
     else:
-        in_isolated(name, import_in_main_first=(probe == "isolated"))
+        in_subinterpreter(name, "isolated", import_in_main_first=(probe == "isolated"))
     step("exit")
     return 0
 
