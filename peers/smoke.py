@@ -2,7 +2,9 @@
 
 The directory holding the built module must be on PYTHONPATH. PROBE is one of:
 
-- `main`: import MODULE in the main interpreter and call every function of the shared surface;
+- `main`: import MODULE in the main interpreter, call every function of the shared surface, then
+  call incr and cached from several threads at once (no lost increment, one cached object); on a
+  free-threaded build the import must have left the GIL off;
 - `isolated`: import it in main, then in an `_interpreters.create('isolated')` interpreter (own
   GIL), run the same checks there, and destroy that interpreter;
 - `isolated-first`: the same without importing it in main first;
@@ -50,6 +52,28 @@ def _peer_checks(m):
     assert m.call(lambda x: x + 1, 41) == 42
     done.append("call")
     return done
+
+
+def _peer_threads(m, threads=4, rounds=2000):
+    # Several threads on one Counter and on the first cached() call: no lost increment, one
+    # list. (On a free-threaded build they really run at once.)
+    import threading
+    c = m.Counter()
+    seen = []
+    barrier = threading.Barrier(threads)
+    def work():
+        barrier.wait()
+        seen.append(m.cached())
+        for _ in range(rounds):
+            c.incr()
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert c.value == threads * rounds, f"lost increments: {c.value} != {threads * rounds}"
+    assert all(x is seen[0] for x in seen), "cached() made more than one object"
+    return ["threads"]
 '''
 
 
@@ -69,10 +93,17 @@ def in_main(name):
         result(outcome="import-error", error=f"{type(e).__name__}: {e}")
         return
     step(f"call the surface of {name} in main")
+    import sysconfig
+
+    if sysconfig.get_config_var("Py_GIL_DISABLED") and sys._is_gil_enabled():
+        # Importing a module that does not declare Py_mod_gil = Py_MOD_GIL_NOT_USED turns the
+        # GIL back on for the whole process.
+        result(outcome="check-failed", error=f"importing {name} enabled the GIL")
+        return
     scope = {"sys": sys}
     exec(CHECKS, scope)
     try:
-        done = scope["_peer_checks"](module)
+        done = scope["_peer_checks"](module) + scope["_peer_threads"](module)
     except Exception as e:  # noqa: BLE001 - any failure is the finding
         result(outcome="check-failed", error=f"{type(e).__name__}: {e}")
         return
