@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::build::sources_dir;
 use super::venv::with_runtime_env;
 use crate::error::Error;
+use crate::hazards;
 use crate::python::interpreter::Interpreter;
 use crate::step::Step;
 
@@ -91,12 +92,15 @@ pub fn run(
     let out_path = scratch.join(format!("{module}-{probe}.out"));
     let err_path = scratch.join(format!("{module}-{probe}.err"));
     let open = |p: &Path| File::create(p).map_err(|e| Error::io("create", p, &e));
-    let step = Step::new(&py.executable)
+    let mut step = Step::new(&py.executable)
         .arg("-s")
         .arg(sources_dir().join("smoke.py"))
         .args([module, probe])
         .env("PYTHONPATH", module_dir)
         .env("PYTHONFAULTHANDLER", "1");
+    if hazards::is_asan(py) {
+        step = step.env("LD_PRELOAD", asan_preload()?);
+    }
     let mut child = with_runtime_env(step.clone(), py)
         .command()
         .stdin(Stdio::null())
@@ -127,6 +131,14 @@ pub fn run(
         None => Outcome::TimedOut(last_step(&stdout)),
         Some(status) => judge(status.success(), &describe(status), &stdout, &stderr),
     })
+}
+
+/// What an AddressSanitizer interpreter must preload to run the C++ peers: the ASan runtime and
+/// then libstdc++. Loaded later (with the first C++ module), libstdc++'s `__cxa_throw` escapes
+/// ASan's interceptor, and the first C++ exception ends the process with `CHECK failed:
+/// asan_interceptors.cpp ... real___cxa_throw`; the ASan runtime must come first in the list.
+fn asan_preload() -> Result<String, Error> {
+    Ok(format!("{} libstdc++.so.6", hazards::libasan()?.display()))
 }
 
 /// The outcome from what a probe printed and how it ended.
