@@ -92,6 +92,9 @@ def report(variant, threads=2, n=2000, refcounts=True):
         rec["message"] = refused
         return rec
     rec["import"] = "ok"
+    # On a free-threaded build, importing a module that does not declare Py_MOD_GIL_NOT_USED
+    # turns the GIL on.
+    rec["gil_enabled"] = getattr(sys, "_is_gil_enabled", lambda: True)() if _free_threaded() else False
     rec["counter_type_id"] = id(m.Counter)
     rec["error_type_id"] = id(m.Error)
     rec["error_is_exception"] = isinstance(m.Error, type) and issubclass(m.Error, Exception)
@@ -128,6 +131,12 @@ def report(variant, threads=2, n=2000, refcounts=True):
     if refcounts:
         rec["refcount_deltas"] = _refcount_deltas(m)
     return rec
+
+
+def _free_threaded():
+    import sysconfig
+
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def _interp_id():
