@@ -11,6 +11,7 @@ mod cli;
 mod clock;
 mod docs;
 mod error;
+mod ext_modules;
 mod fuzz;
 mod hazards;
 mod host;
