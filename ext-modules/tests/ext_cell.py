@@ -6,6 +6,8 @@ KIND is `main` (imported in the main interpreter only), `isolated` (main, then 4
 interpreters at once, each on its own thread) or `legacy` (main, then 2 shared-GIL interpreters
 at once). Each interpreter exercises the module from 2 threads (`ext_exercise.report`). Then the
 subinterpreters are destroyed and the module is imported again in a new one of the same kind.
+`isolated-first` is `isolated` without the import in main at the start: main imports last,
+after the interpreters that filled the module's caches first have been destroyed.
 OUT.json is rewritten after every phase, so a crash keeps what came before it.
 """
 
@@ -29,14 +31,16 @@ def main():
         with open(out, "w") as f:
             json.dump(cell, f, indent=1)
 
-    cell["phases"]["main"] = ext_exercise.report(variant)
-    save()
+    main_first = kind != "isolated-first"
+    if main_first:
+        cell["phases"]["main"] = ext_exercise.report(variant)
+        save()
     if kind == "main":
         return
     import _interpreters
 
-    count = 4 if kind == "isolated" else 2
-    config = "isolated" if kind == "isolated" else "legacy"
+    count = 2 if kind == "legacy" else 4
+    config = "legacy" if kind == "legacy" else "isolated"
     tmp = tempfile.mkdtemp(prefix="interpsafe-ext-")
 
     def run_in(interp, name, refcounts):
@@ -84,6 +88,9 @@ def main():
     _interpreters.destroy(again)
     cell["phases"]["reimport_destroyed"] = "ok"
     save()
+    if not main_first:
+        cell["phases"]["main_last"] = ext_exercise.report(variant)
+        save()
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ VARIANTS = [
     "interpsafe_affine",
 ]
 ASSERTED = {"interpsafe_tagged", "interpsafe_scoped", "interpsafe_branded", "interpsafe_affine"}
-KINDS = ["main", "isolated", "legacy"]
+KINDS = ["main", "isolated", "legacy", "isolated-first"]
 DEFAULT_BUILDS = {"3.13": "python3.13", "3.13t": "python3.13t", "3.13-debug": "python3.13d"}
 TIMEOUT = int(os.environ.get("INTERPSAFE_EXT_TIMEOUT", "300"))
 
@@ -113,7 +113,8 @@ def summarize(cell):
     phases = cell["phases"]
     alive = [phases.get("main")] + list(phases.get("subs") or [])
     alive = [r for r in alive if r]
-    every = alive + ([phases["reimport"]] if phases.get("reimport") else [])
+    later = [phases.get("reimport"), phases.get("main_last")]
+    every = alive + [r for r in later if r]
     imported = [r for r in every if r.get("import") == "ok"]
     together = [r for r in alive if r.get("import") == "ok"]
 
@@ -123,12 +124,13 @@ def summarize(cell):
 
     deltas = {
         where: phases[where].get("refcount_deltas")
-        for where in ("main", "reimport")
+        for where in ("main", "reimport", "main_last")
         if phases.get(where) and phases[where].get("refcount_deltas") is not None
     }
     return {
         "imports": [r.get("import") for r in every],
         "refusals": sorted({r.get("message") for r in every if r.get("import") != "ok"} - {None}),
+        "modules_per_interpreter": distinct("module_id"),
         "types_per_interpreter": distinct("counter_type_id"),
         "exceptions_per_interpreter": distinct("error_type_id"),
         "caches_per_interpreter": distinct("cached_id"),
@@ -139,13 +141,21 @@ def summarize(cell):
         "counts_exact": all(r.get("count_exact") for r in imported) if imported else None,
         "errors": [e for r in imported for e in r.get("errors", [])][:10],
         "refcount_deltas": deltas,
+        # An interpreter made after the subinterpreters were destroyed sees one of their cached()
+        # objects (not main's, which is alive): a cache that outlived its owner (an address
+        # reused by chance would look the same, hence "suspected").
+        "stale_cache_suspected": bool(
+            {r.get("cached_id") for r in later if r and r.get("import") == "ok"}
+            & {r.get("cached_id") for r in phases.get("subs") or [] if r.get("import") == "ok"}
+            - {(phases.get("main") or {}).get("cached_id")}
+        ),
         "destroyed": phases.get("destroyed"),
         "reimported": (phases.get("reimport") or {}).get("import"),
         # Read where nothing else runs: in 3.13t an import enables the GIL for the time it runs
         # an extension's init, and legacy interpreters share one GIL, so a subinterpreter can
         # see another one's import in flight.
         "gil_enabled": any(
-            (phases.get(w) or {}).get("gil_enabled") for w in ("main", "reimport")
+            (phases.get(w) or {}).get("gil_enabled") for w in ("main", "reimport", "main_last")
         ),
     }
 
@@ -169,8 +179,15 @@ def failures(cell):
             bad.append(f"{check} is {s[check]}")
     if s["gil_enabled"]:
         bad.append("importing it enabled the GIL of a free-threaded build")
+    if s["stale_cache_suspected"]:
+        bad.append("a later interpreter got a destroyed interpreter's cached() object")
     if kind != "main":
-        for check in ("types_per_interpreter", "exceptions_per_interpreter", "caches_per_interpreter"):
+        for check in (
+            "modules_per_interpreter",
+            "types_per_interpreter",
+            "exceptions_per_interpreter",
+            "caches_per_interpreter",
+        ):
             if not s[check]:
                 bad.append(f"{check} is {s[check]}")
         if set(s["destroyed"] or []) != {"ok"} or s["reimported"] != "ok":
@@ -222,8 +239,8 @@ def _mark(v):
 def table(cells):
     """The findings per cell, one line each (and the refusals and errors under it)."""
     lines = [
-        f"{'variant':<21} {'kind':<9} {'status':<7} {'imports':<22} {'types/int':<9} "
-        f"{'exc/int':<7} {'cache/int':<9} {'interned':<8} {'exact':<5} {'gil':<4} refcount"
+        f"{'variant':<21} {'kind':<14} {'status':<7} {'imports':<22} {'mod/int':<7} {'types/int':<9} "
+        f"{'exc/int':<7} {'cache/int':<9} {'interned':<8} {'exact':<5} {'gil':<4} {'stale':<5} refcount"
     ]
     for c in cells:
         s = c["summary"]
@@ -232,10 +249,12 @@ def table(cells):
         status = c["status"] + (f"({c['signal']})" if c.get("signal") else "")
         rc = ";".join(f"{w}:{d}" for w, d in s["refcount_deltas"].items()) or "-"
         lines.append(
-            f"{c['variant']:<21} {c['kind']:<9} {status:<7} {imports:<22} "
-            f"{_mark(s['types_per_interpreter']):<9} {_mark(s['exceptions_per_interpreter']):<7} "
+            f"{c['variant']:<21} {c['kind']:<14} {status:<7} {imports:<22} "
+            f"{_mark(s['modules_per_interpreter']):<7} {_mark(s['types_per_interpreter']):<9} "
+            f"{_mark(s['exceptions_per_interpreter']):<7} "
             f"{_mark(s['caches_per_interpreter']):<9} {_mark(s['interned_local']):<8} "
-            f"{_mark(s['counts_exact']):<5} {'on' if s['gil_enabled'] else 'off':<4} {rc}"
+            f"{_mark(s['counts_exact']):<5} {'on' if s['gil_enabled'] else 'off':<4} "
+            f"{'YES' if s['stale_cache_suspected'] else 'no':<5} {rc}"
         )
         lines += [f"    refused: {r}" for r in s["refusals"]]
         lines += [f"    error: {e}" for e in s["errors"][:3]]

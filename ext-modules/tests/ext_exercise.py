@@ -95,6 +95,7 @@ def report(variant, threads=2, n=2000, refcounts=True):
     # On a free-threaded build, importing a module that does not declare Py_MOD_GIL_NOT_USED
     # turns the GIL on.
     rec["gil_enabled"] = getattr(sys, "_is_gil_enabled", lambda: True)() if _free_threaded() else False
+    rec["module_id"] = id(m)
     rec["counter_type_id"] = id(m.Counter)
     rec["error_type_id"] = id(m.Error)
     rec["error_is_exception"] = isinstance(m.Error, type) and issubclass(m.Error, Exception)
