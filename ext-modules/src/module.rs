@@ -75,25 +75,47 @@ pub const fn state_size<S: Strategy>() -> ffi::Py_ssize_t {
     std::mem::size_of::<State<S>>() as ffi::Py_ssize_t
 }
 
-/// The state's fields once exec has written them.
+/// The state of `module`, or `None` if it has none.
 ///
 /// # Safety
-/// `module` must be a module of a variant of strategy `S`, attached; the returned borrow must
-/// end before anything can run `m_clear` or `m_free` on it (it is not held across calls into
-/// Python).
-unsafe fn fields<'m, S: Strategy>(module: *mut ffi::PyObject) -> Option<&'m mut Fields<S>> {
-    // SAFETY: `module` is a module object (caller's contract); its state is `State<S>` or NULL.
-    let state = unsafe { ffi::PyModule_GetState(module) }.cast::<State<S>>();
-    // SAFETY: a non-NULL state is a live `State<S>`; `fields` is initialised once `ready` is
-    // set (Acquire pairs with exec's Release). Exclusive access: `m_clear` and `m_free` run with
-    // the interpreter's GIL held or the world stopped (free-threaded collections), and the
-    // readers (module functions) do not hold the borrow across anything that could run them.
-    unsafe {
-        let state = state.as_ref()?;
-        if !state.ready.load(Ordering::Acquire) {
+/// `module` must be a live module object of a variant of strategy `S`, and the returned borrow
+/// must not outlive it.
+unsafe fn state<'m, S: Strategy>(module: *mut ffi::PyObject) -> Option<&'m State<S>> {
+    // SAFETY: `module` is a live module object (caller's contract), whose state is a `State<S>`
+    // allocated by CPython (m_size), or NULL.
+    unsafe { ffi::PyModule_GetState(module).cast::<State<S>>().as_ref() }
+}
+
+impl<S: Strategy> State<S> {
+    /// The fields once exec has written them, for reading (module functions, `m_traverse`).
+    ///
+    /// # Safety
+    /// The borrow must end before `m_clear` or `m_free` can run on this module: readers do not
+    /// hold it across calls into Python (those run with the GIL held or the world stopped, so
+    /// never beside a reader that is not in such a call).
+    unsafe fn fields(&self) -> Option<&Fields<S>> {
+        // Acquire pairs with exec's Release: a reader that sees `ready` sees the fields.
+        if !self.ready.load(Ordering::Acquire) {
             return None;
         }
-        Some((*state.fields.get()).assume_init_mut())
+        // SAFETY: initialised once `ready` is set; shared borrows only (caller's contract keeps
+        // the exclusive ones, `m_clear`'s and `m_free`'s, apart from them).
+        Some(unsafe { (*self.fields.get()).assume_init_ref() })
+    }
+
+    /// The fields once exec has written them, for clearing.
+    ///
+    /// # Safety
+    /// The caller must have exclusive access to the module: `m_clear` does (a collection runs
+    /// with the interpreter's GIL held, or the world stopped on free-threaded builds, while no
+    /// reader holds a borrow).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn fields_mut(&self) -> Option<&mut Fields<S>> {
+        if !self.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: initialised once `ready` is set; exclusive (caller's contract).
+        Some(unsafe { (*self.fields.get()).assume_init_mut() })
     }
 }
 
@@ -151,8 +173,11 @@ pub unsafe extern "C" fn traverse<V: Variant>(
 ) -> c_int {
     quiet(0, || {
         // SAFETY: a collection runs attached to the module's interpreter, with no function of
-        // the module running meanwhile (GIL held, or the world stopped).
-        let Some(fields) = (unsafe { fields::<V::S>(module) }) else { return 0 };
+        // the module running meanwhile (GIL held, or the world stopped); CPython passes a live
+        // module of this variant.
+        let Some(fields) = (unsafe { state::<V::S>(module).and_then(|s| s.fields()) }) else {
+            return 0;
+        };
         for stored in [&fields.counter, &fields.error].into_iter().flatten() {
             // SAFETY: the object is alive (the state owns a reference); `visit` is CPython's.
             let status = unsafe { visit(stored.object(), arg) };
@@ -170,8 +195,8 @@ pub unsafe extern "C" fn traverse<V: Variant>(
 /// CPython calls it attached to the module's interpreter, with nothing else using the module.
 pub unsafe extern "C" fn clear<V: Variant>(module: *mut ffi::PyObject) -> c_int {
     quiet(0, || {
-        // SAFETY: as for `traverse`: exclusive access during the clear.
-        if let Some(fields) = unsafe { fields::<V::S>(module) } {
+        // SAFETY: as for `traverse`, and exclusive: nothing else uses the module during a clear.
+        if let Some(fields) = unsafe { state::<V::S>(module).and_then(|s| s.fields_mut()) } {
             drop(fields.counter.take());
             drop(fields.error.take());
         }
@@ -185,20 +210,16 @@ pub unsafe extern "C" fn clear<V: Variant>(module: *mut ffi::PyObject) -> c_int 
 /// CPython calls it once, when the module object is deallocated, attached.
 pub unsafe extern "C" fn free<V: Variant>(module: *mut c_void) {
     quiet((), || {
-        let module = module.cast::<ffi::PyObject>();
-        // SAFETY: the module is being freed: nothing else uses its state. The fields are dropped
-        // once, then marked unready.
+        // SAFETY: CPython passes the module being freed (a live module of this variant until this
+        // returns), and nothing else uses its state any more: the fields are dropped once, then
+        // marked unready.
         unsafe {
-            let state = ffi::PyModule_GetState(module).cast::<State<V::S>>();
-            if let Some(state) = state.as_ref() {
+            if let Some(state) = state::<V::S>(module.cast()) {
                 if state.ready.swap(false, Ordering::AcqRel) {
                     (*state.fields.get()).assume_init_drop();
                 }
             }
         }
-        // A failed lookup (no state) sets nothing worth keeping: the module is going away.
-        // SAFETY: attached; clearing an error is always allowed.
-        unsafe { ffi::PyErr_Clear() };
     })
 }
 
@@ -255,12 +276,18 @@ pub unsafe extern "C" fn raise_error<V: Variant>(
 ) -> *mut ffi::PyObject {
     entry(|| {
         with_scope::<V::S, _>(|scope| {
-            // SAFETY: a module of this variant, attached; the borrow ends with the duplicate.
-            let stored = unsafe { fields::<V::S>(module) }
-                .and_then(|f| f.error.as_ref().map(StoredForm::duplicate))
-                .ok_or(Failure::Toolkit(Error::NotAttached {
-                    operation: "raise_error: module state cleared",
-                }))??;
+            // SAFETY: CPython passes a live module of this variant, attached; the borrow ends with
+            // the duplicate, before any call into Python.
+            let kept = unsafe { state::<V::S>(module).and_then(|s| s.fields()) }
+                .and_then(|f| f.error.as_ref());
+            let Some(kept) = kept else {
+                // SAFETY: attached; a static type and message.
+                unsafe {
+                    ffi::PyErr_SetString(ffi::PyExc_SystemError, c"module state cleared".as_ptr())
+                };
+                return Err(Failure::Raised);
+            };
+            let stored = kept.duplicate()?;
             let class = V::S::load(scope, stored)?;
             let class = V::S::bind(scope, &class)?;
             // SAFETY: `msg` is CPython's live argument; pass it through another handle too.
