@@ -149,6 +149,7 @@ def summarize(cell):
             & {r.get("cached_id") for r in phases.get("subs") or [] if r.get("import") == "ok"}
             - {(phases.get("main") or {}).get("cached_id")}
         ),
+        "lifecycle_refcount_deltas": phases.get("lifecycle_refcount_deltas"),
         "destroyed": phases.get("destroyed"),
         "reimported": (phases.get("reimport") or {}).get("import"),
         # Read where nothing else runs: in 3.13t an import enables the GIL for the time it runs
@@ -256,6 +257,8 @@ def table(cells):
             f"{_mark(s['counts_exact']):<5} {'on' if s['gil_enabled'] else 'off':<4} "
             f"{'YES' if s['stale_cache_suspected'] else 'no':<5} {rc}"
         )
+        if s["lifecycle_refcount_deltas"] is not None:
+            lines.append(f"    interpreter lifecycle refcount: {s['lifecycle_refcount_deltas']}")
         lines += [f"    refused: {r}" for r in s["refusals"]]
         lines += [f"    error: {e}" for e in s["errors"][:3]]
     return lines
