@@ -15,9 +15,11 @@ Run by pytest (`test_ext.py`, which asserts through [`failures`]) or on its own
 every cell of every build, writes the JSON, prints the table and exits non-zero if a cell that
 must pass did not.
 
-Only the checked strategies' cells assert (`ASSERTED`): they must import everywhere and pass every
+Peer modules (`peers/`: pybind11, nanobind, Cython, C, with the same surface) found for a build
+are run as more variants (`discover_peers`). Only the checked strategies' cells assert
+(`ASSERTED`): they must import everywhere and pass every
 check. `stock_pyo3` (PyO3 as it is) and `interpsafe_unchecked` (the baseline: process-global
-once-cells) are run and recorded, never asserted: what they do is the finding.
+once-cells) and the peers are run and recorded, never asserted: what they do is the finding.
 """
 
 import json
@@ -66,16 +68,41 @@ def discover_builds():
 BUILDS = discover_builds()
 
 
+def discover_peers(build):
+    """The peer modules built for `build` (`peer_<binding>.cpython-*.so` in
+    `$INTERPSAFE_EXT_PEERS/<build>`, by default `target/interpsafe/peers/<build>`, where
+    `cargo xtask peers build` puts them): variant name -> file. Recorded, never asserted."""
+    root = os.environ.get("INTERPSAFE_EXT_PEERS") or os.path.join(ROOT, "target", "interpsafe", "peers")
+    folder = os.path.join(root, build)
+    if not os.path.isdir(folder):
+        return {}
+    return {
+        name.split(".", 1)[0]: os.path.join(folder, name)
+        for name in sorted(os.listdir(folder))
+        if name.startswith("peer_") and name.endswith(".so")
+    }
+
+
+PEERS = {build: discover_peers(build) for build in BUILDS}
+
+
+def variants(build):
+    """Every variant run on `build`: the crate's, then the peers found for it."""
+    return VARIANTS + list(PEERS.get(build, {}))
+
+
 def module_dir(build):
-    """The directory that gives the build's .so one name per variant."""
+    """The directory that gives the build's .so one name per variant (and links the peers)."""
     _, so = BUILDS[build]
+    files = {variant: so for variant in VARIANTS}
+    files.update(PEERS.get(build, {}))
     path = os.path.join(OUT_DIR, build, "modules")
     os.makedirs(path, exist_ok=True)
-    for variant in VARIANTS:
+    for variant, target in files.items():
         link = os.path.join(path, f"{variant}.so")
         if os.path.islink(link) or os.path.exists(link):
             os.remove(link)
-        os.symlink(os.path.abspath(so), link)
+        os.symlink(os.path.abspath(target), link)
     return path
 
 
@@ -87,7 +114,10 @@ def run_cell(build, variant, kind):
     cmd = [python, os.path.join(HERE, "ext_cell.py"), module_dir(build), variant, kind, out]
     cell = {"build": build, "variant": variant, "kind": kind}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+        # A crash can leave any bytes on stderr (a debug build's freed-memory pattern).
+        proc = subprocess.run(
+            cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=TIMEOUT
+        )
         rc = proc.returncode
         cell["returncode"] = rc
         if rc < 0:
@@ -161,7 +191,7 @@ def summarize(cell):
     }
 
 
-CELLS = [(b, v, k) for b in BUILDS for v in VARIANTS for k in KINDS]
+CELLS = [(b, v, k) for b in BUILDS for v in variants(b) for k in KINDS]
 
 
 def failures(cell):
@@ -215,13 +245,14 @@ def _facts(python):
 def write_results(build, cells):
     """Writes `target/interpsafe/ext/<build>.json`: the build's facts and every cell."""
     python, so = BUILDS[build]
-    order = {(v, k): i for i, (v, k) in enumerate((v, k) for v in VARIANTS for k in KINDS)}
+    order = {(v, k): i for i, (v, k) in enumerate((v, k) for v in variants(build) for k in KINDS)}
     cells = sorted(cells, key=lambda c: order.get((c["variant"], c["kind"]), 0))
     record = {
         "schema": "interpsafe-ext/1",
         "build": build,
         "python": python,
         "so": so,
+        "peers": PEERS.get(build, {}),
         "interpreter": _facts(python),
         "machine": platform.machine(),
         "cells": cells,
