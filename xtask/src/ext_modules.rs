@@ -42,11 +42,13 @@ pub fn build_stage(py: &Interpreter) -> Stage {
 pub fn driver_stage(py: &Interpreter) -> Stage {
     let driver = paths::workspace_root().join("ext-modules").join("tests").join("ext_driver.py");
     let build = format!("{}={}={}", py.name, py.executable.display(), shared_object(py).display());
-    Stage {
-        name: "ext-modules driver".to_string(),
-        python: Some(py.name.clone()),
-        step: Step::new(&py.executable).arg(driver).env("INTERPSAFE_EXT_BUILDS", build),
+    let mut step = Step::new(&py.executable).arg(driver).env("INTERPSAFE_EXT_BUILDS", build);
+    // The interpreter's run-time environment (`ASAN_OPTIONS` on a sanitizer build); the
+    // driver's children inherit it.
+    for (key, value) in &py.env {
+        step = step.env(key, value);
     }
+    Stage { name: "ext-modules driver".to_string(), python: Some(py.name.clone()), step }
 }
 
 #[cfg(test)]
@@ -61,7 +63,7 @@ mod tests {
             version: "3.13.15".into(),
             free_threaded: true,
             libdir: None,
-            env: vec![],
+            env: vec![("ASAN_OPTIONS".into(), "detect_leaks=0".into())],
         };
         let s = build_stage(&py).step.to_string();
         assert!(s.contains("target/ext-3.13t"), "{s}");
@@ -70,5 +72,6 @@ mod tests {
         assert!(s.contains("INTERPSAFE_EXT_BUILDS=3.13t=/c/python/3.13t/bin/python3.13t="), "{s}");
         assert!(s.contains("target/ext-3.13t/debug/libinterpsafe_ext.so"), "{s}");
         assert!(s.ends_with("ext-modules/tests/ext_driver.py"), "{s}");
+        assert!(s.contains("ASAN_OPTIONS=detect_leaks=0"), "{s}");
     }
 }
