@@ -127,8 +127,8 @@ fn run<S: Strategy>(op: Op, alive: Alive) {
                             S::once(&cell, scope, |_| unreachable!()).expect("get"),
                         ));
                     });
-                    if S::NAME == Unchecked::NAME {
-                        // The baseline's global cell must not be dropped off its interpreter later.
+                    if !S::CHECKED {
+                        // An unchecked row's global cell must not be dropped off its interpreter later.
                         std::mem::forget(cell);
                     }
                 }

@@ -85,6 +85,7 @@ impl Pinned {
 impl Strategy for Pinned {
     const NAME: &'static str = "pinned";
     const SUMMARY: &'static str = "every bind checks the owner; drops outside it leak (an example)";
+    const CHECKED: bool = true;
 
     type Scope<'s> = PinnedScope<'s>;
     type Ref<'s, 'a>

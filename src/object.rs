@@ -1,8 +1,9 @@
 //! Borrowed Python objects and the few raw C-API operations the strategies are compared on.
 //!
-//! Strategies hold raw `PyObject*` (never `pyo3::Py`, whose drop defers to PyO3's process-wide
-//! pool and would contaminate every measurement). What a strategy's `bind` hands out is an
-//! [`ObjRef`]: a borrowed object, valid for the borrow of the scope it came from, and not `Send`.
+//! The designs hold raw `PyObject*`, not `pyo3::Py` (whose drop defers to PyO3's process-wide
+//! pool outside PyO3's own entry points); only the `pyo3` row, which is PyO3, holds `Py<T>`. The
+//! operations read every strategy's borrowed objects as an [`ObjRef`]: a borrowed object, valid
+//! for the borrow of the scope it came from, and not `Send`.
 
 use std::ffi::CStr;
 use std::marker::PhantomData;

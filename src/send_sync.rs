@@ -352,6 +352,14 @@ send_sync_table! {
         own_gil: yes yes hazard []
             "Exactly what the toolkit measures: `Send` lets it reach a thread attached to another interpreter, where bind, clone and drop touch a foreign object and nothing checks. Sound only if `!Send` or checked.",
     }
+    "Py<PyAny>" => pyo3::Py<pyo3::PyAny>, "the real `pyo3::Py<T>` (the `pyo3` row)" {
+        gil: yes yes ok []
+            "PyO3's own impls, which the model's row copies: the one GIL orders every use.",
+        free_threaded: yes yes ok []
+            "PyO3's own impls on 3.13t: atomic reference counts; a drop outside PyO3's entry points goes to PyO3's process-wide pool.",
+        own_gil: yes yes hazard []
+            "The same impls with one GIL per interpreter: nothing stops it reaching another interpreter, and its pool releases a deferred drop in whichever interpreter PyO3 code enters next.",
+    }
     "TaggedHandle" => TaggedHandle, "a `Py<T>` that records its owner interpreter (also the stored form of scoped, branded and affine)" {
         gil: yes yes ok []
             "Moves freely; every bind compares the owner (one flag load while only main exists).",

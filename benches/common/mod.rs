@@ -13,7 +13,6 @@ use criterion::measurement::WallTime;
 use criterion::{Bencher, BenchmarkGroup, Criterion};
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::share::{Shareable, SharedBytes};
-use interpsafe::strategy::Unchecked;
 use interpsafe::{attach, InterpreterKey, Strategy};
 use pyo3_ffi as ffi;
 
@@ -108,8 +107,8 @@ pub fn once_get<S: Strategy>(g: &mut BenchmarkGroup<'_, WallTime>, key: Interpre
             b.iter(|| {
                 black_box(S::as_obj(S::once(&cell, scope, |_| unreachable!()).unwrap()));
             });
-            if S::NAME == Unchecked::NAME {
-                // The baseline's global cell must not be dropped off its interpreter later.
+            if !S::CHECKED {
+                // An unchecked row's global cell must not be dropped off its interpreter later.
                 std::mem::forget(cell);
             }
         })

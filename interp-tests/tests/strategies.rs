@@ -8,8 +8,8 @@ use std::sync::Arc;
 use interpsafe::interpreter::main_interpreter;
 use interpsafe::interpreter::runtime::{decref_stats, pending_decrefs};
 use interpsafe::strategy::{
-    Affine, AffineHandle, Branded, BrandedHandle, Scoped, Tagged, TaggedHandle, Unchecked,
-    UncheckedHandle,
+    Affine, AffineHandle, Branded, BrandedHandle, Scoped, StockPyo3, Tagged, TaggedHandle,
+    Unchecked, UncheckedHandle,
 };
 use interpsafe::{attach, for_each_strategy, Error, Isolation, Strategy, SubInterpreter};
 
@@ -106,6 +106,7 @@ fn the_cross_interpreter_boundary_per_strategy() {
     let b = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let expect = [
         (Unchecked::NAME, crossing::<Unchecked>(&a, &b), Crossing::Undetected),
+        (StockPyo3::NAME, crossing::<StockPyo3>(&a, &b), Crossing::Undetected),
         (Tagged::NAME, crossing::<Tagged>(&a, &b), Crossing::RefusedAtBind),
         (Scoped::NAME, crossing::<Scoped>(&a, &b), Crossing::RefusedAtBind),
         (Branded::NAME, crossing::<Branded>(&a, &b), Crossing::RefusedAtLoad),
@@ -263,6 +264,7 @@ fn once_cells_are_per_interpreter<S: Strategy>(per_interpreter: bool) {
 #[test]
 fn once_cells_are_per_interpreter_except_in_the_baseline() {
     once_cells_are_per_interpreter::<Unchecked>(false);
+    once_cells_are_per_interpreter::<StockPyo3>(false);
     once_cells_are_per_interpreter::<Tagged>(true);
     once_cells_are_per_interpreter::<Scoped>(true);
     once_cells_are_per_interpreter::<Branded>(true);
@@ -285,7 +287,7 @@ fn handle_sizes() {
         // Affine records the interpreter a handle was made in (for its stored form), so it is
         // a pointer plus a tag like tagged's, although bind and drop never read the tag.
         let limit = match s.strategy.as_str() {
-            "unchecked" | "branded" => 8,
+            "unchecked" | "pyo3" | "branded" => 8,
             _ => 16,
         };
         assert!(s.size <= limit, "{s:?} exceeds {limit} bytes");
@@ -396,7 +398,7 @@ fn type_objects<S: Strategy>() -> (usize, usize, usize) {
         .unwrap()
     };
     let (ta, ta2) = (in_interp(a.key()), in_interp(a.key()));
-    let tb = if S::NAME == Unchecked::NAME {
+    let tb = if !S::CHECKED {
         // Instantiating a's type in b is the hazard itself (H5); read its address only.
         let in_b = cell.clone();
         let tb = attach(b.key(), move |at| {
@@ -418,8 +420,13 @@ fn type_objects_are_per_interpreter_except_in_the_baseline() {
         ($s:ty) => {{
             let (ta, ta2, tb) = type_objects::<$s>();
             assert_eq!(ta, ta2, "{}", <$s>::NAME);
-            if <$s>::NAME == Unchecked::NAME {
-                assert_eq!(ta, tb, "the baseline hands b the type object of a");
+            if !<$s>::CHECKED {
+                assert_eq!(
+                    ta,
+                    tb,
+                    "{}: the unchecked rows hand b the type object of a",
+                    <$s>::NAME
+                );
             } else {
                 assert_ne!(ta, tb, "{}: b got a's type object", <$s>::NAME);
             }

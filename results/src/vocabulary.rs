@@ -7,7 +7,7 @@ use crate::record::Verdict;
 
 /// The strategies in the order the toolkit presents them: the baseline first, then the designs
 /// as registered. Strategies not listed (new proposals) follow, alphabetically.
-pub const STRATEGY_ORDER: &[&str] = &["unchecked", "tagged", "scoped", "branded", "affine"];
+pub const STRATEGY_ORDER: &[&str] = &["unchecked", "pyo3", "tagged", "scoped", "branded", "affine"];
 
 /// The strategy every ratio is taken against.
 pub const BASELINE: &str = "unchecked";

@@ -30,6 +30,6 @@ mod thread_label;
 mod thread_state;
 
 pub use guard::{attach, Attached, InterpreterGuard};
-pub use registration::current_interpreter;
+pub use registration::{attached_here, current_interpreter};
 pub use startup::{initialize, main_interpreter};
 pub use subinterpreter::{Isolation, SubInterpreter};

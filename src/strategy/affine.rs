@@ -122,6 +122,7 @@ impl Strategy for Affine {
     const NAME: &'static str = "affine";
     const SUMMARY: &'static str =
         "handles are !Send; moving to another thread is a checked transfer";
+    const CHECKED: bool = true;
 
     type Scope<'s> = AffineScope<'s>;
     type Ref<'s, 'a>

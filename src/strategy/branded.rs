@@ -93,6 +93,7 @@ impl Strategy for Branded {
     const NAME: &'static str = "branded";
     const SUMMARY: &'static str =
         "a generative lifetime brand names the interpreter; checked once at the storage boundary";
+    const CHECKED: bool = true;
 
     type Scope<'s> = BrandScope<'s>;
     type Ref<'s, 'a>

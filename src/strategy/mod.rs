@@ -9,6 +9,7 @@
 //! | strategy | handle | check |
 //! |---|---|---|
 //! | [`Unchecked`] | today's `Py<T>`: a pointer, `Send + Sync`, process-global statics | none |
+//! | [`StockPyo3`] | the real `pyo3::Py<T>`, `PyOnceLock` and PyO3's pool | none |
 //! | [`Tagged`] | pointer + owner tag | every bind reads the current interpreter (one flag load while only main exists) |
 //! | [`Scoped`] | pointer + owner tag | the scope reads the interpreter once; binds compare with it |
 //! | [`Branded`] | pointer, with a generative lifetime brand | compile time; once when a stored handle comes back in |
@@ -24,6 +25,7 @@ mod branded;
 pub mod handle_kit;
 mod owned_ref;
 mod scoped;
+mod stock_pyo3;
 mod tagged;
 mod unchecked;
 
@@ -37,6 +39,7 @@ pub use branded::{BrandScope, Branded, BrandedHandle, BrandedRef};
 pub use handle_kit::{TaggedHandle, TaggedOnce};
 pub use owned_ref::OwnedRef;
 pub use scoped::{Scoped, ScopedRef, ScopedScope};
+pub use stock_pyo3::{StockHandle, StockOnce, StockPyo3, StockScope};
 pub use tagged::{Tagged, TaggedRef, TaggedScope};
 pub use unchecked::{Unchecked, UncheckedHandle, UncheckedOnce, UncheckedScope};
 
@@ -52,6 +55,10 @@ pub trait Strategy: Sized + 'static {
     const NAME: &'static str;
     /// One line on what it checks and when.
     const SUMMARY: &'static str;
+    /// Whether it claims to refuse misuse across interpreters. The unchecked rows (`unchecked`,
+    /// `pyo3`) are measured, never trusted: the suites run their misuse only in child processes
+    /// and leak what dropping elsewhere would corrupt.
+    const CHECKED: bool;
 
     /// Proof that the thread is attached to one interpreter, as much of it as this strategy
     /// keeps; `'s` is the brand for strategies that use one.
@@ -156,6 +163,37 @@ pub trait Strategy: Sized + 'static {
     fn as_obj<'s: 'a, 'a>(r: Self::Ref<'s, 'a>) -> ObjRef<'a>;
 }
 
+/// The transport functions of a strategy whose stored and sent forms are its handle itself
+/// (`Stored = Sent = Handle<'s>`, which must then be `Send + Sync + 'static`): `store`, `load`,
+/// `send` and `receive` pass the handle through, and whatever the strategy checks happens at
+/// `bind`.
+macro_rules! handle_is_stored_and_sent {
+    () => {
+        fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
+            handle
+        }
+
+        fn load<'s>(
+            _scope: &Self::Scope<'s>,
+            stored: Self::Stored,
+        ) -> Result<Self::Handle<'s>, $crate::Error> {
+            Ok(stored)
+        }
+
+        fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
+            handle
+        }
+
+        fn receive<'s>(
+            _scope: &Self::Scope<'s>,
+            sent: Self::Sent,
+        ) -> Result<Self::Handle<'s>, $crate::Error> {
+            Ok(sent)
+        }
+    };
+}
+use handle_is_stored_and_sent;
+
 /// The size of a strategy's handle and of `Option` of it, as a results record.
 pub fn handle_size<S: Strategy>() -> interpsafe_results::HandleSize {
     interpsafe_results::HandleSize {
@@ -172,6 +210,7 @@ pub fn handle_size<S: Strategy>() -> interpsafe_results::HandleSize {
 macro_rules! for_each_strategy {
     ($m:ident) => {
         $m!($crate::strategy::Unchecked);
+        $m!($crate::strategy::StockPyo3);
         $m!($crate::strategy::Tagged);
         $m!($crate::strategy::Scoped);
         $m!($crate::strategy::Branded);

@@ -47,6 +47,7 @@ impl Strategy for Scoped {
     const NAME: &'static str = "scoped";
     const SUMMARY: &'static str =
         "the scope reads the interpreter once; binds compare with it (no FFI per bind)";
+    const CHECKED: bool = true;
 
     type Scope<'s> = ScopedScope<'s>;
     type Ref<'s, 'a>
@@ -102,21 +103,7 @@ impl Strategy for Scoped {
         Ok(unsafe { handle.clone_checked() })
     }
 
-    fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
-        handle
-    }
-
-    fn load<'s>(_scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
-        Ok(stored)
-    }
-
-    fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
-        handle
-    }
-
-    fn receive<'s>(_scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
-        Ok(sent)
-    }
+    super::handle_is_stored_and_sent!();
 
     fn once<'s, 'a>(
         cell: &'a Self::Once,

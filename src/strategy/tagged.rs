@@ -73,6 +73,7 @@ impl Strategy for Tagged {
     const NAME: &'static str = "tagged";
     const SUMMARY: &'static str =
         "handles carry their owner; every bind reads the current interpreter (fast path while main is the only interpreter)";
+    const CHECKED: bool = true;
 
     type Scope<'s> = TaggedScope<'s>;
     type Ref<'s, 'a>
@@ -149,21 +150,7 @@ impl Strategy for Tagged {
         Ok(unsafe { handle.clone_checked() })
     }
 
-    fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
-        handle
-    }
-
-    fn load<'s>(_scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
-        Ok(stored)
-    }
-
-    fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
-        handle
-    }
-
-    fn receive<'s>(_scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
-        Ok(sent)
-    }
+    super::handle_is_stored_and_sent!();
 
     fn once<'s, 'a>(
         cell: &'a Self::Once,

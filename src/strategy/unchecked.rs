@@ -7,10 +7,9 @@
 //! global: the first interpreter to fill one wins and every other interpreter reads its object
 //! (PyO3's `PyOnceLock`, `intern!`, type objects and exception types).
 //!
-//! It models PyO3 0.28 rather than wrapping `pyo3::Py`: `Py<T>`'s drop consults PyO3's own
-//! thread-local attach count, which the toolkit's attach scopes do not set, so a real `Py<T>`
-//! would defer every drop and the comparison would measure PyO3's bookkeeping, not the absence
-//! of checks.
+//! It models PyO3 0.28 with raw pointers rather than wrapping `pyo3::Py`, so that every ratio is
+//! taken against the absence of checks alone. The real `Py<T>`, with PyO3's own attach count and
+//! pool, is the `pyo3` row ([`super::StockPyo3`]); where the two differ is said there.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -104,6 +103,7 @@ impl Strategy for Unchecked {
     const NAME: &'static str = "unchecked";
     const SUMMARY: &'static str =
         "today's Py<T>: no check, process-global statics and decref pool (the baseline)";
+    const CHECKED: bool = false;
 
     type Scope<'s> = UncheckedScope<'s>;
     type Ref<'s, 'a>
@@ -172,21 +172,7 @@ impl Strategy for Unchecked {
         Ok(handle.clone())
     }
 
-    fn store<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Stored {
-        handle
-    }
-
-    fn load<'s>(_scope: &Self::Scope<'s>, stored: Self::Stored) -> Result<Self::Handle<'s>, Error> {
-        Ok(stored)
-    }
-
-    fn send<'s>(_scope: &Self::Scope<'s>, handle: Self::Handle<'s>) -> Self::Sent {
-        handle
-    }
-
-    fn receive<'s>(_scope: &Self::Scope<'s>, sent: Self::Sent) -> Result<Self::Handle<'s>, Error> {
-        Ok(sent)
-    }
+    super::handle_is_stored_and_sent!();
 
     fn once<'s, 'a>(
         cell: &'a Self::Once,

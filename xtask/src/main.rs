@@ -11,15 +11,18 @@ mod cli;
 mod clock;
 mod docs;
 mod error;
+mod ext_modules;
 mod fuzz;
 mod hazards;
 mod host;
 mod instructions;
 mod layers;
 mod paths;
+mod peers;
 mod python;
 mod render;
 mod report;
+mod send_sync;
 mod stage;
 mod step;
 mod targets;
@@ -66,6 +69,13 @@ commands:
                             anything is stale; --tables-only: no interpreter builds)
   report [RESULTS.json]     render target/interpsafe/report/ again from a results file (default:
                             the last bench run's results.json; docs/data/bench.json works too)
+  peers build [--python SPEC]... [--peer NAME]...
+                            build the peer modules (pybind11, nanobind, Cython, C; peers/) per
+                            interpreter (default: 3.13, 3.13t, 3.13-debug) into
+                            target/interpsafe/peers/<build>/, from a wheelhouse downloaded once,
+                            then smoke-check each in main and in subinterpreters
+  peers smoke [--python SPEC]... [--peer NAME]...
+                            the smoke checks again on what is built
   layers [--print | --write]
                             fail on any import circle in src/ or xtask/src/ (or a stale drawing
                             in ARCHITECTURE.md); --print: the layer drawing; --write: put it there
@@ -123,6 +133,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         "docs" => docs::docs_command(rest, &Cache::from_env()?),
         "report" => report::report_command(rest),
         "layers" => layers::layers_command(rest),
+        "peers" => peers::peers_command(rest, &Cache::from_env()?),
         other => Err(Error::usage(format!(
             "unknown command `{other}`; run `cargo xtask help` for the list"
         ))),

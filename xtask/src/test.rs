@@ -5,12 +5,17 @@
 //! 0. `layers`: no import circle in `src/` or `xtask/src/`, and ARCHITECTURE.md's layer drawing
 //!    current ([`crate::layers`]; reads files only, so it runs first, before any install);
 //!    then `fmt`: `cargo fmt --all -- --check` (rustfmt.toml);
-//! 1. per interpreter, `test`: `cargo test --workspace --exclude loom-tests --exclude xtask` with
-//!    `PYO3_PYTHON` and `CARGO_TARGET_DIR=target/py-NAME` (unit tests, doctests, interp-tests);
+//! 1. per interpreter, `test`: `cargo test --workspace --exclude loom-tests --exclude xtask
+//!    --exclude interpsafe-ext` with `PYO3_PYTHON` and `CARGO_TARGET_DIR=target/py-NAME` (unit
+//!    tests, doctests, interp-tests; the extension modules must not link libpython, and their
+//!    `extension-module` feature would unify into the test binaries that must);
 //!    then `benches (test mode)`: `cargo test -p interpsafe --benches` (each bench runs once),
 //!    and `clippy`: `cargo clippy --workspace --all-targets -- -D warnings` (so the
 //!    free-threaded cfgs are linted on 3.13t; clippy's `incompatible_msrv` holds the declared
-//!    `rust-version` to the standard library it allows);
+//!    `rust-version` to the standard library it allows); then `ext-modules build` and
+//!    `ext-modules driver` ([`crate::ext_modules`]): the extension modules built against the
+//!    interpreter (`target/ext-NAME`) and imported by it into main, own-GIL and legacy
+//!    subinterpreters;
 //! 2. `xtask`: `cargo test -p xtask` (no Python involved, default target dir);
 //! 3. `loom`: `cargo test -p loom-tests --release` with `--cfg interpsafe_loom`, in `target/loom`;
 //! 4. `compile-fail`, if `compile-fail/` exists: its tests against each interpreter (the cells
@@ -71,6 +76,8 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         results.push(stage::run_streamed(&workspace_stage(py)));
         results.push(stage::run_streamed(&benches_stage(py)));
         results.push(stage::run_streamed(&clippy_stage(py)));
+        results.push(stage::run_streamed(&crate::ext_modules::build_stage(py)));
+        results.push(stage::run_streamed(&crate::ext_modules::driver_stage(py)));
     }
     results.push(stage::run_streamed(&xtask_stage()));
     results.push(stage::run_streamed(&loom_stage()));
@@ -146,6 +153,7 @@ pub fn clippy_stage(py: &Interpreter) -> Stage {
 pub fn workspace_stage(py: &Interpreter) -> Stage {
     let step =
         cargo().args(["test", "--workspace", "--exclude", "loom-tests", "--exclude", "xtask"]);
+    let step = step.args(["--exclude", crate::ext_modules::PACKAGE]);
     Stage {
         name: "test".to_string(),
         python: Some(py.name.clone()),
@@ -233,7 +241,12 @@ mod tests {
         let s = workspace_stage(&py).step.to_string();
         assert!(s.contains("PYO3_PYTHON=/c/python/3.13t/bin/python3.13t"), "{s}");
         assert!(s.contains(&format!("CARGO_TARGET_DIR={}", py.target_dir().display())), "{s}");
-        assert!(s.ends_with("test --workspace --exclude loom-tests --exclude xtask"), "{s}");
+        assert!(
+            s.ends_with(
+                "test --workspace --exclude loom-tests --exclude xtask --exclude interpsafe-ext"
+            ),
+            "{s}"
+        );
         let s = compile_fail_stage(&py).step.to_string();
         assert!(s.contains("target/compile-fail-3.13t"), "{s}");
         let s = loom_stage().step.to_string();

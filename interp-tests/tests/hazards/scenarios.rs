@@ -183,7 +183,12 @@ fn h2<S: Strategy>(w: &mut World, how: Drop2) -> Obs {
         })
     });
     match how {
-        Drop2::InB => within(b, |_| drop(stored)),
+        Drop2::InB => {
+            within(b, |_| drop(stored));
+            // B's code attaches again before the owner does: where a process-wide pool (PyO3's)
+            // would release what the drop deferred.
+            within(b, |at| S::enter(at, |_| ()));
+        }
         Drop2::KeptInB => within(b, |at| S::enter(at, |s| drop(take::<S>(s)))),
         Drop2::Unattached => {
             drop(stored);
@@ -1157,8 +1162,8 @@ fn h16_tls<S: Strategy>(w: &mut World) -> Obs {
     obs
 }
 
-/// H16.del: a handle of A is dropped while attached to B (deferred), and released when A next
-/// attaches; the object's `__del__` then re-enters toolkit code (`_interpsafe.interpreter_id`,
+/// H16.del: a handle of A is dropped while attached to B (deferred), B attaches again, and the
+/// handle is released when A next attaches; the object's `__del__` then re-enters toolkit code (`_interpsafe.interpreter_id`,
 /// `_interpsafe.record`) in the middle of the toolkit's own release of the deferred queue.
 fn h16_del<S: Strategy>(w: &mut World) -> Obs {
     let (a, b) = (w.a(), w.b());
@@ -1176,6 +1181,8 @@ fn h16_del<S: Strategy>(w: &mut World) -> Obs {
         })
     });
     within(b, move |_| drop(stored));
+    // B's code attaches again first, as in H2: a process-wide pool would release it there.
+    within(b, |at| S::enter(at, |_| ()));
     within(a, |at| S::enter(at, |_| ()));
     match probes.finalised_in(tag) {
         Some(i) if i == a.id.0 => {

@@ -13,9 +13,6 @@ use crate::error::Error;
 /// The snapshot directory, relative to the workspace root.
 pub const DATA_DIR: &str = "docs/data";
 
-/// The Send/Sync snapshot, relative to the workspace root.
-pub const SEND_SYNC: &str = "docs/data/send-sync.json";
-
 /// What `--quick` adds to a producer's command line.
 const QUICK: &str = "--quick";
 

@@ -11,18 +11,10 @@ use interpsafe_results::{
     RecordData, ResultRecord, SendSyncCell, Verdict, VerdictKind, BASELINE, REFERENCE,
 };
 
-use super::snapshot::{is_quick, Snapshot, SEND_SYNC};
+use super::snapshot::{is_quick, Snapshot};
 use crate::render::{Block, Table};
+use crate::send_sync::{RULE_SETS, SEND_SYNC};
 use crate::targets::{figure, Figure, Figures, Key, Metric};
-
-/// Which threads can reach one object at once: the Send/Sync model's rule sets, in column
-/// order: name, column heading, whether its build needs a free-threaded interpreter, and the
-/// cargo features of its build.
-pub const RULE_SETS: [(&str, &str, bool, &[&str]); 3] = [
-    ("gil", "GIL build", false, &[]),
-    ("free-threaded", "free-threaded build", true, &[]),
-    ("own-gil", "own-GIL subinterpreters", false, &["own-gil-rules"]),
-];
 
 /// A table request: its kind and `key=value` arguments, as written in the start marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +174,13 @@ fn join(items: impl IntoIterator<Item = impl Display>, sep: &str) -> String {
 /// A header row: `fixed` headings, then `more`.
 fn head(fixed: &[&str], more: impl IntoIterator<Item = String>) -> Table {
     Table::new(fixed.iter().map(|h| h.to_string()).chain(more))
+}
+
+/// A type name without its module paths: `a::b::Py<c::PyAny>` is `Py<PyAny>`.
+fn without_paths(type_name: &str) -> String {
+    let segments =
+        type_name.split_inclusive(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'));
+    segments.map(|s| s.rsplit("::").next().unwrap_or(s)).collect()
 }
 
 /// How a build is described: `3.13t`: CPython 3.13.15, free-threaded.
@@ -648,7 +647,7 @@ fn handle_size(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
             sizes.iter().find(|(r, h)| h.strategy == s && rank(r) == build_rank(b)).map(|x| x.1)
         };
         let first = builds.iter().find_map(of).map_or("", |h| h.type_name.as_str());
-        let short = code(first.rsplit("::").next().unwrap_or(first));
+        let short = code(without_paths(first));
         let cells = builds.iter().map(|b| {
             of(b).map_or("not measured".into(), |h| {
                 format!("{} B ({} B as `Option`)", h.size, h.option_size)
@@ -883,6 +882,8 @@ mod tests {
         let ids = "H2 H2.unattached H1.kept H1 H12".split(' ');
         assert_eq!(join(ids.filter(|id| case_selected(&l, id)), " "), "H2 H2.unattached H1.kept");
         assert!(case_selected(&None, "H12"));
+        assert_eq!(without_paths("pyo3::instance::Py<pyo3::types::any::PyAny>"), "Py<PyAny>");
+        assert_eq!(without_paths("a::BrandedHandle<'_>"), "BrandedHandle<'_>");
         let shown = [0.2345, 12.345, 123.45, 999.0, 1000.0, 1001305.4].map(figure);
         assert_eq!(shown, ["0.23", "12.3", "123", "999", "1,000", "1,001,305"]);
     }
