@@ -4,7 +4,8 @@ cell in a child process, so that a crash is a recorded cell rather than a dead d
 A build is an interpreter and the `libinterpsafe_ext.so` built against it. The driver gives the
 .so one file name per variant (`<variant>.so` symlinks in `target/interpsafe/ext/<build>/modules`:
 one file, mapped once, one toolkit runtime for every variant), runs `ext_cell.py` per cell with
-that interpreter, and writes every cell to `target/interpsafe/ext/<build>.json`.
+that interpreter, and writes every cell to `target/interpsafe/ext/<build>.json` as
+`interpsafe_results` records (`kind: ext_cell`), and in full to `target/interpsafe/ext/<build>/cells.json`.
 
 Builds: `INTERPSAFE_EXT_BUILDS="NAME=PYTHON=SO,..."`, or by default each of 3.13, 3.13t and
 3.13-debug whose interpreter is in the interpsafe cache (`$INTERPSAFE_CACHE`, else
@@ -231,7 +232,8 @@ def failures(cell):
 
 def _facts(python):
     code = (
-        "import sys, sysconfig, json; print(json.dumps({'version': sys.version, "
+        "import sys, sysconfig, json, platform; print(json.dumps({'version': sys.version, "
+        "'release': platform.python_version(), "
         "'free_threaded': bool(sysconfig.get_config_var('Py_GIL_DISABLED')), "
         "'debug': hasattr(sys, 'gettotalrefcount')}))"
     )
@@ -242,12 +244,113 @@ def _facts(python):
         return {"error": str(e)}
 
 
-def write_results(build, cells):
-    """Writes `target/interpsafe/ext/<build>.json`: the build's facts and every cell."""
+def _pyo3_version():
+    """The PyO3 version the workspace locks (what `stock_pyo3` and the toolkit link)."""
+    try:
+        with open(os.path.join(ROOT, "Cargo.lock")) as f:
+            lock = f.read()
+    except OSError:
+        return "unknown"
+    for package in lock.split("[[package]]"):
+        lines = dict(
+            line.split(" = ", 1) for line in package.strip().splitlines() if " = " in line
+        )
+        if lines.get("name") == '"pyo3"':
+            return lines.get("version", '"unknown"').strip('"')
+    return "unknown"
+
+
+def _machine():
+    """The machine as `interpsafe_results::Machine::detect` describes it (no host names)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        info = ""
+
+    def field(name):
+        for line in info.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
+        return None
+
+    siblings, cores = field("siblings"), field("cpu cores")
+    per_core = None
+    if siblings and cores and siblings.isdigit() and cores.isdigit() and int(cores) > 0:
+        per_core = int(siblings) // int(cores)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "os": sys.platform if sys.platform != "linux" else "linux",
+        "arch": platform.machine(),
+        "cpus": cpus or 1,
+        "cpu_model": field("model name"),
+        "threads_per_core": per_core,
+    }
+
+
+def environment(build, facts):
+    """The `interpsafe_results::Environment` of the build's records."""
+    variant = build.split("-", 1)[1] if "-" in build else None
+    return {
+        "interpreter": {
+            "name": build,
+            "version": facts.get("release", "unknown"),
+            "free_threaded": bool(facts.get("free_threaded")),
+            "variant": variant,
+        },
+        "pyo3_version": _pyo3_version(),
+        "machine": _machine(),
+    }
+
+
+def outcome(cell):
+    """The cell's `interpsafe_results::ExtOutcome`."""
+    if cell["status"] == "crash":
+        return {"status": "crashed", "signal": cell.get("signal") or "unknown"}
+    if cell["status"] == "hang":
+        return {"status": "hung"}
+    if cell["status"] != "ok":
+        return {"status": "failed", "message": cell["stderr"].strip()[-500:]}
+    s = cell["summary"]
+    if s["refusals"] and "refused" in s["imports"]:
+        return {"status": "refused", "message": s["refusals"][0]}
+    if set(s["imports"]) != {"ok"}:
+        return {"status": "failed", "message": "; ".join(s["refusals"]) or str(s["imports"])}
+    return {"status": "imported"}
+
+
+def record(cell, env):
+    """The cell as an `interpsafe_results` record (`kind: ext_cell`)."""
+    s = cell["summary"]
+    drift = [d for deltas in s["refcount_deltas"].values() for d in deltas]
+    return {
+        "environment": env,
+        "kind": "ext_cell",
+        "variant": cell["variant"],
+        "interpreter_kind": cell["kind"],
+        "build": cell["build"],
+        "outcome": outcome(cell),
+        "asserted": cell["variant"] in ASSERTED,
+        "modules_per_interpreter": s["modules_per_interpreter"],
+        "types_per_interpreter": s["types_per_interpreter"],
+        "exceptions_per_interpreter": s["exceptions_per_interpreter"],
+        "caches_per_interpreter": s["caches_per_interpreter"],
+        "foreign_instance_isinstance": s.get("foreign_instance_isinstance"),
+        "counts_exact": s["counts_exact"],
+        "refcount_drift": drift,
+        "failures": failures(cell),
+    }
+
+
+def write_results(build, cells, producer="ext-modules/tests/ext_driver.py"):
+    """Writes `target/interpsafe/ext/<build>.json`, an `interpsafe_results` file with one
+    `ext_cell` record per cell (what the report and `cargo xtask docs --refresh` read), and
+    `target/interpsafe/ext/<build>/cells.json`, the build's facts and every cell in full."""
     python, so = BUILDS[build]
     order = {(v, k): i for i, (v, k) in enumerate((v, k) for v in variants(build) for k in KINDS)}
     cells = sorted(cells, key=lambda c: order.get((c["variant"], c["kind"]), 0))
-    record = {
+    raw = {
         "schema": "interpsafe-ext/1",
         "build": build,
         "python": python,
@@ -257,10 +360,19 @@ def write_results(build, cells):
         "machine": platform.machine(),
         "cells": cells,
     }
-    os.makedirs(OUT_DIR, exist_ok=True)
+    os.makedirs(os.path.join(OUT_DIR, build), exist_ok=True)
+    with open(os.path.join(OUT_DIR, build, "cells.json"), "w") as f:
+        json.dump(raw, f, indent=1)
+    env = environment(build, raw["interpreter"])
+    results = {
+        "schema": "interpsafe-results/1",
+        "producer": producer,
+        "records": [record(c, env) for c in cells],
+    }
     path = os.path.join(OUT_DIR, f"{build}.json")
     with open(path, "w") as f:
-        json.dump(record, f, indent=1)
+        json.dump(results, f, indent=1)
+        f.write("\n")
     return path
 
 
