@@ -43,7 +43,7 @@ VARIANTS = [
     "interpsafe_affine",
 ]
 ASSERTED = {"interpsafe_tagged", "interpsafe_scoped", "interpsafe_branded", "interpsafe_affine"}
-KINDS = ["main", "isolated", "legacy", "isolated-first"]
+KINDS = ["main", "isolated", "legacy", "isolated-first", "cpython-interpreters"]
 DEFAULT_BUILDS = {"3.13": "python3.13", "3.13t": "python3.13t", "3.13-debug": "python3.13d"}
 TIMEOUT = int(os.environ.get("INTERPSAFE_EXT_TIMEOUT", "300"))
 
@@ -67,6 +67,56 @@ def discover_builds():
 
 
 BUILDS = discover_builds()
+
+
+def _tarball():
+    """The CPython source tarball the interpreters were built from (the interpsafe cache's)."""
+    cache = os.environ.get("INTERPSAFE_CACHE") or os.path.expanduser("~/.cache/interpsafe")
+    return os.environ.get("INTERPSAFE_EXT_CPYTHON_TARBALL") or os.path.join(
+        cache, "src", "python3.13_3.13.15.orig.tar.xz"
+    )
+
+
+def interpreters_package():
+    """The directory holding CPython's `interpreters` package (`Lib/test/support/interpreters`
+    of the source tarball, which the builds do not install), extracted into
+    `target/interpsafe/ext/cpython-interpreters/` once per tarball; or why there is none."""
+    import tarfile
+
+    tarball = _tarball()
+    dest = os.path.join(OUT_DIR, "cpython-interpreters")
+    stamp = os.path.join(dest, "from.txt")
+    try:
+        with open(stamp) as f:
+            if f.read() == tarball and os.path.isdir(os.path.join(dest, "interpreters")):
+                return dest, None
+    except OSError:
+        pass
+    if not os.path.isfile(tarball):
+        return None, f"no CPython source tarball at {tarball} (set INTERPSAFE_EXT_CPYTHON_TARBALL)"
+    os.makedirs(dest, exist_ok=True)
+    marker = "/Lib/test/support/interpreters/"
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers() if marker in m.name and m.isfile()]
+        if not members:
+            return None, f"{tarball} holds no Lib/test/support/interpreters"
+        for m in members:
+            m.name = "interpreters/" + m.name.split(marker, 1)[1]
+            tar.extract(m, dest, filter="data")
+    with open(stamp, "w") as f:
+        f.write(tarball)
+    return dest, None
+
+
+try:
+    INTERPRETERS, INTERPRETERS_MISSING = interpreters_package()
+except Exception as e:  # no lzma module, a damaged tarball: the cells are not run, and say why
+    INTERPRETERS, INTERPRETERS_MISSING = None, f"cannot extract the interpreters package: {e}"
+
+
+def kinds():
+    """The interpreter kinds run: `cpython-interpreters` only with CPython's package found."""
+    return KINDS if INTERPRETERS else [k for k in KINDS if k != "cpython-interpreters"]
 
 
 def discover_peers(build):
@@ -114,10 +164,13 @@ def run_cell(build, variant, kind):
         os.remove(out)
     cmd = [python, os.path.join(HERE, "ext_cell.py"), module_dir(build), variant, kind, out]
     cell = {"build": build, "variant": variant, "kind": kind}
+    env = dict(os.environ)
+    if INTERPRETERS:
+        env["INTERPSAFE_EXT_INTERPRETERS"] = INTERPRETERS
     try:
         # A crash can leave any bytes on stderr (a debug build's freed-memory pattern).
         proc = subprocess.run(
-            cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=TIMEOUT
+            cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=TIMEOUT, env=env
         )
         rc = proc.returncode
         cell["returncode"] = rc
@@ -180,6 +233,9 @@ def summarize(cell):
             & {r.get("cached_id") for r in phases.get("subs") or [] if r.get("import") == "ok"}
             - {(phases.get("main") or {}).get("cached_id")}
         ),
+        # An instance made in one interpreter passed isinstance against the other's class
+        # (legacy cells only; see ext_cell.foreign_instances).
+        "foreign_instance_isinstance": _foreign(phases.get("foreign")),
         "lifecycle_refcount_deltas": phases.get("lifecycle_refcount_deltas"),
         "destroyed": phases.get("destroyed"),
         "reimported": (phases.get("reimport") or {}).get("import"),
@@ -192,7 +248,18 @@ def summarize(cell):
     }
 
 
-CELLS = [(b, v, k) for b in BUILDS for v in variants(b) for k in KINDS]
+def _foreign(seen):
+    """Whether either interpreter took the other's instance for one of its own (None if the
+    check did not run)."""
+    if not seen or "skipped" in seen:
+        return None
+    return any(
+        seen.get(k)
+        for k in ("sub_isinstance_main_instance", "main_isinstance_sub_instance")
+    )
+
+
+CELLS = [(b, v, k) for b in BUILDS for v in variants(b) for k in kinds()]
 
 
 def failures(cell):
@@ -222,6 +289,11 @@ def failures(cell):
         ):
             if not s[check]:
                 bad.append(f"{check} is {s[check]}")
+        if kind == "legacy" and s["foreign_instance_isinstance"] is not False:
+            bad.append(
+                f"a foreign instance passed isinstance (or was not checked): "
+                f"{cell['phases'].get('foreign')}"
+            )
         if set(s["destroyed"] or []) != {"ok"} or s["reimported"] != "ok":
             bad.append(f"destroy {s['destroyed']}, re-import {s['reimported']}")
     for where, d in s["refcount_deltas"].items():
@@ -348,7 +420,7 @@ def write_results(build, cells, producer="ext-modules/tests/ext_driver.py"):
     `ext_cell` record per cell (what the report and `cargo xtask docs --refresh` read), and
     `target/interpsafe/ext/<build>/cells.json`, the build's facts and every cell in full."""
     python, so = BUILDS[build]
-    order = {(v, k): i for i, (v, k) in enumerate((v, k) for v in variants(build) for k in KINDS)}
+    order = {(v, k): i for i, (v, k) in enumerate((v, k) for v in variants(build) for k in kinds())}
     cells = sorted(cells, key=lambda c: order.get((c["variant"], c["kind"]), 0))
     raw = {
         "schema": "interpsafe-ext/1",
@@ -380,11 +452,16 @@ def _mark(v):
     return {True: "yes", False: "NO", None: "-"}.get(v, str(v))
 
 
+def _passed(v):
+    """A check where `True` is the finding (a foreign instance passed isinstance)."""
+    return {True: "PASSED", False: "no", None: "-"}[v]
+
+
 def table(cells):
     """The findings per cell, one line each (and the refusals and errors under it)."""
     lines = [
         f"{'variant':<21} {'kind':<14} {'status':<7} {'imports':<22} {'mod/int':<7} {'types/int':<9} "
-        f"{'exc/int':<7} {'cache/int':<9} {'interned':<8} {'exact':<5} {'gil':<4} {'stale':<5} refcount"
+        f"{'exc/int':<7} {'cache/int':<9} {'foreign':<7} {'interned':<8} {'exact':<5} {'gil':<4} {'stale':<5} refcount"
     ]
     for c in cells:
         s = c["summary"]
@@ -396,7 +473,8 @@ def table(cells):
             f"{c['variant']:<21} {c['kind']:<14} {status:<7} {imports:<22} "
             f"{_mark(s['modules_per_interpreter']):<7} {_mark(s['types_per_interpreter']):<9} "
             f"{_mark(s['exceptions_per_interpreter']):<7} "
-            f"{_mark(s['caches_per_interpreter']):<9} {_mark(s['interned_local']):<8} "
+            f"{_mark(s['caches_per_interpreter']):<9} "
+            f"{_passed(s['foreign_instance_isinstance']):<7} {_mark(s['interned_local']):<8} "
             f"{_mark(s['counts_exact']):<5} {'on' if s['gil_enabled'] else 'off':<4} "
             f"{'YES' if s['stale_cache_suspected'] else 'no':<5} {rc}"
         )
@@ -411,6 +489,8 @@ def main():
     if not BUILDS:
         print("no build found (see the module docs)", file=sys.stderr)
         return 2
+    if INTERPRETERS_MISSING:
+        print(f"not running the cpython-interpreters cells: {INTERPRETERS_MISSING}", flush=True)
     failed = 0
     for build in BUILDS:
         cells = []
