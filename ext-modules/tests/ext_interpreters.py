@@ -47,7 +47,8 @@ def _run(interp, q, reports, i):
 
 
 def run(cell, save, package_root, module_dir, here, variant, count=2):
-    """Fills `cell["phases"]` after main's (saving after each phase)."""    import interpreters
+    """Fills `cell["phases"]` after main's (saving after each phase)."""
+    import interpreters
     from interpreters import queues
 
     cell["phases"]["api"] = interpreters.__file__
