@@ -283,9 +283,12 @@ pub(crate) mod tests {
         fs::write(root.join("target/interpsafe/ext/3.13t/cells.json"), "{}").unwrap();
 
         let lines = refresh(root).unwrap().join("\n");
-        for want in
-            ["(a quick run)", "hazards-3.13.json: 1 records", "hazards-3.13-asan.json: kept", "ext-3.13t.json: 0 records"]
-        {
+        for want in [
+            "(a quick run)",
+            "hazards-3.13.json: 1 records",
+            "hazards-3.13-asan.json: kept",
+            "ext-3.13t.json: 0 records",
+        ] {
             assert!(lines.contains(want), "{want}: {lines}");
         }
         let snap = Snapshot::load(root).unwrap();
