@@ -8,8 +8,9 @@
 //! next.
 
 use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, Weak};
 
-use interpsafe_protocol::{Deferred, InterpreterKey};
+use interpsafe_protocol::{Deferred, InterpreterKey, SlottedOnce};
 
 use crate::interpreter::runtime::{current_tag, decref_pool};
 use crate::pyo3_compat::ffi;
@@ -51,5 +52,57 @@ pub(crate) unsafe fn close_for(key: InterpreterKey) {
     for addr in decref_pool().close(key) {
         // SAFETY: as in `drain_for`; the interpreter has not ended yet.
         unsafe { ffi::Py_DECREF(addr as *mut ffi::PyObject) };
+    }
+}
+
+/// The once-cells that have held a value: each `TaggedOnce` (the strategies' once-cell)
+/// registers its shared state here before its first initialisation, and the list holds it
+/// weakly, so a dropped cell simply drops out. An interpreter's end walks it to release what
+/// every live cell holds for that interpreter.
+static ONCE_CELLS: Mutex<Vec<Weak<SlottedOnce>>> = Mutex::new(Vec::new());
+
+fn once_cells() -> std::sync::MutexGuard<'static, Vec<Weak<SlottedOnce>>> {
+    // A panic under this lock leaves the list valid (a push or a retain), so poisoning is ignored.
+    ONCE_CELLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Adds a once-cell to the cells whose values are released at interpreter ends (and drops the
+/// entries of cells dropped since).
+pub(crate) fn register_once_cell(cell: &Arc<SlottedOnce>) {
+    let mut cells = once_cells();
+    cells.retain(|c| c.strong_count() > 0);
+    cells.push(Arc::downgrade(cell));
+}
+
+/// The live registered cells, held strongly for the walk (the list's lock is not held while
+/// values are released: a release can run Python code that reaches once-cells).
+fn live_once_cells() -> Vec<Arc<SlottedOnce>> {
+    once_cells().iter().filter_map(Weak::upgrade).collect()
+}
+
+/// Retires every once-cell's value for `key` (its slot `slot`) and releases it there, as `key`'s
+/// end begins. From then on no cell stores or hands out a value for `key`.
+///
+/// # Safety
+/// The calling thread must be attached to `key`, whose end has begun and which can still run
+/// code; no other thread may be using a once-cell value of `key` (the end handshake waited for
+/// the threads attached through guards).
+pub(crate) unsafe fn release_once_cells(key: InterpreterKey, slot: Option<u32>) {
+    for cell in live_once_cells() {
+        if let Some(addr) = cell.retire(key, slot) {
+            // SAFETY: the cell held this strong reference for `key` (checked at initialisation),
+            // retiring handed it to us alone, and the thread is attached to `key`.
+            unsafe { ffi::Py_DECREF(addr as *mut ffi::PyObject) };
+        }
+    }
+}
+
+/// Retires every once-cell's value for `key` without releasing it: `key` ended without its
+/// end-begins hook running (Python code cleared `atexit`), and mid-teardown nothing may be
+/// released there. The references are given up (the same window as the decref pool's
+/// discarded objects).
+pub(crate) fn discard_once_cells(key: InterpreterKey, slot: Option<u32>) {
+    for cell in live_once_cells() {
+        let _ = cell.retire(key, slot);
     }
 }

@@ -8,6 +8,8 @@ at once). Each interpreter exercises the module from 2 threads (`ext_exercise.re
 subinterpreters are destroyed and the module is imported again in a new one of the same kind.
 `isolated-first` is `isolated` without the import in main at the start: main imports last,
 after the interpreters that filled the module's caches first have been destroyed.
+`cpython-interpreters` drives the same phases through CPython's own high-level interpreters API
+(`ext_interpreters.py`; the package's directory in `$INTERPSAFE_EXT_INTERPRETERS`).
 OUT.json is rewritten after every phase, so a crash keeps what came before it.
 """
 
@@ -35,6 +37,13 @@ def main():
     if main_first:
         cell["phases"]["main"] = ext_exercise.report(variant)
         save()
+    if kind == "cpython-interpreters":
+        import ext_interpreters
+
+        package_root = os.environ["INTERPSAFE_EXT_INTERPRETERS"]
+        sys.path.append(package_root)
+        ext_interpreters.run(cell, save, package_root, module_dir, HERE, variant)
+        return
     if kind == "main":
         cell["phases"]["lifecycle_refcount_deltas"] = lifecycle_deltas(module_dir, variant)
         save()
@@ -75,6 +84,9 @@ def main():
         t.join()
     cell["phases"]["subs"] = reports
     save()
+    if kind == "legacy":
+        cell["phases"]["foreign"] = foreign_instances(interps[0], module_dir, variant, tmp)
+        save()
     destroyed = []
     for interp in interps:
         try:
@@ -93,6 +105,63 @@ def main():
     if not main_first:
         cell["phases"]["main_last"] = ext_exercise.report(variant)
         save()
+
+
+FOREIGN = """
+import ctypes, json, sys
+sys.path[:0] = [{module_dir!r}]
+m = __import__({variant!r})
+x = ctypes.cast({address}, ctypes.py_object).value
+seen = {{"sub_isinstance_main_instance": isinstance(x, m.Counter),
+         "sub_type_is_main_class": type(x) is m.Counter}}
+del x
+import __main__
+__main__._interpsafe_foreign = m.Counter()
+seen["sub_instance_address"] = id(__main__._interpsafe_foreign)
+with open({path!r}, "w") as f:
+    json.dump(seen, f)
+"""
+
+
+def foreign_instances(interp, module_dir, variant, tmp):
+    """Type identity across interpreters, checked for real: an instance made in one interpreter
+    against the `Counter` class of the other, both ways, between main and a legacy
+    subinterpreter (which shares main's GIL, so main's objects can be read there, by address
+    through ctypes, while main waits in `_interpreters.exec`, and the subinterpreter's object
+    in main while it is parked). Objects of arbitrary types cannot cross between own-GIL
+    interpreters (no shareable channel carries them, and touching them there races on their
+    refcounts), so own-GIL cells keep the id comparison. Each reference is dropped in the
+    interpreter that took it."""
+    m = sys.modules.get(variant)
+    if m is None:
+        return {"skipped": "main did not import the module"}
+    mine = m.Counter()
+    path = os.path.join(tmp, "foreign.json")
+    code = FOREIGN.format(module_dir=module_dir, variant=variant, address=id(mine), path=path)
+    failure = _interpreters_exec(interp, code)
+    if failure is not None:
+        return {"skipped": failure}
+    with open(path) as f:
+        seen = json.load(f)
+    import ctypes
+
+    theirs = ctypes.cast(seen.pop("sub_instance_address"), ctypes.py_object).value
+    seen["main_isinstance_sub_instance"] = isinstance(theirs, m.Counter)
+    seen["main_type_is_sub_class"] = type(theirs) is m.Counter
+    del theirs
+    # The subinterpreter's instance goes in the subinterpreter.
+    _interpreters_exec(interp, "import __main__; del __main__._interpsafe_foreign")
+    return seen
+
+
+def _interpreters_exec(interp, code):
+    """`_interpreters.exec`, its failure as text (None when the code ran)."""
+    import _interpreters
+
+    failure = _interpreters.exec(interp, code)
+    if failure is None:
+        return None
+    return getattr(failure, "formatted", None) or str(failure)
 
 
 LIFECYCLE = """

@@ -4,7 +4,8 @@ cell in a child process, so that a crash is a recorded cell rather than a dead d
 A build is an interpreter and the `libinterpsafe_ext.so` built against it. The driver gives the
 .so one file name per variant (`<variant>.so` symlinks in `target/interpsafe/ext/<build>/modules`:
 one file, mapped once, one toolkit runtime for every variant), runs `ext_cell.py` per cell with
-that interpreter, and writes every cell to `target/interpsafe/ext/<build>.json`.
+that interpreter, and writes every cell to `target/interpsafe/ext/<build>.json` as
+`interpsafe_results` records (`kind: ext_cell`), and in full to `target/interpsafe/ext/<build>/cells.json`.
 
 Builds: `INTERPSAFE_EXT_BUILDS="NAME=PYTHON=SO,..."`, or by default each of 3.13, 3.13t and
 3.13-debug whose interpreter is in the interpsafe cache (`$INTERPSAFE_CACHE`, else
@@ -42,7 +43,7 @@ VARIANTS = [
     "interpsafe_affine",
 ]
 ASSERTED = {"interpsafe_tagged", "interpsafe_scoped", "interpsafe_branded", "interpsafe_affine"}
-KINDS = ["main", "isolated", "legacy", "isolated-first"]
+KINDS = ["main", "isolated", "legacy", "isolated-first", "cpython-interpreters"]
 DEFAULT_BUILDS = {"3.13": "python3.13", "3.13t": "python3.13t", "3.13-debug": "python3.13d"}
 TIMEOUT = int(os.environ.get("INTERPSAFE_EXT_TIMEOUT", "300"))
 
@@ -66,6 +67,56 @@ def discover_builds():
 
 
 BUILDS = discover_builds()
+
+
+def _tarball():
+    """The CPython source tarball the interpreters were built from (the interpsafe cache's)."""
+    cache = os.environ.get("INTERPSAFE_CACHE") or os.path.expanduser("~/.cache/interpsafe")
+    return os.environ.get("INTERPSAFE_EXT_CPYTHON_TARBALL") or os.path.join(
+        cache, "src", "python3.13_3.13.15.orig.tar.xz"
+    )
+
+
+def interpreters_package():
+    """The directory holding CPython's `interpreters` package (`Lib/test/support/interpreters`
+    of the source tarball, which the builds do not install), extracted into
+    `target/interpsafe/ext/cpython-interpreters/` once per tarball; or why there is none."""
+    import tarfile
+
+    tarball = _tarball()
+    dest = os.path.join(OUT_DIR, "cpython-interpreters")
+    stamp = os.path.join(dest, "from.txt")
+    try:
+        with open(stamp) as f:
+            if f.read() == tarball and os.path.isdir(os.path.join(dest, "interpreters")):
+                return dest, None
+    except OSError:
+        pass
+    if not os.path.isfile(tarball):
+        return None, f"no CPython source tarball at {tarball} (set INTERPSAFE_EXT_CPYTHON_TARBALL)"
+    os.makedirs(dest, exist_ok=True)
+    marker = "/Lib/test/support/interpreters/"
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers() if marker in m.name and m.isfile()]
+        if not members:
+            return None, f"{tarball} holds no Lib/test/support/interpreters"
+        for m in members:
+            m.name = "interpreters/" + m.name.split(marker, 1)[1]
+            tar.extract(m, dest, filter="data")
+    with open(stamp, "w") as f:
+        f.write(tarball)
+    return dest, None
+
+
+try:
+    INTERPRETERS, INTERPRETERS_MISSING = interpreters_package()
+except Exception as e:  # no lzma module, a damaged tarball: the cells are not run, and say why
+    INTERPRETERS, INTERPRETERS_MISSING = None, f"cannot extract the interpreters package: {e}"
+
+
+def kinds():
+    """The interpreter kinds run: `cpython-interpreters` only with CPython's package found."""
+    return KINDS if INTERPRETERS else [k for k in KINDS if k != "cpython-interpreters"]
 
 
 def discover_peers(build):
@@ -113,10 +164,13 @@ def run_cell(build, variant, kind):
         os.remove(out)
     cmd = [python, os.path.join(HERE, "ext_cell.py"), module_dir(build), variant, kind, out]
     cell = {"build": build, "variant": variant, "kind": kind}
+    env = dict(os.environ)
+    if INTERPRETERS:
+        env["INTERPSAFE_EXT_INTERPRETERS"] = INTERPRETERS
     try:
         # A crash can leave any bytes on stderr (a debug build's freed-memory pattern).
         proc = subprocess.run(
-            cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=TIMEOUT
+            cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=TIMEOUT, env=env
         )
         rc = proc.returncode
         cell["returncode"] = rc
@@ -179,6 +233,9 @@ def summarize(cell):
             & {r.get("cached_id") for r in phases.get("subs") or [] if r.get("import") == "ok"}
             - {(phases.get("main") or {}).get("cached_id")}
         ),
+        # An instance made in one interpreter passed isinstance against the other's class
+        # (legacy cells only; see ext_cell.foreign_instances).
+        "foreign_instance_isinstance": _foreign(phases.get("foreign")),
         "lifecycle_refcount_deltas": phases.get("lifecycle_refcount_deltas"),
         "destroyed": phases.get("destroyed"),
         "reimported": (phases.get("reimport") or {}).get("import"),
@@ -191,7 +248,18 @@ def summarize(cell):
     }
 
 
-CELLS = [(b, v, k) for b in BUILDS for v in variants(b) for k in KINDS]
+def _foreign(seen):
+    """Whether either interpreter took the other's instance for one of its own (None if the
+    check did not run)."""
+    if not seen or "skipped" in seen:
+        return None
+    return any(
+        seen.get(k)
+        for k in ("sub_isinstance_main_instance", "main_isinstance_sub_instance")
+    )
+
+
+CELLS = [(b, v, k) for b in BUILDS for v in variants(b) for k in kinds()]
 
 
 def failures(cell):
@@ -221,6 +289,11 @@ def failures(cell):
         ):
             if not s[check]:
                 bad.append(f"{check} is {s[check]}")
+        if kind == "legacy" and s["foreign_instance_isinstance"] is not False:
+            bad.append(
+                f"a foreign instance passed isinstance (or was not checked): "
+                f"{cell['phases'].get('foreign')}"
+            )
         if set(s["destroyed"] or []) != {"ok"} or s["reimported"] != "ok":
             bad.append(f"destroy {s['destroyed']}, re-import {s['reimported']}")
     for where, d in s["refcount_deltas"].items():
@@ -231,7 +304,8 @@ def failures(cell):
 
 def _facts(python):
     code = (
-        "import sys, sysconfig, json; print(json.dumps({'version': sys.version, "
+        "import sys, sysconfig, json, platform; print(json.dumps({'version': sys.version, "
+        "'release': platform.python_version(), "
         "'free_threaded': bool(sysconfig.get_config_var('Py_GIL_DISABLED')), "
         "'debug': hasattr(sys, 'gettotalrefcount')}))"
     )
@@ -242,12 +316,113 @@ def _facts(python):
         return {"error": str(e)}
 
 
-def write_results(build, cells):
-    """Writes `target/interpsafe/ext/<build>.json`: the build's facts and every cell."""
+def _pyo3_version():
+    """The PyO3 version the workspace locks (what `stock_pyo3` and the toolkit link)."""
+    try:
+        with open(os.path.join(ROOT, "Cargo.lock")) as f:
+            lock = f.read()
+    except OSError:
+        return "unknown"
+    for package in lock.split("[[package]]"):
+        lines = dict(
+            line.split(" = ", 1) for line in package.strip().splitlines() if " = " in line
+        )
+        if lines.get("name") == '"pyo3"':
+            return lines.get("version", '"unknown"').strip('"')
+    return "unknown"
+
+
+def _machine():
+    """The machine as `interpsafe_results::Machine::detect` describes it (no host names)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        info = ""
+
+    def field(name):
+        for line in info.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
+        return None
+
+    siblings, cores = field("siblings"), field("cpu cores")
+    per_core = None
+    if siblings and cores and siblings.isdigit() and cores.isdigit() and int(cores) > 0:
+        per_core = int(siblings) // int(cores)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "os": sys.platform if sys.platform != "linux" else "linux",
+        "arch": platform.machine(),
+        "cpus": cpus or 1,
+        "cpu_model": field("model name"),
+        "threads_per_core": per_core,
+    }
+
+
+def environment(build, facts):
+    """The `interpsafe_results::Environment` of the build's records."""
+    variant = build.split("-", 1)[1] if "-" in build else None
+    return {
+        "interpreter": {
+            "name": build,
+            "version": facts.get("release", "unknown"),
+            "free_threaded": bool(facts.get("free_threaded")),
+            "variant": variant,
+        },
+        "pyo3_version": _pyo3_version(),
+        "machine": _machine(),
+    }
+
+
+def outcome(cell):
+    """The cell's `interpsafe_results::ExtOutcome`."""
+    if cell["status"] == "crash":
+        return {"status": "crashed", "signal": cell.get("signal") or "unknown"}
+    if cell["status"] == "hang":
+        return {"status": "hung"}
+    if cell["status"] != "ok":
+        return {"status": "failed", "message": cell["stderr"].strip()[-500:]}
+    s = cell["summary"]
+    if s["refusals"] and "refused" in s["imports"]:
+        return {"status": "refused", "message": s["refusals"][0]}
+    if set(s["imports"]) != {"ok"}:
+        return {"status": "failed", "message": "; ".join(s["refusals"]) or str(s["imports"])}
+    return {"status": "imported"}
+
+
+def record(cell, env):
+    """The cell as an `interpsafe_results` record (`kind: ext_cell`)."""
+    s = cell["summary"]
+    drift = [d for deltas in s["refcount_deltas"].values() for d in deltas]
+    return {
+        "environment": env,
+        "kind": "ext_cell",
+        "variant": cell["variant"],
+        "interpreter_kind": cell["kind"],
+        "build": cell["build"],
+        "outcome": outcome(cell),
+        "asserted": cell["variant"] in ASSERTED,
+        "modules_per_interpreter": s["modules_per_interpreter"],
+        "types_per_interpreter": s["types_per_interpreter"],
+        "exceptions_per_interpreter": s["exceptions_per_interpreter"],
+        "caches_per_interpreter": s["caches_per_interpreter"],
+        "foreign_instance_isinstance": s.get("foreign_instance_isinstance"),
+        "counts_exact": s["counts_exact"],
+        "refcount_drift": drift,
+        "failures": failures(cell),
+    }
+
+
+def write_results(build, cells, producer="ext-modules/tests/ext_driver.py"):
+    """Writes `target/interpsafe/ext/<build>.json`, an `interpsafe_results` file with one
+    `ext_cell` record per cell (what the report and `cargo xtask docs --refresh` read), and
+    `target/interpsafe/ext/<build>/cells.json`, the build's facts and every cell in full."""
     python, so = BUILDS[build]
-    order = {(v, k): i for i, (v, k) in enumerate((v, k) for v in variants(build) for k in KINDS)}
+    order = {(v, k): i for i, (v, k) in enumerate((v, k) for v in variants(build) for k in kinds())}
     cells = sorted(cells, key=lambda c: order.get((c["variant"], c["kind"]), 0))
-    record = {
+    raw = {
         "schema": "interpsafe-ext/1",
         "build": build,
         "python": python,
@@ -257,10 +432,19 @@ def write_results(build, cells):
         "machine": platform.machine(),
         "cells": cells,
     }
-    os.makedirs(OUT_DIR, exist_ok=True)
+    os.makedirs(os.path.join(OUT_DIR, build), exist_ok=True)
+    with open(os.path.join(OUT_DIR, build, "cells.json"), "w") as f:
+        json.dump(raw, f, indent=1)
+    env = environment(build, raw["interpreter"])
+    results = {
+        "schema": "interpsafe-results/1",
+        "producer": producer,
+        "records": [record(c, env) for c in cells],
+    }
     path = os.path.join(OUT_DIR, f"{build}.json")
     with open(path, "w") as f:
-        json.dump(record, f, indent=1)
+        json.dump(results, f, indent=1)
+        f.write("\n")
     return path
 
 
@@ -268,11 +452,16 @@ def _mark(v):
     return {True: "yes", False: "NO", None: "-"}.get(v, str(v))
 
 
+def _passed(v):
+    """A check where `True` is the finding (a foreign instance passed isinstance)."""
+    return {True: "PASSED", False: "no", None: "-"}[v]
+
+
 def table(cells):
     """The findings per cell, one line each (and the refusals and errors under it)."""
     lines = [
         f"{'variant':<21} {'kind':<14} {'status':<7} {'imports':<22} {'mod/int':<7} {'types/int':<9} "
-        f"{'exc/int':<7} {'cache/int':<9} {'interned':<8} {'exact':<5} {'gil':<4} {'stale':<5} refcount"
+        f"{'exc/int':<7} {'cache/int':<9} {'foreign':<7} {'interned':<8} {'exact':<5} {'gil':<4} {'stale':<5} refcount"
     ]
     for c in cells:
         s = c["summary"]
@@ -284,7 +473,8 @@ def table(cells):
             f"{c['variant']:<21} {c['kind']:<14} {status:<7} {imports:<22} "
             f"{_mark(s['modules_per_interpreter']):<7} {_mark(s['types_per_interpreter']):<9} "
             f"{_mark(s['exceptions_per_interpreter']):<7} "
-            f"{_mark(s['caches_per_interpreter']):<9} {_mark(s['interned_local']):<8} "
+            f"{_mark(s['caches_per_interpreter']):<9} "
+            f"{_passed(s['foreign_instance_isinstance']):<7} {_mark(s['interned_local']):<8} "
             f"{_mark(s['counts_exact']):<5} {'on' if s['gil_enabled'] else 'off':<4} "
             f"{'YES' if s['stale_cache_suspected'] else 'no':<5} {rc}"
         )
@@ -299,6 +489,8 @@ def main():
     if not BUILDS:
         print("no build found (see the module docs)", file=sys.stderr)
         return 2
+    if INTERPRETERS_MISSING:
+        print(f"not running the cpython-interpreters cells: {INTERPRETERS_MISSING}", flush=True)
     failed = 0
     for build in BUILDS:
         cells = []

@@ -27,7 +27,7 @@ pub use borrow_flag::{BorrowFlag, BorrowRefused, EXCLUSIVE};
 pub use decref_pool::{DecrefPool, Deferred, PoolStats};
 pub use hold_marks::HoldMarks;
 pub use id::{Epoch, InterpreterId, InterpreterKey, PACKED_ID_BITS};
-pub use once_cell::{ForgetRefused, Init, OnceError, PerInterpreterOnce};
+pub use once_cell::{ForgetRefused, Init, OnceError, PerInterpreterOnce, SlottedOnce};
 pub use registry::{
     AttachRefused, EndRefused, GuardId, Holder, Observation, Registry, Status, NO_FAST_OWNER,
 };

@@ -14,7 +14,13 @@
 //! are running an initialiser for which interpreter; a drop guard clears that record if the
 //! initialiser panics.
 //!
-//! When an interpreter ends, [`PerInterpreterOnce::forget`] hands its value back for release.
+//! When an interpreter's end begins, [`PerInterpreterOnce::retire`] hands its value back for
+//! release in that interpreter (while it can still run code) and retires the key for good: no
+//! later call stores a value for it. An initialiser still running then (a thread attached to the
+//! ending interpreter, which the FFI edge's end handshake rules out for threads it knows) gets
+//! its value back as [`OnceError::Ended`] to release itself, so nothing is kept for an ended
+//! interpreter and nothing made is lost. [`SlottedOnce`] puts a [`SlotTable`] in front of the
+//! cell for a lock-free read, and retires both together.
 //!
 //! All state sits behind one reader-writer lock: values in a `Vec` sorted by key (there are few
 //! interpreters), running initialisers in a second small `Vec`. Cost of
@@ -30,6 +36,7 @@ use std::fmt;
 
 use crate::id::InterpreterKey;
 use crate::seed::{SeededBug, Seeds};
+use crate::slot_table::SlotTable;
 use crate::sync::{current_thread, RwLock, RwLockWriteGuard, ThreadTag};
 
 /// The result of [`PerInterpreterOnce::get_or_try_init`].
@@ -47,7 +54,7 @@ pub struct Init<T> {
 
 /// Why [`PerInterpreterOnce::get_or_try_init`] failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnceError<E> {
+pub enum OnceError<E, T = ()> {
     /// The calling thread is already running this cell's initialiser for `key`: the initialiser
     /// called back into the cell it is initialising.
     Reentrant {
@@ -61,9 +68,17 @@ pub enum OnceError<E> {
         /// The initialiser's error.
         error: E,
     },
+    /// The interpreter's value was retired (its end began): nothing is stored for it any more.
+    Ended {
+        /// The interpreter.
+        key: InterpreterKey,
+        /// This call's own value, when its initialiser ran and finished after the retirement:
+        /// not stored, so the caller releases it in this interpreter.
+        unstored: Option<T>,
+    },
 }
 
-impl<E: fmt::Display> fmt::Display for OnceError<E> {
+impl<E: fmt::Display, T> fmt::Display for OnceError<E, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OnceError::Reentrant { key } => write!(
@@ -77,14 +92,19 @@ impl<E: fmt::Display> fmt::Display for OnceError<E> {
                 "initialising a per-interpreter once-cell for {key} failed: {error}; the cell \
                  stays empty and the next access retries"
             ),
+            OnceError::Ended { key, .. } => write!(
+                f,
+                "cannot use a per-interpreter once-cell for {key}: the interpreter's end has \
+                 begun and its value was released; nothing is kept for it any more"
+            ),
         }
     }
 }
 
-impl<E: std::error::Error + 'static> std::error::Error for OnceError<E> {
+impl<E: std::error::Error + 'static, T: fmt::Debug> std::error::Error for OnceError<E, T> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            OnceError::Reentrant { .. } => None,
+            OnceError::Reentrant { .. } | OnceError::Ended { .. } => None,
             OnceError::Init { error, .. } => Some(error),
         }
     }
@@ -120,11 +140,18 @@ struct State<T> {
     /// The initialisers running now: which thread, for which interpreter. A (key, thread) pair
     /// occurs at most once, since a second one would be re-entrant.
     running: Vec<(InterpreterKey, ThreadTag)>,
+    /// The interpreters whose values were retired, sorted: nothing is stored for them again.
+    /// One key per ended interpreter that had reached the cell (16 bytes each).
+    retired: Vec<InterpreterKey>,
 }
 
 impl<T> State<T> {
     fn find(&self, key: InterpreterKey) -> Result<usize, usize> {
         self.values.binary_search_by(|(k, _)| k.cmp(&key))
+    }
+
+    fn is_retired(&self, key: InterpreterKey) -> bool {
+        self.retired.binary_search(&key).is_ok()
     }
 
     fn stop_running(&mut self, key: InterpreterKey, thread: ThreadTag) {
@@ -184,7 +211,11 @@ impl<T: Clone> PerInterpreterOnce<T> {
     /// An empty cell with seeded bugs (only switchable under `--cfg interpsafe_loom`).
     pub fn with_seeds(seeds: Seeds) -> Self {
         PerInterpreterOnce {
-            state: RwLock::new(State { values: Vec::new(), running: Vec::new() }),
+            state: RwLock::new(State {
+                values: Vec::new(),
+                running: Vec::new(),
+                retired: Vec::new(),
+            }),
             seeds,
         }
     }
@@ -202,12 +233,14 @@ impl<T: Clone> PerInterpreterOnce<T> {
     /// Several threads may run `init` for one interpreter at once; the first to finish stores its
     /// value, the others get that value and their own back in [`Init::loser`]. If `init` calls
     /// back into this cell for the same `key` on the same thread, the inner call fails with
-    /// [`OnceError::Reentrant`]. If `init` fails, nothing is stored.
+    /// [`OnceError::Reentrant`]. If `init` fails, nothing is stored. Once `key` is retired, the
+    /// call fails with [`OnceError::Ended`] without running `init`, or, if `init` was already
+    /// running, with its value handed back unstored.
     pub fn get_or_try_init<E>(
         &self,
         key: InterpreterKey,
         init: impl FnOnce() -> Result<T, E>,
-    ) -> Result<Init<T>, OnceError<E>> {
+    ) -> Result<Init<T>, OnceError<E, T>> {
         if let Some(value) = self.get(key) {
             return Ok(Init { value, loser: None, initialised_here: false });
         }
@@ -220,6 +253,9 @@ impl<T: Clone> PerInterpreterOnce<T> {
                 loser: None,
                 initialised_here: false,
             });
+        }
+        if st.is_retired(key) {
+            return Err(OnceError::Ended { key, unstored: None });
         }
         if st.running.contains(&(key, thread)) {
             return Err(OnceError::Reentrant { key });
@@ -235,6 +271,10 @@ impl<T: Clone> PerInterpreterOnce<T> {
         let made = init();
         let mut st = running.finish();
         let made = made.map_err(|error| OnceError::Init { key, error })?;
+        if st.is_retired(key) && !self.seeds.active(SeededBug::OnceStoreAfterRetire) {
+            // The end began while `init` ran: the value is not kept for an ended interpreter.
+            return Err(OnceError::Ended { key, unstored: Some(made) });
+        }
         if self.seeds.active(SeededBug::OnceNoRecheckAfterInit) {
             // The seeded bug: store over whatever another thread stored meanwhile.
             match st.find(key) {
@@ -275,6 +315,24 @@ impl<T: Clone> PerInterpreterOnce<T> {
         Ok(st.find(key).ok().map(|i| st.values.remove(i).1))
     }
 
+    /// Retires `key` for good, right as its end begins: removes and returns its value, for release
+    /// while still attached to `key`, and refuses to store one for it ever after. Unlike
+    /// [`forget`](Self::forget) it never refuses: an initialiser running for `key` now gets its
+    /// value back as [`OnceError::Ended`] when it finishes. Retiring twice returns `None`.
+    pub fn retire(&self, key: InterpreterKey) -> Option<T> {
+        let mut st = self.state.write();
+        if let Err(i) = st.retired.binary_search(&key) {
+            st.retired.insert(i, key);
+        }
+        st.find(key).ok().map(|i| st.values.remove(i).1)
+    }
+
+    /// Removes and returns every value, with its interpreter: for a cell that is being dropped,
+    /// whose values go back to their interpreters (now or deferred).
+    pub fn take_all(&self) -> Vec<(InterpreterKey, T)> {
+        std::mem::take(&mut self.state.write().values)
+    }
+
     /// The interpreters that have a value now, in key order.
     pub fn keys(&self) -> Vec<InterpreterKey> {
         self.state.read().values.iter().map(|(k, _)| *k).collect()
@@ -283,3 +341,81 @@ impl<T: Clone> PerInterpreterOnce<T> {
 
 #[cfg(all(test, not(interpsafe_loom)))]
 mod tests;
+
+/// A per-interpreter once-cell of addresses with a lock-free read in front: a [`SlotTable`]
+/// indexed by the interpreter's registry slot, filled from the canonical
+/// [`PerInterpreterOnce`] after every successful access, and retired with it when the
+/// interpreter's end begins.
+///
+/// Retirement order: the canonical value first (so no initialiser stores after it), then the
+/// slot (the mark stops a publisher that read the value before the end from publishing it again).
+#[derive(Debug, Default)]
+pub struct SlottedOnce {
+    cells: PerInterpreterOnce<usize>,
+    fast: SlotTable,
+}
+
+impl SlottedOnce {
+    /// An empty cell.
+    pub fn new() -> Self {
+        SlottedOnce::with_seeds(Seeds::none())
+    }
+
+    /// An empty cell with seeded bugs in both halves (only switchable under
+    /// `--cfg interpsafe_loom`).
+    pub fn with_seeds(seeds: Seeds) -> Self {
+        SlottedOnce {
+            cells: PerInterpreterOnce::with_seeds(seeds.clone()),
+            fast: SlotTable::with_seeds(seeds),
+        }
+    }
+
+    /// The value at `slot` on the lock-free path: one slot read, `None` until the slow path
+    /// published it and after the slot was retired.
+    #[inline]
+    pub fn get_fast(&self, slot: u32) -> Option<usize> {
+        self.fast.get(slot)
+    }
+
+    /// The value for `key` (whose slot is `slot`, if it has one), running `init` to make it if
+    /// there is none yet, then published at `slot` for [`get_fast`](Self::get_fast). As
+    /// [`PerInterpreterOnce::get_or_try_init`], whose [`Init`] it returns.
+    pub fn get_or_try_init<E>(
+        &self,
+        key: InterpreterKey,
+        slot: Option<u32>,
+        init: impl FnOnce() -> Result<usize, E>,
+    ) -> Result<Init<usize>, OnceError<E, usize>> {
+        let got = match self.cells.get(key) {
+            Some(value) => Init { value, loser: None, initialised_here: false },
+            None => self.cells.get_or_try_init(key, init)?,
+        };
+        if let Some(slot) = slot {
+            // Idempotent; refused once the slot is retired.
+            let _ = self.fast.publish(slot, got.value);
+        }
+        Ok(got)
+    }
+
+    /// Retires `key` (slot `slot`) as its end begins and returns its value for release there;
+    /// see [`PerInterpreterOnce::retire`] and [`SlotTable::retire`].
+    pub fn retire(&self, key: InterpreterKey, slot: Option<u32>) -> Option<usize> {
+        let value = self.cells.retire(key);
+        if let Some(slot) = slot {
+            // The slot holds the canonical value or nothing: the canonical one is returned.
+            let _ = self.fast.retire(slot);
+        }
+        value
+    }
+
+    /// Removes and returns every value with its interpreter (the cell is being dropped). The
+    /// slots keep their values: nothing reads a cell that is being dropped.
+    pub fn take_all(&self) -> Vec<(InterpreterKey, usize)> {
+        self.cells.take_all()
+    }
+
+    /// The interpreters that have a value now, in key order.
+    pub fn keys(&self) -> Vec<InterpreterKey> {
+        self.cells.keys()
+    }
+}

@@ -363,6 +363,12 @@ impl Registry {
         st.entries.get(&key).filter(|e| e.status == Status::Alive && e.end_observed).map(|e| e.slot)
     }
 
+    /// The slot of `key`, whatever its status (the index its per-interpreter values are retired
+    /// at when it ends), or `None` if the registry has never seen it.
+    pub fn slot(&self, key: InterpreterKey) -> Option<u32> {
+        self.state.lock().entries.get(&key).map(|e| e.slot)
+    }
+
     /// How many interpreter ends the registry has seen (one relaxed load). It moves before an
     /// ended interpreter's memory can be reused: the end observer reports during
     /// `PyInterpreterState_Clear`, before CPython frees the interpreter, and a later interpreter

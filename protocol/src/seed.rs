@@ -10,6 +10,10 @@ pub enum SeededBug {
     /// Slot table: a new chunk is installed with a plain store instead of a compare-and-swap,
     /// so a racing install is overwritten and a value published into it is lost.
     SlotChunkStoreNoCas,
+    /// Slot table: retiring a slot clears it to empty instead of leaving the retired mark, so a
+    /// publisher that read the interpreter's value before the end publishes it again afterwards:
+    /// a released object's address stays readable on the lock-free path.
+    SlotRetireClears,
     /// Borrow flag: the exclusive borrow loads the flag, sees 0 and stores the sentinel as two
     /// steps, so two threads can both take it (or one with a shared borrow in between).
     BorrowFlagLoadThenStore,
@@ -61,6 +65,10 @@ pub enum SeededBug {
     /// by panicking with the lock held, and the guard's drop during unwinding panics again, which
     /// aborts the process: a model of this bug has to run in a child process.
     OnceInitUnderLock,
+    /// Once-cell: an initialiser that finishes after its interpreter's value was retired stores
+    /// its value anyway, so the cell keeps a reference into an ended interpreter that nobody
+    /// releases (the leak the end-of-interpreter release exists to close).
+    OnceStoreAfterRetire,
     /// Hold marks: the last hold's release uncounts it under the lock but unmarks after releasing
     /// the lock, so a hold taken in between finds no count, fails to mark (the old mark is still
     /// there) and goes uncounted, and the late unmark leaves that hold held with no mark.

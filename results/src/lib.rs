@@ -1,7 +1,7 @@
 //! The one schema for every machine-readable result interpsafe writes.
 //!
 //! Hazard verdicts, bench figures, handle sizes, the Send/Sync table and the adversarial search's
-//! summaries and findings are all [`ResultRecord`]s:
+//! summaries and findings and the extension-module driver's cells are all [`ResultRecord`]s:
 //! one [`Environment`] (interpreter build and exact version, PyO3 version, machine) plus the
 //! figure itself ([`RecordData`]). Every record carries its environment, so files from different
 //! builds and machines (a CI matrix) can be merged without losing where a number came from.
@@ -18,8 +18,8 @@ mod vocabulary;
 pub use environment::{Environment, InterpreterBuild, Machine};
 pub use file::{ResultFile, SchemaError};
 pub use record::{
-    BenchFigure, CompileCase, FuzzFinding, FuzzSummary, HandleSize, HazardVerdict, Interval,
-    RecordData, ResultRecord, SendSyncCell, Verdict,
+    BenchFigure, CompileCase, ExtCell, ExtOutcome, FuzzFinding, FuzzSummary, HandleSize,
+    HazardVerdict, Interval, RecordData, ResultRecord, SendSyncCell, Verdict,
 };
 pub use vocabulary::{
     build_rank, case_rank, hazard_number, strategy_rank, VerdictKind, BASELINE, REFERENCE,

@@ -30,6 +30,9 @@ pub enum RecordData {
     FuzzSummary(FuzzSummary),
     /// One failing sequence the adversarial search found, shrunk.
     FuzzFinding(FuzzFinding),
+    /// One cell of the extension-module driver (`ext-modules/tests/ext_driver.py`): one variant
+    /// of the extension module imported into one kind of interpreter on one build.
+    ExtCell(ExtCell),
 }
 
 /// What happened when a hazard met a strategy.
@@ -192,4 +195,109 @@ pub struct FuzzFinding {
     pub reproduction: String,
     /// The seeded hole reopened when it was found, if any.
     pub hole: Option<String>,
+}
+
+/// How one extension-module cell's child process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ExtOutcome {
+    /// Every interpreter of the cell imported the module and the child exited cleanly.
+    Imported,
+    /// At least one interpreter refused the import (the first refusal's message).
+    Refused {
+        /// The `ImportError` (or other exception) the import raised, as `Type: message`.
+        message: String,
+    },
+    /// The child process died of a signal.
+    Crashed {
+        /// The signal's name (`SIGSEGV`, `SIGABRT`).
+        signal: String,
+    },
+    /// The child did not finish within the driver's timeout.
+    Hung,
+    /// The child exited non-zero without a signal (an exception escaped the cell).
+    Failed {
+        /// The end of its stderr.
+        message: String,
+    },
+}
+
+/// One cell of the extension-module driver: a variant (a toolkit strategy's module, stock PyO3,
+/// or a peer binding) in one kind of interpreter arrangement on one build. The per-interpreter
+/// flags are `None` where the cell cannot say (one interpreter only, or no import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtCell {
+    /// The module variant (`interpsafe_tagged`, `stock_pyo3`, `peer_pybind11`, ...).
+    pub variant: String,
+    /// The interpreter arrangement (`main`, `isolated`, `legacy`, `isolated-first`, or
+    /// `cpython-interpreters`: CPython's own high-level interpreters API as the client).
+    pub interpreter_kind: String,
+    /// The build it ran on (`3.13t`; the environment says the same, for convenience).
+    pub build: String,
+    /// How the cell's child process ended.
+    pub outcome: ExtOutcome,
+    /// Whether the driver asserts this variant (the checked strategies) or only records it.
+    pub asserted: bool,
+    /// Every interpreter got its own module object.
+    #[serde(default)]
+    pub modules_per_interpreter: Option<bool>,
+    /// Every interpreter got its own `Counter` type object.
+    #[serde(default)]
+    pub types_per_interpreter: Option<bool>,
+    /// Every interpreter got its own `Error` class.
+    #[serde(default)]
+    pub exceptions_per_interpreter: Option<bool>,
+    /// Every interpreter got its own `cached()` object.
+    #[serde(default)]
+    pub caches_per_interpreter: Option<bool>,
+    /// Whether an instance made in one interpreter passed `isinstance` against the `Counter`
+    /// class of another (a real cross-interpreter check; `None` where no honest route exists).
+    #[serde(default)]
+    pub foreign_instance_isinstance: Option<bool>,
+    /// Every interpreter counted exactly (two threads' increments, none lost).
+    #[serde(default)]
+    pub counts_exact: Option<bool>,
+    /// `sys.gettotalrefcount()` change per round of using the module (debug builds), each
+    /// measured place's rounds concatenated; empty where not measured.
+    #[serde(default)]
+    pub refcount_drift: Vec<i64>,
+    /// Why an asserted cell failed (empty when it passed or is only recorded).
+    #[serde(default)]
+    pub failures: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_cells_round_trip_and_default_their_optional_flags() {
+        let cell = ExtCell {
+            variant: "peer_nanobind".into(),
+            interpreter_kind: "isolated".into(),
+            build: "3.13t".into(),
+            outcome: ExtOutcome::Refused { message: "ImportError: no".into() },
+            asserted: false,
+            modules_per_interpreter: None,
+            types_per_interpreter: Some(false),
+            exceptions_per_interpreter: None,
+            caches_per_interpreter: None,
+            foreign_instance_isinstance: Some(true),
+            counts_exact: Some(true),
+            refcount_drift: vec![0, 0, 1],
+            failures: vec![],
+        };
+        let text = serde_json::to_string(&RecordData::ExtCell(cell.clone())).unwrap();
+        assert!(text.contains(r#""kind":"ext_cell""#), "{text}");
+        assert!(text.contains(r#""status":"refused""#), "{text}");
+        assert_eq!(serde_json::from_str::<RecordData>(&text).unwrap(), RecordData::ExtCell(cell));
+        // A producer may leave out every flag it cannot say anything about.
+        let minimal = r#"{"kind":"ext_cell","variant":"v","interpreter_kind":"main","build":"3.13",
+            "outcome":{"status":"crashed","signal":"SIGSEGV"},"asserted":true}"#;
+        let RecordData::ExtCell(cell) = serde_json::from_str(minimal).unwrap() else {
+            panic!("not an ext cell")
+        };
+        assert_eq!(cell.outcome, ExtOutcome::Crashed { signal: "SIGSEGV".into() });
+        assert!(cell.refcount_drift.is_empty() && cell.types_per_interpreter.is_none());
+    }
 }

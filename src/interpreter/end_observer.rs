@@ -43,6 +43,8 @@ unsafe extern "C" fn on_interpreter_end(capsule: *mut ffi::PyObject) {
     // Ended by someone other than the toolkit (or after the toolkit closed its queue): what is
     // still queued cannot be released safely mid-teardown, so it is discarded and counted.
     decref_pool().discard_ended(*key);
+    // Once-cell values still held for it (its end-begins hook did not run) are given up too.
+    crate::release::discard_once_cells(*key, registry().slot(*key));
     registry().ended(*key);
 }
 
@@ -101,6 +103,12 @@ unsafe extern "C" fn on_end_begins(
             unsafe { ffi::PyEval_RestoreThread(saved) };
         }
     });
+    // The interpreter can still run code and no thread attached through a guard is left: release
+    // what the once-cells hold for it here, in it (a value's finaliser runs here), and retire
+    // their slots so that nothing is kept for it past its end.
+    // SAFETY: attached again to `key`, whose end has begun; the handshake above waited for the
+    // threads attached through guards, and CPython has joined its non-daemon threads.
+    unsafe { crate::release::release_once_cells(key, registry().slot(key)) };
     // SAFETY: attached again; Py_None is immortal, the returned reference is a new one.
     unsafe {
         let none = ffi::Py_None();

@@ -14,12 +14,15 @@
 //! entry, branded when a stored handle comes back in, affine when a handle crosses threads) and
 //! what its own handle type is; `examples/new_strategy.rs` builds a proposal from the kit alone.
 
-use interpsafe_protocol::{InterpreterKey, PerInterpreterOnce, SlotTable};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use interpsafe_protocol::{InterpreterKey, OnceError, SlottedOnce};
 
 use crate::interpreter::runtime::{current_tag, registry};
 use crate::object::{ObjRef, RawStrong};
 use crate::pyo3_compat::ffi;
-use crate::release::release;
+use crate::release::{register_once_cell, release};
 use crate::tag::Tag;
 use crate::Error;
 
@@ -171,11 +174,39 @@ pub(crate) fn mismatch(owner: Tag, current: Option<Tag>, operation: &'static str
 }
 
 /// A per-interpreter once-cell: the canonical values behind a lock, and a lock-free table
-/// indexed by the interpreter's slot in front of it.
+/// indexed by the interpreter's slot in front of it (`SlottedOnce`, shared with the runtime's list
+/// of cells so that an interpreter's end can release what the cell holds for it).
+///
+/// When an interpreter's end begins (whoever ends it), the end observer retires every cell's
+/// value for it and releases it there, while it can still run code; from then on the cell refuses
+/// that interpreter ([`Error::OwnerEnded`]). A cell dropped while interpreters live gives each
+/// value back to its interpreter: released now if the thread is attached there, else deferred to
+/// its decref pool (discarded if it has ended).
 #[derive(Debug, Default)]
 pub struct TaggedOnce {
-    pub(crate) cells: PerInterpreterOnce<usize>,
-    pub(crate) fast: SlotTable,
+    inner: Arc<SlottedOnce>,
+    registered: AtomicBool,
+}
+
+impl TaggedOnce {
+    /// Puts the cell on the runtime's list before its first initialisation, so that no value is
+    /// stored in a cell an end could miss.
+    fn register(&self) {
+        if !self.registered.load(Ordering::Acquire) && !self.registered.swap(true, Ordering::AcqRel)
+        {
+            register_once_cell(&self.inner);
+        }
+    }
+}
+
+impl Drop for TaggedOnce {
+    fn drop(&mut self) {
+        for (key, addr) in self.inner.take_all() {
+            if let Some(ptr) = std::ptr::NonNull::new(addr as *mut ffi::PyObject) {
+                release(Tag::from_key(key), ptr);
+            }
+        }
+    }
 }
 
 /// Shared by the checked strategies: the once-cell's object for the interpreter `owner`,
@@ -188,6 +219,10 @@ pub struct TaggedOnce {
 /// belong to `owner` (and is not one of the runtime's shared objects) is refused with the same
 /// error a bind gives, and released in its own interpreter, never kept.
 ///
+/// Once `owner`'s end has begun its value has been released, and the call fails with
+/// [`Error::OwnerEnded`] (code that runs in an ending interpreter after the end observer, a
+/// finaliser for instance).
+///
 /// # Safety
 /// The thread must be attached to `owner` for `'a`.
 pub unsafe fn once_for<'a>(
@@ -197,42 +232,42 @@ pub unsafe fn once_for<'a>(
     init: impl FnOnce() -> Result<TaggedHandle, Error>,
 ) -> Result<ObjRef<'a>, Error> {
     let key = owner.key();
-    if let Some(addr) = slot.and_then(|s| cell.fast.get(s)) {
-        // SAFETY: the slot table only holds this interpreter's value (slots are never reused),
-        // owned by the cell for as long as the interpreter lives; attached for `'a`.
+    if let Some(addr) = slot.and_then(|s| cell.inner.get_fast(s)) {
+        // SAFETY: the slot table only holds this interpreter's value (slots are never reused, and
+        // retired when it ends), owned by the cell until its end begins; attached for `'a`.
         return Ok(unsafe {
             ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject))
         });
     }
-    let addr = match cell.cells.get(key) {
-        Some(addr) => addr,
-        None => {
-            let checked_init = || {
-                let handle = init()?;
-                // On refusal the handle drops here and is released in (or deferred to) its
-                // own owner.
-                if !crate::seeds::active(crate::seeds::Hole::OnceForeignInit) {
-                    handle.check(Some(owner), "once-cell init")?;
-                }
-                Ok::<_, Error>(handle.into_raw().0.as_ptr() as usize)
-            };
-            let init = cell.cells.get_or_try_init(key, checked_init).map_err(|e| match e {
-                interpsafe_protocol::OnceError::Init { error, .. } => error,
-                other => Error::Reentrant { message: other.to_string() },
-            })?;
-            if let Some(loser) = init.loser {
-                // SAFETY: the loser's reference passed the owner check for `owner`, where the
-                // thread is attached.
-                unsafe { ffi::Py_DECREF(loser as *mut ffi::PyObject) };
-            }
-            init.value
+    cell.register();
+    let checked_init = || {
+        let handle = init()?;
+        // On refusal the handle drops here and is released in (or deferred to) its own owner.
+        if !crate::seeds::active(crate::seeds::Hole::OnceForeignInit) {
+            handle.check(Some(owner), "once-cell init")?;
         }
+        Ok::<_, Error>(handle.into_raw().0.as_ptr() as usize)
     };
-    if let Some(slot) = slot {
-        // The canonical value for `key` is stored; publishing it is idempotent.
-        let _ = cell.fast.publish(slot, addr);
+    let init = cell.inner.get_or_try_init(key, slot, checked_init).map_err(|e| match e {
+        OnceError::Init { error, .. } => error,
+        OnceError::Ended { unstored, .. } => {
+            if let Some(made) = unstored {
+                // SAFETY: the initialiser's reference passed the owner check for `owner`, where
+                // the thread is attached; the cell did not keep it.
+                unsafe { ffi::Py_DECREF(made as *mut ffi::PyObject) };
+            }
+            Error::OwnerEnded { owner: key, operation: "once-cell" }
+        }
+        other => Error::Reentrant { message: other.to_string() },
+    })?;
+    if let Some(loser) = init.loser {
+        // SAFETY: the loser's reference passed the owner check for `owner`, where the thread is
+        // attached.
+        unsafe { ffi::Py_DECREF(loser as *mut ffi::PyObject) };
     }
-    // SAFETY: the cell owns a strong reference in `key` for as long as `key` lives (checked at
+    // SAFETY: the cell owns a strong reference in `key` until `key`'s end begins (checked at
     // initialisation), and the thread is attached to `key` for `'a` (caller's contract).
-    Ok(unsafe { ObjRef::from_raw(std::ptr::NonNull::new_unchecked(addr as *mut ffi::PyObject)) })
+    Ok(unsafe {
+        ObjRef::from_raw(std::ptr::NonNull::new_unchecked(init.value as *mut ffi::PyObject))
+    })
 }

@@ -18,7 +18,7 @@ pub mod wheelhouse;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 
@@ -32,11 +32,16 @@ use crate::error::Error;
 use crate::host;
 use crate::paths::{self, Cache};
 use crate::python::interpreter::{self, Interpreter};
-use crate::stage::{self, StageLog};
+use crate::stage::{self, StageLog, StageResult};
 use crate::step::Step;
 
 /// The interpreters the peers are built for when no `--python` is given.
 pub const DEFAULT_BUILDS: &[&str] = &["3.13", "3.13t", "3.13-debug"];
+
+/// The interpreters `cargo xtask test` (without `--python`) builds the peers for, so that the
+/// extension-module driver runs them beside the Rust variants: the free-threaded build and the
+/// debug build (whose refcount totals the driver reads).
+pub const TEST_BUILDS: &[&str] = &["3.13t", "3.13-debug"];
 
 /// The options after `peers build` / `peers smoke`.
 const OPTIONS: &str = "[--python SPEC]... [--peer NAME]...";
@@ -139,6 +144,39 @@ fn run(args: &[String], cache: &Cache, build: bool) -> Result<(), Error> {
     } else {
         Err(Error::new(format!("{command}: {}", failures.join("; "))))
     }
+}
+
+/// `cargo xtask test`'s stage `peers build` on `py`: what `peers build --python NAME` does
+/// (the wheelhouse downloaded once if it lacks the interpreter's tag, the venv, every peer, the
+/// smoke probes), failing on what fails that command.
+pub fn test_stage(py: &Interpreter, cache: &Cache) -> StageResult {
+    let start = Instant::now();
+    println!(
+        "==> stage peers build [{}]: every peer into {}",
+        py.name,
+        out_dir(&py.name).display()
+    );
+    let outcome = catalog::select(&[])
+        .and_then(|projects| check_compilers(&projects).map(|()| projects))
+        .map(|projects| {
+            let wheelhouse = Wheelhouse::in_cache(cache);
+            let report = for_interpreter(py, &projects, cache, &wheelhouse, true);
+            print_summary(std::slice::from_ref(&report));
+            failures(std::slice::from_ref(&report))
+        });
+    let outcome = match outcome {
+        Ok(failures) if failures.is_empty() => stage::Outcome::Ok,
+        Ok(failures) => stage::Outcome::Failed(failures.join("; ")),
+        Err(err) => stage::Outcome::Failed(err.to_string()),
+    };
+    let result = StageResult {
+        name: "peers build".to_string(),
+        python: Some(py.name.clone()),
+        outcome,
+        elapsed: start.elapsed(),
+    };
+    println!("{result}");
+    result
 }
 
 /// The C compiler, and the C++ one if a selected project needs it, must be on PATH.

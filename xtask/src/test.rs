@@ -27,7 +27,12 @@
 //! 6. without `--python`: `fuzz` on each of [`fuzz::CI_BUILDS`](crate::fuzz::CI_BUILDS) (3.13-asan,
 //!    3.13-debug, 3.13t), a bounded adversarial search, and `fuzz seeded holes` on
 //!    [`fuzz::SEEDS_BUILD`](crate::fuzz::SEEDS_BUILD) built with `--cfg interpsafe_seeds`
-//!    (`target/seeds-NAME`): every seeded hole must be found.
+//!    (`target/seeds-NAME`): every seeded hole must be found;
+//! 7. without `--python`: `peers build` ([`crate::peers::test_stage`]) on each of
+//!    [`peers::TEST_BUILDS`](crate::peers::TEST_BUILDS) (3.13t, 3.13-debug; on 3.13t in stage 1,
+//!    before its driver, so the driver runs the peers too; the wheelhouse is downloaded once if
+//!    the cache lacks it), and on 3.13-debug, not a default interpreter, `ext-modules build` and
+//!    `ext-modules driver` (refcount totals checked on the debug build).
 
 use std::env;
 use std::time::{Duration, Instant};
@@ -76,6 +81,10 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         results.push(stage::run_streamed(&workspace_stage(py)));
         results.push(stage::run_streamed(&benches_stage(py)));
         results.push(stage::run_streamed(&clippy_stage(py)));
+        // The peers first, so the driver finds them and runs them beside the Rust variants.
+        if checking_builds && crate::peers::TEST_BUILDS.contains(&py.name.as_str()) {
+            results.push(crate::peers::test_stage(py, cache));
+        }
         results.push(stage::run_streamed(&crate::ext_modules::build_stage(py)));
         results.push(stage::run_streamed(&crate::ext_modules::driver_stage(py)));
     }
@@ -105,6 +114,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             results.push(crate::hazards::run_regressions_for(name, cache));
         }
         results.extend(crate::fuzz::test_stages(cache));
+        results.extend(ext_modules_on_checking_builds(&pythons, cache));
     }
     stage::print_summary(&results, start.elapsed());
     let failed = results.iter().filter(|r| !r.ok()).count();
@@ -116,6 +126,40 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
             results.len()
         )))
     }
+}
+
+/// Stage 7 (without `--python`): the extension modules on the peers' test builds that are not
+/// default interpreters (3.13-debug, whose refcount totals the driver checks): `peers build`,
+/// `ext-modules build` and `ext-modules driver`, installed as needed.
+fn ext_modules_on_checking_builds(done: &[Interpreter], cache: &Cache) -> Vec<StageResult> {
+    let mut results = Vec::new();
+    for name in crate::peers::TEST_BUILDS {
+        if done.iter().any(|py| py.name == *name) {
+            continue;
+        }
+        let start = Instant::now();
+        let py = match interpreter::parse_spec(name)
+            .and_then(|spec| interpreter::resolve_spec(&spec, cache))
+        {
+            Ok(py) => py,
+            Err(err) => {
+                eprintln!("error: {err}");
+                let r = StageResult::not_run(
+                    "peers build",
+                    Some(name),
+                    err.to_string(),
+                    start.elapsed(),
+                );
+                println!("{r}");
+                results.push(r);
+                continue;
+            }
+        };
+        results.push(crate::peers::test_stage(&py, cache));
+        results.push(stage::run_streamed(&crate::ext_modules::build_stage(&py)));
+        results.push(stage::run_streamed(&crate::ext_modules::driver_stage(&py)));
+    }
+    results
 }
 
 /// Stage 1b: the criterion benches run once each in test mode against `py`, so they never rot

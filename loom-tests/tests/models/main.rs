@@ -14,4 +14,5 @@ mod decref_pool;
 mod hold_marks;
 mod once_cell;
 mod registry;
+mod release_at_end;
 mod slot_table;

@@ -179,3 +179,52 @@ fn forget_is_refused_while_an_initialiser_runs() {
     assert!(err.to_string().contains("interpreter 5"), "{err}");
     assert_eq!(cell.forget(key(5)), Ok(Some(5)));
 }
+
+#[test]
+fn retire_hands_back_the_value_and_refuses_later_stores() {
+    let cell = PerInterpreterOnce::<usize>::new();
+    let _ = cell.get_or_try_init(key(1), || Ok::<_, ()>(10)).unwrap();
+    let _ = cell.get_or_try_init(key(2), || Ok::<_, ()>(20)).unwrap();
+    assert_eq!(cell.retire(key(1)), Some(10));
+    assert_eq!(cell.retire(key(1)), None, "retired once");
+    assert_eq!(cell.get(key(1)), None);
+    let mut ran = false;
+    let err = cell
+        .get_or_try_init(key(1), || {
+            ran = true;
+            Ok::<_, ()>(11)
+        })
+        .unwrap_err();
+    assert_eq!(err, OnceError::Ended { key: key(1), unstored: None });
+    assert!(!ran, "no initialiser runs for a retired interpreter");
+    assert_eq!(cell.get(key(2)), Some(20), "other interpreters keep theirs");
+    // A key retired before it ever had a value is refused too.
+    assert_eq!(cell.retire(key(3)), None);
+    assert!(cell.get_or_try_init(key(3), || Ok::<_, ()>(30)).is_err());
+}
+
+#[test]
+fn an_initialiser_finishing_after_retire_gets_its_value_back() {
+    let cell = PerInterpreterOnce::<usize>::new();
+    let err = cell
+        .get_or_try_init(key(1), || {
+            assert_eq!(cell.retire(key(1)), None);
+            Ok::<_, ()>(10)
+        })
+        .unwrap_err();
+    assert_eq!(err, OnceError::Ended { key: key(1), unstored: Some(10) });
+    assert_eq!(cell.get(key(1)), None);
+    assert!(cell.keys().is_empty());
+}
+
+#[test]
+fn slotted_once_retires_both_paths() {
+    let cell = SlottedOnce::new();
+    let got = cell.get_or_try_init(key(1), Some(4), || Ok::<_, ()>(0x1000)).unwrap();
+    assert_eq!(got.value, 0x1000);
+    assert_eq!(cell.get_fast(4), Some(0x1000));
+    assert_eq!(cell.retire(key(1), Some(4)), Some(0x1000));
+    assert_eq!(cell.get_fast(4), None);
+    assert!(cell.get_or_try_init(key(1), Some(4), || Ok::<_, ()>(0x2000)).is_err());
+    assert_eq!(cell.get_fast(4), None);
+}

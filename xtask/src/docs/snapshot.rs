@@ -94,8 +94,8 @@ pub fn bench_snapshot(mut file: ResultFile, quick: bool) -> ResultFile {
 /// one line per file (copied, or kept because nothing newer exists): `bench.json` from the
 /// report's `results.json` as [`bench_snapshot`] makes it (quick if the report's header says
 /// so), `hazards-<build>.json` from the hazard suite's `hazards/<build>.json`, and
-/// `fuzz-<build>-seeds.json` from the seeded-holes search's `fuzz/<build>-seeds.json`, byte for
-/// byte.
+/// `fuzz-<build>-seeds.json` from the seeded-holes search's `fuzz/<build>-seeds.json`, and
+/// `ext-<build>.json` from the extension-module driver's `ext/<build>.json`, byte for byte.
 pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
     let (from, to) = (root.join("target/interpsafe"), root.join(DATA_DIR));
     fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, &e))?;
@@ -118,7 +118,8 @@ pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
     }
     // (directory, snapshot prefix, only the seeded-hole searches): the hazard suite's verdicts,
     // and of the fuzz runs only the seeded-hole searches (no page cites the others).
-    let copies = [("hazards", "hazards-", false), ("fuzz", "fuzz-", true)];
+    // The extension-module driver's cells too (`ext/<build>.json`).
+    let copies = [("hazards", "hazards-", false), ("fuzz", "fuzz-", true), ("ext", "ext-", false)];
     for (dir, prefix, seeds_only) in copies {
         let dir = from.join(dir);
         let mut copied = Vec::new();
@@ -277,16 +278,23 @@ pub(crate) mod tests {
         fs::write(root.join("target/interpsafe/report/report.md"), header).unwrap();
         write("target/interpsafe/hazards/3.13.json", "interp-tests hazards", HAZARD);
         write("docs/data/hazards-3.13-asan.json", "interp-tests hazards", "");
+        write("target/interpsafe/ext/3.13t.json", "ext-modules/tests/ext_driver.py", "");
+        // The driver's raw cells sit in a directory per build, never copied.
+        fs::create_dir_all(root.join("target/interpsafe/ext/3.13t")).unwrap();
+        fs::write(root.join("target/interpsafe/ext/3.13t/cells.json"), "{}").unwrap();
 
         let lines = refresh(root).unwrap().join("\n");
-        for want in
-            ["(a quick run)", "hazards-3.13.json: 1 records", "hazards-3.13-asan.json: kept"]
-        {
+        for want in [
+            "(a quick run)",
+            "hazards-3.13.json: 1 records",
+            "hazards-3.13-asan.json: kept",
+            "ext-3.13t.json: 0 records",
+        ] {
             assert!(lines.contains(want), "{want}: {lines}");
         }
         let snap = Snapshot::load(root).unwrap();
         let files: Vec<&str> = snap.sources.iter().map(|s| s.file.as_str()).collect();
-        let data = ["bench.json", "hazards-3.13-asan.json", "hazards-3.13.json"];
+        let data = ["bench.json", "ext-3.13t.json", "hazards-3.13-asan.json", "hazards-3.13.json"];
         assert_eq!(files, data.map(|f| format!("{DATA_DIR}/{f}")));
         assert!(is_quick(&snap.sources[0].result.producer));
         assert_eq!(snap.sources[0].result.records, records(BENCH));

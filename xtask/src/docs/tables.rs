@@ -7,8 +7,9 @@ use std::fmt::Display;
 use std::path::Path;
 
 use interpsafe_results::{
-    build_rank, hazard_number, strategy_rank, HazardVerdict, InterpreterBuild, Interval, Machine,
-    RecordData, ResultRecord, SendSyncCell, Verdict, VerdictKind, BASELINE, REFERENCE,
+    build_rank, hazard_number, strategy_rank, ExtCell, ExtOutcome, HazardVerdict, InterpreterBuild,
+    Interval, Machine, RecordData, ResultRecord, SendSyncCell, Verdict, VerdictKind, BASELINE,
+    REFERENCE,
 };
 
 use super::snapshot::{is_quick, Snapshot};
@@ -71,7 +72,7 @@ type Kind = fn(&Spec, &Context<'_>) -> Result<Vec<Block>, String>;
 
 /// Every table kind, with the arguments it takes (besides `strategies` and `builds`, which all
 /// kinds of results records take).
-const KINDS: [(&str, &[&str], Kind); 10] = [
+const KINDS: [(&str, &[&str], Kind); 11] = [
     ("hazards", &["cases"], hazards),
     ("hazard-matrix", &["cases"], hazard_matrix),
     ("bench", &["operations", "interpreters", "metric", "baseline"], bench),
@@ -82,6 +83,7 @@ const KINDS: [(&str, &[&str], Kind); 10] = [
     ("send-sync-matrix", &["types"], send_sync_matrix),
     ("guarantees", &[], guarantees),
     ("seeded-holes", &[], seeded_holes),
+    ("ext-cells", &["variants", "kinds"], ext_cells),
 ];
 
 /// Renders the table `spec` asks for. Arguments the kind does not take are refused, so that a
@@ -91,8 +93,12 @@ pub fn render(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         let known: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
         return Err(format!("unknown table kind `{}` (known: {})", spec.kind, known.join(", ")));
     };
-    let common: &[&str] =
-        if kind.starts_with("send-sync") { &[] } else { &["strategies", "builds"] };
+    let common: &[&str] = match *kind {
+        k if k.starts_with("send-sync") => &[],
+        // Its rows are module variants (peers among them), not strategies.
+        "ext-cells" => &["builds"],
+        _ => &["strategies", "builds"],
+    };
     let takes = || common.iter().chain(allowed.iter());
     if let Some(k) = spec.args.keys().find(|k| !takes().any(|a| a == k)) {
         let takes = join(takes(), ", ");
@@ -696,6 +702,101 @@ fn seeded_holes(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     blocks(cx, runs.iter().map(|x| x.0).collect(), None, table, note.into())
 }
 
+/// One extension-module cell as the `ext-cells` table shows it: the outcome, then what an
+/// imported cell got wrong.
+fn ext_cell_text(c: &ExtCell) -> String {
+    let outcome = match &c.outcome {
+        ExtOutcome::Imported => "ok".to_string(),
+        ExtOutcome::Refused { .. } => "refused".to_string(),
+        ExtOutcome::Crashed { signal } => format!("**crash** ({signal})"),
+        ExtOutcome::Hung => "**hang**".to_string(),
+        ExtOutcome::Failed { .. } => "**failed**".to_string(),
+    };
+    let shared = |flag: Option<bool>, what: &str| (flag == Some(false)).then(|| what.to_string());
+    let drift: i64 = c.refcount_drift.iter().map(|d| d.abs()).sum();
+    let problems: Vec<String> = [
+        shared(c.modules_per_interpreter, "one module"),
+        shared(c.types_per_interpreter, "one type"),
+        shared(c.exceptions_per_interpreter, "one exception class"),
+        shared(c.caches_per_interpreter, "one cache"),
+        (c.foreign_instance_isinstance == Some(true)).then(|| "foreign isinstance".to_string()),
+        (c.counts_exact == Some(false)).then(|| "lost counts".to_string()),
+        (drift != 0).then(|| format!("refcount drift {}", join(&c.refcount_drift, " "))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match (problems.is_empty(), c.failures.is_empty()) {
+        (true, true) => outcome,
+        (_, true) => format!("{outcome}: {}", join(problems, ", ")),
+        (_, false) => format!("{outcome} **≠ asserted**: {}", join(problems, ", ")),
+    }
+}
+
+/// `ext-cells`: the extension-module driver's cells, one row per variant and build, one column
+/// per interpreter kind (`variants` and `kinds` select them).
+fn ext_cells(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let (variants, kinds, builds) =
+        (spec.list("variants"), spec.list("kinds"), spec.list("builds"));
+    let cells: Vec<(&ResultRecord, &ExtCell)> = cx
+        .snapshot
+        .records()
+        .filter_map(|(_, r)| match &r.data {
+            RecordData::ExtCell(c)
+                if admits(&variants, &c.variant)
+                    && admits(&kinds, &c.interpreter_kind)
+                    && admits(&builds, &r.environment.interpreter.name) =>
+            {
+                Some((r, c))
+            }
+            _ => None,
+        })
+        .collect();
+    if cells.is_empty() {
+        return not_measured("extension-module cells", "cargo xtask test");
+    }
+    let columns =
+        kinds.unwrap_or_else(|| distinct(cells.iter().map(|(_, c)| c.interpreter_kind.clone())));
+    let mut rows =
+        distinct(cells.iter().map(|(r, c)| (c.variant.as_str(), &r.environment.interpreter)));
+    rows.sort_by_key(|(_, b)| build_rank(b));
+    let mut table = head(&["variant", "build"], columns.iter().map(code));
+    for (variant, build) in rows {
+        let cell_of = |kind: &String| {
+            let found = cells.iter().find(|(r, c)| {
+                c.variant == variant
+                    && &r.environment.interpreter == build
+                    && &c.interpreter_kind == kind
+            });
+            found.map_or("not measured".to_string(), |(_, c)| ext_cell_text(c))
+        };
+        let asserted = cells.iter().any(|(_, c)| c.variant == variant && c.asserted);
+        let name = if asserted { format!("{} (asserted)", code(variant)) } else { code(variant) };
+        table.push([name, code(&build.name)].into_iter().chain(columns.iter().map(cell_of)));
+    }
+    let refusals = distinct(cells.iter().filter_map(|(_, c)| match &c.outcome {
+        ExtOutcome::Refused { message } => Some(code(message.lines().next().unwrap_or(""))),
+        _ => None,
+    }));
+    let refused = match refusals.is_empty() {
+        true => String::new(),
+        false => format!(" The refusals: {}.", join(refusals, "; ")),
+    };
+    let note = format!(
+        "Each cell: one child process running the variant in that arrangement of interpreters \
+         (`ext-modules/tests/ext_driver.py`): `main` alone; `isolated`, 4 own-GIL \
+         subinterpreters at once on threads; `legacy`, 2 shared-GIL ones; `isolated-first`, \
+         main imports last; `cpython-interpreters`, CPython's own interpreters package as the \
+         client. ok: every interpreter imported it, got its own module, type, exception class \
+         and cache, counted exactly, and (`legacy`) took no instance made in another \
+         interpreter for one of its own; otherwise what differed (one type: the interpreters \
+         shared it; foreign isinstance: an instance from the other interpreter passed; \
+         refcount drift: `sys.gettotalrefcount()` change per round, debug builds). Only the \
+         variants marked asserted fail the run; the rest are recorded.{refused}"
+    );
+    blocks(cx, cells.iter().map(|x| x.0).collect(), None, table, note)
+}
+
 /// `targets`: the performance targets ([`crate::targets::TARGETS`]), judged on the snapshot's
 /// bench figures by the same checks `cargo xtask bench` prints, so a page never states a verdict
 /// the figures do not give. `strategies` keeps the targets whose text starts with one of them.
@@ -868,12 +969,86 @@ mod tests {
             "targets",
             "guarantees",
             "seeded-holes",
+            "ext-cells",
         ] {
             check(
                 &Snapshot::default(),
                 &format!("> {kind}\n ^Not measured: the snapshot in `docs/data/` has no\n !|"),
             );
         }
+    }
+
+    #[test]
+    fn ext_cells_show_outcomes_and_what_an_imported_cell_got_wrong() {
+        use crate::docs::snapshot::tests::env;
+        use crate::docs::snapshot::Source;
+        use interpsafe_results::ResultFile;
+        let cell = |variant: &str, kind: &str, outcome: ExtOutcome, types, foreign, drift| {
+            let data = RecordData::ExtCell(ExtCell {
+                variant: variant.into(),
+                interpreter_kind: kind.into(),
+                build: "3.13-debug".into(),
+                outcome,
+                asserted: variant == "interpsafe_tagged",
+                modules_per_interpreter: types,
+                types_per_interpreter: types,
+                exceptions_per_interpreter: None,
+                caches_per_interpreter: None,
+                foreign_instance_isinstance: foreign,
+                counts_exact: Some(true),
+                refcount_drift: drift,
+                failures: vec![],
+            });
+            ResultRecord { environment: env("3.13-debug"), data }
+        };
+        let records = vec![
+            cell("interpsafe_tagged", "main", ExtOutcome::Imported, None, None, vec![0, 0]),
+            cell(
+                "interpsafe_tagged",
+                "legacy",
+                ExtOutcome::Imported,
+                Some(true),
+                Some(false),
+                vec![],
+            ),
+            cell("peer_nanobind", "main", ExtOutcome::Imported, None, None, vec![1, -1]),
+            cell(
+                "peer_nanobind",
+                "isolated",
+                ExtOutcome::Refused { message: "ImportError: not in subinterpreters".into() },
+                None,
+                None,
+                vec![],
+            ),
+            cell("peer_x", "legacy", ExtOutcome::Imported, Some(false), Some(true), vec![]),
+            cell(
+                "peer_y",
+                "legacy",
+                ExtOutcome::Crashed { signal: "SIGSEGV".into() },
+                None,
+                None,
+                vec![],
+            ),
+        ];
+        let file = "docs/data/ext-3.13-debug.json";
+        let result = ResultFile::new("ext-modules/tests/ext_driver.py", records);
+        let snap = Snapshot { sources: vec![Source { file: file.into(), result }] };
+        check(
+            &snap,
+            "> ext-cells
+             | variant | build | `main` | `legacy` | `isolated` |
+             | `interpsafe_tagged` (asserted) | `3.13-debug` | ok | ok | not measured |
+             | `peer_nanobind` | `3.13-debug` | ok: refcount drift 1 -1 | not measured | refused |
+             | `peer_x` | `3.13-debug` | not measured | ok: one module, one type, foreign isinstance |
+             | `peer_y` | `3.13-debug` | not measured | **crash** (SIGSEGV) |
+             The refusals: `ImportError: not in subinterpreters`.
+             Source: `docs/data/ext-3.13-debug.json` (written by `ext-modules/tests/ext_driver.py`)
+             > ext-cells variants=peer_y kinds=legacy
+             | variant | build | `legacy` |\n|---|---|---|\n| `peer_y` | `3.13-debug` | **crash** (SIGSEGV) |
+             !peer_x
+             > ext-cells strategies=tagged
+             =`ext-cells` tables take no argument `strategies`",
+        );
     }
 
     #[test]
