@@ -3,7 +3,7 @@
 //! The tagged strategy's fast path asks, on every bind, whether the main interpreter is the only
 //! one alive (`runtime::only_main_alive`): `PyInterpreterState_Head() == main`. Through a shared
 //! libpython that is an out-of-line call through the PLT, about 3 ns, most of the fast path.
-//! CPython 3.13 publishes where the head lives for out-of-process debuggers: `_PyRuntime` opens
+//! CPython 3.13 and later publish where the head lives for out-of-process debuggers: `_PyRuntime` opens
 //! with `_Py_DebugOffsets` (`Include/internal/pycore_runtime.h`), whose cookie is `xdebugpy` and
 //! whose `runtime_state.interpreters_head` is the field's offset in `_PyRuntime`. This module
 //! reads that offset once, checks it against the call, and then the head is one load. If the
@@ -21,12 +21,13 @@ extern "C" {
 /// The cookie `_Py_DebugOffsets` starts with.
 const COOKIE: &[u8; 8] = b"xdebugpy";
 
-/// Where `runtime_state.interpreters_head` sits in `_Py_DebugOffsets` on 3.13: after the
-/// cookie, `version`, `free_threaded`, `runtime_state.size` and `runtime_state.finalizing`.
+/// Where `runtime_state.interpreters_head` sits in `_Py_DebugOffsets` on 3.13 to 3.15: after
+/// the cookie, `version`, `free_threaded`, `runtime_state.size` and `runtime_state.finalizing`
+/// (`Include/internal/pycore_runtime.h` on 3.13, `pycore_debug_offsets.h` from 3.14).
 const HEAD_OFFSET_AT: usize = 40;
 
-/// The `PY_VERSION_HEX` major and minor this layout is read for.
-const LAYOUT_VERSION: u64 = 0x030d;
+/// The `PY_VERSION_HEX` majors and minors whose debug offsets open this way (3.13, 3.14, 3.15).
+const LAYOUT_VERSIONS: std::ops::RangeInclusive<u64> = 0x030d..=0x030f;
 
 /// The address of the list head in `_PyRuntime`, once checked; null until then or if the
 /// check failed.
@@ -48,7 +49,7 @@ pub(crate) unsafe fn locate() {
             return;
         }
         let version = *base.add(8).cast::<u64>();
-        if version >> 16 != LAYOUT_VERSION {
+        if !LAYOUT_VERSIONS.contains(&(version >> 16)) {
             return;
         }
         let size = *base.add(24).cast::<u64>() as usize;

@@ -78,7 +78,9 @@ use crate::pyo3_compat::ffi;
 use interpsafe_protocol::HoldMarks;
 
 use std::ffi::{c_char, c_int, c_long, c_void, CStr};
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicUsize, Ordering};
+#[cfg(not(Py_3_14))]
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 extern "C" {
@@ -87,9 +89,16 @@ extern "C" {
     fn _PyInterpreterState_SetRunningMain(interp: *mut ffi::PyInterpreterState) -> c_int;
     fn _PyInterpreterState_SetNotRunningMain(interp: *mut ffi::PyInterpreterState);
     fn _PyInterpreterState_IsRunningMain(interp: *mut ffi::PyInterpreterState) -> c_int;
+    // Returns a status up to 3.13 (it may have to make the ID lock); nothing from 3.14, where
+    // the count is atomic.
+    #[cfg(not(Py_3_14))]
     fn _PyInterpreterState_IDIncref(interp: *mut ffi::PyInterpreterState) -> c_int;
+    #[cfg(Py_3_14)]
+    fn _PyInterpreterState_IDIncref(interp: *mut ffi::PyInterpreterState);
     fn _PyInterpreterState_RequiresIDRef(interp: *mut ffi::PyInterpreterState) -> c_int;
+    #[cfg(not(Py_3_14))]
     fn PyThread_acquire_lock(lock: *mut c_void, waitflag: c_int) -> c_int;
+    #[cfg(not(Py_3_14))]
     fn PyThread_release_lock(lock: *mut c_void);
     fn PySys_AddAuditHook(
         hook: unsafe extern "C" fn(*const c_char, *mut ffi::PyObject, *mut c_void) -> c_int,
@@ -147,27 +156,48 @@ fn sentinel() -> usize {
 const SCAN_WORDS: usize = 4096;
 
 /// How many bytes before the running-main field (`threads.main`) each field this module reads or
-/// writes sits, on 3.13 (`Include/internal/pycore_interp.h`: `id`, `id_refcount`,
-/// `requires_idref`, `id_mutex`, `_whence`, `_initialized`, `_ready`, `finalizing`,
-/// `last_restart_version`, `threads.next_unique_id`, `threads.head`, `threads.main`). Each is
-/// checked against what the API reports before anything is written.
+/// writes sits (`Include/internal/pycore_interp.h` on 3.13, `pycore_interp_structs.h` from 3.14):
+/// on 3.13 `id`, `id_refcount`, `requires_idref`, `id_mutex`, `_whence`, `_initialized`, `_ready`,
+/// `finalizing`, `last_restart_version`, `threads.next_unique_id`, `threads.head`,
+/// `threads.main`; from 3.14 `id_mutex` is gone (the ID count is atomic) and
+/// `threads.preallocated` sits between `threads.head` and `threads.main` (3.14.10 and 3.15.2
+/// agree). Each is checked against what the API reports before anything is written, so a layout
+/// this table does not know leaves the field unlocated, never misread.
 mod before_main {
     /// `int64_t id`.
     pub(super) const ID: usize = 80;
-    /// `int64_t id_refcount`, guarded by `id_mutex`.
+    /// `int64_t id_refcount` (`Py_ssize_t` from 3.14): guarded by `id_mutex` up to 3.13, atomic
+    /// from 3.14.
     pub(super) const ID_REFCOUNT: usize = 72;
     /// `int requires_idref`.
     pub(super) const REQUIRES_IDREF: usize = 64;
-    /// `PyThread_type_lock id_mutex`.
+    /// `PyThread_type_lock id_mutex` (up to 3.13).
+    #[cfg(not(Py_3_14))]
     pub(super) const ID_MUTEX: usize = 56;
     /// `long _whence`.
+    #[cfg(not(Py_3_14))]
     pub(super) const WHENCE: usize = 48;
+    /// `long _whence`.
+    #[cfg(Py_3_14)]
+    pub(super) const WHENCE: usize = 56;
     /// `int _ready`.
+    #[cfg(not(Py_3_14))]
     pub(super) const READY: usize = 36;
+    /// `int _ready`.
+    #[cfg(Py_3_14)]
+    pub(super) const READY: usize = 44;
     /// `int finalizing`, set first thing by `Py_EndInterpreter` and `Py_FinalizeEx`.
+    #[cfg(not(Py_3_14))]
     pub(super) const FINALIZING: usize = 32;
+    /// `int finalizing`, set first thing by `Py_EndInterpreter` and `Py_FinalizeEx`.
+    #[cfg(Py_3_14)]
+    pub(super) const FINALIZING: usize = 40;
     /// `PyThreadState *threads.head`.
+    #[cfg(not(Py_3_14))]
     pub(super) const HEAD: usize = 8;
+    /// `PyThreadState *threads.head`.
+    #[cfg(Py_3_14)]
+    pub(super) const HEAD: usize = 16;
 }
 
 /// The word index of the running-main field in `PyInterpreterState`, plus one (0 while unknown).
@@ -275,8 +305,16 @@ impl Fields {
     /// # Safety
     /// The calling thread must be attached to the live `interp`.
     unsafe fn take_id_refs(&self, interp: *mut ffi::PyInterpreterState) -> bool {
+        #[cfg(Py_3_14)]
+        let taken = {
+            // SAFETY: attached (caller's contract); from 3.14 the incref is an atomic add that
+            // cannot fail.
+            unsafe { _PyInterpreterState_IDIncref(interp) };
+            true
+        };
         // SAFETY: attached (caller's contract); the pending error is saved and restored around
         // a call that sets one on failure.
+        #[cfg(not(Py_3_14))]
         let taken = unsafe {
             let pending = ffi::PyErr_GetRaisedException();
             let taken = _PyInterpreterState_IDIncref(interp) == 0;
@@ -303,6 +341,7 @@ impl Fields {
     ///
     /// # Safety
     /// The interpreter must be live.
+    #[cfg(not(Py_3_14))]
     unsafe fn with_id_count(&self, f: impl FnOnce(i64) -> i64) -> bool {
         // SAFETY: live (caller's contract): the lock, once made, lives as long as the
         // interpreter; the count is read and written while holding it.
@@ -317,6 +356,20 @@ impl Fields {
             count.store(f(count.load(Ordering::Relaxed)), Ordering::Relaxed);
             PyThread_release_lock(lock);
         }
+        true
+    }
+
+    /// Replaces the ID reference count with `f` of it, atomically: from 3.14 CPython updates it
+    /// with atomic adds only, and ends the interpreter only when its own decrement takes it from
+    /// 1 to 0, never on a store made here. Always true.
+    ///
+    /// # Safety
+    /// The interpreter must be live.
+    #[cfg(Py_3_14)]
+    unsafe fn with_id_count(&self, f: impl Fn(i64) -> i64) -> bool {
+        // SAFETY: live (caller's contract); `id_refcount` is a word CPython updates atomically.
+        let count = unsafe { self.field::<AtomicI64>(before_main::ID_REFCOUNT) };
+        let _ = count.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| Some(f(n)));
         true
     }
 }

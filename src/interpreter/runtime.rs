@@ -174,7 +174,7 @@ pub(crate) fn only_main_alive() -> bool {
 /// Whether the tagged fast path reads the head of CPython's interpreter list in place (through
 /// `_PyRuntime`'s debug offsets, checked against `PyInterpreterState_Head` at initialisation)
 /// rather than calling `PyInterpreterState_Head`. False before [`initialize`], or where the
-/// debug offsets are not the 3.13 layout.
+/// debug offsets are not a layout it knows (3.13 to 3.15).
 pub fn interpreter_list_read_in_place() -> bool {
     interpreter_list::read_in_place()
 }
