@@ -282,7 +282,7 @@ fn pipe() -> (i32, i32) {
 }
 
 /// Python code in an ending subinterpreter runs after the end observer reported the end (a
-/// finalizer that `PyInterpreterState_Clear` runs later, here one in `warnings`' registry) and
+/// finalizer that `PyInterpreterState_Clear` runs later, here one in `_warnings`' registry) and
 /// enters toolkit code. Found by attack: the registry took that for a re-initialised runtime,
 /// marked every live interpreter ended and registered the dead one again, alive, at its freed
 /// address. Now it stays ended and nothing else moves.
@@ -292,7 +292,7 @@ fn code_running_after_an_end_was_reported_changes_nothing() {
     let mut sub = SubInterpreter::new(Isolation::OwnGil).unwrap();
     let (key, id) = (sub.key(), sub.key().id);
     sub.run(|at| {
-        at.exec(c"import warnings, _interpsafe\nclass _Late:\n    def __del__(self, f=_interpsafe.interpreter_id):\n        f()\nwarnings._onceregistry['k'] = _Late()")
+        at.exec(c"import _warnings, _interpsafe\nclass _Late:\n    def __del__(self, f=_interpsafe.interpreter_id):\n        f()\n_warnings._onceregistry['k'] = _Late()")
             .unwrap()
     })
     .unwrap();
