@@ -18,8 +18,8 @@ mod vocabulary;
 pub use environment::{Environment, InterpreterBuild, Machine};
 pub use file::{ResultFile, SchemaError};
 pub use record::{
-    BenchFigure, CompileCase, ExtCell, ExtOutcome, FuzzFinding, FuzzSummary, HandleSize,
-    HazardVerdict, Interval, RecordData, ResultRecord, SendSyncCell, Verdict,
+    BenchFigure, CompileCase, ExtBenchFigure, ExtCell, ExtOutcome, FuzzFinding, FuzzSummary,
+    HandleSize, HazardVerdict, Interval, RecordData, ResultRecord, SendSyncCell, Verdict,
 };
 pub use vocabulary::{
     build_rank, case_rank, hazard_number, strategy_rank, VerdictKind, BASELINE, REFERENCE,

@@ -33,6 +33,9 @@ pub enum RecordData {
     /// One cell of the extension-module driver (`ext-modules/tests/ext_driver.py`): one variant
     /// of the extension module imported into one kind of interpreter on one build.
     ExtCell(ExtCell),
+    /// One figure of the extension-module comparison's benches (a variant of the module
+    /// surface, stock PyO3, a toolkit strategy or a peer binding, on one operation).
+    ExtBench(ExtBenchFigure),
 }
 
 /// What happened when a hazard met a strategy.
@@ -102,6 +105,49 @@ pub struct BenchFigure {
     /// was kept, and where the producer has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns_interval: Option<Interval>,
+}
+
+/// One figure of the extension-module comparison (`ext-modules/bench/peer_bench.py`): one
+/// variant of the module surface, one operation, one mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtBenchFigure {
+    /// The module (`stock_pyo3`, `interpsafe_tagged`, `peer_pybind11`, ...; `python` for the
+    /// empty loop, `python-control` for the scaling control).
+    pub variant: String,
+    /// The operation (`incr`, `value`, `identity`, `raise_error`, `interned`, `cached`, `call`,
+    /// `empty_loop`).
+    pub operation: String,
+    /// `main` (only main alive), `second-alive` (an own-GIL subinterpreter alive), `subinterpreter`
+    /// (called inside an own-GIL subinterpreter) or `scaling` (1 vs 2 subinterpreters on their own
+    /// threads).
+    pub mode: String,
+    /// Interpreters alive while it ran.
+    #[serde(default)]
+    pub interpreters: u32,
+    /// How it was measured: `pyperf`, `perf_counter_ns` (a timed loop), `callgrind`, `threads`,
+    /// or `child` (the child process failed before measuring).
+    pub method: String,
+    /// Wall-clock ns per call (pyperf's mean, or the timed loop's mean over its repeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_per_op: Option<f64>,
+    /// The standard deviation of `ns_per_op` over its values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_stdev: Option<f64>,
+    /// The min–max of `ns_per_op` over its values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_interval: Option<Interval>,
+    /// Instructions per call: (I(2N) − I(N)) / N under callgrind, loop iteration included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions_per_op: Option<f64>,
+    /// Throughput of 2 interpreters over 1 (scaling mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<f64>,
+    /// The min–max of `scaling` over its repeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_interval: Option<Interval>,
+    /// Why there is no figure: the import was refused in this mode, or the child crashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// A range a figure lies in, as its producer measured it.

@@ -5,10 +5,12 @@
 //! `several_interpreters` (an own-GIL subinterpreter alive: the fast path off), each with its own
 //! `CRITERION_HOME`, reads criterion's estimates back, and hands the figures to
 //! [`crate::report`]. `--quick` shortens warm-up and measurement to a smoke run. `--only PART`
-//! (repeatable: `scaling`, `single_interpreter`, `several_interpreters`, `instructions`) re-runs
+//! (repeatable: `scaling`, `single_interpreter`, `several_interpreters`, `instructions`,
+//! `peers`) re-runs
 //! just those parts and keeps the previous report's figures for everything else. Then the
 //! instruction counts of the single-thread operations ([`crate::instructions`]: gungraun under
-//! valgrind, one-shot, so the same with and without `--quick`).
+//! valgrind, one-shot, so the same with and without `--quick`). Then the extension-module
+//! comparison against the peer bindings ([`crate::peer_bench`], part `peers`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,8 +30,13 @@ use crate::stage::{self, Stage, StageResult};
 pub const BENCHES: [(&str, u32); 2] = [("single_interpreter", 1), ("several_interpreters", 2)];
 
 /// The parts of a bench run `--only` can select.
-pub const PARTS: [&str; 4] =
-    ["scaling", "single_interpreter", "several_interpreters", "instructions"];
+pub const PARTS: [&str; 5] = [
+    "scaling",
+    "single_interpreter",
+    "several_interpreters",
+    "instructions",
+    crate::peer_bench::PART,
+];
 
 /// Which part of a bench run produced `record` (`None` for records a bench run does not make).
 pub fn part_of(record: &ResultRecord) -> Option<&'static str> {
@@ -39,6 +46,7 @@ pub fn part_of(record: &ResultRecord) -> Option<&'static str> {
         RecordData::Bench(b) if b.interpreters == 1 => Some("single_interpreter"),
         RecordData::Bench(_) => Some("several_interpreters"),
         RecordData::HandleSize(_) => Some("single_interpreter"),
+        RecordData::ExtBench(_) => Some(crate::peer_bench::PART),
         _ => None,
     }
 }
@@ -270,6 +278,9 @@ pub fn bench_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         }
         if runs("instructions") {
             results.push(crate::instructions::run(&py, &env, &tools, &mut records));
+        }
+        if runs(crate::peer_bench::PART) {
+            results.extend(crate::peer_bench::run(&py, &env, args.quick, cache, &mut records));
         }
     }
     if !args.only.is_empty() {

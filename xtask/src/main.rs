@@ -18,6 +18,7 @@ mod host;
 mod instructions;
 mod layers;
 mod paths;
+mod peer_bench;
 mod peers;
 mod python;
 mod render;
