@@ -16,7 +16,7 @@ use crate::docs::tables::{self, Context, Spec};
 use crate::error::Error;
 use crate::paths;
 use crate::render::{self, Block};
-use crate::targets::{Figures, Metric};
+use crate::targets::{Figures, Metric, PeerFigures, C_FLOOR, EXT_OPERATIONS};
 
 /// What [`write`] produced.
 #[derive(Debug)]
@@ -53,6 +53,7 @@ const SECTIONS: &str = "Instructions per operation (callgrind) = bench metric=in
     CPython reference calls, instructions = bench metric=instructions operations=reference baseline=none
     Scaling = scaling
     Handle sizes = handle-size
+    Extension modules against the peers = peers
     Targets = targets
     Hazard matrix = hazard-matrix";
 
@@ -91,6 +92,10 @@ pub fn blocks(file: &ResultFile) -> Result<(Vec<Block>, Vec<Block>), String> {
         }
         doc.push(Block::Heading(2, title));
         doc.extend(group.map(|(build, n)| Block::Figure(ratio_svg(&file.records, &build, n))));
+        if spec == "peers" {
+            let builds = PeerFigures::new(&file.records).builds();
+            doc.extend(builds.iter().map(|b| Block::Figure(peer_ratio_svg(&file.records, b))));
+        }
         doc.extend(blocks);
     }
     if !missing.is_empty() {
@@ -168,6 +173,58 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\
          {svg}<line x1=\"{x1}\" y1=\"0\" x2=\"{x1}\" y2=\"{y}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>\
          <text x=\"{x1}\" y=\"{ty}\" text-anchor=\"middle\">×1 (unchecked){scale}</text></svg>"
+    )
+}
+
+/// An SVG bar chart of each extension-module variant's wall clock over the fastest peer that
+/// imports in own-GIL interpreters, per operation, with only main alive, on `build` (log scale
+/// where the ratios span more than ×10). The reference peer itself is the ×1 line.
+pub fn peer_ratio_svg(records: &[ResultRecord], build: &str) -> String {
+    let f = PeerFigures::new(records);
+    let mut variants: Vec<String> = f.variants(build).into_iter().collect();
+    variants.retain(|v| v != "python" && v != crate::targets::CONTROL);
+    variants.sort_by_key(|v| (v.starts_with("peer_"), v == C_FLOOR, v.clone()));
+    let mut bars: Vec<(&str, &str, f64)> = Vec::new();
+    for op in EXT_OPERATIONS {
+        let Some((_, base)) = f.reference_ns(build, "main", op).filter(|b| b.1 > 0.0) else {
+            continue;
+        };
+        for v in &variants {
+            if let Some(ns) = f.ns(build, "main", v, op) {
+                bars.push((op, v, ns / base));
+            }
+        }
+    }
+    let (lo, hi) = bars.iter().fold((1.0_f64, 1.0_f64), |(lo, hi), b| (lo.min(b.2), hi.max(b.2)));
+    let log = hi / lo > 10.0;
+    let (left, width) = (190.0, 420.0);
+    let x = |v: f64| -> f64 {
+        let v = v.max(lo);
+        left + if log { (v / lo).ln() / (hi / lo).ln() * width } else { v / hi * width }
+    };
+    let palette = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb"];
+    let (mut svg, mut y, mut last_op) = (String::new(), 0.0, "");
+    for (op, v, r) in &bars {
+        if *op != last_op {
+            y += 8.0;
+            let (tx, ty, name) = (left - 6.0, y + 10.0, render::escape(op));
+            let _ = write!(svg, "<text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\">{name}</text>");
+            last_op = op;
+        }
+        let j = variants.iter().position(|x| x == v).unwrap_or(0);
+        let color = palette[j % palette.len()];
+        let w = (x(*r) - left).max(1.0);
+        let _ = write!(svg, "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"12\" fill=\"{color}\"><title>{v}: ×{r:.2}</title></rect>");
+        let _ = write!(svg, "<text x=\"{:.1}\" y=\"{}\">{v} ×{r:.2}</text>", x(*r) + 4.0, y + 10.0);
+        y += 14.0;
+    }
+    let (x1, scale) = (x(1.0), if log { ", log scale" } else { "" });
+    let (w, h, ty) = (left + width + 200.0, y + 30.0, y + 16.0);
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\
+         {svg}<line x1=\"{x1}\" y1=\"0\" x2=\"{x1}\" y2=\"{y}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>\
+         <text x=\"{x1}\" y=\"{ty}\" text-anchor=\"middle\">×1 (fastest own-GIL peer, `{}`, main){scale}</text></svg>",
+        render::escape(build)
     )
 }
 

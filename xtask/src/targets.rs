@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use interpsafe_results::{Interval, RecordData, ResultRecord, BASELINE, REFERENCE};
+use interpsafe_results::{ExtBenchFigure, Interval, RecordData, ResultRecord, BASELINE, REFERENCE};
 
 /// What a target's figures must meet, on every interpreter count measured, each on its own, but
 /// for [`Bound::NsOver`].
@@ -75,6 +75,236 @@ pub const TARGETS: &[Target] = &[
         bound: Bound::ScalingShare(0.95),
     },
 ];
+
+/// What an extension-module target's figures (`ExtBench` records, `cargo xtask bench --only
+/// peers`) must meet, per build, in the modes measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PeerBound {
+    /// Instructions per call at most `of`'s plus `slack`, on every operation (with only main
+    /// alive and, where counted, with a second interpreter alive).
+    InstructionsOver { of: &'static str, slack: f64 },
+    /// Instructions per call at most `of`'s times `ratio`, on every operation.
+    InstructionsRatio { of: &'static str, ratio: f64 },
+    /// Wall clock at or below the fastest own-GIL peer's ([`PeerFigures::reference_ns`]) on
+    /// every operation, in each wall-clock mode, within `noise` (a ratio).
+    NsAtMostOwnGilPeer { noise: f64 },
+    /// 2-interpreter scaling at least this share of the pure-Python control's ([`CONTROL`]).
+    ScalingShare(f64),
+}
+
+/// One extension-module target: `text` may name `{variant}` and `{mode}`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerTarget {
+    /// What is required, in words.
+    pub text: &'static str,
+    /// The variants judged.
+    pub variants: &'static [&'static str],
+    /// The bound.
+    pub bound: PeerBound,
+}
+
+/// The toolkit's checked variants of the extension module.
+pub const CHECKED_VARIANTS: &[&str] =
+    &["interpsafe_tagged", "interpsafe_scoped", "interpsafe_branded", "interpsafe_affine"];
+
+/// Every toolkit variant, the unchecked baseline included.
+pub const TOOLKIT_VARIANTS: &[&str] = &[
+    "interpsafe_unchecked",
+    "interpsafe_tagged",
+    "interpsafe_scoped",
+    "interpsafe_branded",
+    "interpsafe_affine",
+];
+
+/// The operations of the module surface.
+pub const EXT_OPERATIONS: &[&str] =
+    &["incr", "value", "identity", "raise_error", "interned", "cached", "call"];
+
+/// The pure-Python control loop of the scaling runs.
+pub const CONTROL: &str = "python-control";
+
+/// The hand-written C floor among the peers.
+pub const C_FLOOR: &str = "peer_c";
+
+/// Every extension-module target, in the order the report lists them within a build.
+pub const PEER_TARGETS: &[PeerTarget] = &[
+    PeerTarget {
+        text: "{variant} ({mode}): at most interpsafe_unchecked + 20 instructions per call",
+        variants: CHECKED_VARIANTS,
+        bound: PeerBound::InstructionsOver { of: "interpsafe_unchecked", slack: 20.0 },
+    },
+    PeerTarget {
+        text: "{variant} ({mode}): at most stock PyO3 + 5% instructions per call",
+        variants: CHECKED_VARIANTS,
+        bound: PeerBound::InstructionsRatio { of: "stock_pyo3", ratio: 1.05 },
+    },
+    PeerTarget {
+        text: "{variant} ({mode}): at or below the fastest peer that imports in own-GIL interpreters, per operation",
+        variants: CHECKED_VARIANTS,
+        bound: PeerBound::NsAtMostOwnGilPeer { noise: 1.0 },
+    },
+    PeerTarget {
+        text: "{variant}: 2-interpreter scaling at least 95% of the pure-Python control's",
+        variants: TOOLKIT_VARIANTS,
+        bound: PeerBound::ScalingShare(0.95),
+    },
+];
+
+/// The extension-module figures of a set of records by (build, mode, variant, operation), the
+/// first of each key counting.
+#[derive(Debug, Default)]
+pub struct PeerFigures<'a>(pub BTreeMap<(String, String, String, String), &'a ExtBenchFigure>);
+
+impl<'a> PeerFigures<'a> {
+    /// Indexes the `ExtBench` records.
+    pub fn new(records: impl IntoIterator<Item = &'a ResultRecord>) -> PeerFigures<'a> {
+        let mut map = BTreeMap::new();
+        for r in records {
+            if let RecordData::ExtBench(f) = &r.data {
+                let build = r.environment.interpreter.name.clone();
+                let key = (build, f.mode.clone(), f.variant.clone(), f.operation.clone());
+                map.entry(key).or_insert(f);
+            }
+        }
+        PeerFigures(map)
+    }
+
+    /// One figure: `mode` `main`/`second-alive` also finds the callgrind counts of that mode.
+    pub fn get(
+        &self,
+        build: &str,
+        mode: &str,
+        variant: &str,
+        op: &str,
+    ) -> Option<&'a ExtBenchFigure> {
+        let k = (build.to_string(), mode.to_string(), variant.to_string(), op.to_string());
+        self.0.get(&k).copied()
+    }
+
+    /// Wall-clock ns of a figure, if measured.
+    pub fn ns(&self, build: &str, mode: &str, variant: &str, op: &str) -> Option<f64> {
+        self.get(build, mode, variant, op)?.ns_per_op
+    }
+
+    /// The builds measured, in order.
+    pub fn builds(&self) -> BTreeSet<String> {
+        self.0.keys().map(|k| k.0.clone()).collect()
+    }
+
+    /// The variants measured on `build`, alphabetically.
+    pub fn variants(&self, build: &str) -> BTreeSet<String> {
+        self.0.keys().filter(|k| k.0 == build).map(|k| k.2.clone()).collect()
+    }
+
+    /// The peers (not the C floor) whose import inside an own-GIL subinterpreter worked on
+    /// `build` (mode `subinterpreter` measured, not refused).
+    pub fn own_gil_peers(&self, build: &str) -> Vec<String> {
+        let ok = |v: &String| {
+            self.0.iter().any(|((b, m, var, _), f)| {
+                b == build && m == "subinterpreter" && var == v && f.refused.is_none()
+            })
+        };
+        let peers = self.variants(build).into_iter().filter(|v| v.starts_with("peer_"));
+        peers.filter(|v| v != C_FLOOR).filter(ok).collect()
+    }
+
+    /// The fastest of `candidates` on `op` in `mode`: (peer, ns).
+    pub fn fastest(
+        &self,
+        build: &str,
+        mode: &str,
+        op: &str,
+        candidates: &[String],
+    ) -> Option<(String, f64)> {
+        let ns = candidates.iter().filter_map(|v| Some((v.clone(), self.ns(build, mode, v, op)?)));
+        ns.min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The fastest own-GIL peer's wall clock on `op` in `mode` (see [`Self::own_gil_peers`]).
+    pub fn reference_ns(&self, build: &str, mode: &str, op: &str) -> Option<(String, f64)> {
+        self.fastest(build, mode, op, &self.own_gil_peers(build))
+    }
+}
+
+/// The extension-module targets judged on `records`, per build.
+pub fn judge_peers<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Check> {
+    let f = PeerFigures::new(records);
+    let mut out = Vec::new();
+    for build in f.builds() {
+        for t in PEER_TARGETS {
+            for v in t.variants.iter().filter(|v| f.variants(&build).contains(**v)) {
+                let modes: &[&str] = match t.bound {
+                    PeerBound::ScalingShare(_) => &["scaling"],
+                    _ => &["main", "second-alive", "subinterpreter"],
+                };
+                for mode in modes {
+                    let text = t.text.replace("{variant}", v).replace("{mode}", mode);
+                    if let Some((measured, ok)) = one_peer(&f, t.bound, &build, mode, v) {
+                        let verdict = if ok { "met" } else { "missed" };
+                        out.push([text, build.clone(), measured, verdict.to_string()]);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One extension-module target on one build and mode: what was measured and whether it is met,
+/// or `None` without figures. Per-operation bounds report their worst operation.
+fn one_peer(
+    f: &PeerFigures,
+    b: PeerBound,
+    build: &str,
+    mode: &str,
+    v: &str,
+) -> Option<(String, bool)> {
+    let counts = |var: &str, op: &str| f.get(build, mode, var, op)?.instructions_per_op;
+    // (operation, how far over the bound (<= 0: within), what was measured) per operation.
+    let per_op: Vec<(&str, f64, String)> = match b {
+        PeerBound::InstructionsOver { of, slack } => EXT_OPERATIONS
+            .iter()
+            .filter_map(|op| {
+                let (a, base) = (counts(v, op)?, counts(of, op)?);
+                Some((*op, a - base - slack, format!("{:+.1} ({a:.1} vs {base:.1})", a - base)))
+            })
+            .collect(),
+        PeerBound::InstructionsRatio { of, ratio } => EXT_OPERATIONS
+            .iter()
+            .filter_map(|op| {
+                let (a, base) = (counts(v, op)?, counts(of, op)?.max(1.0));
+                let pct = (a / base - 1.0) * 100.0;
+                Some((*op, a / base - ratio, format!("{pct:+.1}% ({a:.1} vs {base:.1})")))
+            })
+            .collect(),
+        PeerBound::NsAtMostOwnGilPeer { noise } => EXT_OPERATIONS
+            .iter()
+            .filter_map(|op| {
+                let a = f.ns(build, mode, v, op)?;
+                let (peer, base) = f.reference_ns(build, mode, op)?;
+                let text =
+                    format!("×{:.2} ({} vs {} ns {peer})", a / base, figure(a), figure(base));
+                Some((*op, a / base - noise, text))
+            })
+            .collect(),
+        PeerBound::ScalingShare(share) => {
+            let s = f.get(build, mode, v, "incr")?.scaling?;
+            let control = f.get(build, mode, CONTROL, "incr")?.scaling?;
+            let got = s / control.min(2.0);
+            let capped = if control > 2.0 { ", capped at ×2.00" } else { "" };
+            let text = format!("×{s:.2} vs control ×{control:.2}{capped} ({:.0}%)", got * 100.0);
+            return Some((text, got >= share));
+        }
+    };
+    let worst = per_op.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let missed: Vec<&str> = per_op.iter().filter(|p| p.1 > 0.0).map(|p| p.0).collect();
+    let missed = match missed.is_empty() {
+        true => String::new(),
+        false => format!("; over on {}", missed.join(", ")),
+    };
+    let text = format!("worst {}: {}{missed}", worst.0, worst.2);
+    Some((text, worst.1 <= 0.0))
+}
 
 /// A target judged on one build (and interpreter count): what is required, the build, what was
 /// measured, and `met`, `missed` or `not measured (why)`.
@@ -180,9 +410,9 @@ pub fn figure(v: f64) -> String {
     }
 }
 
-/// Every target judged on `records`: wall-clock targets per build and interpreter count, then
-/// instruction targets, then scaling targets per build.
-pub fn judge<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Check> {
+/// The bench targets judged on `records`: wall-clock targets per build and interpreter count,
+/// then instruction targets, then scaling targets per build.
+pub fn judge_bench<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Check> {
     let f = Figures::new(records);
     let phases = [
         (Metric::Ns, f.groups(Metric::Ns)),
@@ -211,6 +441,14 @@ pub fn judge<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> Vec<Che
             }
         }
     }
+    out
+}
+
+/// Every target judged on `records`: the bench targets ([`judge_bench`]), then the
+/// extension-module targets ([`judge_peers`]).
+pub fn judge<'a>(records: impl IntoIterator<Item = &'a ResultRecord> + Clone) -> Vec<Check> {
+    let mut out = judge_bench(records.clone());
+    out.extend(judge_peers(records));
     out
 }
 

@@ -15,7 +15,7 @@ use interpsafe_results::{
 use super::snapshot::{is_quick, Snapshot};
 use crate::render::{Block, Table};
 use crate::send_sync::{RULE_SETS, SEND_SYNC};
-use crate::targets::{figure, Figure, Figures, Key, Metric};
+use crate::targets::{figure, Figure, Figures, Key, Metric, PeerFigures};
 
 /// A table request: its kind and `key=value` arguments, as written in the start marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ type Kind = fn(&Spec, &Context<'_>) -> Result<Vec<Block>, String>;
 
 /// Every table kind, with the arguments it takes (besides `strategies` and `builds`, which all
 /// kinds of results records take).
-const KINDS: [(&str, &[&str], Kind); 11] = [
+const KINDS: [(&str, &[&str], Kind); 12] = [
     ("hazards", &["cases"], hazards),
     ("hazard-matrix", &["cases"], hazard_matrix),
     ("bench", &["operations", "interpreters", "metric", "baseline"], bench),
@@ -84,6 +84,7 @@ const KINDS: [(&str, &[&str], Kind); 11] = [
     ("guarantees", &[], guarantees),
     ("seeded-holes", &[], seeded_holes),
     ("ext-cells", &["variants", "kinds"], ext_cells),
+    ("peers", &["operations", "modes"], peers),
 ];
 
 /// Renders the table `spec` asks for. Arguments the kind does not take are refused, so that a
@@ -803,7 +804,8 @@ fn ext_cells(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
 fn targets(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     let (strategies, builds) = (spec.list("strategies"), spec.list("builds"));
     let records = cx.snapshot.records().map(|(_, r)| r).filter(|r| {
-        matches!(r.data, RecordData::Bench(_)) && admits(&builds, &r.environment.interpreter.name)
+        matches!(r.data, RecordData::Bench(_) | RecordData::ExtBench(_))
+            && admits(&builds, &r.environment.interpreter.name)
     });
     let records: Vec<&ResultRecord> = records.collect();
     let mut checks = crate::targets::judge(records.iter().copied());
@@ -825,6 +827,176 @@ fn targets(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
          of the same scaling run (capped at ×2.00: two threads cannot do more than twice the \
          work of one).";
     blocks(cx, records, None, table, note.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The extension-module comparison.
+
+/// A variant's rank in the peers table: stock PyO3, the toolkit's strategies, the peers, the
+/// C floor last.
+fn variant_rank(v: &str) -> (u8, usize, String) {
+    let mut ours =
+        std::iter::once("stock_pyo3").chain(crate::targets::TOOLKIT_VARIANTS.iter().copied());
+    let toolkit = ours.position(|x| x == v);
+    match (toolkit, v) {
+        (Some(i), _) => (0, i, String::new()),
+        (None, crate::targets::C_FLOOR) => (2, 0, String::new()),
+        (None, _) => (1, 0, v.to_string()),
+    }
+}
+
+/// `peers`: the extension-module variants × the surface's operations, per build and mode: wall
+/// clock with its spread, instructions per call, the ratio to the fastest peer that imports in
+/// own-GIL interpreters; then the gaps to the fastest peer in any mode and to the C floor, the
+/// state lookup (`interned` − `identity`), and 2-interpreter scaling against the control.
+fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
+    let (strategies, builds) = (spec.list("strategies"), spec.list("builds"));
+    let records: Vec<&ResultRecord> = cx
+        .snapshot
+        .records()
+        .map(|(_, r)| r)
+        .filter(|r| match &r.data {
+            RecordData::ExtBench(e) => {
+                admits(&builds, &r.environment.interpreter.name)
+                    && (admits(&strategies, &e.variant) || e.variant == crate::targets::CONTROL)
+            }
+            _ => false,
+        })
+        .collect();
+    if records.is_empty() {
+        return not_measured(
+            "extension-module comparison figures",
+            "cargo xtask bench --only peers",
+        );
+    }
+    let f = PeerFigures::new(records.iter().copied());
+    let ops = spec
+        .list("operations")
+        .unwrap_or_else(|| crate::targets::EXT_OPERATIONS.iter().map(|s| s.to_string()).collect());
+    let modes = spec
+        .list("modes")
+        .unwrap_or_else(|| ["main", "second-alive", "subinterpreter"].map(String::from).to_vec());
+    let mut table = head(&["build", "mode", "variant"], ops.iter().map(code));
+    table.head.extend(["vs fastest peer / C (geomean)", "state lookup"].map(String::from));
+    for build in f.builds() {
+        let mut variants: Vec<String> = f.variants(&build).into_iter().collect();
+        variants.retain(|v| v != "python" && v != crate::targets::CONTROL);
+        variants.sort_by_key(|v| variant_rank(v));
+        let all_peers: Vec<String> = variants
+            .iter()
+            .filter(|v| v.starts_with("peer_") && *v != crate::targets::C_FLOOR)
+            .cloned()
+            .collect();
+        for mode in &modes {
+            for v in &variants {
+                let mut row = vec![code(&build), mode.clone(), code(v)];
+                let (mut any, mut to_fast, mut to_c) = (false, Vec::new(), Vec::new());
+                for op in &ops {
+                    let fig = f.get(&build, mode, v, op);
+                    let cell = match fig {
+                        Some(e) if e.refused.is_some() => {
+                            let why = e.refused.as_deref().unwrap_or_default();
+                            let why: String = why.chars().take(60).collect();
+                            format!("refused ({})", why.replace('|', "/"))
+                        }
+                        Some(e) if e.ns_per_op.is_some() || e.instructions_per_op.is_some() => {
+                            any = true;
+                            let ns = e.ns_per_op.map(|ns| {
+                                let sd = e
+                                    .ns_stdev
+                                    .map_or(String::new(), |s| format!(" ±{}", figure(s)));
+                                format!("{} ns{sd}", figure(ns))
+                            });
+                            let ir = e.instructions_per_op.map(|i| format!("{} instr", figure(i)));
+                            let ratio = e.ns_per_op.and_then(|ns| {
+                                let (_, base) = f.reference_ns(&build, mode, op)?;
+                                if let Some((_, fast)) = f.fastest(&build, mode, op, &all_peers) {
+                                    to_fast.push(ns / fast);
+                                }
+                                if let Some(c) = f.ns(&build, mode, crate::targets::C_FLOOR, op) {
+                                    to_c.push(ns / c);
+                                }
+                                Some(format!("(×{:.2})", ns / base))
+                            });
+                            join([ns, ir, ratio].into_iter().flatten(), " ")
+                        }
+                        _ => "not measured".to_string(),
+                    };
+                    row.push(cell);
+                }
+                if !any && !row.iter().any(|c| c.starts_with("refused")) {
+                    continue;
+                }
+                let geo = |r: &[f64]| match r.len() {
+                    0 => "–".to_string(),
+                    n => {
+                        format!("×{:.2}", (r.iter().map(|x| x.ln()).sum::<f64>() / n as f64).exp())
+                    }
+                };
+                row.push(format!("{} / {}", geo(&to_fast), geo(&to_c)));
+                let lookup = |get: &dyn Fn(&str) -> Option<f64>, unit: &str| {
+                    Some(format!("{:+.1} {unit}", get("interned")? - get("identity")?))
+                };
+                let ns = lookup(&|op| f.ns(&build, mode, v, op), "ns");
+                let ir = lookup(&|op| f.get(&build, mode, v, op)?.instructions_per_op, "instr");
+                row.push(join([ns, ir].into_iter().flatten(), ", "));
+                table.push(row);
+            }
+        }
+    }
+    let mut note =
+        "Cells: pyperf's mean ± stdev in main (`main`: only main alive; `second-alive`: \
+         an own-GIL subinterpreter alive), or inside an own-GIL subinterpreter the mean ± stdev \
+         of timed loops (`time.perf_counter_ns`, pyperf cannot spawn workers there); \
+         instructions per call under callgrind, (I(2N) − I(N)) / N with `PYTHONHASHSEED=0`, \
+         the loop's iteration included; (×r): the ratio to the fastest peer that imports in \
+         own-GIL interpreters, per operation (the C floor `peer_c` not counted as a peer). \
+         Geomean: over the operations, to the fastest peer in any mode and to the C floor. \
+         State lookup: `interned` − `identity`, two calls that differ by the module-level \
+         cache read (the strategy's once-cell, module state or `gil_safe_call_once_and_store`); \
+         the lookup a method makes through its type (`PyType_GetModuleByDef`) cannot be \
+         isolated: the surface has no method without state."
+            .to_string();
+    for build in f.builds() {
+        let refs = f.own_gil_peers(&build);
+        note += &format!(
+            " Own-GIL peers on `{build}`: {}.",
+            match refs.is_empty() {
+                true => "none measured".to_string(),
+                false => join(refs.iter().map(code), ", "),
+            }
+        );
+    }
+    let mut out = blocks(cx, records.clone(), None, table, note)?;
+    let mut scaling =
+        Table::new(["build", "variant", "2 interpreters / 1", "ns per call (2 interpreters)"]);
+    for r in &records {
+        let RecordData::ExtBench(e) = &r.data else { continue };
+        if e.mode != "scaling" {
+            continue;
+        }
+        let s = match (e.scaling, &e.refused) {
+            (Some(s), _) => format!(
+                "×{s:.2}{}",
+                e.scaling_interval
+                    .map_or(String::new(), |i| format!(" [{:.2}–{:.2}]", i.low, i.high))
+            ),
+            (None, Some(why)) => format!("refused ({})", why.chars().take(60).collect::<String>()),
+            _ => "not measured".to_string(),
+        };
+        let ns = e.ns_per_op.map_or("–".to_string(), |ns| with_spread(ns, e.ns_interval));
+        scaling.push([code(&r.environment.interpreter.name), code(&e.variant), s, ns]);
+    }
+    if !scaling.rows.is_empty() {
+        out.push(Block::Table(scaling));
+        out.push(Block::Text(
+            "Scaling: `Counter().incr()` in 2 own-GIL subinterpreters on their own threads, \
+             throughput over 1 (best of the repeats, [min–max]); `python-control` is a \
+             pure-Python counter measured the same way."
+                .into(),
+        ));
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
