@@ -311,6 +311,21 @@ mod tests {
     }
 
     #[test]
+    fn the_peers_section_has_its_table_and_a_plot_per_build() {
+        let mut recs = file("cargo xtask bench").records;
+        recs.extend(crate::targets::tests::ext_records(crate::targets::tests::EXT));
+        let (doc, _) = blocks(&ResultFile::new("cargo xtask bench", recs.clone())).unwrap();
+        let md = render::markdown(&doc);
+        assert!(md.contains("## Extension modules against the peers"), "{md}");
+        let svg = peer_ratio_svg(&recs, "3.13");
+        assert!(svg.contains("peer_c ×0.32") && svg.contains("fastest own-GIL peer"), "{svg}");
+        assert!(
+            html_page(&doc).matches("<svg").count() == 3,
+            "two wall-clock plots and one peers plot"
+        );
+    }
+
+    #[test]
     fn plots_go_logarithmic_past_ten_times_and_show_the_spread() {
         let recs = file("cargo xtask bench").records;
         let one = ratio_svg(&recs, "3.13", 1);

@@ -522,9 +522,50 @@ fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::docs::snapshot::tests::records;
+
+    /// Extension-module records of fixture lines `variant|mode|op|ns|instructions|refused`
+    /// (`-`: none), on build 3.13.
+    pub(crate) fn ext_records(text: &str) -> Vec<ResultRecord> {
+        let opt = |s: &str| (s != "-").then(|| s.parse::<f64>().expect("a number"));
+        let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        lines
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                let e = interpsafe_results::ExtBenchFigure {
+                    variant: f[0].into(),
+                    mode: f[1].into(),
+                    operation: f[2].into(),
+                    interpreters: 1,
+                    method: "pyperf".into(),
+                    ns_per_op: opt(f[3]),
+                    ns_stdev: opt(f[3]).map(|_| 0.5),
+                    ns_interval: None,
+                    instructions_per_op: opt(f[4]),
+                    scaling: (f[1] == "scaling").then(|| opt(f[3]).unwrap_or(0.0)),
+                    scaling_interval: None,
+                    refused: (f[5] != "-").then(|| f[5].to_string()),
+                };
+                let env = crate::docs::snapshot::tests::env("3.13");
+                ResultRecord { environment: env, data: RecordData::ExtBench(e) }
+            })
+            .collect()
+    }
+
+    pub(crate) const EXT: &str = "interpsafe_tagged|main|interned|20.0|-|-
+        interpsafe_tagged|main|identity|15.0|-|-
+        interpsafe_tagged|subinterpreter|interned|21.0|-|-
+        peer_pybind11|main|interned|25.0|-|-
+        peer_pybind11|main|identity|16.0|-|-
+        peer_pybind11|subinterpreter|interned|26.0|-|-
+        peer_cython|main|interned|10.0|-|-
+        peer_cython|subinterpreter|interned|-|-|ImportError: no
+        peer_c|main|interned|8.0|-|-
+        peer_c|subinterpreter|interned|8.0|-|-
+        interpsafe_tagged|scaling|incr|1.9|-|-
+        python-control|scaling|incr|1.95|-|-";
 
     /// The checks of `records` (fixture lines), one a line: target | build | measured | verdict.
     fn judged(text: &str) -> String {
@@ -576,6 +617,28 @@ branded bind (2 interpreter(s)): within 0.5% of unchecked in instructions | 3.13
 branded bind (1 interpreter(s)): within 0.5% of unchecked in instructions | 3.13x | 202.0 vs 200.0 instructions/op (+1.00%) | missed
 ";
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn extension_module_targets_follow_the_peer_figures() {
+        let recs = ext_records(&format!(
+            "{}
+             interpsafe_unchecked|main|incr|-|100.0|-
+             interpsafe_tagged|main|incr|-|130.0|-
+             stock_pyo3|main|incr|-|125.0|-",
+            EXT
+        ));
+        let out: String = judge(&recs).into_iter().map(|c| c.join(" | ") + "\n").collect();
+        let want = [
+            "interpsafe_tagged (main): at most interpsafe_unchecked + 20 instructions per call | 3.13 | worst incr: +30.0 (130.0 vs 100.0); over on incr | missed",
+            "interpsafe_tagged (main): at most stock PyO3 + 5% instructions per call | 3.13 | worst incr: +4.0% (130.0 vs 125.0) | met",
+            "interpsafe_tagged (main): at or below the fastest peer that imports in own-GIL interpreters, per operation | 3.13 | worst identity: ×0.94 (15.0 vs 16.0 ns peer_pybind11) | met",
+            "interpsafe_tagged (subinterpreter): at or below the fastest peer that imports in own-GIL interpreters, per operation | 3.13 | worst interned: ×0.81 (21.0 vs 26.0 ns peer_pybind11) | met",
+            "interpsafe_tagged: 2-interpreter scaling at least 95% of the pure-Python control's | 3.13 | ×1.90 vs control ×1.95 (97%) | met",
+        ];
+        for w in want {
+            assert!(out.contains(w), "{w}\n{out}");
+        }
     }
 
     #[test]

@@ -856,10 +856,9 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         .records()
         .map(|(_, r)| r)
         .filter(|r| match &r.data {
-            RecordData::ExtBench(e) => {
-                admits(&builds, &r.environment.interpreter.name)
-                    && (admits(&strategies, &e.variant) || e.variant == crate::targets::CONTROL)
-            }
+            // Every variant of the builds: the reference peers count even where `strategies`
+            // leaves their rows out.
+            RecordData::ExtBench(_) => admits(&builds, &r.environment.interpreter.name),
             _ => false,
         })
         .collect();
@@ -881,12 +880,14 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
     for build in f.builds() {
         let mut variants: Vec<String> = f.variants(&build).into_iter().collect();
         variants.retain(|v| v != "python" && v != crate::targets::CONTROL);
-        variants.sort_by_key(|v| variant_rank(v));
         let all_peers: Vec<String> = variants
             .iter()
             .filter(|v| v.starts_with("peer_") && *v != crate::targets::C_FLOOR)
             .cloned()
             .collect();
+        variants.retain(|v| admits(&strategies, v));
+        variants.sort_by_key(|v| variant_rank(v));
+
         for mode in &modes {
             for v in &variants {
                 let mut row = vec![code(&build), mode.clone(), code(v)];
@@ -972,7 +973,8 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         Table::new(["build", "variant", "2 interpreters / 1", "ns per call (2 interpreters)"]);
     for r in &records {
         let RecordData::ExtBench(e) = &r.data else { continue };
-        if e.mode != "scaling" {
+        let shown = admits(&strategies, &e.variant) || e.variant == crate::targets::CONTROL;
+        if e.mode != "scaling" || !shown {
             continue;
         }
         let s = match (e.scaling, &e.refused) {
@@ -1083,7 +1085,7 @@ fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::docs::snapshot::tests::{snapshot, verdict};
     use crate::render::markdown;
@@ -1111,6 +1113,36 @@ mod tests {
             };
             assert!(ok, "`{line}` fails on:\n{out:?}");
         }
+    }
+
+    #[test]
+    fn the_peers_table_compares_with_the_fastest_own_gil_peer() {
+        let snap = Snapshot {
+            sources: vec![super::super::snapshot::Source {
+                file: "results.json".into(),
+                result: interpsafe_results::ResultFile::new(
+                    "cargo xtask bench --quick",
+                    crate::targets::tests::ext_records(crate::targets::tests::EXT),
+                ),
+            }],
+        };
+        check(
+            &snap,
+            "> peers
+             | `3.13` | main | `interpsafe_tagged` | not measured | not measured | 15.0 ns ±0.50 (×0.94) |
+             20.0 ns ±0.50 (×0.80)
+             | ×1.37 / ×2.50 | +5.0 ns |
+             | `3.13` | subinterpreter | `peer_cython` |
+             refused (ImportError: no)
+             Own-GIL peers on `3.13`: `peer_pybind11`.
+             | `3.13` | `interpsafe_tagged` | ×1.90 |
+             Source: `results.json` (written by `cargo xtask bench --quick`: **a quick run
+             > peers operations=interned modes=main strategies=peer_c
+             | `3.13` | main | `peer_c` | 8.00 ns ±0.50 (×0.32) |
+             !interpsafe_tagged
+             > peers bogus=1
+             =`peers` tables take no argument `bogus`",
+        );
     }
 
     #[test]
@@ -1142,6 +1174,7 @@ mod tests {
             "guarantees",
             "seeded-holes",
             "ext-cells",
+            "peers",
         ] {
             check(
                 &Snapshot::default(),
