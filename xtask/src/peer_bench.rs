@@ -87,14 +87,13 @@ fn link_variants(so: &Path, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// One stage of the script: `python peer_bench.py MODE --path P --variants V --out O ARGS`.
+/// One stage of the script: `python peer_bench.py MODE --path P --variants V --out O ARGS`,
+/// with `(P, V)` = `modules`.
 pub fn script_stage(
     py: &Interpreter,
     python: &Path,
-    name: &str,
-    mode: &str,
-    path: &str,
-    variants: &[String],
+    (name, mode): (&str, &str),
+    (path, variants): (&str, &[String]),
     out: &Path,
     more: &[String],
 ) -> Stage {
@@ -215,7 +214,7 @@ pub fn run(
         ("scaling", "scaling", &scaling),
     ];
     for (name, mode, more) in wall {
-        let s = script_stage(py, py_venv, name, mode, &path, &variants, &out(name), more);
+        let s = script_stage(py, py_venv, (name, mode), (&path, &variants), &out(name), more);
         results.push(run_one(s, &out(name), env, records));
     }
     // Instruction counts: deterministic, the same with and without --quick; never under ASan.
@@ -235,7 +234,7 @@ pub fn run(
         let o = work.join(format!("{}.json", name.replace(' ', "-")));
         match &count {
             Ok(()) => {
-                let s = script_stage(py, &py.executable, name, "count", &path, vs, &o, &more);
+                let s = script_stage(py, &py.executable, (name, "count"), (&path, vs), &o, &more);
                 results.push(run_one(s, &o, env, records));
             }
             Err(e) => results.extend(not_run(name, e.to_string())),
