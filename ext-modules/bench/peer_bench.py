@@ -169,9 +169,11 @@ def pyperf_mode(argv):
             run = loop_function(op)
             name = f"{variant}.{op}.{mode}"
             b = runner.bench_time_func(name, lambda loops, run=run, m=m: run(m, loops) / 1e9)
-            if b is None:  # a worker: the manager records
+            if b is None or runner.args.worker:  # a worker: the manager records
                 continue
             values = [v * 1e9 for v in b.get_values()]
+            if not values:
+                continue
             mean, stdev, lo, hi = spread(values)
             who = "python" if op == "empty_loop" else variant
             figures.append(
