@@ -4,7 +4,7 @@
 //! `interpsafe-ext` `.so` given one file name per variant, and the peers `cargo xtask peers
 //! build` made) is measured by `ext-modules/bench/peer_bench.py` in five stages: pyperf with only
 //! main alive and with an own-GIL subinterpreter alive (through the peers' venv python, which has
-//! pyperf; `--quick` is pyperf's `--fast`), timed loops inside an own-GIL subinterpreter, 1 vs 2
+//! pyperf; `--quick` runs 3 workers of 2 values per benchmark, fewer than pyperf's `--fast`), timed loops inside an own-GIL subinterpreter, 1 vs 2
 //! subinterpreters on their own threads against a pure-Python control, and callgrind instruction
 //! counts (never on the ASan build). The script writes [`ExtBenchFigure`] JSON; this module
 //! stamps the environment on each and hands them to the report.
@@ -199,7 +199,10 @@ pub fn run(
     let mut variants: Vec<String> = EXT_VARIANTS.iter().map(|s| s.to_string()).collect();
     variants.extend(peers);
     let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let fast = if quick { strs(&["--fast", "--quiet"]) } else { strs(&["--quiet"]) };
+    // pyperf's fast mode still spawns 10 workers per benchmark (about 160 benchmarks here);
+    // `--quick` is a smoke run, so fewer workers and values than even that.
+    let smoke = ["--processes", "3", "--values", "2", "--warmups", "1", "--quiet"];
+    let fast = if quick { strs(&smoke) } else { strs(&["--quiet"]) };
     let (iterations, repeats) = if quick { ("20000", "5") } else { ("200000", "20") };
     let (scale_n, scale_r) = if quick { ("100000", "3") } else { ("1000000", "7") };
     let loops = strs(&["--iterations", iterations, "--repeats", repeats]);
