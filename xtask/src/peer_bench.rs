@@ -4,7 +4,8 @@
 //! `interpsafe-ext` `.so` given one file name per variant, and the peers `cargo xtask peers
 //! build` made) is measured by `ext-modules/bench/peer_bench.py` in five stages: pyperf with only
 //! main alive and with an own-GIL subinterpreter alive (through the peers' venv python, which has
-//! pyperf; `--quick` runs 3 workers of 2 values per benchmark, fewer than pyperf's `--fast`), timed loops inside an own-GIL subinterpreter, 1 vs 2
+//! pyperf; `--quick` runs 3 workers of 2 values per benchmark, fewer than pyperf's `--fast`),
+//! timed loops inside an own-GIL subinterpreter, 1 vs 2
 //! subinterpreters on their own threads against a pure-Python control, and callgrind instruction
 //! counts (never on the ASan build). The script writes [`ExtBenchFigure`] JSON; this module
 //! stamps the environment on each and hands them to the report.

@@ -132,6 +132,16 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
         bars.push((op, s, fig.value / base, fig.spread.map(|i| (i.low / base, i.high / base))));
     }
     bars.sort_by_key(|b| (b.0, strategy_rank(b.1)));
+    let mut strategies: Vec<&str> = bars.iter().map(|b| b.1).collect();
+    strategies.sort_by_key(|s| strategy_rank(s));
+    strategies.dedup();
+    bars_svg(&bars, &strategies, "×1 (unchecked)")
+}
+
+/// A bar per `(group, series, ratio, spread)`, grouped under each group's label, coloured by
+/// the series' position in `series`, a dashed line at ×1 labelled `one`. Where the ratios span
+/// more than ×10 the axis is logarithmic.
+fn bars_svg(bars: &[(&str, &str, f64, Option<(f64, f64)>)], series: &[&str], one: &str) -> String {
     let values =
         bars.iter().flat_map(|b| [Some(b.2), b.3.map(|s| s.0), b.3.map(|s| s.1)]).flatten();
     let (lo, hi) = values.fold((1.0_f64, 1.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -141,21 +151,18 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
         let v = v.max(lo);
         left + if log { (v / lo).ln() / (hi / lo).ln() * width } else { v / hi * width }
     };
-    let palette = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"];
-    let mut strategies: Vec<&str> = bars.iter().map(|b| b.1).collect();
-    strategies.sort_by_key(|s| strategy_rank(s));
-    strategies.dedup();
+    let palette = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb"];
     let mut svg = String::new();
     let mut y = 0.0;
     let mut last_op = "";
-    for (op, s, r, spread) in &bars {
+    for (op, s, r, spread) in bars {
         if *op != last_op {
             y += 8.0;
             let (tx, ty, name) = (left - 6.0, y + 10.0, render::escape(op));
             let _ = write!(svg, "<text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\">{name}</text>");
             last_op = op;
         }
-        let j = strategies.iter().position(|x| x == s).unwrap_or(0);
+        let j = series.iter().position(|x| x == s).unwrap_or(0);
         let color = palette[j % palette.len()];
         let w = (x(*r) - left).max(1.0);
         let _ = write!(svg, "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"12\" fill=\"{color}\"><title>{s}: ×{r:.2}</title></rect>");
@@ -167,12 +174,12 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
         let _ = write!(svg, "<text x=\"{tx:.1}\" y=\"{ty}\">{s} ×{r:.2}</text>");
         y += 14.0;
     }
-    let (x1, scale) = (x(1.0), if log { ", log scale" } else { "" });
-    let (w, h, ty) = (left + width + 140.0, y + 30.0, y + 16.0);
+    let (x1, scale, one) = (x(1.0), if log { ", log scale" } else { "" }, render::escape(one));
+    let (w, h, ty) = (left + width + 200.0, y + 30.0, y + 16.0);
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\
          {svg}<line x1=\"{x1}\" y1=\"0\" x2=\"{x1}\" y2=\"{y}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>\
-         <text x=\"{x1}\" y=\"{ty}\" text-anchor=\"middle\">×1 (unchecked){scale}</text></svg>"
+         <text x=\"{x1}\" y=\"{ty}\" text-anchor=\"middle\">{one}{scale}</text></svg>"
     )
 }
 
@@ -184,48 +191,19 @@ pub fn peer_ratio_svg(records: &[ResultRecord], build: &str) -> String {
     let mut variants: Vec<String> = f.variants(build).into_iter().collect();
     variants.retain(|v| v != "python" && v != crate::targets::CONTROL);
     variants.sort_by_key(|v| (v.starts_with("peer_"), v == C_FLOOR, v.clone()));
-    let mut bars: Vec<(&str, &str, f64)> = Vec::new();
+    let mut bars: Vec<(&str, &str, f64, Option<(f64, f64)>)> = Vec::new();
     for op in EXT_OPERATIONS {
         let Some((_, base)) = f.reference_ns(build, "main", op).filter(|b| b.1 > 0.0) else {
             continue;
         };
         for v in &variants {
             if let Some(ns) = f.ns(build, "main", v, op) {
-                bars.push((op, v, ns / base));
+                bars.push((op, v, ns / base, None));
             }
         }
     }
-    let (lo, hi) = bars.iter().fold((1.0_f64, 1.0_f64), |(lo, hi), b| (lo.min(b.2), hi.max(b.2)));
-    let log = hi / lo > 10.0;
-    let (left, width) = (190.0, 420.0);
-    let x = |v: f64| -> f64 {
-        let v = v.max(lo);
-        left + if log { (v / lo).ln() / (hi / lo).ln() * width } else { v / hi * width }
-    };
-    let palette = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb"];
-    let (mut svg, mut y, mut last_op) = (String::new(), 0.0, "");
-    for (op, v, r) in &bars {
-        if *op != last_op {
-            y += 8.0;
-            let (tx, ty, name) = (left - 6.0, y + 10.0, render::escape(op));
-            let _ = write!(svg, "<text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\">{name}</text>");
-            last_op = op;
-        }
-        let j = variants.iter().position(|x| x == v).unwrap_or(0);
-        let color = palette[j % palette.len()];
-        let w = (x(*r) - left).max(1.0);
-        let _ = write!(svg, "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"12\" fill=\"{color}\"><title>{v}: ×{r:.2}</title></rect>");
-        let _ = write!(svg, "<text x=\"{:.1}\" y=\"{}\">{v} ×{r:.2}</text>", x(*r) + 4.0, y + 10.0);
-        y += 14.0;
-    }
-    let (x1, scale) = (x(1.0), if log { ", log scale" } else { "" });
-    let (w, h, ty) = (left + width + 200.0, y + 30.0, y + 16.0);
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\
-         {svg}<line x1=\"{x1}\" y1=\"0\" x2=\"{x1}\" y2=\"{y}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>\
-         <text x=\"{x1}\" y=\"{ty}\" text-anchor=\"middle\">×1 (fastest own-GIL peer, `{}`, main){scale}</text></svg>",
-        render::escape(build)
-    )
+    let series: Vec<&str> = variants.iter().map(String::as_str).collect();
+    bars_svg(&bars, &series, &format!("×1 (fastest own-GIL peer, {build}, main)"))
 }
 
 /// Writes `results.json` (the bench `records` plus any hazard results) and the report from it.
