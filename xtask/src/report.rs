@@ -123,7 +123,6 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
     let f = Figures::new(records);
     // (operation, strategy, ratio, spread) for every figure with a baseline, by operation and
     // strategy.
-    type Bar<'a> = (&'a str, &'a str, f64, Option<(f64, f64)>);
     let mut bars: Vec<Bar> = Vec::new();
     for ((m, b, k, op, s), fig) in &f.0 {
         let ours = *m == Metric::Ns && b == build && *k == n && s != BASELINE && op != REFERENCE;
@@ -138,10 +137,14 @@ pub fn ratio_svg(records: &[ResultRecord], build: &str, n: u32) -> String {
     bars_svg(&bars, &strategies, "×1 (unchecked)")
 }
 
+/// One bar of a ratio plot: group (operation), series (strategy or variant), ratio, and the
+/// ratio's spread where recorded.
+type Bar<'a> = (&'a str, &'a str, f64, Option<(f64, f64)>);
+
 /// A bar per `(group, series, ratio, spread)`, grouped under each group's label, coloured by
 /// the series' position in `series`, a dashed line at ×1 labelled `one`. Where the ratios span
 /// more than ×10 the axis is logarithmic.
-fn bars_svg(bars: &[(&str, &str, f64, Option<(f64, f64)>)], series: &[&str], one: &str) -> String {
+fn bars_svg(bars: &[Bar], series: &[&str], one: &str) -> String {
     let values =
         bars.iter().flat_map(|b| [Some(b.2), b.3.map(|s| s.0), b.3.map(|s| s.1)]).flatten();
     let (lo, hi) = values.fold((1.0_f64, 1.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -191,7 +194,7 @@ pub fn peer_ratio_svg(records: &[ResultRecord], build: &str) -> String {
     let mut variants: Vec<String> = f.variants(build).into_iter().collect();
     variants.retain(|v| v != "python" && v != crate::targets::CONTROL);
     variants.sort_by_key(|v| (v.starts_with("peer_"), v == C_FLOOR, v.clone()));
-    let mut bars: Vec<(&str, &str, f64, Option<(f64, f64)>)> = Vec::new();
+    let mut bars: Vec<Bar> = Vec::new();
     for op in EXT_OPERATIONS {
         let Some((_, base)) = f.reference_ns(build, "main", op).filter(|b| b.1 > 0.0) else {
             continue;
