@@ -345,5 +345,16 @@ mod tests {
         };
         assert_eq!(cell.outcome, ExtOutcome::Crashed { signal: "SIGSEGV".into() });
         assert!(cell.refcount_drift.is_empty() && cell.types_per_interpreter.is_none());
+    fn ext_bench_records_are_tagged_and_take_defaults() {
+        let minimal = r#"{"kind":"ext_bench","variant":"peer_c","operation":"incr","mode":"subinterpreter","method":"child","refused":"ImportError"}"#;
+        let data: RecordData = serde_json::from_str(minimal).unwrap();
+        let RecordData::ExtBench(f) = &data else { panic!("not ext_bench: {data:?}") };
+        assert_eq!(
+            (f.interpreters, f.ns_per_op, f.refused.as_deref()),
+            (0, None, Some("ImportError"))
+        );
+        let text = serde_json::to_string(&data).unwrap();
+        assert!(!text.contains("ns_per_op") && text.contains("\"kind\":\"ext_bench\""), "{text}");
+        assert_eq!(serde_json::from_str::<RecordData>(&text).unwrap(), data);
     }
 }
