@@ -4,7 +4,8 @@
 //! `interpsafe-ext` `.so` given one file name per variant, and the peers `cargo xtask peers
 //! build` made) is measured by `ext-modules/bench/peer_bench.py` in five stages: pyperf with only
 //! main alive and with an own-GIL subinterpreter alive (through the peers' venv python, which has
-//! pyperf; `--quick` runs 3 workers of 2 values per benchmark, fewer than pyperf's `--fast`),
+//! pyperf; `--quick` runs 2 workers of 2 values of 1000 loops per benchmark, less than pyperf's
+//! `--fast`),
 //! timed loops inside an own-GIL subinterpreter, 1 vs 2
 //! subinterpreters on their own threads against a pure-Python control, and callgrind instruction
 //! counts (never on the ASan build). The script writes [`ExtBenchFigure`] JSON; this module
@@ -200,9 +201,11 @@ pub fn run(
     let mut variants: Vec<String> = EXT_VARIANTS.iter().map(|s| s.to_string()).collect();
     variants.extend(peers);
     let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    // pyperf's fast mode still spawns 10 workers per benchmark (about 160 benchmarks here);
-    // `--quick` is a smoke run, so fewer workers and values than even that.
-    let smoke = ["--processes", "3", "--values", "2", "--warmups", "1", "--quiet"];
+    // pyperf's fast mode still spawns 10 workers (and a calibration run) per benchmark, about
+    // 160 benchmarks here: half an hour on 2 shared cores. `--quick` is a smoke run: 2 workers
+    // of 2 values, 1000 loops each (no calibration).
+    let smoke = ["--processes", "2", "--values", "2", "--warmups", "1", "--loops", "1000"];
+    let smoke = [&smoke[..], &["--quiet"]].concat();
     let fast = if quick { strs(&smoke) } else { strs(&["--quiet"]) };
     let (iterations, repeats) = if quick { ("20000", "5") } else { ("200000", "20") };
     let (scale_n, scale_r) = if quick { ("100000", "3") } else { ("1000000", "7") };
