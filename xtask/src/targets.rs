@@ -150,10 +150,13 @@ pub const PEER_TARGETS: &[PeerTarget] = &[
     },
 ];
 
-/// The extension-module figures of a set of records by (build, mode, variant, operation), the
-/// first of each key counting.
+/// The extension-module figures of a set of records by (build, mode, variant, operation,
+/// counted: whether callgrind counted it), the first of each key counting.
 #[derive(Debug, Default)]
-pub struct PeerFigures<'a>(pub BTreeMap<(String, String, String, String), &'a ExtBenchFigure>);
+#[allow(clippy::type_complexity)]
+pub struct PeerFigures<'a>(
+    pub BTreeMap<(String, String, String, String, bool), &'a ExtBenchFigure>,
+);
 
 impl<'a> PeerFigures<'a> {
     /// Indexes the `ExtBench` records.
@@ -162,14 +165,15 @@ impl<'a> PeerFigures<'a> {
         for r in records {
             if let RecordData::ExtBench(f) = &r.data {
                 let build = r.environment.interpreter.name.clone();
-                let key = (build, f.mode.clone(), f.variant.clone(), f.operation.clone());
+                let counted = f.method == "callgrind";
+                let key = (build, f.mode.clone(), f.variant.clone(), f.operation.clone(), counted);
                 map.entry(key).or_insert(f);
             }
         }
         PeerFigures(map)
     }
 
-    /// One figure: `mode` `main`/`second-alive` also finds the callgrind counts of that mode.
+    /// One figure: the wall-clock one where measured, else the instruction count's.
     pub fn get(
         &self,
         build: &str,
@@ -177,8 +181,14 @@ impl<'a> PeerFigures<'a> {
         variant: &str,
         op: &str,
     ) -> Option<&'a ExtBenchFigure> {
-        let k = (build.to_string(), mode.to_string(), variant.to_string(), op.to_string());
-        self.0.get(&k).copied()
+        let k = |c| (build.to_string(), mode.to_string(), variant.to_string(), op.to_string(), c);
+        self.0.get(&k(false)).or_else(|| self.0.get(&k(true))).copied()
+    }
+
+    /// Instructions per call of a variant's operation in `mode`, if counted.
+    pub fn instructions(&self, build: &str, mode: &str, variant: &str, op: &str) -> Option<f64> {
+        let k = (build.to_string(), mode.to_string(), variant.to_string(), op.to_string(), true);
+        self.0.get(&k)?.instructions_per_op
     }
 
     /// Wall-clock ns of a figure, if measured.
@@ -200,7 +210,7 @@ impl<'a> PeerFigures<'a> {
     /// `build` (mode `subinterpreter` measured, not refused).
     pub fn own_gil_peers(&self, build: &str) -> Vec<String> {
         let ok = |v: &String| {
-            self.0.iter().any(|((b, m, var, _), f)| {
+            self.0.iter().any(|((b, m, var, _, _), f)| {
                 b == build && m == "subinterpreter" && var == v && f.refused.is_none()
             })
         };
@@ -259,7 +269,7 @@ fn one_peer(
     mode: &str,
     v: &str,
 ) -> Option<(String, bool)> {
-    let counts = |var: &str, op: &str| f.get(build, mode, var, op)?.instructions_per_op;
+    let counts = |var: &str, op: &str| f.instructions(build, mode, var, op);
     // (operation, how far over the bound (<= 0: within), what was measured) per operation.
     let per_op: Vec<(&str, f64, String)> = match b {
         PeerBound::InstructionsOver { of, slack } => EXT_OPERATIONS
@@ -539,7 +549,7 @@ pub(crate) mod tests {
                     mode: f[1].into(),
                     operation: f[2].into(),
                     interpreters: 1,
-                    method: "pyperf".into(),
+                    method: if f[4] == "-" { "pyperf" } else { "callgrind" }.into(),
                     ns_per_op: opt(f[3]),
                     ns_stdev: opt(f[3]).map(|_| 0.5),
                     ns_interval: None,
@@ -555,6 +565,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) const EXT: &str = "interpsafe_tagged|main|interned|20.0|-|-
+        interpsafe_tagged|main|interned|-|12.0|-
         interpsafe_tagged|main|identity|15.0|-|-
         interpsafe_tagged|subinterpreter|interned|21.0|-|-
         peer_pybind11|main|interned|25.0|-|-

@@ -892,13 +892,19 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
             for v in &variants {
                 let mut row = vec![code(&build), mode.clone(), code(v)];
                 let (mut any, mut to_fast, mut to_c) = (false, Vec::new(), Vec::new());
+                let mut told: Option<&str> = None;
                 for op in &ops {
                     let fig = f.get(&build, mode, v, op);
                     let cell = match fig {
                         Some(e) if e.refused.is_some() => {
                             let why = e.refused.as_deref().unwrap_or_default();
-                            let why: String = why.chars().take(60).collect();
-                            format!("refused ({})", why.replace('|', "/"))
+                            // The reason once a row: the other operations say "refused".
+                            if told.replace(why) == Some(why) {
+                                "refused".to_string()
+                            } else {
+                                let why: String = why.chars().take(80).collect();
+                                format!("refused ({})", why.replace('|', "/"))
+                            }
                         }
                         Some(e) if e.ns_per_op.is_some() || e.instructions_per_op.is_some() => {
                             any = true;
@@ -908,7 +914,8 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
                                     .map_or(String::new(), |s| format!(" ±{}", figure(s)));
                                 format!("{} ns{sd}", figure(ns))
                             });
-                            let ir = e.instructions_per_op.map(|i| format!("{} instr", figure(i)));
+                            let ir = f.instructions(&build, mode, v, op);
+                            let ir = ir.map(|i| format!("{} instr", figure(i)));
                             let ratio = e.ns_per_op.and_then(|ns| {
                                 let (_, base) = f.reference_ns(&build, mode, op)?;
                                 if let Some((_, fast)) = f.fastest(&build, mode, op, &all_peers) {
@@ -939,7 +946,7 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
                     Some(format!("{:+.1} {unit}", get("interned")? - get("identity")?))
                 };
                 let ns = lookup(&|op| f.ns(&build, mode, v, op), "ns");
-                let ir = lookup(&|op| f.get(&build, mode, v, op)?.instructions_per_op, "instr");
+                let ir = lookup(&|op| f.instructions(&build, mode, v, op), "instr");
                 row.push(join([ns, ir].into_iter().flatten(), ", "));
                 table.push(row);
             }
@@ -1130,10 +1137,12 @@ pub(crate) mod tests {
             &snap,
             "> peers
              | `3.13` | main | `interpsafe_tagged` | not measured | not measured | 15.0 ns ±0.50 (×0.94) |
-             20.0 ns ±0.50 (×0.80)
+             20.0 ns ±0.50 12.0 instr (×0.80)
              | ×1.37 / ×2.50 | +5.0 ns |
              | `3.13` | subinterpreter | `peer_cython` |
              refused (ImportError: no)
+             > peers operations=interned,identity modes=main strategies=interpsafe_tagged
+             | `3.13` | main | `interpsafe_tagged` | 20.0 ns ±0.50 12.0 instr (×0.80) | 15.0 ns ±0.50 (×0.94) |
              Own-GIL peers on `3.13`: `peer_pybind11`.
              | `3.13` | `interpsafe_tagged` | ×1.90 |
              Source: `results.json` (written by `cargo xtask bench --quick`: **a quick run
