@@ -957,7 +957,8 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
          an own-GIL subinterpreter alive), or inside an own-GIL subinterpreter the mean ± stdev \
          of timed loops (`time.perf_counter_ns`, pyperf cannot spawn workers there); \
          instructions per call under callgrind, (I(2N) − I(N)) / N with `PYTHONHASHSEED=0`, \
-         the loop's iteration included; (×r): the ratio to the fastest peer that imports in \
+         the loop's iteration included (the empty loop's count is given below; the stock-PyO3 \
+         target subtracts it); (×r): the ratio to the fastest peer that imports in \
          own-GIL interpreters, per operation (the C floor `peer_c` not counted as a peer). \
          Geomean: over the operations, to the fastest peer in any mode and to the C floor. \
          State lookup: `interned` − `identity`, two calls that differ by the module-level \
@@ -966,6 +967,14 @@ fn peers(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
          isolated: the surface has no method without state."
             .to_string();
     for build in f.builds() {
+        let empty = ["main", "second-alive"].map(|m| {
+            let ir = f.instructions(&build, m, "python", "empty_loop");
+            ir.map(|i| format!("{} instr ({m})", figure(i)))
+        });
+        let empty: Vec<String> = empty.into_iter().flatten().collect();
+        if !empty.is_empty() {
+            note += &format!(" Empty loop on `{build}`: {}.", empty.join(", "));
+        }
         let refs = f.own_gil_peers(&build);
         note += &format!(
             " Own-GIL peers on `{build}`: {}.",
