@@ -345,6 +345,9 @@ mod tests {
         };
         assert_eq!(cell.outcome, ExtOutcome::Crashed { signal: "SIGSEGV".into() });
         assert!(cell.refcount_drift.is_empty() && cell.types_per_interpreter.is_none());
+    }
+
+    #[test]
     fn ext_bench_records_are_tagged_and_take_defaults() {
         let minimal = r#"{"kind":"ext_bench","variant":"peer_c","operation":"incr","mode":"subinterpreter","method":"child","refused":"ImportError"}"#;
         let data: RecordData = serde_json::from_str(minimal).unwrap();
