@@ -48,6 +48,11 @@ pub fn driver_stage(py: &Interpreter) -> Stage {
     for (key, value) in &py.env {
         step = step.env(key, value);
     }
+    // An interpreter of the sid root runs there, as its cargo stages do (the workspace is at the
+    // same path inside, so the `.so` and the output paths are the same).
+    if let Some(root) = py.root() {
+        step = crate::python::chroot::toolchain_jail(&root).wrap(step);
+    }
     Stage { name: "ext-modules driver".to_string(), python: Some(py.name.clone()), step }
 }
 
