@@ -33,6 +33,13 @@ pub fn mirror_uri(sources: &str) -> Option<String> {
     })
 }
 
+/// The host part of a mirror URI (`http://host/debian` gives `host`; the URI itself if it has
+/// no scheme).
+pub fn mirror_host(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// The Debian mirror URI configured on this machine, from [`DEBIAN_SOURCES`] at `path`.
 pub fn read_mirror_uri(path: &Path) -> Result<String, Error> {
     let text = fs::read_to_string(path).map_err(|e| {
@@ -113,6 +120,9 @@ pub struct PrivateApt {
     dir: PathBuf,
     conf: PathBuf,
     as_root: bool,
+    /// The mirror's host, which apt's output names and which logs and messages replace with
+    /// `<mirror>`: it is read from the machine at run time and never written down.
+    mirror_host: String,
 }
 
 impl PrivateApt {
@@ -132,7 +142,9 @@ impl PrivateApt {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(|e| Error::io("create directory", &d, &e))?;
         }
-        let apt = PrivateApt { conf: dir.join("apt.conf"), dir, as_root: host::is_root() };
+        let mirror_host = mirror_host(&uri).to_string();
+        let apt =
+            PrivateApt { conf: dir.join("apt.conf"), dir, as_root: host::is_root(), mirror_host };
         let sources = apt.dir.join("etc/sources.list.d/interpsafe-src.sources");
         if write_if_changed(&sources, &sources_stanza(&uri))? {
             let _ = fs::remove_file(apt.stamp());
@@ -171,11 +183,14 @@ impl PrivateApt {
             log.note("deb-src indexes are less than a day old; not updating");
             return Ok(());
         }
-        log.run(&self.step("apt-get").arg("update")).map_err(|e| {
-            e.reword(|m| {
-                format!("{m}; the private deb-src configuration is in {}", self.dir.display())
-            })
-        })?;
+        let out = log.capture_redacted(&self.step("apt-get").arg("update"), &self.mirror_host)?;
+        if !out.success {
+            let why = first_error_line(&out.stderr, &out.stdout, &out.status);
+            return Err(Error::new(format!(
+                "`apt-get update` failed ({why}); the private deb-src configuration is in {}",
+                self.dir.display()
+            )));
+        }
         let stamp = self.stamp();
         fs::write(&stamp, "apt-get update succeeded\n").map_err(|e| Error::io("write", &stamp, &e))
     }
@@ -187,7 +202,8 @@ impl PrivateApt {
         package: &str,
         log: &mut StageLog,
     ) -> Result<Result<Vec<String>, String>, Error> {
-        let out = log.capture(&self.step("apt-cache").args(["showsrc", package]))?;
+        let showsrc = self.step("apt-cache").args(["showsrc", package]);
+        let out = log.capture_redacted(&showsrc, &self.mirror_host)?;
         let versions = parse_showsrc(&out.stdout, package);
         if versions.is_empty() {
             let why = first_error_line(&out.stderr, "", &out.status);
@@ -211,7 +227,7 @@ impl PrivateApt {
             .args(["source", "--tar-only", "--download-only"])
             .arg(format!("{package}={version}"))
             .current_dir(into);
-        let out = log.capture(&step)?;
+        let out = log.capture_redacted(&step, &self.mirror_host)?;
         if !out.success {
             return Ok(Err(first_error_line(&out.stderr, &out.stdout, &out.status)));
         }
@@ -257,6 +273,12 @@ mod tests {
         Types: deb\n\
         URIs: http://mirror.example.org/debian-security\n\
         Suites: bookworm-security\n";
+
+    #[test]
+    fn the_mirror_host_is_what_logs_hide() {
+        assert_eq!(mirror_host("http://mirror.example.org/debian"), "mirror.example.org");
+        assert_eq!(mirror_host("mirror.example.org"), "mirror.example.org");
+    }
 
     #[test]
     fn mirror_uri_is_the_first_uris_line() {
