@@ -32,7 +32,10 @@
 //!    [`peers::TEST_BUILDS`](crate::peers::TEST_BUILDS) (3.13t, 3.13-debug; on 3.13t in stage 1,
 //!    before its driver, so the driver runs the peers too; the wheelhouse is downloaded once if
 //!    the cache lacks it), and on 3.13-debug, not a default interpreter, `ext-modules build` and
-//!    `ext-modules driver` (refcount totals checked on the debug build).
+//!    `ext-modules driver` (refcount totals checked on the debug build);
+//! 8. without `--python`: the newest interpreters, [`NEWEST_BUILDS`] (3.14 and 3.15 from Debian
+//!    sid's binary packages, in a root under the cache built once): `test`, `clippy`, the
+//!    extension modules and `hazards` on each.
 
 use std::env;
 use std::time::{Duration, Instant};
@@ -115,6 +118,7 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
         }
         results.extend(crate::fuzz::test_stages(cache));
         results.extend(ext_modules_on_checking_builds(&pythons, cache));
+        results.extend(newest_builds(&pythons, cache));
     }
     stage::print_summary(&results, start.elapsed());
     let failed = results.iter().filter(|r| !r.ok()).count();
@@ -158,6 +162,41 @@ fn ext_modules_on_checking_builds(done: &[Interpreter], cache: &Cache) -> Vec<St
         results.push(crate::peers::test_stage(&py, cache));
         results.push(stage::run_streamed(&crate::ext_modules::build_stage(&py)));
         results.push(stage::run_streamed(&crate::ext_modules::driver_stage(&py)));
+    }
+    results
+}
+
+/// The newest interpreters, Debian sid's binary packages in a root under the cache (see
+/// `python/root.rs`), which the test command covers by default beside the 3.13 builds.
+pub const NEWEST_BUILDS: &[&str] = &["3.14", "3.15"];
+
+/// Stage 8 (without `--python`): each of [`NEWEST_BUILDS`] not already tested, installed as
+/// needed (the sid root is built once): the workspace tests, clippy, the extension modules and
+/// the hazard suite, whose verdicts the docs' tables gain as columns. The benches in test mode,
+/// the compile-fail cells and the own-GIL rule set stay with the 3.13 builds (the same code,
+/// built the same way), which keeps the added time within budget.
+fn newest_builds(done: &[Interpreter], cache: &Cache) -> Vec<StageResult> {
+    let mut results = Vec::new();
+    for name in NEWEST_BUILDS.iter().filter(|n| !done.iter().any(|py| py.name == **n)) {
+        let start = Instant::now();
+        let py = match interpreter::parse_spec(name)
+            .and_then(|spec| interpreter::resolve_spec(&spec, cache))
+        {
+            Ok(py) => py,
+            Err(err) => {
+                eprintln!("error: {err}");
+                let r =
+                    StageResult::not_run("install", Some(name), err.to_string(), start.elapsed());
+                println!("{r}");
+                results.push(r);
+                continue;
+            }
+        };
+        results.push(stage::run_streamed(&workspace_stage(&py)));
+        results.push(stage::run_streamed(&clippy_stage(&py)));
+        results.push(stage::run_streamed(&crate::ext_modules::build_stage(&py)));
+        results.push(stage::run_streamed(&crate::ext_modules::driver_stage(&py)));
+        results.push(crate::hazards::run_for(name, cache));
     }
     results
 }
