@@ -83,6 +83,14 @@ def interpreters_package():
     `target/interpsafe/ext/cpython-interpreters/` once per tarball; or why there is none."""
     import tarfile
 
+    if sys.version_info[:2] != (3, 13):
+        # The cached tarball is 3.13.15's, and its package drives 3.13's `_interpreters` module,
+        # whose API changed in 3.14 (which ships `concurrent.interpreters` instead).
+        return None, (
+            "the cached package is CPython 3.13.15's Lib/test/support/interpreters; this is "
+            f"{sys.version_info[0]}.{sys.version_info[1]}, whose own client is "
+            "concurrent.interpreters (not driven yet)"
+        )
     tarball = _tarball()
     dest = os.path.join(OUT_DIR, "cpython-interpreters")
     stamp = os.path.join(dest, "from.txt")
