@@ -312,9 +312,9 @@ impl Fields {
             unsafe { _PyInterpreterState_IDIncref(interp) };
             true
         };
+        #[cfg(not(Py_3_14))]
         // SAFETY: attached (caller's contract); the pending error is saved and restored around
         // a call that sets one on failure.
-        #[cfg(not(Py_3_14))]
         let taken = unsafe {
             let pending = ffi::PyErr_GetRaisedException();
             let taken = _PyInterpreterState_IDIncref(interp) == 0;

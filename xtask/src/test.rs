@@ -136,32 +136,38 @@ pub fn test_command(args: &[String], cache: &Cache) -> Result<(), Error> {
 /// default interpreters (3.13-debug, whose refcount totals the driver checks): `peers build`,
 /// `ext-modules build` and `ext-modules driver`, installed as needed.
 fn ext_modules_on_checking_builds(done: &[Interpreter], cache: &Cache) -> Vec<StageResult> {
+    on_extra_builds(crate::peers::TEST_BUILDS, done, cache, "peers build", |py| {
+        vec![
+            crate::peers::test_stage(py, cache),
+            stage::run_streamed(&crate::ext_modules::build_stage(py)),
+            stage::run_streamed(&crate::ext_modules::driver_stage(py)),
+        ]
+    })
+}
+
+/// Each of `names` not among the interpreters already tested (`done`), installed as needed,
+/// with the stages `run` gives it; one that cannot be installed is a single stage `first`, not
+/// run, that says why.
+fn on_extra_builds(
+    names: &[&str],
+    done: &[Interpreter],
+    cache: &Cache,
+    first: &str,
+    run: impl Fn(&Interpreter) -> Vec<StageResult>,
+) -> Vec<StageResult> {
     let mut results = Vec::new();
-    for name in crate::peers::TEST_BUILDS {
-        if done.iter().any(|py| py.name == *name) {
-            continue;
-        }
+    for name in names.iter().filter(|n| !done.iter().any(|py| py.name == **n)) {
         let start = Instant::now();
-        let py = match interpreter::parse_spec(name)
-            .and_then(|spec| interpreter::resolve_spec(&spec, cache))
+        match interpreter::parse_spec(name).and_then(|spec| interpreter::resolve_spec(&spec, cache))
         {
-            Ok(py) => py,
+            Ok(py) => results.extend(run(&py)),
             Err(err) => {
                 eprintln!("error: {err}");
-                let r = StageResult::not_run(
-                    "peers build",
-                    Some(name),
-                    err.to_string(),
-                    start.elapsed(),
-                );
+                let r = StageResult::not_run(first, Some(name), err.to_string(), start.elapsed());
                 println!("{r}");
                 results.push(r);
-                continue;
             }
-        };
-        results.push(crate::peers::test_stage(&py, cache));
-        results.push(stage::run_streamed(&crate::ext_modules::build_stage(&py)));
-        results.push(stage::run_streamed(&crate::ext_modules::driver_stage(&py)));
+        }
     }
     results
 }
@@ -176,29 +182,15 @@ pub const NEWEST_BUILDS: &[&str] = &["3.14", "3.15"];
 /// the compile-fail cells and the own-GIL rule set stay with the 3.13 builds (the same code,
 /// built the same way), which keeps the added time within budget.
 fn newest_builds(done: &[Interpreter], cache: &Cache) -> Vec<StageResult> {
-    let mut results = Vec::new();
-    for name in NEWEST_BUILDS.iter().filter(|n| !done.iter().any(|py| py.name == **n)) {
-        let start = Instant::now();
-        let py = match interpreter::parse_spec(name)
-            .and_then(|spec| interpreter::resolve_spec(&spec, cache))
-        {
-            Ok(py) => py,
-            Err(err) => {
-                eprintln!("error: {err}");
-                let r =
-                    StageResult::not_run("install", Some(name), err.to_string(), start.elapsed());
-                println!("{r}");
-                results.push(r);
-                continue;
-            }
-        };
-        results.push(stage::run_streamed(&workspace_stage(&py)));
-        results.push(stage::run_streamed(&clippy_stage(&py)));
-        results.push(stage::run_streamed(&crate::ext_modules::build_stage(&py)));
-        results.push(stage::run_streamed(&crate::ext_modules::driver_stage(&py)));
-        results.push(crate::hazards::run_for(name, cache));
-    }
-    results
+    on_extra_builds(NEWEST_BUILDS, done, cache, "install", |py| {
+        vec![
+            stage::run_streamed(&workspace_stage(py)),
+            stage::run_streamed(&clippy_stage(py)),
+            stage::run_streamed(&crate::ext_modules::build_stage(py)),
+            stage::run_streamed(&crate::ext_modules::driver_stage(py)),
+            crate::hazards::run_for(&py.name, cache),
+        ]
+    })
 }
 
 /// Stage 1b: the criterion benches run once each in test mode against `py`, so they never rot
