@@ -283,9 +283,9 @@ pub fn run_streamed(stage: &Stage) -> StageResult {
         None => println!("==> stage {}: {}", stage.name, stage.step),
     }
     let start = Instant::now();
-    let outcome = match stage.step.command().status() {
-        Ok(status) if status.success() => Outcome::Ok,
-        Ok(status) => Outcome::Failed(describe(status)),
+    let outcome = match run_keeping_tail(&stage.step) {
+        Ok((status, _)) if status.success() => Outcome::Ok,
+        Ok((status, tail)) => Outcome::Failed(format!("{}\n{tail}", describe(status))),
         Err(e) => Outcome::Failed(spawn_error(&stage.step, &e).to_string()),
     };
     let result = StageResult {
@@ -296,6 +296,40 @@ pub fn run_streamed(stage: &Stage) -> StageResult {
     };
     println!("{result}");
     result
+}
+
+/// Runs `step` with its stdout and stderr, merged in the order written (one channel, as `2>&1`),
+/// passed through to our stdout, and returns its exit status with the last [`TAIL_LINES`] lines,
+/// so a failure's cause can be repeated under the summary, where a log cut to its end shows it.
+fn run_keeping_tail(step: &Step) -> io::Result<(ExitStatus, String)> {
+    use std::collections::VecDeque;
+    use std::io::BufRead;
+
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    // A socket pair rather than a pipe: `std::io::pipe` is newer than the workspace's MSRV.
+    let (reader, writer) = UnixStream::pair()?;
+    let mut command = step.command();
+    let out = OwnedFd::from(writer.try_clone()?);
+    command.stdin(Stdio::null()).stdout(out).stderr(OwnedFd::from(writer));
+    let mut child = command.spawn()?;
+    // Our copies of the write end must go, or the reader never sees the end of the output.
+    drop(command);
+    let mut reader = io::BufReader::new(reader);
+    let mut tail = VecDeque::with_capacity(TAIL_LINES + 1);
+    let mut line = Vec::new();
+    // Best effort: a console that went away must not stop the child's output from draining.
+    while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        let _ = io::stdout().write_all(&line);
+        tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+        if tail.len() > TAIL_LINES {
+            tail.pop_front();
+        }
+        line.clear();
+    }
+    let status = child.wait()?;
+    Ok((status, Vec::from(tail).join("\n")))
 }
 
 /// Prints the summary table of `results` and the total elapsed time.
@@ -322,6 +356,17 @@ pub fn print_summary(results: &[StageResult], total: Duration) {
         println!("{}", row.trim_end());
     }
     let failed = results.iter().filter(|r| !r.ok()).count();
+    // What each failed stage last printed, repeated here: a run's log is often read from its end.
+    for r in results {
+        if let Outcome::Failed(why) = &r.outcome {
+            let mut lines = why.lines().skip(1).peekable();
+            if lines.peek().is_some() {
+                println!();
+                println!("last lines of {}:", r.to_string().trim_start_matches("stage "));
+                lines.for_each(|l| println!("  | {l}"));
+            }
+        }
+    }
     println!("total {}", clock::secs(total));
     // The closing line in the plain `N passed, N failed` form that CI runners read; it counts
     // stages (each stage prints its own test counts above).
@@ -343,5 +388,26 @@ mod tests {
         assert_eq!(r.to_string(), "stage test [3.13t]: ok in 12.3s");
         let r = StageResult::not_run("loom", None, "boom".into(), Duration::ZERO);
         assert_eq!(r.to_string(), "stage loom: FAILED in 0.0s");
+    }
+
+    #[test]
+    fn a_failed_streamed_stage_keeps_the_last_lines_of_both_streams() {
+        let step = Step::new("sh").args([
+            "-c",
+            "i=0; while [ $i -lt 50 ]; do i=$((i+1)); echo line$i; done; echo oops >&2; exit 3",
+        ]);
+        let (status, tail) = run_keeping_tail(&step).unwrap();
+        assert_eq!(status.code(), Some(3));
+        let lines: Vec<&str> = tail.lines().collect();
+        assert_eq!(lines.len(), TAIL_LINES, "{tail}");
+        assert!(lines.contains(&"line50") && lines.contains(&"oops"), "{tail}");
+        assert!(!lines.contains(&"line1"), "{tail}");
+        let stage = Stage { name: "x".into(), python: None, step };
+        match run_streamed(&stage).outcome {
+            Outcome::Failed(why) => {
+                assert!(why.starts_with("exit status 3\n") && why.contains("oops"), "{why}")
+            }
+            Outcome::Ok => panic!("exit 3 counted as ok"),
+        }
     }
 }
