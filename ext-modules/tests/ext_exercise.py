@@ -5,6 +5,7 @@ Runs unchanged in the main interpreter and in subinterpreters (`_interpreters.ex
 `report(...)`); every check is recorded, none raises, so a failure is data for the driver.
 """
 
+import gc
 import sys
 import threading
 
@@ -71,11 +72,21 @@ def _refcount_deltas(m, rounds=3):
 
     def measure(body):
         body()  # warm-up
-        totals = [0] * (rounds + 1)
-        totals[0] = total()
-        for i in range(rounds):
-            body()
-            totals[i + 1] = total()
+        # The collector stays off while measuring: when it would run depends on how many
+        # objects the threads before left behind, and a collection inside one round frees
+        # garbage that round did not make (a negative drift that is not the module's).
+        gc.collect()
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            totals = [0] * (rounds + 1)
+            totals[0] = total()
+            for i in range(rounds):
+                body()
+                totals[i + 1] = total()
+        finally:
+            if was_enabled:
+                gc.enable()
         return [totals[i + 1] - totals[i] for i in range(rounds)]
 
     empty = measure(lambda: None)
