@@ -149,7 +149,8 @@ pub fn refresh(root: &Path) -> Result<Vec<String>, Error> {
 pub(crate) mod tests {
     use super::*;
     use crate::testdir::TestDir;
-    use interpsafe_results::{BenchFigure, CompileCase, Environment, HandleSize, HazardVerdict};
+    use interpsafe_results::{BenchFigure, CompileCase, Environment, ExtCell, ExtOutcome};
+    use interpsafe_results::{HandleSize, HazardVerdict};
     use interpsafe_results::{InterpreterBuild, Interval, Machine, SendSyncCell, Verdict};
 
     /// The environment of a test record: a build named `NAME-VARIANT` has that variant, one
@@ -186,7 +187,11 @@ pub(crate) mod tests {
     /// - `BUILD|size|STRATEGY|TYPE|SIZE|OPTION SIZE`: a handle size;
     /// - `BUILD|hz|CASE|STRATEGY|SETTING|OBSERVED|EXPECTED[|THREAT]`: a hazard verdict;
     /// - `BUILD|ss|TYPE|RULES|TRAITS`: a Send/Sync cell, `TRAITS` naming `send`, `sync` and
-    ///   `hazard` where true (with one compile-fail case, `ui/a.rs`).
+    ///   `hazard` where true (with one compile-fail case, `ui/a.rs`);
+    /// - `BUILD|ext|VARIANT|KIND|OUTCOME|TYPES|FOREIGN|DRIFT`: an extension-module cell,
+    ///   `OUTCOME` `ok`, `refused MESSAGE` or `crash SIGNAL`, `TYPES` (modules and types per
+    ///   interpreter) and `FOREIGN` (isinstance passed) `yes`, `no` or `-`, `DRIFT` numbers; the
+    ///   variant `interpsafe_tagged` asserted.
     pub(crate) fn records(text: &str) -> Vec<ResultRecord> {
         let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
         lines.map(|line| record(&line.split('|').collect::<Vec<_>>())).collect()
@@ -227,6 +232,29 @@ pub(crate) mod tests {
                 cases: vec![CompileCase { path: "ui/a.rs".into(), must_compile: false }],
                 note: "why".into(),
             }),
+            "ext" => {
+                let flag = |i: usize| (f[i] != "-").then_some(f[i] == "yes");
+                let outcome = match f[4].split_once(' ') {
+                    Some(("refused", message)) => ExtOutcome::Refused { message: message.into() },
+                    Some((_, signal)) => ExtOutcome::Crashed { signal: signal.into() },
+                    None => ExtOutcome::Imported,
+                };
+                RecordData::ExtCell(ExtCell {
+                    variant: f[2].into(),
+                    interpreter_kind: f[3].into(),
+                    build: f[0].into(),
+                    outcome,
+                    asserted: f[2] == "interpsafe_tagged",
+                    modules_per_interpreter: flag(5),
+                    types_per_interpreter: flag(5),
+                    exceptions_per_interpreter: None,
+                    caches_per_interpreter: None,
+                    foreign_instance_isinstance: flag(6),
+                    counts_exact: Some(true),
+                    refcount_drift: f[7].split_whitespace().map(|d| d.parse().unwrap()).collect(),
+                    failures: vec![],
+                })
+            }
             _ => RecordData::Hazard(HazardVerdict {
                 hazard: f[2].into(),
                 strategy: f[3].into(),
