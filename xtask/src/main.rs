@@ -12,6 +12,8 @@ mod clock;
 mod docs;
 mod error;
 mod ext_modules;
+#[cfg(test)]
+mod fixtures;
 mod fuzz;
 mod hazards;
 mod host;

@@ -268,9 +268,7 @@ mod tests {
                 {"variant":"peer_cython","operation":"incr","mode":"subinterpreter","method":"child","refused":"ImportError: no"}]"#,
         )
         .unwrap();
-        let env = crate::docs::snapshot::tests::records("3.13|ns|bind|unchecked|1|0.3")[0]
-            .environment
-            .clone();
+        let env = crate::fixtures::records("3.13|ns|bind|unchecked|1|0.3")[0].environment.clone();
         let recs = read_figures(&out, &env).unwrap();
         assert_eq!(recs.len(), 2);
         let RecordData::ExtBench(f) = &recs[1].data else { panic!("not an ExtBench record") };

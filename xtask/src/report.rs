@@ -251,7 +251,7 @@ pub fn report_command(args: &[String]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::snapshot::tests::records;
+    use crate::fixtures::records;
 
     fn file(producer: &str) -> ResultFile {
         let recs = "3.13|ns|bind|unchecked|1|0.3
@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn the_peers_section_has_its_table_and_a_plot_per_build() {
         let mut recs = file("cargo xtask bench").records;
-        recs.extend(crate::targets::tests::ext_records(crate::targets::tests::EXT));
+        recs.extend(crate::fixtures::ext_records(crate::fixtures::EXT));
         let (doc, _) = blocks(&ResultFile::new("cargo xtask bench", recs.clone())).unwrap();
         let md = render::markdown(&doc);
         assert!(md.contains("## Extension modules against the peers"), "{md}");

@@ -135,7 +135,7 @@ pub fn refresh(pythons: &[String], check: bool, cache: &Cache, root: &Path) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::snapshot::tests::records;
+    use crate::fixtures::records;
     use std::path::PathBuf;
 
     fn file(rules: &str, types: &[&str]) -> ResultFile {

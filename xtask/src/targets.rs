@@ -535,51 +535,9 @@ fn one(f: &Figures, t: &Target, build: &str, n: u32, s: &str) -> Option<(String,
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::docs::snapshot::tests::records;
-
-    /// Extension-module records of fixture lines `variant|mode|op|ns|instructions|refused`
-    /// (`-`: none), on build 3.13.
-    pub(crate) fn ext_records(text: &str) -> Vec<ResultRecord> {
-        let opt = |s: &str| (s != "-").then(|| s.parse::<f64>().expect("a number"));
-        let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        lines
-            .map(|l| {
-                let f: Vec<&str> = l.split('|').collect();
-                let e = interpsafe_results::ExtBenchFigure {
-                    variant: f[0].into(),
-                    mode: f[1].into(),
-                    operation: f[2].into(),
-                    interpreters: 1,
-                    method: if f[4] == "-" { "pyperf" } else { "callgrind" }.into(),
-                    ns_per_op: opt(f[3]),
-                    ns_stdev: opt(f[3]).map(|_| 0.5),
-                    ns_interval: None,
-                    instructions_per_op: opt(f[4]),
-                    scaling: (f[1] == "scaling").then(|| opt(f[3]).unwrap_or(0.0)),
-                    scaling_interval: None,
-                    refused: (f[5] != "-").then(|| f[5].to_string()),
-                };
-                let env = crate::docs::snapshot::tests::env("3.13");
-                ResultRecord { environment: env, data: RecordData::ExtBench(e) }
-            })
-            .collect()
-    }
-
-    pub(crate) const EXT: &str = "interpsafe_tagged|main|interned|20.0|-|-
-        interpsafe_tagged|main|interned|-|12.0|-
-        interpsafe_tagged|main|identity|15.0|-|-
-        interpsafe_tagged|subinterpreter|interned|21.0|-|-
-        peer_pybind11|main|interned|25.0|-|-
-        peer_pybind11|main|identity|16.0|-|-
-        peer_pybind11|subinterpreter|interned|26.0|-|-
-        peer_cython|main|interned|10.0|-|-
-        peer_cython|subinterpreter|interned|-|-|ImportError: no
-        peer_c|main|interned|8.0|-|-
-        peer_c|subinterpreter|interned|8.0|-|-
-        interpsafe_tagged|scaling|incr|1.9|-|-
-        python-control|scaling|incr|1.95|-|-";
+    use crate::fixtures::{ext_records, records, EXT};
 
     /// The checks of `records` (fixture lines), one a line: target | build | measured | verdict.
     fn judged(text: &str) -> String {

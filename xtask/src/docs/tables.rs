@@ -1060,8 +1060,18 @@ fn send_sync_matrix(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String>
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::docs::snapshot::tests::{snapshot, verdict};
+    use crate::docs::snapshot::Source;
+    use crate::fixtures::{records, verdict};
     use crate::render::markdown;
+
+    /// A snapshot of (file, producer, records) sources.
+    fn snapshot(files: &[(&str, &str, &str)]) -> Snapshot {
+        let source = |&(file, producer, text): &(&str, &str, &str)| Source {
+            file: file.into(),
+            result: interpsafe_results::ResultFile::new(producer, records(text)),
+        };
+        Snapshot { sources: files.iter().map(source).collect() }
+    }
 
     /// Renders each `> SPEC` of `script` against `snap` (on a page in `RFCs/`) and checks the
     /// lines after it (`\n` stands for a line break): each must appear in the Markdown; `^`:
@@ -1095,7 +1105,7 @@ pub(crate) mod tests {
                 file: "results.json".into(),
                 result: interpsafe_results::ResultFile::new(
                     "cargo xtask bench --quick",
-                    crate::targets::tests::ext_records(crate::targets::tests::EXT),
+                    crate::fixtures::ext_records(crate::fixtures::EXT),
                 ),
             }],
         };
