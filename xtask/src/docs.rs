@@ -1,6 +1,7 @@
 //! `docs`: regenerates the generated regions of the docs and RFCs ([`regions`]) from the snapshot
-//! in `docs/data/` ([`snapshot`]), or with `--check` fails when one is stale. First, unless
-//! `--tables-only`, it has [`crate::send_sync`] refresh the Send/Sync snapshot.
+//! in `docs/data/` ([`snapshot`]), or with `--check` fails when one is stale. First, with
+//! `--refresh`, [`crate::snapshot_refresh`] copies the latest results there; unless
+//! `--tables-only`, [`crate::send_sync`] refreshes the Send/Sync snapshot.
 
 pub mod regions;
 pub mod snapshot;
@@ -47,7 +48,7 @@ pub fn docs_command(args: &[String], cache: &Cache) -> Result<(), Error> {
     let options = parse_args(args)?;
     let root = paths::workspace_root();
     if options.refresh {
-        for line in snapshot::refresh(&root)? {
+        for line in crate::snapshot_refresh::refresh(&root)? {
             println!("docs: {line}");
         }
     }

@@ -26,6 +26,7 @@ mod python;
 mod render;
 mod report;
 mod send_sync;
+mod snapshot_refresh;
 mod stage;
 mod step;
 mod targets;
