@@ -9,7 +9,8 @@ subinterpreters are destroyed and the module is imported again in a new one of t
 `isolated-first` is `isolated` without the import in main at the start: main imports last,
 after the interpreters that filled the module's caches first have been destroyed.
 `cpython-interpreters` drives the same phases through CPython's own high-level interpreters API
-(`ext_interpreters.py`; the package's directory in `$INTERPSAFE_EXT_INTERPRETERS`).
+(`ext_interpreters.py`; the 3.13 package's directory in `$INTERPSAFE_EXT_INTERPRETERS`, or
+`stdlib` for 3.14+'s `concurrent.interpreters`).
 OUT.json is rewritten after every phase, so a crash keeps what came before it.
 """
 
@@ -41,7 +42,8 @@ def main():
         import ext_interpreters
 
         package_root = os.environ["INTERPSAFE_EXT_INTERPRETERS"]
-        sys.path.append(package_root)
+        if package_root != "stdlib":
+            sys.path.append(package_root)
         ext_interpreters.run(cell, save, package_root, module_dir, HERE, variant)
         return
     if kind == "main":

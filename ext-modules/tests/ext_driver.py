@@ -83,14 +83,17 @@ def interpreters_package():
     `target/interpsafe/ext/cpython-interpreters/` once per tarball; or why there is none."""
     import tarfile
 
+    if sys.version_info[:2] >= (3, 14):
+        # PEP 734's API in the standard library: `stdlib` tells the cell to use it.
+        import importlib.util
+
+        if importlib.util.find_spec("concurrent.interpreters") is None:
+            return None, "this 3.14+ build has no concurrent.interpreters"
+        return "stdlib", None
     if sys.version_info[:2] != (3, 13):
-        # The cached tarball is 3.13.15's, and its package drives 3.13's `_interpreters` module,
-        # whose API changed in 3.14 (which ships `concurrent.interpreters` instead).
-        return None, (
-            "the cached package is CPython 3.13.15's Lib/test/support/interpreters; this is "
-            f"{sys.version_info[0]}.{sys.version_info[1]}, whose own client is "
-            "concurrent.interpreters (not driven yet)"
-        )
+        return None, f"no interpreters API known for {sys.version_info[0]}.{sys.version_info[1]}"
+    # The cached tarball is 3.13.15's, and its package drives 3.13's `_interpreters` module,
+    # whose API changed in 3.14.
     tarball = _tarball()
     dest = os.path.join(OUT_DIR, "cpython-interpreters")
     stamp = os.path.join(dest, "from.txt")
@@ -175,6 +178,10 @@ def run_cell(build, variant, kind):
     env = dict(os.environ)
     if INTERPRETERS:
         env["INTERPSAFE_EXT_INTERPRETERS"] = INTERPRETERS
+    if kind == "cpython-interpreters":
+        # The pool's worker interpreters import the task's module by name as they start.
+        paths = [module_dir(build), HERE, env.get("PYTHONPATH")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     try:
         # A crash can leave any bytes on stderr (a debug build's freed-memory pattern).
         proc = subprocess.run(
@@ -206,7 +213,9 @@ def summarize(cell):
     alive = [phases.get("main")] + list(phases.get("subs") or [])
     alive = [r for r in alive if r]
     later = [phases.get("reimport"), phases.get("main_last")]
-    every = alive + [r for r in later if r]
+    # The InterpreterPoolExecutor's tasks (3.14+): checked like the rest, but not compared for
+    # distinct modules (two workers run the four tasks, so reports share interpreters).
+    every = alive + [r for r in later if r] + list(phases.get("pool") or [])
     imported = [r for r in every if r.get("import") == "ok"]
     together = [r for r in alive if r.get("import") == "ok"]
 
@@ -233,13 +242,13 @@ def summarize(cell):
         "counts_exact": all(r.get("count_exact") for r in imported) if imported else None,
         "errors": [e for r in imported for e in r.get("errors", [])][:10],
         "refcount_deltas": deltas,
-        # An interpreter made after the subinterpreters were destroyed sees one of their cached()
-        # objects (not main's, which is alive): a cache that outlived its owner (an address
-        # reused by chance would look the same, hence "suspected").
-        "stale_cache_suspected": bool(
-            {r.get("cached_id") for r in later if r and r.get("import") == "ok"}
-            & {r.get("cached_id") for r in phases.get("subs") or [] if r.get("import") == "ok"}
-            - {(phases.get("main") or {}).get("cached_id")}
+        # An interpreter made after the subinterpreters were destroyed (or a pool worker) got
+        # a cached() object that another interpreter made first: a cache that outlived its
+        # owner, or one shared between interpreters (the cache names its first user).
+        "stale_cache_suspected": any(
+            r.get("cached_owner") not in (None, r.get("interpreter"))
+            for r in [phases.get("reimport")] + list(phases.get("pool") or [])
+            if r and r.get("import") == "ok"
         ),
         # An instance made in one interpreter passed isinstance against the other's class
         # (legacy cells only; see ext_cell.foreign_instances).
@@ -287,7 +296,10 @@ def failures(cell):
     if s["gil_enabled"]:
         bad.append("importing it enabled the GIL of a free-threaded build")
     if s["stale_cache_suspected"]:
-        bad.append("a later interpreter got a destroyed interpreter's cached() object")
+        bad.append(
+            "a later interpreter (after the destroys, or a pool worker) got a cached() object "
+            "another interpreter made"
+        )
     if kind != "main":
         for check in (
             "modules_per_interpreter",

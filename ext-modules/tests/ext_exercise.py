@@ -111,7 +111,13 @@ def report(variant, threads=2, n=2000, refcounts=True):
     rec["error_type_id"] = id(m.Error)
     rec["error_is_exception"] = isinstance(m.Error, type) and issubclass(m.Error, Exception)
     rec["instance_type_is_class"] = type(m.Counter()) is m.Counter
-    rec["cached_id"] = id(m.cached())
+    # The cache names the interpreter that first used it: a later interpreter that finds
+    # another's name got an object of that interpreter (its address alone could be reused).
+    cache = m.cached()
+    if not cache:
+        cache.append(rec["interpreter"])
+    rec["cached_id"] = id(cache)
+    rec["cached_owner"] = cache[0] if cache else None
     rec["interned_id"] = id(m.interned())
     rec["interned_is_local"] = m.interned() is sys.intern("interpsafe")
     counter = m.Counter()

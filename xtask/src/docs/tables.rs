@@ -785,8 +785,9 @@ fn ext_cells(spec: &Spec, cx: &Context<'_>) -> Result<Vec<Block>, String> {
         "Each cell: one child process running the variant in that arrangement of interpreters \
          (`ext-modules/tests/ext_driver.py`): `main` alone; `isolated`, 4 own-GIL \
          subinterpreters at once on threads; `legacy`, 2 shared-GIL ones; `isolated-first`, \
-         main imports last; `cpython-interpreters`, CPython's own interpreters package as the \
-         client. ok: every interpreter imported it, got its own module, type, exception class \
+         main imports last; `cpython-interpreters`, CPython's own interpreters API as the \
+         client (on 3.13 the package in its sources; on 3.14+ `concurrent.interpreters`, then an \
+         `InterpreterPoolExecutor` of 2 workers running 4 tasks). ok: every interpreter imported it, got its own module, type, exception class \
          and cache, counted exactly, and (`legacy`) took no instance made in another \
          interpreter for one of its own; otherwise what differed (one type: the interpreters \
          shared it; foreign isinstance: an instance from the other interpreter passed; \
