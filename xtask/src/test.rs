@@ -35,7 +35,8 @@
 //!    `ext-modules driver` (refcount totals checked on the debug build);
 //! 8. without `--python`: the newest interpreters, [`NEWEST_BUILDS`] (3.14 and 3.15 from Debian
 //!    sid's binary packages, in a root under the cache built once): `test`, `clippy`, the
-//!    extension modules and `hazards` on each.
+//!    extension modules and `hazards` on each; then their debug builds, [`NEWEST_DEBUG_BUILDS`]
+//!    (Debian's `python3.X-dbg`, for the refcount totals): the extension modules and `hazards`.
 
 use std::env;
 use std::time::{Duration, Instant};
@@ -182,7 +183,7 @@ pub const NEWEST_BUILDS: &[&str] = &["3.14", "3.15"];
 /// the compile-fail cells and the own-GIL rule set stay with the 3.13 builds (the same code,
 /// built the same way), which keeps the added time within budget.
 fn newest_builds(done: &[Interpreter], cache: &Cache) -> Vec<StageResult> {
-    on_extra_builds(NEWEST_BUILDS, done, cache, "install", |py| {
+    let mut results = on_extra_builds(NEWEST_BUILDS, done, cache, "install", |py| {
         vec![
             stage::run_streamed(&workspace_stage(py)),
             stage::run_streamed(&clippy_stage(py)),
@@ -190,8 +191,22 @@ fn newest_builds(done: &[Interpreter], cache: &Cache) -> Vec<StageResult> {
             stage::run_streamed(&crate::ext_modules::driver_stage(py)),
             crate::hazards::run_for(&py.name, cache),
         ]
-    })
+    });
+    // The debug builds check refcount totals: the driver's three rounds that must not move
+    // `sys.gettotalrefcount()`, and the hazard suite's leak observations.
+    results.extend(on_extra_builds(NEWEST_DEBUG_BUILDS, done, cache, "install", |py| {
+        vec![
+            stage::run_streamed(&crate::ext_modules::build_stage(py)),
+            stage::run_streamed(&crate::ext_modules::driver_stage(py)),
+            crate::hazards::run_for(&py.name, cache),
+        ]
+    }));
+    results
 }
+
+/// The debug builds of [`NEWEST_BUILDS`] (Debian's `python3.X-dbg`, in the same root), which the
+/// test command runs the refcount-checking stages on.
+pub const NEWEST_DEBUG_BUILDS: &[&str] = &["3.14-debug", "3.15-debug"];
 
 /// Stage 1b: the criterion benches run once each in test mode against `py`, so they never rot
 /// (the instruction-count benches stay out of the test command).
