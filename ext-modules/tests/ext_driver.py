@@ -511,21 +511,25 @@ def main():
         return 2
     if INTERPRETERS_MISSING:
         print(f"not running the cpython-interpreters cells: {INTERPRETERS_MISSING}", flush=True)
-    failed = 0
+    failed = []
     for build in BUILDS:
         cells = []
         for _, variant, kind in [c for c in CELLS if c[0] == build]:
             cell = run_cell(build, variant, kind)
             cells.append(cell)
             bad = failures(cell)
-            failed += bool(bad)
             verdict = "FAILED" if bad else ("ok" if variant in ASSERTED else "recorded")
             print(f"{build} {variant} {kind}: {verdict}", flush=True)
             for b in bad:
                 print(f"    {b}", flush=True)
+            if bad:
+                failed.append(f"{build} {variant} {kind}: {'; '.join(bad)}")
         path = write_results(build, cells)
         print(f"== {build} ({path})")
         print("\n".join(table(cells)), flush=True)
+    # Last, so that a log cut to its end still says which cells failed and why.
+    for line in failed:
+        print(f"FAILED {line}"[:600], flush=True)
     return 1 if failed else 0
 
 
