@@ -14,8 +14,10 @@ after the interpreters that filled the module's caches first have been destroyed
 OUT.json is rewritten after every phase, so a crash keeps what came before it.
 """
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -55,6 +57,8 @@ def main():
     count = 2 if kind == "legacy" else 4
     config = "legacy" if kind == "legacy" else "isolated"
     tmp = tempfile.mkdtemp(prefix="interpsafe-ext-")
+    # Removed at exit (a crashed cell leaves its directory, with the reports it got).
+    atexit.register(shutil.rmtree, tmp, True)
 
     def run_in(interp, name, refcounts):
         path = os.path.join(tmp, f"{name}.json")
