@@ -55,29 +55,54 @@ pub(crate) unsafe fn close_for(key: InterpreterKey) {
     }
 }
 
-/// The once-cells that have held a value: each `TaggedOnce` (the strategies' once-cell)
-/// registers its shared state here before its first initialisation, and the list holds it
-/// weakly, so a dropped cell simply drops out. An interpreter's end walks it to release what
-/// every live cell holds for that interpreter.
-static ONCE_CELLS: Mutex<Vec<Weak<SlottedOnce>>> = Mutex::new(Vec::new());
+/// The once-cells that have held a value, and the interpreters whose values were retired.
+///
+/// Each `TaggedOnce` (the strategies' once-cell) registers its shared state here before its first
+/// initialisation, held weakly, so a dropped cell simply drops out. An interpreter's end walks
+/// the cells to release what each holds for that interpreter, and records the interpreter: a
+/// cell first used after that end (registered later, so not walked) is retired for it as it
+/// registers, or it would store a value for an ended interpreter that nothing releases (found by
+/// attack: an `atexit` callback filling a never-used cache after the end had begun).
+struct OnceCells {
+    cells: Vec<Weak<SlottedOnce>>,
+    /// Every interpreter retired so far, with its slot (slots are never reused).
+    retired: Vec<(InterpreterKey, Option<u32>)>,
+}
 
-fn once_cells() -> std::sync::MutexGuard<'static, Vec<Weak<SlottedOnce>>> {
-    // A panic under this lock leaves the list valid (a push or a retain), so poisoning is ignored.
+static ONCE_CELLS: Mutex<OnceCells> =
+    Mutex::new(OnceCells { cells: Vec::new(), retired: Vec::new() });
+
+fn once_cells() -> std::sync::MutexGuard<'static, OnceCells> {
+    // A panic under this lock leaves the lists valid (a push or a retain), so poisoning is
+    // ignored.
     ONCE_CELLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Adds a once-cell to the cells whose values are released at interpreter ends (and drops the
-/// entries of cells dropped since).
+/// entries of cells dropped since), retiring it for every interpreter whose end has begun.
 pub(crate) fn register_once_cell(cell: &Arc<SlottedOnce>) {
-    let mut cells = once_cells();
-    cells.retain(|c| c.strong_count() > 0);
-    cells.push(Arc::downgrade(cell));
+    let retired = {
+        let mut once = once_cells();
+        once.cells.retain(|c| c.strong_count() > 0);
+        once.cells.push(Arc::downgrade(cell));
+        once.retired.clone()
+    };
+    // Registered in the same critical section that read the retired list: an end recorded after
+    // it walks this cell itself.
+    for (key, slot) in retired {
+        // Nothing is stored yet (registration precedes the first initialisation), so there is
+        // nothing to release.
+        let _ = cell.retire(key, slot);
+    }
 }
 
-/// The live registered cells, held strongly for the walk (the list's lock is not held while
-/// values are released: a release can run Python code that reaches once-cells).
-fn live_once_cells() -> Vec<Arc<SlottedOnce>> {
-    once_cells().iter().filter_map(Weak::upgrade).collect()
+/// Records `key` as retired and returns the live registered cells, held strongly for the walk
+/// (the lock is not held while values are released: a release can run Python code that reaches
+/// once-cells).
+fn retire_and_list(key: InterpreterKey, slot: Option<u32>) -> Vec<Arc<SlottedOnce>> {
+    let mut once = once_cells();
+    once.retired.push((key, slot));
+    once.cells.iter().filter_map(Weak::upgrade).collect()
 }
 
 /// Retires every once-cell's value for `key` (its slot `slot`) and releases it there, as `key`'s
@@ -88,7 +113,7 @@ fn live_once_cells() -> Vec<Arc<SlottedOnce>> {
 /// code; no other thread may be using a once-cell value of `key` (the end handshake waited for
 /// the threads attached through guards).
 pub(crate) unsafe fn release_once_cells(key: InterpreterKey, slot: Option<u32>) {
-    for cell in live_once_cells() {
+    for cell in retire_and_list(key, slot) {
         if let Some(addr) = cell.retire(key, slot) {
             // SAFETY: the cell held this strong reference for `key` (checked at initialisation),
             // retiring handed it to us alone, and the thread is attached to `key`.
@@ -102,7 +127,7 @@ pub(crate) unsafe fn release_once_cells(key: InterpreterKey, slot: Option<u32>) 
 /// released there. The references are given up (the same window as the decref pool's
 /// discarded objects).
 pub(crate) fn discard_once_cells(key: InterpreterKey, slot: Option<u32>) {
-    for cell in live_once_cells() {
+    for cell in retire_and_list(key, slot) {
         let _ = cell.retire(key, slot);
     }
 }

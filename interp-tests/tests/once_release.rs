@@ -150,3 +150,90 @@ fn no_refcount_drift_over_interpreter_lifecycles() {
         );
     }
 }
+
+/// The once-cell the late fill below uses (its address), set before each run.
+static LATE_CELL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// What the late fill got: 0 not run, 1 stored a value, 2 refused.
+static LATE_OUTCOME: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Called from Python through ctypes, attached: fills [`LATE_CELL`] with a `Probe()`.
+extern "C" fn fill_late<S: Strategy>() {
+    use std::sync::atomic::Ordering;
+    // SAFETY: the address is a leaked `S::Once` set by `late_fill_is_refused::<S>`, which runs
+    // this one strategy at a time.
+    let cell: &'static S::Once = unsafe { &*(LATE_CELL.load(Ordering::SeqCst) as *const S::Once) };
+    let outcome = interpsafe::interpreter::attached_here(|at| {
+        S::enter(at, |s| S::once(cell, s, |s| S::eval(s, c"Probe()")).map(|_| ()))
+    });
+    let code = if matches!(outcome, Some(Ok(()))) { 1 } else { 2 };
+    LATE_OUTCOME.store(code, Ordering::SeqCst);
+}
+
+/// A cell no interpreter had used, first used in an interpreter whose end had begun (from a
+/// `__del__` that runs after the toolkit's end hook, as module teardown does): the fill is
+/// refused, or its value would never be released (found by attack: 254 references leaked per
+/// interpreter on 3.13-debug, from an `atexit` callback that filled an unused cache).
+fn late_fill_is_refused<S: Strategy>(isolation: Option<Isolation>, tag: i64) {
+    use interp_tests::from_python::{in_main, python_destroy};
+    use std::sync::atomic::Ordering;
+    let cell: &'static S::Once = Box::leak(Box::default());
+    LATE_CELL.store(cell as *const S::Once as usize, Ordering::SeqCst);
+    LATE_OUTCOME.store(0, Ordering::SeqCst);
+    // The fill runs from an `atexit` callback registered before the toolkit's own end hook (so
+    // it runs after it) and from a `__del__` in `__main__` (module teardown, later still).
+    let setup = format!(
+        "import atexit, ctypes\n\
+         class Probe:\n    def __init__(self):\n        __import__('_interpsafe').record({tag}, 2)\n\
+         \x20   def __del__(self):\n        __import__('_interpsafe').record({tag}, 1)\n\
+         _fill = ctypes.PYFUNCTYPE(None)({})\natexit.register(_fill)\n\
+         class Late:\n    def __init__(self):\n        self.fill = _fill\n    def __del__(self):\n        self.fill()\n_late = Late()\n",
+        fill_late::<S> as extern "C" fn() as usize
+    );
+    match isolation {
+        // A toolkit subinterpreter, ended by the toolkit (its end hook is already installed).
+        Some(isolation) => {
+            let setup = CString::new(setup).unwrap();
+            let mut sub = SubInterpreter::new(isolation).unwrap();
+            sub.run(move |at| at.exec(&setup).unwrap()).unwrap();
+            sub.end(None).unwrap();
+        }
+        // An interpreter Python created, set up before any toolkit code ran there, then entered
+        // (`import _interpsafe`), then destroyed from Python.
+        None => {
+            let id: i64 = in_main(&format!(
+                "(lambda i: (__import__('_interpreters').exec(i, {setup:?}), \
+                 __import__('_interpreters').exec(i, 'import _interpsafe'), i)[2])\
+                 (__import__('_interpreters').create())"
+            ))
+            .parse()
+            .unwrap();
+            python_destroy(id).unwrap();
+        }
+    }
+    let outcome = LATE_OUTCOME.load(Ordering::SeqCst);
+    assert_ne!(outcome, 0, "{} {isolation:?}: the fill never ran", S::NAME);
+    let created = probe_events()
+        .iter()
+        .filter(|e| e.tag == tag && e.kind == ProbeEventKind::Other(2))
+        .count();
+    assert_eq!(
+        (created, finalised(tag)),
+        (created, created),
+        "{} {isolation:?}: a value stored in a once-cell after its interpreter's end began was never \
+         released",
+        S::NAME
+    );
+}
+
+#[test]
+fn a_cell_first_used_after_the_end_began_is_refused() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let settings = [Some(Isolation::OwnGil), Some(Isolation::SharedGil), None];
+    for (i, isolation) in settings.into_iter().enumerate() {
+        let base = 7200 + 10 * i as i64;
+        late_fill_is_refused::<Tagged>(isolation, base);
+        late_fill_is_refused::<Scoped>(isolation, base + 2);
+        late_fill_is_refused::<Branded>(isolation, base + 4);
+        late_fill_is_refused::<Affine>(isolation, base + 6);
+    }
+}
