@@ -2,19 +2,16 @@
 //!
 //! `interpsafe.InterpreterError(RuntimeError)` is the base; `CrossInterpreterError`,
 //! `OwnerEndedError` and `NotAttachedError` derive from it. Each interpreter gets its own class
-//! objects, found through a per-interpreter once-cell, so an exception raised in one interpreter
-//! never carries another interpreter's type object (hazard H10). [`Error::restore`] raises an
+//! objects, kept in that interpreter's own dict, so an exception raised in one interpreter never
+//! carries another interpreter's type object (hazard H10). [`Error::restore`] raises an
 //! [`Error`] in the attached interpreter; the PyO3 conversion (`PyErr::from(Error)`, through
 //! the marker types [`PyInterpreterError`] and its siblings, declared with the macro in
 //! [`crate::pyo3_compat`]) resolves the class lazily, in the interpreter it is raised in.
 
 use std::ffi::{CStr, CString};
-use std::ptr::NonNull;
-use std::sync::OnceLock;
 
-use crate::interpreter::runtime::{current, current_tag, Current};
-use crate::pyo3_compat::{ffi, new_err, per_interpreter_exceptions, PyErr};
-use crate::strategy::handle_kit::{once_for, TaggedHandle, TaggedOnce};
+use crate::interpreter::runtime::{current, current_tag};
+use crate::pyo3_compat::{ffi, missing_ffi, new_err, per_interpreter_exceptions, PyErr};
 use crate::Error;
 
 /// One of the toolkit's exception classes.
@@ -31,13 +28,6 @@ pub enum ExceptionClass {
 }
 
 impl ExceptionClass {
-    const ALL: [ExceptionClass; 4] = [
-        ExceptionClass::InterpreterError,
-        ExceptionClass::CrossInterpreterError,
-        ExceptionClass::OwnerEndedError,
-        ExceptionClass::NotAttachedError,
-    ];
-
     /// The qualified name, `interpsafe.<Class>`.
     pub fn qualified_name(self) -> &'static CStr {
         match self {
@@ -59,48 +49,57 @@ impl ExceptionClass {
             _ => ExceptionClass::InterpreterError,
         }
     }
-
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|c| *c == self).unwrap_or(0)
-    }
 }
 
-static CLASSES: OnceLock<[TaggedOnce; 4]> = OnceLock::new();
-
-/// The class object for `class` in the attached interpreter (a borrowed reference, owned by the
-/// per-interpreter cell), falling back to `RuntimeError` if it cannot be created or nothing is
-/// attached.
+/// The class object for `class` in the attached interpreter (a borrowed reference), falling
+/// back to `RuntimeError` if it cannot be created or nothing is attached.
+///
+/// The classes live in the interpreter's own dict (`PyInterpreterState_GetDict`), under their
+/// qualified names, as long as the interpreter: CPython clears that dict after the last Python
+/// code of the interpreter ran, so a `__del__` or `atexit` callback raising at the end still
+/// gets the toolkit's class. (Held in once-cells, they were released as the end began, and
+/// every interpreter after the first fell back to `RuntimeError` in its teardown; found by
+/// attack.)
 pub fn class_object(class: ExceptionClass) -> *mut ffi::PyObject {
     // SAFETY: PyExc_RuntimeError is a static builtin exception type, valid in every interpreter.
     let fallback = unsafe { ffi::PyExc_RuntimeError };
-    let Some(Current { tag, slot }) = current() else {
+    if current().is_none() {
         return fallback;
-    };
-    let cells = CLASSES.get_or_init(Default::default);
-    let init = || -> Result<TaggedHandle, Error> {
-        let base = if class == ExceptionClass::InterpreterError {
-            fallback
-        } else {
-            class_object(ExceptionClass::InterpreterError)
-        };
-        // SAFETY: attached to `tag`; PyErr_NewException returns a new reference or NULL.
-        let created = unsafe {
-            ffi::PyErr_NewException(class.qualified_name().as_ptr(), base, std::ptr::null_mut())
-        };
-        match NonNull::new(created) {
-            // SAFETY: a new reference made in the attached interpreter `tag`.
-            Some(ptr) => Ok(unsafe { TaggedHandle::adopt(ptr, tag) }),
-            None => {
-                // SAFETY: attached; the failed call set an error.
-                unsafe { ffi::PyErr_Clear() };
-                Err(Error::NotAttached { operation: "create exception class" })
-            }
+    }
+    // SAFETY: attached (checked above): every call below needs only that. The dict owns the
+    // class, and only CPython's final clear of the interpreter removes it, after which no code
+    // of the interpreter runs; so the borrowed reference outlives the caller's use.
+    unsafe {
+        let dict = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
+        if dict.is_null() {
+            return fallback;
         }
-    };
-    // SAFETY: attached to `tag` while the returned borrow is used by the caller (who is attached).
-    match unsafe { once_for(&cells[class.index()], tag, slot, init) } {
-        Ok(obj) => obj.as_ptr(),
-        Err(_) => fallback,
+        let name = class.qualified_name();
+        let found = ffi::PyDict_GetItemString(dict, name.as_ptr());
+        if !found.is_null() {
+            return found;
+        }
+        let base = match class {
+            ExceptionClass::InterpreterError => fallback,
+            _ => class_object(ExceptionClass::InterpreterError),
+        };
+        let created = ffi::PyErr_NewException(name.as_ptr(), base, std::ptr::null_mut());
+        let key = ffi::PyUnicode_FromString(name.as_ptr());
+        if created.is_null() || key.is_null() {
+            ffi::Py_XDECREF(created);
+            ffi::Py_XDECREF(key);
+            ffi::PyErr_Clear();
+            return fallback;
+        }
+        // Two threads creating at once (free-threaded builds) agree on the first stored.
+        let stored = missing_ffi::PyDict_SetDefault(dict, key, created);
+        ffi::Py_DECREF(key);
+        ffi::Py_DECREF(created);
+        if stored.is_null() {
+            ffi::PyErr_Clear();
+            return fallback;
+        }
+        stored
     }
 }
 

@@ -6,6 +6,22 @@
 
 pub use pyo3_ffi as ffi;
 
+/// C API that pyo3-ffi 0.28 does not declare, as CPython's headers give it.
+pub mod missing_ffi {
+    use super::ffi::PyObject;
+
+    extern "C" {
+        /// `PyDict_SetDefault` (`cpython/dictobject.h`): `mp[key]` if present, else `default`
+        /// stored there; a borrowed reference, NULL with an exception set on error. Atomic
+        /// under the dict's own lock on free-threaded builds.
+        pub fn PyDict_SetDefault(
+            mp: *mut PyObject,
+            key: *mut PyObject,
+            default: *mut PyObject,
+        ) -> *mut PyObject;
+    }
+}
+
 /// The PyO3 version this build links, as recorded in every result.
 pub const PYO3_VERSION: &str = "0.28.3";
 

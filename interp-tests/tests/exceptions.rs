@@ -79,3 +79,41 @@ fn pyo3_errors_resolve_the_class_in_the_interpreter_they_are_raised_in() {
     );
     assert_ne!(ty_a, ty_b);
 }
+
+/// Called from Python through ctypes (`PYFUNCTYPE(py_object)`), attached: raises an
+/// `OwnerEnded` error as the toolkit raises it, and returns NULL for ctypes to raise it on.
+extern "C" fn raise_owner_ended() -> *mut ffi::PyObject {
+    let owner = InterpreterKey { epoch: Epoch(0), id: InterpreterId(0) };
+    Error::OwnerEnded { owner, operation: "late use" }.restore();
+    std::ptr::null_mut()
+}
+
+/// An error raised while an interpreter ends (from a `__del__` in `__main__`, after the
+/// toolkit's end hook ran) has the toolkit's class, in every interpreter that ends, not only the
+/// first: the classes were once-cell values, released as each end began, so from the second
+/// interpreter on the fallback `RuntimeError` was raised (found by attack).
+#[test]
+fn errors_raised_during_an_interpreters_end_keep_their_class() {
+    use interp_tests::from_python::{in_main, python_destroy};
+    use interpsafe::hazard::{probe_events, ProbeEventKind};
+    let address = raise_owner_ended as extern "C" fn() -> *mut ffi::PyObject as usize;
+    let setup = format!(
+        "import _interpsafe, ctypes\n\
+         _raise = ctypes.PYFUNCTYPE(ctypes.py_object)({address})\n\
+         class Late:\n    def __del__(self):\n        try:\n            _raise()\n        \
+         except BaseException as e:\n            _interpsafe.record(7300, 10 if type(e).__name__ == \
+         'OwnerEndedError' else 11)\n_late = Late()\n"
+    );
+    for _ in 0..3 {
+        let id: i64 = in_main(&format!(
+            "(lambda i: (__import__('_interpreters').exec(i, {setup:?}), i)[1])\
+             (__import__('_interpreters').create())"
+        ))
+        .parse()
+        .unwrap();
+        python_destroy(id).unwrap();
+    }
+    let seen: Vec<ProbeEventKind> =
+        probe_events().iter().filter(|e| e.tag == 7300).map(|e| e.kind).collect();
+    assert_eq!(seen, vec![ProbeEventKind::Other(10); 3], "10: OwnerEndedError, 11: another class");
+}
