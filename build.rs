@@ -20,5 +20,19 @@ fn main() {
         }
         println!("cargo:rustc-link-arg=-Wl,--export-dynamic");
     }
+    // PEP 788's C API exists from CPython 3.15 on: refuse the feature, with what to do, before
+    // the link fails on its missing symbols.
+    let version = config.version;
+    if std::env::var_os("CARGO_FEATURE_PEP788_NATIVE").is_some()
+        && (version.major, version.minor) < (3, 15)
+    {
+        eprintln!(
+            "error: the `pep788-native` feature needs CPython 3.15 or newer (PEP 788's \
+             PyInterpreterGuard_* API), and PYO3_PYTHON is CPython {}.{}; build without the \
+             feature (the emulation), or against 3.15 (`cargo xtask python run 3.15 -- cargo ...`)",
+            version.major, version.minor
+        );
+        std::process::exit(1);
+    }
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

@@ -22,6 +22,51 @@ pub mod missing_ffi {
     }
 }
 
+/// PEP 788's C API (`pystate.h` of CPython 3.15), which pyo3-ffi 0.28 does not declare: the
+/// declarations as the header gives them, for the `pep788-native` feature (see
+/// `interpreter/native_guard.rs`). A pyo3-ffi that declares them replaces this module.
+#[cfg(feature = "pep788-native")]
+pub mod pep788 {
+    /// `PyInterpreterGuard`: keeps an interpreter from finalizing while it exists (opaque).
+    #[repr(C)]
+    pub struct PyInterpreterGuard {
+        _opaque: [u8; 0],
+    }
+
+    /// `PyInterpreterView`: names an interpreter without keeping it alive (opaque).
+    #[repr(C)]
+    pub struct PyInterpreterView {
+        _opaque: [u8; 0],
+    }
+
+    /// `PyThreadStateToken`: what `PyThreadState_Ensure` returns and `PyThreadState_Release`
+    /// takes back (`typedef void PyThreadStateToken`).
+    pub type PyThreadStateToken = std::ffi::c_void;
+
+    extern "C" {
+        /// A guard on the interpreter of the attached thread state (NULL with an exception set
+        /// if it is finalizing).
+        pub fn PyInterpreterGuard_FromCurrent() -> *mut PyInterpreterGuard;
+        /// Releases a guard; its interpreter may finalize once no guard is left.
+        pub fn PyInterpreterGuard_Close(guard: *mut PyInterpreterGuard);
+        /// A guard on the interpreter `view` names, or NULL if it is finalizing or gone (no
+        /// exception set; no thread state needed).
+        pub fn PyInterpreterGuard_FromView(view: *mut PyInterpreterView)
+            -> *mut PyInterpreterGuard;
+        /// A view of the interpreter of the attached thread state.
+        pub fn PyInterpreterView_FromCurrent() -> *mut PyInterpreterView;
+        /// Frees a view.
+        pub fn PyInterpreterView_Close(view: *mut PyInterpreterView);
+        /// A view of the main interpreter (no thread state needed).
+        pub fn PyInterpreterView_FromMain() -> *mut PyInterpreterView;
+        /// Attaches the calling thread to `guard`'s interpreter (a thread state made for it if
+        /// needed, the previous one saved), NULL on failure.
+        pub fn PyThreadState_Ensure(guard: *mut PyInterpreterGuard) -> *mut PyThreadStateToken;
+        /// Undoes the `PyThreadState_Ensure` that returned `token`, restoring what it saved.
+        pub fn PyThreadState_Release(token: *mut PyThreadStateToken);
+    }
+}
+
 /// The PyO3 version this build links, as recorded in every result.
 pub const PYO3_VERSION: &str = "0.28.3";
 

@@ -36,6 +36,10 @@ pub struct InterpreterGuard {
     key: InterpreterKey,
     guard: GuardId,
     interp: *mut ffi::PyInterpreterState,
+    /// PEP 788's own guard (feature `pep788-native`): CPython's ends, Python's included, wait
+    /// for it.
+    #[cfg(feature = "pep788-native")]
+    native: super::native_guard::NativeGuard,
 }
 
 // SAFETY: the guard is a registry token plus the interpreter's address. The address is only
@@ -48,7 +52,27 @@ impl InterpreterGuard {
     /// being ended, or has ended.
     pub fn new(key: InterpreterKey) -> Result<Self, Error> {
         let (guard, handle) = registry().attach(key, current_holder())?;
-        Ok(InterpreterGuard { key, guard, interp: handle as *mut ffi::PyInterpreterState })
+        Self::with_native(key, guard, handle)
+    }
+
+    /// The guard for a registry guard just taken, with its native guard where the feature
+    /// asks for one (the registry guard is released if CPython refuses it).
+    fn with_native(key: InterpreterKey, guard: GuardId, handle: usize) -> Result<Self, Error> {
+        #[cfg(feature = "pep788-native")]
+        let native = match super::native_guard::NativeGuard::take(key) {
+            Ok(native) => native,
+            Err(e) => {
+                registry().detach(key, guard);
+                return Err(e);
+            }
+        };
+        Ok(InterpreterGuard {
+            key,
+            guard,
+            interp: handle as *mut ffi::PyInterpreterState,
+            #[cfg(feature = "pep788-native")]
+            native,
+        })
     }
 
     /// A guard that also pins the interpreter's memory: every end waits for it, including one
@@ -58,7 +82,7 @@ impl InterpreterGuard {
     /// interpreter from Python waits for itself: keep pins short-lived.
     pub(crate) fn new_pinning(key: InterpreterKey) -> Result<Self, Error> {
         let (guard, handle) = registry().attach_pinning(key, current_holder())?;
-        Ok(InterpreterGuard { key, guard, interp: handle as *mut ffi::PyInterpreterState })
+        Self::with_native(key, guard, handle)
     }
 
     /// The interpreter this guard holds.
@@ -89,6 +113,19 @@ impl InterpreterGuard {
         let interp = registry().enter_attached(self.key, self.guard, &holder)?;
         let _leave = LeaveAttached { key: self.key, holder };
         debug_assert_eq!(interp, self.interp as usize);
+        #[cfg(feature = "pep788-native")]
+        // SAFETY: PyThreadState_GetUnchecked may be called in any state.
+        if unsafe { ffi::PyThreadState_GetUnchecked() }.is_null() {
+            // A detached thread attaches the PEP 788 way. (A thread attached elsewhere keeps
+            // the swap below, which marks the interpreter it suspends as running.)
+            let key = self.key;
+            let ran = self.native.ensure(move || {
+                // SAFETY: attached to `key` by `PyThreadState_Ensure` just now.
+                unsafe { crate::release::drain_for(key) };
+                f(&Attached::new(key))
+            });
+            return ran.ok_or(Error::ThreadState { interpreter: key });
+        }
         // SAFETY: `enter_attached` found the interpreter alive with this guard held, and every
         // end (toolkit, Python or finalisation) waits for this attachment to leave before
         // CPython frees anything, so `interp` stays live until `_leave` drops.

@@ -19,6 +19,8 @@ mod end_observer;
 mod entry_module;
 mod guard;
 mod interpreter_list;
+#[cfg(feature = "pep788-native")]
+mod native_guard;
 pub(crate) mod probe;
 mod python_code;
 mod registration;

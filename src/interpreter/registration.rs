@@ -55,6 +55,11 @@ pub(crate) fn enter(id: InterpreterId, interp: *mut ffi::PyInterpreterState) -> 
     if seen.first_entry {
         // SAFETY: `interp` is the interpreter this thread is attached to (callers guarantee it).
         unsafe { end_observer::install(interp, seen.key) };
+        #[cfg(feature = "pep788-native")]
+        // SAFETY: as above: attached to `interp`, the interpreter `seen.key` names.
+        unsafe {
+            super::native_guard::remember_view(seen.key)
+        };
     }
     seen.key
 }

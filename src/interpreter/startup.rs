@@ -45,6 +45,8 @@ pub fn initialize() {
     unsafe { interpreter_list::locate() };
     MAIN_INTERP.store(main, Ordering::Relaxed);
     let seen = registry().observe(InterpreterId::MAIN, main as usize);
+    #[cfg(feature = "pep788-native")]
+    super::native_guard::remember_main_view(seen.key);
     if seen.first_entry {
         // SAFETY: the main interpreter lives until the runtime is finalised, which cannot happen
         // while this thread runs toolkit code; inside the closure the thread is attached to it.
