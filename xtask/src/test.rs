@@ -191,6 +191,10 @@ fn newest_builds(done: &[Interpreter], cache: &Cache) -> Vec<StageResult> {
             stage::run_streamed(&crate::ext_modules::driver_stage(py)),
             crate::hazards::run_for(&py.name, cache),
         ]
+        .into_iter()
+        // PEP 788's C API exists from 3.15 on.
+        .chain((py.name == "3.15").then(|| stage::run_streamed(&pep788_native_stage(py))))
+        .collect()
     });
     // The debug builds check refcount totals: the driver's three rounds that must not move
     // `sys.gettotalrefcount()`, and the hazard suite's leak observations.
@@ -246,6 +250,39 @@ pub fn workspace_stage(py: &Interpreter) -> Stage {
     let step = step.args(["--exclude", crate::ext_modules::PACKAGE]);
     Stage {
         name: "test".to_string(),
+        python: Some(py.name.clone()),
+        step: with_python(step, py, &py.target_dir()),
+    }
+}
+
+/// The interp-tests files run against PEP 788's native guards (feature `pep788-native`) on the
+/// interpreters that have them: those whose expectations hold on both paths, and `python_ends`,
+/// whose Python-side destroys *wait* for a held guard there (its native tests say so). The hazard
+/// suite and the adversarial search are not among them yet: scenarios that destroy an
+/// interpreter from Python while the same thread holds a guard wait for themselves under native
+/// guards (PEP 788's wait), and their expectations describe the emulation.
+pub const PEP788_NATIVE_TESTS: &[&str] = &[
+    "interpreters",
+    "python_ends",
+    "once_release",
+    "exceptions",
+    "share",
+    "strategies",
+    "attack_holds",
+    "attack_marks",
+    "attack_round3",
+    "raw_switch",
+    "model",
+];
+
+/// Stage 8 on 3.15: [`PEP788_NATIVE_TESTS`] with the library over PEP 788's native guards.
+pub fn pep788_native_stage(py: &Interpreter) -> Stage {
+    let mut step = cargo().args(["test", "-p", "interp-tests", "--features", "pep788-native"]);
+    for test in PEP788_NATIVE_TESTS {
+        step = step.args(["--test", test]);
+    }
+    Stage {
+        name: "test (PEP 788 native)".to_string(),
         python: Some(py.name.clone()),
         step: with_python(step, py, &py.target_dir()),
     }
@@ -339,6 +376,9 @@ mod tests {
         );
         let s = compile_fail_stage(&py).step.to_string();
         assert!(s.contains("target/compile-fail-3.13t"), "{s}");
+        let s = pep788_native_stage(&py).step.to_string();
+        assert!(s.contains("test -p interp-tests --features pep788-native --test interpreters"));
+        assert!(s.contains("--test python_ends") && !s.contains("--test hazards"), "{s}");
         let s = loom_stage().step.to_string();
         assert!(s.contains("--cfg interpsafe_loom"), "{s}");
         assert!(s.contains("target/loom"), "{s}");
