@@ -53,7 +53,8 @@ pub mod pep788 {
         /// exception set; no thread state needed).
         pub fn PyInterpreterGuard_FromView(view: *mut PyInterpreterView)
             -> *mut PyInterpreterGuard;
-        /// A view of the interpreter of the attached thread state.
+        /// A view of the interpreter of the attached thread state (NULL with an exception set
+        /// on failure).
         pub fn PyInterpreterView_FromCurrent() -> *mut PyInterpreterView;
         /// Frees a view.
         pub fn PyInterpreterView_Close(view: *mut PyInterpreterView);

@@ -6,11 +6,22 @@
 //! but on 3.13 an end that Python code starts (`_interpreters.destroy`) does not wait for it; the
 //! end observer then reports the end and later attaches are refused. A native guard makes every
 //! end wait, Python's included: `Py_EndInterpreter` blocks until the last `PyInterpreterGuard`
-//! of the interpreter is closed, and refuses new ones from then on. Guards come from views
-//! (`PyInterpreterView_FromCurrent`), which the toolkit takes once per interpreter on first
-//! entry, while attached there, and keeps for the life of the process (a view holds only the
-//! interpreter's ID, so it stays safe to use after the end: `PyInterpreterGuard_FromView` then
-//! returns NULL).
+//! of the interpreter is closed. CPython refuses new native guards only once that count reaches
+//! zero; while an end waits it still grants them (measured on 3.15.2), so what stops new toolkit
+//! guards meanwhile is the registry's `Ending`, which the end hook sets (and which Python code
+//! that clears `atexit` can skip: then overlapping guards can keep an end waiting). Guards come
+//! from views (`PyInterpreterView_FromCurrent`), which the toolkit takes once per interpreter on
+//! first entry, while attached there, and keeps for the life of the process (a view holds only
+//! the interpreter's ID, so it stays safe to use after the end: `PyInterpreterGuard_FromView`
+//! then returns NULL).
+//!
+//! Limitation, by PEP 788's design and not yet handled here: an *idle* guard makes every end
+//! wait, with no timeout and no way to interrupt it. A guard kept by an object of its own
+//! interpreter (a class field, closed in `__del__`, which the waiting end never reaches), one
+//! held by the thread that destroys the interpreter from Python, or one held by a thread that
+//! waits on something else keeps the end, or the process's exit, waiting for ever; the emulation
+//! let all three proceed. Taking the native guard only for the length of an attachment would
+//! keep the wait to attachments in progress, as the emulated end does.
 
 use std::collections::HashMap;
 use std::ptr::NonNull;
@@ -18,7 +29,7 @@ use std::sync::Mutex;
 
 use interpsafe_protocol::{AttachRefused, InterpreterKey};
 
-use crate::pyo3_compat::pep788;
+use crate::pyo3_compat::{ffi, pep788};
 use crate::Error;
 
 /// The view of each interpreter the toolkit has entered (an address, for `Sync`).
@@ -30,8 +41,15 @@ static VIEWS: Mutex<Option<HashMap<InterpreterKey, usize>>> = Mutex::new(None);
 /// The calling thread is attached to `key`'s interpreter.
 pub(crate) unsafe fn remember_view(key: InterpreterKey) {
     // SAFETY: attached to `key`'s interpreter (caller's contract), which is what
-    // `PyInterpreterView_FromCurrent` reads.
-    keep(key, unsafe { pep788::PyInterpreterView_FromCurrent() });
+    // `PyInterpreterView_FromCurrent` reads; on failure it sets an exception there, which is
+    // cleared so that it does not surface in whatever code entered the toolkit.
+    unsafe {
+        let view = pep788::PyInterpreterView_FromCurrent();
+        if view.is_null() {
+            ffi::PyErr_Clear();
+        }
+        keep(key, view);
+    }
 }
 
 /// Takes and keeps a view of the main interpreter, `key` (no thread state needed).
